@@ -1,0 +1,85 @@
+"""Containers shared by every dataset reader: a set of records and a task view of it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    """Signals of one dataset plus one metadata row per record.
+
+    ``signals`` is either a float32 array (n, length, 12) (fixed-length datasets, possibly a
+    memmap) or a list of float32 (length_i, 12) arrays (variable-length datasets), in mV, lead
+    order ``LEADS``. ``meta`` is indexed by record id in the same order as ``signals``.
+    """
+
+    name: str
+    sampling_rate: int
+    signals: np.ndarray | list[np.ndarray]
+    meta: pd.DataFrame
+    statements: pd.DataFrame | None = None
+    synthetic: bool = False
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def subset(self, mask_or_idx) -> "RecordSet":
+        idx = _to_index(mask_or_idx, len(self))
+        return RecordSet(self.name, self.sampling_rate, _take(self.signals, idx),
+                         self.meta.iloc[idx], self.statements, self.synthetic)
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Inputs and targets of one task: ``y`` is (n, n_classes) float32 (multi-hot or a scalar target)."""
+
+    task: str
+    classes: list[str]
+    signals: np.ndarray | list[np.ndarray]
+    y: np.ndarray
+    ids: np.ndarray
+    folds: np.ndarray
+    sampling_rate: int
+    meta: pd.DataFrame = field(repr=False, default=None)
+    kind: str = "multilabel"  # multilabel | binary | regression
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, mask_or_idx) -> "TaskData":
+        idx = _to_index(mask_or_idx, len(self))
+        return TaskData(self.task, self.classes, _take(self.signals, idx), self.y[idx], self.ids[idx],
+                        self.folds[idx], self.sampling_rate,
+                        None if self.meta is None else self.meta.iloc[idx], self.kind)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: TaskData
+    val: TaskData
+    test: TaskData
+
+
+def _to_index(mask_or_idx, n: int) -> np.ndarray:
+    arr = np.asarray(mask_or_idx)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"boolean mask of shape {arr.shape} for {n} records")
+        return np.flatnonzero(arr)
+    return arr.astype(np.int64)
+
+
+def _take(signals, idx: np.ndarray):
+    if isinstance(signals, np.ndarray):
+        return signals[idx]
+    return [signals[i] for i in idx]
