@@ -1,0 +1,59 @@
+"""One scalar mean and std over all training samples of all leads (PROTOCOL.md "Data")."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, signals: np.ndarray | Sequence[np.ndarray]) -> "Standardizer":
+        """Fit on an (n, length, leads) array or a list of (length_i, leads) arrays."""
+        arrays = [signals] if isinstance(signals, np.ndarray) else list(signals)
+        if not arrays or sum(a.size for a in arrays) == 0:
+            raise ValueError("cannot fit a standardizer on no samples")
+        count, total, total_sq = 0, 0.0, 0.0
+        for a in arrays:  # float64 sums so that 260M samples do not lose precision
+            a64 = np.asarray(a, dtype=np.float64)
+            count += a64.size
+            total += float(a64.sum())
+            total_sq += float(np.square(a64).sum())
+        mean = total / count
+        std = float(np.sqrt(max(total_sq / count - mean * mean, 0.0)))
+        if not np.isfinite(mean) or not np.isfinite(std):
+            raise ValueError("signals contain NaN or inf; cannot fit a standardizer")
+        if std == 0.0:
+            raise ValueError("signals are constant (std 0); cannot standardise")
+        return cls(mean=float(mean), std=std)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - np.float32(self.mean)) / np.float32(self.std)).astype(np.float32)
+
+    def transform_all(self, signals: np.ndarray | Sequence[np.ndarray]):
+        if isinstance(signals, np.ndarray):
+            return self.transform(signals)
+        return [self.transform(s) for s in signals]
+
+    def to_dict(self) -> dict:
+        return {"type": "scalar", "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Standardizer":
+        return cls(mean=float(d["mean"]), std=float(d["std"]))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Standardizer":
+        return cls.from_dict(json.loads(Path(path).read_text()))

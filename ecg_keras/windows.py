@@ -1,0 +1,170 @@
+"""Sliding-window tf.data pipelines and per-record aggregation (PROTOCOL.md "Windows").
+
+Records are concatenated once into one flat (total_samples, leads) tensor; windows are cut by
+vectorised ``tf.gather`` after batching, so fixed- and variable-length datasets share one
+pipeline and no Python runs per window.
+
+Records shorter than one window are zero-padded at the end (after standardisation, i.e. with
+the training mean) to exactly one window: they give one training crop and one evaluation window.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ecg_keras.standardize import Standardizer
+
+WINDOW_SECONDS = 2.5
+AGGREGATIONS = ("max", "mean")
+
+
+def window_length(sampling_rate: int) -> int:
+    """Window size in samples: 2.5 s (250 at 100 Hz, 1250 at 500 Hz)."""
+    return int(round(WINDOW_SECONDS * sampling_rate))
+
+
+@dataclass(frozen=True)
+class _Flat:
+    data: np.ndarray  # (total, leads) float32
+    starts: np.ndarray  # (n,) int64
+    lengths: np.ndarray  # (n,) int64
+
+
+def _flatten(signals, window: int, standardizer: Standardizer | None) -> _Flat:
+    records = [signals[i] for i in range(len(signals))]
+    if not records:
+        raise ValueError("no records given")
+    leads = {r.shape[-1] for r in records}
+    if len(leads) != 1 or any(r.ndim != 2 for r in records):
+        raise ValueError(f"every record must be (length, leads) with one lead count; got lead counts {sorted(leads)}")
+    if standardizer is not None:
+        records = [standardizer.transform(r) for r in records]
+    records = [np.pad(r, ((0, window - len(r)), (0, 0))) if len(r) < window else r for r in records]
+    lengths = np.array([len(r) for r in records], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    data = np.concatenate(records, axis=0).astype(np.float32, copy=False)
+    if not np.isfinite(data).all():
+        raise ValueError("signals contain NaN or inf")
+    return _Flat(data, starts, lengths)
+
+
+def train_dataset(signals, y: np.ndarray, *, batch_size: int = 128, sampling_rate: int = 100,
+                  window: int | None = None, standardizer: Standardizer | None = None, seed: int = 0,
+                  epochs: int | None = None, initial_epoch: int = 0) -> tf.data.Dataset:
+    """Batches of (x (b, window, leads), y (b, C)): one random crop per record per epoch.
+
+    Epoch ``e`` is a pure function of ``(seed, e)`` (record order and crop offsets), so a run
+    resumed at ``initial_epoch`` sees exactly the batches an uninterrupted run would. With
+    ``epochs=None`` it repeats forever; pass ``steps_per_epoch=steps_per_epoch(n, batch_size)``.
+    """
+    window = window or window_length(sampling_rate)
+    flat = _flatten(signals, window, standardizer)
+    n = len(flat.starts)
+    y = np.asarray(y, dtype=np.float32).reshape(n, -1)
+    data, starts = tf.constant(flat.data), tf.constant(flat.starts)
+    max_offset = tf.constant(flat.lengths - window + 1)  # number of valid crop positions
+    labels = tf.constant(y)
+    offsets_range = tf.range(window, dtype=tf.int64)
+
+    def epoch_batches(epoch):
+        key = tf.stack([tf.cast(seed, tf.int64), epoch])
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=key))
+        u = tf.random.stateless_uniform([n], seed=key + tf.constant([0, 1_000_003], tf.int64), dtype=tf.float64)
+        return tf.data.Dataset.from_tensor_slices((order, u)).batch(batch_size)
+
+    def crop(idx, u):
+        idx = tf.cast(idx, tf.int64)
+        pos = tf.cast(tf.floor(u * tf.cast(tf.gather(max_offset, idx), tf.float64)), tf.int64)
+        rows = (tf.gather(starts, idx) + pos)[:, None] + offsets_range[None, :]
+        return tf.gather(data, rows), tf.gather(labels, idx)
+
+    epochs_ds = (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
+                 else tf.data.Dataset.range(initial_epoch, 2**62))
+    return (epochs_ds.flat_map(epoch_batches)
+            .map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def steps_per_epoch(n_records: int, batch_size: int) -> int:
+    return math.ceil(n_records / batch_size)
+
+
+def window_index(lengths: Sequence[int], window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(record_index, offset) of every evaluation window; windows past the end are dropped."""
+    rec, off = [], []
+    for i, length in enumerate(lengths):
+        o = np.arange(0, max(int(length), window) - window + 1, stride, dtype=np.int64)
+        rec.append(np.full(len(o), i, dtype=np.int64))
+        off.append(o)
+    return np.concatenate(rec), np.concatenate(off)
+
+
+def eval_dataset(signals, *, batch_size: int = 256, sampling_rate: int = 100, window: int | None = None,
+                 stride: int | None = None, standardizer: Standardizer | None = None
+                 ) -> tuple[tf.data.Dataset, np.ndarray]:
+    """All windows (stride = half a window) in record order, and each window's record index."""
+    window = window or window_length(sampling_rate)
+    stride = stride or window // 2
+    flat = _flatten(signals, window, standardizer)
+    record_index, offsets = window_index(flat.lengths, window, stride)
+    rows = flat.starts[record_index] + offsets
+    data, offsets_range = tf.constant(flat.data), tf.range(window, dtype=tf.int64)
+    ds = (tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
+          .map(lambda r: tf.gather(data, r[:, None] + offsets_range[None, :]),
+               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+          .prefetch(tf.data.AUTOTUNE))
+    return ds, record_index
+
+
+def eval_windows(signals, *, sampling_rate: int = 100, window: int | None = None, stride: int | None = None,
+                 standardizer: Standardizer | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluation windows as one numpy array (m, window, leads) plus each window's record index."""
+    window = window or window_length(sampling_rate)
+    stride = stride or window // 2
+    flat = _flatten(signals, window, standardizer)
+    record_index, offsets = window_index(flat.lengths, window, stride)
+    rows = (flat.starts[record_index] + offsets)[:, None] + np.arange(window)[None, :]
+    return flat.data[rows], record_index
+
+
+def aggregate(window_preds: np.ndarray, record_index: np.ndarray, how: str = "max",
+              n_records: int | None = None) -> np.ndarray:
+    """Aggregate window predictions per record (element-wise max or mean), one row per record in order."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
+    preds = np.asarray(window_preds)
+    record_index = np.asarray(record_index)
+    n = int(record_index.max()) + 1 if n_records is None else n_records
+    if len(preds) != len(record_index):
+        raise ValueError(f"{len(preds)} predictions for {len(record_index)} window indices")
+    counts = np.bincount(record_index, minlength=n)
+    if (counts == 0).any():
+        raise ValueError(f"records without windows: {np.flatnonzero(counts == 0)[:10].tolist()}")
+    order = np.argsort(record_index, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    sorted_preds = preds[order]
+    if how == "max":
+        return np.maximum.reduceat(sorted_preds, bounds, axis=0)
+    return np.add.reduceat(sorted_preds.astype(np.float64), bounds, axis=0) / counts[:, None]
+
+
+def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: Standardizer | None = None,
+                    how: str = "max", activation: str | None = "sigmoid", batch_size: int = 256) -> np.ndarray:
+    """Test-time augmentation: predict every window, apply ``activation`` to logits, aggregate per record."""
+    ds, record_index = eval_dataset(signals, batch_size=batch_size, sampling_rate=sampling_rate,
+                                    standardizer=standardizer, window=_model_window(model, sampling_rate))
+    outputs = model.predict(ds, verbose=0)
+    if activation == "sigmoid":
+        outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))
+    elif activation is not None:
+        raise ValueError(f"unknown activation {activation!r}")
+    return aggregate(outputs, record_index, how=how, n_records=len(signals)).astype(np.float32)
+
+
+def _model_window(model, sampling_rate: int) -> int:
+    length = model.input_shape[1]
+    return int(length) if length is not None else window_length(sampling_rate)
