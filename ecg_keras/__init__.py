@@ -9,3 +9,17 @@ def list_models() -> list[str]:
     from ecg_keras.models import list_models as _list_models
 
     return _list_models()
+
+
+def pretrained(*args, **kwargs):
+    """A released model with ``model.ecg_info`` (classes, standardiser); see :func:`ecg_keras.zoo.pretrained`."""
+    from ecg_keras.zoo import pretrained as _pretrained
+
+    return _pretrained(*args, **kwargs)
+
+
+def list_pretrained(*args, **kwargs) -> list[str]:
+    """Names of the released models in ``models/MANIFEST.json``."""
+    from ecg_keras.zoo import list_pretrained as _list_pretrained
+
+    return _list_pretrained(*args, **kwargs)

@@ -1,0 +1,430 @@
+"""Command line evaluation (``python evaluate.py ...``), see ``main``.
+
+Two modes:
+
+* raw arrays: ``--y-true Y.npy --y-pred P.npy [--bootstrap-ids IDS.npy | --bootstrap N --seed S]
+  [--save-ids OUT.npy] [--json OUT.json]`` scores (n_samples, n_classes) arrays and writes
+  ``{"macro_auc": {"point", "mean", "lower", "upper"}, "fmax": {...}, "n_bootstrap": N}``.
+* run directories: ``RUN_DIR [RUN_DIR ...] [--out DIR]``. A run directory holds
+  ``config.json`` (``arch``, ``task``, ``dataset``, ``seed``, optional ``kind``),
+  ``classes.json``, ``predictions/test.npz`` (and optionally ``val.npz``/``train.npz``) with
+  arrays ``ids``, ``y_true``, ``y_pred`` (record-level probabilities; optional boolean
+  ``healthy`` for age/sex subsets) and optionally ``history.csv``. Runs are grouped by
+  (dataset, task); several runs of a group are also scored as their ensemble (mean of the
+  probabilities, matched on ids, naive runs excluded). Writes ``metrics.json``,
+  ``results_long.csv``, ``table_<dataset>_<metric>.csv``, ``results.md``, Figure-2 style
+  ``figure2_<dataset>_<metric>.png``, ``roc/*.png``, ``history/*.png`` and the bootstrap
+  resamples ``bootstrap/<dataset>_<task>_ids.npy`` (rows index the test records sorted by id,
+  listed in ``..._records.npy``) into ``--out`` (default ``./evaluation``); with
+  ``--hierarchy scp_statements.csv`` also ``hierarchy_<dataset>_<model>.csv`` (per-node AUCs)
+  for ``diagnostic`` runs. F_beta/G_beta use G_beta-optimal thresholds from train predictions,
+  else val predictions (recorded as ``threshold_source`` in metrics.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import bootstrap as bs
+from . import metrics as M
+from . import tables
+
+DEFAULT_N_BOOTSTRAP = 1000
+#: Column order of the tables (the paper's); other tasks follow in order of appearance.
+TASK_ORDER = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+LOWER_IS_BETTER = ("mae",)
+NAIVE = "naive"
+ENSEMBLE = "ensemble"
+
+
+class EvaluationError(ValueError):
+    """Unusable input (missing file, inconsistent runs); the message says which and why."""
+
+
+# --------------------------------------------------------------------------- raw-array mode
+
+def _load_array(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise EvaluationError(f"{what}: {p} does not exist")
+    arr = np.load(p, allow_pickle=False)
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
+def _indices(y_true, args, n_samples: int) -> np.ndarray:
+    if args.bootstrap_ids:
+        return bs.load_indices(args.bootstrap_ids, n_samples)
+    return bs.draw_bootstrap_indices(y_true, n=args.bootstrap, seed=args.seed)
+
+
+def run_arrays(args) -> dict:
+    y_true = _load_array(args.y_true, "--y-true")
+    y_pred = _load_array(args.y_pred, "--y-pred")
+    if y_true.shape != y_pred.shape:
+        raise EvaluationError(f"--y-true {y_true.shape} and --y-pred {y_pred.shape} differ in shape")
+    idx = _indices(y_true, args, len(y_true))
+    if args.save_ids:
+        bs.save_indices(args.save_ids, idx)
+    res = bs.bootstrap_scores(y_true, y_pred, {"macro_auc": M.macro_auc, "fmax": M.fmax}, idx)
+    res["n_bootstrap"] = int(len(idx))
+    if args.json:
+        _write_json(args.json, res)
+    print(json.dumps(res, indent=2))
+    return res
+
+
+# --------------------------------------------------------------------------- run directories
+
+@dataclass
+class Predictions:
+    ids: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    healthy: np.ndarray | None = None
+
+    def aligned(self, order_ids: np.ndarray, where: str) -> "Predictions":
+        """Rows reordered to ``order_ids`` (same id set required)."""
+        pos = pd.Index(self.ids).get_indexer(order_ids)
+        if (pos < 0).any() or len(self.ids) != len(order_ids):
+            raise EvaluationError(f"{where}: record ids differ from the other runs of the same "
+                                  "dataset/task; runs must be scored on the same records")
+        return Predictions(order_ids, self.y_true[pos], self.y_pred[pos],
+                           None if self.healthy is None else self.healthy[pos])
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    classes: list[str]
+    splits: dict[str, Predictions]
+    history: Path | None = None
+    name: str = ""
+
+    @property
+    def arch(self) -> str:
+        return str(self.config.get("arch") or self.path.name)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return str(self.config.get("dataset", "dataset")), str(self.config.get("task", "task"))
+
+    @property
+    def kind(self) -> str:
+        kind = self.config.get("kind")
+        if kind:
+            return str(kind)
+        if self.key[1] == "age":
+            return "regression"
+        return "binary" if self.splits["test"].y_true.shape[1] == 1 else "multilabel"
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        raise EvaluationError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise EvaluationError(f"{path}: invalid JSON ({e})") from e
+
+
+def _load_predictions(path: Path, n_classes: int) -> Predictions:
+    with np.load(path, allow_pickle=False) as z:
+        missing = {"ids", "y_true", "y_pred"} - set(z.files)
+        if missing:
+            raise EvaluationError(f"{path}: missing array(s) {sorted(missing)}")
+        ids, yt, yp = z["ids"], z["y_true"], z["y_pred"]
+        healthy = z["healthy"].astype(bool) if "healthy" in z.files else None
+    yt = yt[:, None] if yt.ndim == 1 else yt
+    yp = yp[:, None] if yp.ndim == 1 else yp
+    if yt.shape != yp.shape or yt.shape[0] != len(ids):
+        raise EvaluationError(f"{path}: ids {ids.shape}, y_true {yt.shape}, y_pred {yp.shape} "
+                              "do not agree")
+    if yt.shape[1] != n_classes:
+        raise EvaluationError(f"{path}: {yt.shape[1]} columns but classes.json lists {n_classes}")
+    if len(np.unique(ids)) != len(ids):
+        raise EvaluationError(f"{path}: duplicate record ids")
+    if ids.dtype == object:
+        ids = ids.astype(str)
+    return Predictions(ids, yt.astype(np.float64), yp.astype(np.float64), healthy)
+
+
+def load_run(run_dir) -> Run:
+    """Read one run directory (see module docstring)."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise EvaluationError(f"run directory {path} does not exist")
+    config = _read_json(path / "config.json")
+    classes = [str(c) for c in _read_json(path / "classes.json")]
+    splits = {}
+    for split in ("test", "val", "train"):
+        f = path / "predictions" / f"{split}.npz"
+        if f.is_file():
+            splits[split] = _load_predictions(f, len(classes))
+    if "test" not in splits:
+        raise EvaluationError(f"{path / 'predictions' / 'test.npz'} is missing")
+    hist = path / "history.csv"
+    return Run(path, config, classes, splits, hist if hist.is_file() else None)
+
+
+def _name_runs(runs: list[Run]) -> None:
+    """Model names unique within a (dataset, task) group: arch, else arch_seedS, else dir name."""
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(r.key, []).append(r)
+    for members in groups.values():
+        counts = pd.Series([r.arch for r in members]).value_counts()
+        for r in members:
+            r.name = r.arch if counts[r.arch] == 1 else f"{r.arch}_seed{r.config.get('seed', '?')}"
+        names = [r.name for r in members]
+        for r in members:
+            if names.count(r.name) > 1:
+                r.name = f"{r.arch}_{r.path.name}"
+        if ENSEMBLE in [r.name for r in members] and len(members) > 1:
+            raise EvaluationError("a run is named 'ensemble', which clashes with the computed ensemble")
+
+
+@dataclass
+class Model:
+    """Aligned predictions of one scored model (a run or the ensemble) in a group."""
+
+    name: str
+    splits: dict[str, Predictions]
+    runs: list[str] = field(default_factory=list)
+    history: Path | None = None
+
+
+def _group_models(members: list[Run]) -> list[Model]:
+    """Runs of one (dataset, task) aligned on sorted record ids, plus their ensemble."""
+    ref = members[0]
+    for r in members[1:]:
+        if r.classes != ref.classes:
+            raise EvaluationError(f"{r.path}: classes differ from {ref.path} (same dataset/task)")
+    aligned: list[dict[str, Predictions]] = [{} for _ in members]
+    for split in ("test", "val", "train"):
+        if not all(split in r.splits for r in members):
+            continue
+        order = np.sort(ref.splits[split].ids)
+        for i, r in enumerate(members):
+            aligned[i][split] = r.splits[split].aligned(order, f"{r.path}/predictions/{split}.npz")
+            if not np.array_equal(aligned[i][split].y_true, aligned[0][split].y_true):
+                raise EvaluationError(f"{r.path}/predictions/{split}.npz: y_true differs from "
+                                      f"{ref.path} on the same records")
+    models = [Model(r.name, a, [str(r.path)], r.history) for r, a in zip(members, aligned)]
+    base = [m for m, r in zip(models, members) if r.arch != NAIVE]
+    if len(base) >= 2:
+        ens = {}
+        for split, p0 in base[0].splits.items():
+            ens[split] = Predictions(p0.ids, p0.y_true,
+                                     np.mean([m.splits[split].y_pred for m in base], axis=0),
+                                     p0.healthy)
+        models.append(Model(ENSEMBLE, ens, [r for m in base for r in m.runs]))
+    return models
+
+
+def _threshold_metrics(model: Model) -> tuple[dict, str | None]:
+    """Challenge F/G metric functions with thresholds from train (else val) predictions."""
+    src = "train" if "train" in model.splits else ("val" if "val" in model.splits else None)
+    if src is None:
+        return {}, None
+    thr = M.find_optimal_thresholds(model.splits[src].y_true, model.splits[src].y_pred)
+
+    def f_beta(y, p):
+        return M.challenge_metrics(y, M.apply_thresholds(p, thr))["F_beta_macro"]
+
+    def g_beta(y, p):
+        return M.challenge_metrics(y, M.apply_thresholds(p, thr))["G_beta_macro"]
+
+    return {"F_beta": f_beta, "G_beta": g_beta}, src
+
+
+def _bootstrap_for(y_true, kind, records, n, seed, store: Path, stem: str) -> np.ndarray:
+    """Reuse stored resamples for exactly these records and count, else draw and store them."""
+    ids_f, rec_f = store / f"{stem}_ids.npy", store / f"{stem}_records.npy"
+    if ids_f.is_file() and rec_f.is_file():
+        old_rec = np.load(rec_f, allow_pickle=False)
+        idx = np.load(ids_f, allow_pickle=False)
+        if old_rec.shape == records.shape and np.array_equal(old_rec, records) and len(idx) == n:
+            return idx
+    y = np.ones((len(y_true), 1)) if kind == "regression" else y_true
+    idx = bs.draw_bootstrap_indices(y, n=n, seed=seed)
+    bs.save_indices(ids_f, idx)
+    np.save(rec_f, np.asarray(records), allow_pickle=False)
+    return idx
+
+
+def _safe(s: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s))
+
+
+def run_dirs(args) -> dict:
+    runs = [load_run(d) for d in args.runs]
+    _name_runs(runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = Path(args.bootstrap_dir) if args.bootstrap_dir else out / "bootstrap"
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(r.key, []).append(r)
+    mapping = None
+    if args.hierarchy:
+        if not Path(args.hierarchy).is_file():
+            raise EvaluationError(f"--hierarchy: {args.hierarchy} does not exist")
+        mapping = pd.read_csv(args.hierarchy, index_col=0)
+
+    results: dict = {}      # dataset -> model -> task -> metric -> stats
+    info: dict = {}         # dataset -> task -> model -> {runs, threshold_source}
+    pngs: list[Path] = []
+    for (dataset, task), members in groups.items():
+        kind = members[0].kind
+        models = _group_models(members)
+        test0 = models[0].splits["test"]
+        subsets = {"": None}
+        if kind in ("regression", "binary") and test0.healthy is not None:
+            subsets = {"": None, **{f"[{k}]": v for k, v in M.subset_masks(test0.healthy).items()
+                                    if k != "all"}}
+        for suffix, mask in subsets.items():
+            task_name = task + suffix
+            sel = slice(None) if mask is None else mask
+            y_true = test0.y_true[sel]
+            stem = _safe(f"{dataset}_{task_name}")
+            try:
+                idx = _bootstrap_for(y_true, kind, test0.ids[sel], args.bootstrap, args.seed, store, stem)
+            except ValueError as e:
+                raise EvaluationError(f"{dataset}/{task_name}: {e}") from e
+            for model in models:
+                fns = M.default_metrics(kind)
+                src = None
+                if kind == "multilabel" and args.challenge == "auto" and suffix == "":
+                    extra, src = _threshold_metrics(model)
+                    fns = {**fns, **extra}
+                test = model.splits["test"]
+                res = bs.bootstrap_scores(y_true, test.y_pred[sel], fns, idx)
+                results.setdefault(dataset, {}).setdefault(model.name, {})[task_name] = res
+                info.setdefault(dataset, {}).setdefault(task_name, {})[model.name] = {
+                    "runs": model.runs, "threshold_source": src, "kind": kind,
+                    "n_test": int(len(y_true)), "n_bootstrap": int(len(idx))}
+                if suffix == "" and mapping is not None and task == "diagnostic":
+                    from .hierarchy import node_auc_table
+                    node_auc_table(test.y_true, test.y_pred, members[0].classes, mapping).to_csv(
+                        out / f"hierarchy_{_safe(dataset)}_{_safe(model.name)}.csv", index=False)
+                if suffix == "" and kind != "regression" and not args.no_plots:
+                    pngs.append(_roc_png(out, dataset, task, model, members[0].classes, args))
+        if not args.no_plots:
+            for model in models:
+                if model.history is not None:
+                    from .plots import plot_history
+                    pngs.append(plot_history(model.history, out / "history" /
+                                             f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
+                                             title=f"{model.name} {dataset}/{task}"))
+
+    # tables and Figure-2 charts per dataset and metric
+    long_frames, md = [], ["# Evaluation results\n",
+                           f"Bootstrap: {args.bootstrap} resamples of the test set (seed {args.seed}); "
+                           "entries are point(max deviation to the 5%/95% quantiles, x1e-3).\n"]
+    for dataset, res in results.items():
+        lt = tables.long_table(res)
+        lt.insert(0, "dataset", dataset)
+        long_frames.append(lt)
+        metrics_here = list(dict.fromkeys(lt["metric"]))
+        for metric in metrics_here:
+            seen = list(dict.fromkeys(lt.loc[lt.metric == metric, "task"]))
+            tasks_m = sorted(seen, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER
+                                                  else len(TASK_ORDER), seen.index(t)))
+            higher = metric not in LOWER_IS_BETTER
+            tab = tables.results_table(res, metric=metric, tasks=tasks_m, higher_is_better=higher)
+            tab = tab[(tab != tables.MISSING).any(axis=1)]
+            tab.to_csv(out / f"table_{_safe(dataset)}_{_safe(metric)}.csv")
+            md += [f"\n## {dataset}: {metric}\n\n", tables.to_markdown(tab)]
+            if not args.no_plots:
+                from .plots import plot_ci_bars
+                sub = {m: {t: v for t, v in per.items() if metric in v} for m, per in res.items()}
+                sub = {m: per for m, per in sub.items() if per}
+                pngs.append(plot_ci_bars(sub, out / f"figure2_{_safe(dataset)}_{_safe(metric)}.png",
+                                         metric=metric, tasks=tasks_m, title=f"{dataset}: {metric}",
+                                         higher_is_better=higher))
+    pd.concat(long_frames, ignore_index=True).to_csv(out / "results_long.csv", index=False)
+    (out / "results.md").write_text("".join(md))
+    payload = {"n_bootstrap": int(args.bootstrap), "seed": int(args.seed), "results": results,
+               "info": info}
+    _write_json(out / "metrics.json", payload)
+    print("".join(md))
+    print(f"wrote {out / 'metrics.json'}, {out / 'results.md'}, {out / 'results_long.csv'} "
+          f"and {len(pngs)} figure(s) to {out}")
+    return payload
+
+
+def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
+    from .plots import plot_roc_curves
+    t = model.splits["test"]
+    return plot_roc_curves(t.y_true, t.y_pred, classes,
+                           out / "roc" / f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
+                           title=f"{model.name} {dataset}/{task}", max_classes=args.max_roc_classes)
+
+
+# --------------------------------------------------------------------------- entry point
+
+def _write_json(path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, allow_nan=True))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evaluate.py",
+        description="Score ECG predictions with bootstrap confidence intervals (PTB-XL protocol).",
+        epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  --y-true Y.npy --y-pred P.npy [--json OUT]")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by training")
+    p.add_argument("--y-true", help="(n_samples, n_classes) .npy of binary labels")
+    p.add_argument("--y-pred", help="(n_samples, n_classes) .npy of probabilities")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--bootstrap-ids", help="stored (n_resamples, n_samples) index .npy to reuse")
+    g.add_argument("--bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP,
+                   help=f"number of resamples to draw (default {DEFAULT_N_BOOTSTRAP})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resample draw (default 0)")
+    p.add_argument("--save-ids", help="write the resample indices used to this .npy")
+    p.add_argument("--json", help="raw mode: write the scores to this JSON file")
+    p.add_argument("--out", default="evaluation", help="run mode: output directory (default ./evaluation)")
+    p.add_argument("--bootstrap-dir", help="run mode: where resamples are stored/reused (default OUT/bootstrap)")
+    p.add_argument("--challenge", choices=("auto", "off"), default="auto",
+                   help="run mode: F_beta/G_beta with G_beta-optimal thresholds from train (else val) "
+                        "predictions when available (default auto)")
+    p.add_argument("--hierarchy", metavar="SCP_STATEMENTS_CSV",
+                   help="run mode: for 'diagnostic' runs, also write per-node AUCs of statements, "
+                        "subclasses and superclasses (probabilities propagated by clipped sum)")
+    p.add_argument("--max-roc-classes", type=int, default=None, help="ROC plots: most frequent classes only")
+    p.add_argument("--no-plots", action="store_true", help="run mode: skip PNG figures")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    raw = args.y_true is not None or args.y_pred is not None
+    try:
+        if raw:
+            if args.runs:
+                parser.error("give either RUN_DIRs or --y-true/--y-pred, not both")
+            if args.y_true is None or args.y_pred is None:
+                parser.error("--y-true and --y-pred go together")
+            run_arrays(args)
+        elif args.runs:
+            if args.bootstrap_ids or args.save_ids or args.json:
+                parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "
+                             "stores resamples under --bootstrap-dir and writes OUT/metrics.json")
+            run_dirs(args)
+        else:
+            parser.print_help()
+            return 2
+    except (EvaluationError, ValueError, RuntimeError) as e:
+        print(f"evaluate.py: error: {e}", file=sys.stderr)
+        return 1
+    return 0

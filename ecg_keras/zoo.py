@@ -1,0 +1,227 @@
+"""Released weights: ``models/MANIFEST.json``, ``pretrained()`` and ``release_run()``.
+
+A manifest entry records everything needed to use a model: name, arch, task, classes,
+standardiser, sampling rate, window, training data (and whether it is synthetic), metrics,
+licence, file and sha256. Files are resolved from a local models directory, else fetched from
+a base URL with ``keras.utils.get_file`` and the sha256 checked either way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from ecg_keras.standardize import Standardizer
+
+REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+MANIFEST = "MANIFEST.json"
+BASE_URL_ENV = "ECG_KERAS_WEIGHTS_URL"
+
+
+class ChecksumError(ValueError):
+    """A weights file does not have the sha256 its manifest entry states."""
+
+
+@dataclass(frozen=True)
+class PretrainedInfo:
+    """What a released model needs besides its weights; attached to models as ``model.ecg_info``."""
+
+    name: str
+    arch: str
+    task: str
+    classes: tuple[str, ...]
+    standardizer: Standardizer
+    sampling_rate: int
+    window: int
+    training_data: str
+    entry: dict
+
+
+def models_dir(path: str | Path | None = None) -> Path:
+    return Path(path or os.environ.get("ECG_KERAS_MODELS_DIR") or REPO_MODELS_DIR)
+
+
+def read_manifest(directory: str | Path | None = None) -> list[dict]:
+    path = models_dir(directory) / MANIFEST
+    if not path.exists():
+        return []
+    try:
+        return list(json.loads(path.read_text())["models"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a valid model manifest ({err})") from None
+
+
+def list_pretrained(directory: str | Path | None = None) -> list[str]:
+    """Names of the released models in the manifest."""
+    return sorted(e["name"] for e in read_manifest(directory))
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_entry(arch: str | None = None, task: str | None = None, weights: str | None = None,
+               name: str | None = None, directory: str | Path | None = None) -> dict:
+    """The manifest entry named ``name``, or the one matching arch, task and training data."""
+    entries = read_manifest(directory)
+    if name is not None:
+        hits = [e for e in entries if e["name"] == name]
+    else:
+        hits = [e for e in entries if e["arch"] == arch and e["task"] == task
+                and weights in (e.get("training_data"), e.get("dataset"))]
+    if not hits:
+        wanted = name or f"arch={arch!r}, task={task!r}, weights={weights!r}"
+        raise ValueError(f"no released model for {wanted}; available: {list_pretrained(directory) or 'none'}"
+                         f" (manifest: {models_dir(directory) / MANIFEST})")
+    return hits[0]
+
+
+def resolve_weights(entry: dict, directory: str | Path | None = None, base_url: str | None = None,
+                    cache_dir: str | Path | None = None) -> Path:
+    """Local path of the entry's weights file, downloading it when needed; sha256 always checked."""
+    local = models_dir(directory) / entry["file"]
+    if local.exists():
+        path = local
+    else:
+        base_url = base_url or os.environ.get(BASE_URL_ENV) or entry.get("url_base")
+        if not base_url:
+            raise FileNotFoundError(f"{local} is missing and no base URL is configured "
+                                    f"(pass base_url= or set ${BASE_URL_ENV})")
+        cache = Path(cache_dir or Path.home() / ".ecg_keras")
+        (cache / "models").mkdir(parents=True, exist_ok=True)  # else get_file falls back to /tmp/.keras
+        try:
+            path = Path(keras.utils.get_file(entry["file"], origin=f"{base_url.rstrip('/')}/{entry['file']}",
+                                             file_hash=entry["sha256"], hash_algorithm="sha256",
+                                             cache_dir=str(cache), cache_subdir="models"))
+        except ValueError as err:
+            (cache / "models" / entry["file"]).unlink(missing_ok=True)
+            raise ChecksumError(f"{entry['file']} downloaded from {base_url}: {err}") from None
+    actual = sha256(path)
+    if actual != entry["sha256"]:
+        raise ChecksumError(f"{path}: sha256 {actual} does not match the manifest's {entry['sha256']} "
+                            f"(file modified or corrupted)")
+    return path
+
+
+def _info(entry: dict) -> PretrainedInfo:
+    return PretrainedInfo(name=entry["name"], arch=entry["arch"], task=entry["task"],
+                          classes=tuple(entry["classes"]),
+                          standardizer=Standardizer.from_dict(entry["standardizer"]),
+                          sampling_rate=int(entry["sampling_rate"]), window=int(entry["window"]),
+                          training_data=entry["training_data"], entry=entry)
+
+
+def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool = True,
+               num_classes: int | None = None, weights: str = "ptbxl", *, name: str | None = None,
+               models_directory: str | Path | None = None, base_url: str | None = None,
+               cache_dir: str | Path | None = None) -> keras.Model:
+    """A released model, keras.applications style; ``model.ecg_info`` holds classes and standardiser.
+
+    ``weights`` names the training data of a manifest entry (e.g. "ptbxl") or is a path to a
+    release directory containing ``MANIFEST.json``. ``include_top=False`` returns the pooled
+    backbone; ``num_classes`` with ``include_top=True`` puts a fresh output layer on it.
+    """
+    from ecg_keras import models
+
+    if weights and Path(weights).is_dir():
+        models_directory, weights = weights, None
+        entry = (find_entry(name=name, directory=models_directory) if name
+                 else find_entry(arch, task, None, directory=models_directory)
+                 if any(e["arch"] == arch and e["task"] == task for e in read_manifest(models_directory))
+                 else read_manifest(models_directory)[0])
+    else:
+        entry = find_entry(arch, task, weights, name=name, directory=models_directory)
+    path = resolve_weights(entry, models_directory, base_url, cache_dir)
+    model = keras.saving.load_model(path, compile=False)
+    info = _info(entry)
+    if not include_top:
+        model = models.backbone(model)
+    elif num_classes is not None and num_classes != len(info.classes):
+        model = models.replace_head(model, num_classes)
+        info = PretrainedInfo(**{**info.__dict__, "classes": tuple(f"class_{i}" for i in range(num_classes))})
+    model.ecg_info = info
+    return model
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def release_run(run_dir: str | Path, name: str, directory: str | Path | None = None,
+                url_base: str | None = None) -> dict:
+    """Turn a training run directory into a released model: weights, manifest row, model card.
+
+    Runs trained on synthetic data are refused for the repository's own ``models/``.
+    """
+    run_dir = Path(run_dir)
+    target = models_dir(directory)
+    for required in ("config.json", "classes.json", "standardizer.json", "model.keras"):
+        if not (run_dir / required).exists():
+            raise FileNotFoundError(f"{run_dir / required} is missing: {run_dir} is not a finished training run")
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    dataset = str(config.get("dataset_name") or config.get("dataset"))
+    synthetic = bool(config.get("synthetic")) or "synthetic" in dataset
+    if synthetic and target.resolve() == REPO_MODELS_DIR.resolve():
+        raise ValueError(f"{run_dir} was trained on synthetic data; only runs on real data are released "
+                         f"into {REPO_MODELS_DIR}")
+    target.mkdir(parents=True, exist_ok=True)
+    weights_file = f"{name}.keras"
+    shutil.copyfile(run_dir / "model.keras", target / weights_file)
+    from ecg_keras.windows import window_length
+
+    sampling_rate = int(config.get("sampling_rate", 100))
+    entry = {
+        "name": name, "arch": config["arch"], "task": config["task"],
+        "classes": json.loads((run_dir / "classes.json").read_text()),
+        "standardizer": Standardizer.load(run_dir / "standardizer.json").to_dict(),
+        "sampling_rate": sampling_rate, "window": window_length(sampling_rate),
+        "training_data": "synthetic" if synthetic else dataset, "synthetic": synthetic,
+        "metrics": {split: {k: v for k, v in m.items() if isinstance(v, (int, float))}
+                    for split, m in metrics.items() if isinstance(m, dict)},
+        "license": "CC-BY-4.0" if "ptbxl" in dataset else config.get("license", "see training data"),
+        "file": weights_file, "sha256": sha256(target / weights_file), "card": f"{name}.md",
+    }
+    if url_base:
+        entry["url_base"] = url_base
+    (target / entry["card"]).write_text(model_card(entry, config))
+    entries = [e for e in read_manifest(target) if e["name"] != name] + [entry]
+    _atomic_write(target / MANIFEST, json.dumps({"models": sorted(entries, key=lambda e: e["name"])}, indent=2))
+    return entry
+
+
+def model_card(entry: dict, config: dict) -> str:
+    metrics = "\n".join(f"| {split} | {k} | {v:.4f} |" for split, m in entry["metrics"].items() for k, v in m.items())
+    warning = ("\n**Trained on SYNTHETIC data** (ecg_keras' generated PTB-XL-format set): for pipeline "
+               "demonstrations only, not for any clinical or research conclusion.\n" if entry["synthetic"] else "")
+    return f"""# {entry['name']}
+{warning}
+- Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
+- Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples
+- Standardiser: mean {entry['standardizer']['mean']:.6g}, std {entry['standardizer']['std']:.6g} (mV)
+- Training: {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, seed {config.get('seed', '?')}
+- Licence: {entry['license']}; sha256 `{entry['sha256']}`
+
+## Metrics
+| split | metric | value |
+|---|---|---|
+{metrics}
+
+## Intended use
+Research on ECG classification with the PTB-XL benchmark protocol: sigmoid(logits) of 2.5-s
+windows, aggregated per record (max for statements, mean for age/sex). Not a medical device.
+
+## Classes
+{', '.join(entry['classes'])}
+"""
