@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Dataset caches and generated data go to a per-session temporary root, never to ~/.ecg_keras.
+if "ECG_KERAS_DATA" not in os.environ:
+    import tempfile
+
+    os.environ["ECG_KERAS_DATA"] = tempfile.mkdtemp(prefix="ecg_keras_test_data_")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,0 +1,153 @@
+"""Download and extract the public datasets with ``keras.utils.get_file``.
+
+Sources (``SOURCES``):
+
+* ``ptbxl``: the PTB-XL 1.0.3 zip published by PhysioNet (CC-BY 4.0, ~1.7 GB),
+  ``https://physionet.org/static/published-projects/ptb-xl/<zip>``. PhysioNet publishes no
+  hash of the zip itself, so none is pinned; instead, after extraction every file listed in
+  the archive's ``SHA256SUMS.txt`` is checked (``verify=True``), and a known sha256 can be
+  passed with ``file_hashes``.
+* ``icbeb2018``: the original CPSC 2018 training set from the challenge site
+  ``http://2018.icbeb.org/file/``: ``REFERENCE.csv`` and ``TrainingSet1.zip``,
+  ``TrainingSet2.zip``, ``TrainingSet3.zip`` (6,877 ``A####.mat`` files; research use). No
+  hashes are published for them either. If the site is unreachable, the same records in the
+  CinC 2020 layout (``cpsc_2018`` of the PhysioNet/CinC Challenge 2020 training data) load
+  with ``load_icbeb2018`` too; fetch them yourself and point the loader at the folder.
+
+The base URL of every source can be overridden with ``base_url=`` or the environment
+variable ``ECG_KERAS_DOWNLOAD_URL`` (used by the tests to serve a small archive from
+127.0.0.1). A hash mismatch deletes the downloaded file and raises DataError.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecg_keras.datasets.base import DataError
+from ecg_keras.datasets.cache import default_data_root
+
+BASE_URL_ENV = "ECG_KERAS_DOWNLOAD_URL"
+PTBXL_ZIP = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str                    # file name under the base URL
+    local: str                   # file name (or extraction folder, for archives) under dest
+    extract: bool = False
+    file_hash: str | None = None  # sha256 when published
+
+
+@dataclass(frozen=True)
+class Source:
+    base_url: str
+    files: tuple[RemoteFile, ...]
+    marker: str                  # a file that identifies the dataset root once extracted
+    licence: str
+
+
+SOURCES = {
+    "ptbxl": Source(
+        "https://physionet.org/static/published-projects/ptb-xl/",
+        (RemoteFile(PTBXL_ZIP, "ptbxl", extract=True),),
+        marker="ptbxl_database.csv", licence="CC-BY 4.0"),
+    "icbeb2018": Source(
+        "http://2018.icbeb.org/file/",
+        (RemoteFile("REFERENCE.csv", "REFERENCE.csv"),
+         RemoteFile("TrainingSet1.zip", "TrainingSet1", extract=True),
+         RemoteFile("TrainingSet2.zip", "TrainingSet2", extract=True),
+         RemoteFile("TrainingSet3.zip", "TrainingSet3", extract=True)),
+        marker="REFERENCE.csv", licence="CPSC 2018 challenge data, research use"),
+}
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_root(dest: Path, marker: str) -> Path | None:
+    """The shallowest folder under ``dest`` holding ``marker``."""
+    if (dest / marker).is_file():
+        return dest
+    hits = sorted(dest.rglob(marker), key=lambda p: (len(p.parts), str(p)))
+    return hits[0].parent if hits else None
+
+
+def verify_sha256sums(root: Path) -> int:
+    """Check every file listed in ``root/SHA256SUMS.txt`` (PhysioNet); returns how many."""
+    sums = root / "SHA256SUMS.txt"
+    if not sums.is_file():
+        return 0
+    count = 0
+    for line in sums.read_text().splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) != 2:
+            continue
+        expected, name = parts[0].lower(), parts[1].lstrip("*")
+        path = root / name
+        if not path.is_file():
+            raise DataError(f"{path}: listed in {sums} but missing after extraction")
+        if sha256(path) != expected:
+            raise DataError(f"{path}: sha256 differs from {sums}; the download is corrupt")
+        count += 1
+    return count
+
+
+def download(name: str, dest=None, *, base_url: str | None = None, file_hashes: dict | None = None,
+             force: bool = False, verify: bool = True) -> Path:
+    """Download and extract dataset ``name`` (``ptbxl`` or ``icbeb2018``) into ``dest``.
+
+    ``dest`` defaults to ``default_data_root() / name``. Returns the dataset root (the folder
+    to pass to ``load_ptbxl`` / ``load_icbeb2018``). Already-present data is reused unless
+    ``force``. ``file_hashes`` maps remote file names to expected sha256 (or md5) digests.
+    """
+    if name not in SOURCES:
+        raise ValueError(f"unknown dataset {name!r}; one of {sorted(SOURCES)}")
+    source = SOURCES[name]
+    dest = Path(dest).expanduser().resolve() if dest is not None else default_data_root() / name
+    dest.mkdir(parents=True, exist_ok=True)
+    if not force:
+        root = find_root(dest, source.marker)
+        if root is not None:
+            return root
+    base = base_url or os.environ.get(BASE_URL_ENV) or source.base_url
+    base = base if base.endswith("/") else base + "/"
+    hashes = dict(file_hashes or {})
+    from keras.utils import get_file
+
+    for remote in source.files:
+        file_hash = hashes.get(remote.name, remote.file_hash)
+        archive = dest / (f"{remote.local}_archive" if remote.extract else remote.local)
+        try:
+            get_file(fname=remote.local, origin=base + remote.name, file_hash=file_hash,
+                     cache_dir=str(dest), cache_subdir=str(dest), extract=remote.extract,
+                     force_download=force)
+        except ValueError as e:
+            if archive.exists():
+                archive.unlink()
+            if "hash" in str(e).lower():
+                raise DataError(f"{base + remote.name}: checksum mismatch, expected {file_hash}; "
+                                f"the downloaded file was deleted") from None
+            raise DataError(f"{base + remote.name}: download failed ({e})") from None
+        except Exception as e:  # get_file wraps URL errors in a bare Exception
+            if archive.exists():
+                archive.unlink()
+            raise DataError(f"{base + remote.name}: download failed ({e})") from None
+        if remote.extract:
+            extracted = dest / remote.local
+            if not extracted.is_dir():
+                raise DataError(f"{base + remote.name}: not an archive that could be extracted")
+            archive.unlink(missing_ok=True)
+    root = find_root(dest, source.marker)
+    if root is None:
+        raise DataError(f"{dest}: downloaded {name} but found no {source.marker}")
+    if verify:
+        verify_sha256sums(root)
+    return root
+

@@ -1,0 +1,390 @@
+"""WFDB record reading shared by all readers, a generic folder reader and the LUDB reader.
+
+``read_record`` is the one place where a WFDB record becomes a float32 (length, 12) array in
+mV, lead order ``LEADS``; every problem (missing or corrupt header or signal file, wrong lead
+count or order, wrong sampling rate, unknown units, NaNs) becomes a ``DataError`` naming the
+file.
+
+Generic folders (``load_wfdb_folder``): every ``*.hea`` below ``root`` is a record whose id is
+its path relative to ``root`` without the suffix (``"data/1"``; the bare stem is accepted in
+label tables when unique). Labels, as a ``labels`` column holding a list of strings, come from
+
+* ``labels=None``: the ``# Dx:`` header comment lines of PhysioNet/CinC Challenge headers
+  (comma-separated SNOMED-CT codes, kept as strings), ``# Age:`` and ``# Sex:`` lines too;
+* ``labels=DataFrame`` or a CSV path: one row per record, indexed by record id (or with a
+  ``record`` column) and either a ``labels`` column (list, or a string separated by ``,`` ``;``
+  or newlines) or 0/1 indicator columns, one per label. Only the records listed are loaded.
+
+The generic dataset answers the task ``"all"`` (see ``tasks.make_task``); ``age``/``sex`` work
+when the label table or headers provide them. Folds are ten deterministic stratified folds over
+the labels (``tasks.stratified_folds``), patient_id = record id.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ecg_keras.datasets import cache
+from ecg_keras.datasets.base import LEADS, DataError, RecordSet
+
+LUDB_RATE = 500
+
+
+# --------------------------------------------------------------------------- record reading
+def header_path(record: Path | str) -> Path:
+    return Path(f"{record}.hea")
+
+
+def read_header_text(record: Path | str) -> dict:
+    """Cheap text parse of a WFDB header (no wfdb call): fs, length, comments, Dx/Age/Sex."""
+    hea = header_path(record)
+    try:
+        lines = hea.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{hea}: WFDB header file is missing") from None
+    body = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not body:
+        raise DataError(f"{hea}: empty or truncated WFDB header")
+    parts = body[0].split()
+    info: dict = {"fs": None, "sig_len": None, "comments": []}
+    try:
+        if len(parts) > 2:
+            info["fs"] = float(parts[2].split("/")[0].split("(")[0])
+        if len(parts) > 3:
+            info["sig_len"] = int(parts[3])
+    except ValueError:
+        raise DataError(f"{hea}: invalid WFDB record line {body[0]!r}") from None
+    for ln in lines:
+        s = ln.strip()
+        if s.startswith("#"):
+            info["comments"].append(s.lstrip("#").strip())
+    for c in info["comments"]:
+        key, _, value = c.partition(":")
+        key = key.strip().lower()
+        if key == "dx":
+            info["dx"] = [v.strip() for v in value.split(",") if v.strip()]
+        elif key == "age":
+            info["age"] = _to_float(value)
+        elif key == "sex":
+            info["sex"] = _sex_code(value)
+    return info
+
+
+def read_record(record: Path | str, expected_fs: float | None = None,
+                target_fs: int | None = None) -> np.ndarray:
+    """One WFDB record as float32 (length, 12) in mV, lead order ``LEADS``.
+
+    ``expected_fs``: the header's sampling frequency must equal it (DataError otherwise).
+    ``target_fs``: resample (polyphase) from the header's rate to this rate.
+    """
+    import wfdb
+
+    hea = header_path(record)
+    if not hea.exists():
+        raise DataError(f"{hea}: WFDB header file is missing")
+    _check_signal_size(hea)
+    try:
+        sig, fields = wfdb.rdsamp(str(record))
+    except Exception as e:  # wfdb raises many types for bad files
+        raise DataError(f"{hea}: cannot read WFDB record ({type(e).__name__}: {e})") from None
+    names = [str(s).upper() for s in fields.get("sig_name") or []]
+    if len(names) != len(LEADS):
+        raise DataError(f"{hea}: {len(names)} leads {names}, expected 12 leads {list(LEADS)}")
+    if tuple(names) != LEADS:
+        raise DataError(f"{hea}: lead order {names} differs from the expected {list(LEADS)}")
+    fs = float(fields["fs"])
+    if expected_fs is not None and not math.isclose(fs, float(expected_fs)):
+        raise DataError(f"{hea}: sampling frequency {fs:g} Hz, expected {float(expected_fs):g} Hz")
+    sig = np.asarray(sig, dtype=np.float64)
+    if sig.ndim != 2 or sig.shape[1] != 12 or sig.shape[0] == 0:
+        raise DataError(f"{hea}: signal of shape {sig.shape}, expected (length, 12)")
+    scale = []
+    for lead, unit in zip(names, fields.get("units") or ["mV"] * 12):
+        u = str(unit).strip().lower()
+        if u == "mv":
+            scale.append(1.0)
+        elif u in ("uv", "µv", "μv"):
+            scale.append(1e-3)
+        elif u == "v":
+            scale.append(1e3)
+        else:
+            raise DataError(f"{hea}: lead {lead} has unit {unit!r}, expected mV")
+    sig = sig * np.asarray(scale)
+    check_finite(sig, hea)
+    if target_fs is not None:
+        sig = resample(sig, fs, target_fs, hea)
+    return sig.astype(np.float32)
+
+
+def _check_signal_size(hea: Path) -> None:
+    """Clear message for a truncated/oversized format-16 ``.dat`` (the common PhysioNet case)."""
+    try:
+        lines = [ln.split() for ln in hea.read_text(errors="replace").splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+        n_sig, sig_len = int(lines[0][1]), int(lines[0][3])
+        files = {ln[0] for ln in lines[1:1 + n_sig]}
+        formats = {ln[1] for ln in lines[1:1 + n_sig]}
+    except (IndexError, ValueError):
+        return  # wfdb reports malformed headers
+    if len(files) != 1 or formats != {"16"} or not next(iter(files)).endswith(".dat"):
+        return
+    dat = hea.parent / next(iter(files))
+    if dat.is_file() and dat.stat().st_size != sig_len * n_sig * 2:
+        raise DataError(f"{dat}: truncated or damaged signal file: {dat.stat().st_size} bytes, "
+                        f"{hea.name} expects {sig_len} samples x {n_sig} signals x 2 bytes = {sig_len * n_sig * 2}")
+
+
+def check_finite(sig: np.ndarray, where) -> None:
+    bad = ~np.isfinite(sig)
+    if bad.any():
+        leads = [LEADS[j] for j in np.flatnonzero(bad.any(axis=0))] if sig.shape[1] == 12 else []
+        raise DataError(f"{where}: {int(bad.sum())} NaN/inf samples in the signal (leads {leads})")
+
+
+def resample(sig: np.ndarray, fs: float, target_fs: float, where="signal") -> np.ndarray:
+    """Polyphase resampling along time (axis 0); exact for integer rate ratios like 500 -> 100."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    if math.isclose(fs, target_fs):
+        return sig
+    ratio = Fraction(float(target_fs) / float(fs)).limit_denominator(1000)
+    if ratio <= 0:
+        raise DataError(f"{where}: cannot resample from {fs:g} Hz to {target_fs} Hz")
+    return resample_poly(sig, ratio.numerator, ratio.denominator, axis=0)
+
+
+def _to_float(value) -> float:
+    try:
+        return float(str(value).strip().lstrip(">").strip())
+    except ValueError:
+        return float("nan")
+
+
+def _sex_code(value) -> float:
+    """0 male, 1 female (PTB-XL convention), NaN unknown."""
+    v = str(value).strip().lower()
+    if v in ("m", "male", "0"):
+        return 0.0
+    if v in ("f", "female", "1"):
+        return 1.0
+    return float("nan")
+
+
+def require_dir(root: Path | str, what: str) -> Path:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: {what} folder not found")
+    return root
+
+
+def load_record_signals(dataset: str, root: Path, records: Sequence[Path], *, expected_fs: float | None,
+                        target_fs: int | None, cache_dir, fixed_length: bool | None,
+                        signal_files: Sequence[Path] | None = None, extra_key: str = ""):
+    """Signals of WFDB ``records`` (paths without suffix), through the cache.
+
+    When resampling (``target_fs`` != ``expected_fs``) and the native-rate signals are already
+    cached, they are resampled from that cache entry without reading WFDB again.
+    """
+    records = list(records)
+    if signal_files is None:
+        signal_files = [header_path(r) for r in records] + _signal_files(records)
+    rate = target_fs if target_fs is not None else int(round(expected_fs or 0))
+    caching = cache.resolve_cache_dir(cache_dir) is not None
+    key = cache.make_key(dataset, rate, signal_files, root, extra_key) if caching else None
+    names = [str(header_path(r)) for r in records]
+
+    def read(i):
+        return read_record(records[i], expected_fs, target_fs)
+
+    if caching and target_fs is not None and expected_fs is not None and not math.isclose(target_fs, expected_fs):
+        # Resample from an existing native-rate entry instead of parsing WFDB again.
+        native_key = cache.make_key(dataset, int(round(expected_fs)), signal_files, root, extra_key)
+        native = cache.open_cached(native_key, cache_dir, len(records))
+        if native is not None:
+            def read(i):  # noqa: F811
+                return resample(np.asarray(native[i], np.float64), expected_fs, target_fs, names[i]).astype(np.float32)
+
+    return cache.load_signals(read, len(records), key=key, cache_dir=cache_dir, fixed_length=fixed_length,
+                              desc=f"reading {dataset}", names=names)
+
+
+_SIGNAL_LINE = re.compile(r"^\s*(\S+)\s")
+
+
+def _signal_files(records: Sequence[Path]) -> list[Path]:
+    """Signal files named in each header (for the cache key); missing header -> DataError."""
+    files = []
+    for r in records:
+        hea = header_path(r)
+        try:
+            lines = hea.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            raise DataError(f"{hea}: WFDB header file is missing") from None
+        body = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        seen = set()
+        for ln in body[1:]:
+            m = _SIGNAL_LINE.match(ln)
+            if m and m.group(1) not in seen:
+                seen.add(m.group(1))
+                files.append(hea.parent / m.group(1))
+    return files
+
+
+# --------------------------------------------------------------------------- generic folder
+def _find_records(root: Path) -> list[Path]:
+    return sorted(p.with_suffix("") for p in root.rglob("*.hea"))
+
+
+def _record_id(root: Path, record: Path) -> str:
+    return record.relative_to(root).as_posix()
+
+
+def _split_labels(value) -> list[str]:
+    if isinstance(value, (list, tuple, set, np.ndarray)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [v.strip() for v in re.split(r"[,;\n]", str(value)) if v.strip()]
+
+
+def _read_label_table(labels) -> pd.DataFrame:
+    if isinstance(labels, pd.DataFrame):
+        table = labels.copy()
+    else:
+        path = Path(labels)
+        if not path.is_file():
+            raise DataError(f"{path}: label table not found")
+        try:
+            table = pd.read_csv(path)
+        except Exception as e:
+            raise DataError(f"{path}: cannot read label table ({type(e).__name__}: {e})") from None
+        if "record" not in table.columns:
+            table = table.set_index(table.columns[0])
+    if "record" in table.columns:
+        table = table.set_index("record")
+    table.index = table.index.map(str)
+    if "labels" in table.columns:
+        table["labels"] = [_split_labels(v) for v in table["labels"]]
+    else:
+        indicator = [c for c in table.columns if c not in ("age", "sex", "patient_id")]
+        try:
+            onehot = table[indicator].fillna(0).astype(float)
+        except (TypeError, ValueError):
+            raise DataError("label table needs a 'labels' column or 0/1 indicator columns") from None
+        table = table.drop(columns=indicator)
+        table["labels"] = [[c for c in indicator if row[c] > 0] for _, row in onehot.iterrows()]
+    return table
+
+
+def load_wfdb_folder(root, labels=None, sampling_rate: int | None = None, cache_dir=None,
+                     name: str | None = None) -> RecordSet:
+    """Every WFDB record below ``root`` with labels from ``# Dx:`` headers or a label table.
+
+    ``sampling_rate=None`` keeps the native rate (all records must share it); otherwise every
+    record is resampled to it. The RecordSet name defaults to ``"wfdb-<folder name>"``; its
+    task is ``"all"`` over the ``labels`` column.
+    """
+    from ecg_keras.datasets.tasks import stratified_folds
+
+    root = require_dir(root, "WFDB records")
+    found = _find_records(root)
+    if not found:
+        raise DataError(f"{root}: no WFDB header (*.hea) files found")
+    ids = [_record_id(root, r) for r in found]
+    headers = {i: read_header_text(r) for i, r in zip(ids, found)}
+    by_id = dict(zip(ids, found))
+
+    if labels is None:
+        table = pd.DataFrame(index=pd.Index(ids, name="record"))
+        table["labels"] = [list(headers[i].get("dx", [])) for i in ids]
+    else:
+        table = _read_label_table(labels)
+        stems: dict[str, list[str]] = {}
+        for i in ids:
+            stems.setdefault(Path(i).name, []).append(i)
+        mapped = []
+        for rid in table.index:
+            if rid in by_id:
+                mapped.append(rid)
+            elif len(stems.get(rid, [])) == 1:
+                mapped.append(stems[rid][0])
+            else:
+                raise DataError(f"{root}: record {rid!r} of the label table has no WFDB header file")
+        table.index = pd.Index(mapped, name="record")
+        ids = mapped
+    table.index.name = "record"
+    for col in ("age", "sex"):
+        if col not in table.columns:
+            table[col] = [headers[i].get(col, np.nan) for i in ids]
+    table["sex"] = [_sex_code(v) if not isinstance(v, float) else v for v in table["sex"]]
+    table["age"] = pd.to_numeric(table["age"], errors="coerce")
+    table["patient_id"] = ids
+    table["filename"] = ids
+
+    rates = {headers[i]["fs"] for i in ids}
+    if sampling_rate is None:
+        if len(rates) != 1:
+            raise DataError(f"{root}: records have different sampling rates {sorted(rates)}; "
+                            f"pass sampling_rate= to resample them to one rate")
+        native = rates.pop()
+        target, expected = None, native
+        rate = int(round(native))
+    else:
+        target, expected, rate = int(sampling_rate), None, int(sampling_rate)
+    signals = load_record_signals(name or f"wfdb-{root.name}", root, [by_id[i] for i in ids],
+                                  expected_fs=expected, target_fs=target, cache_dir=cache_dir,
+                                  fixed_length=None)
+    table["strat_fold"] = stratified_folds(table["labels"].tolist(), n_folds=10, seed=0)
+    return RecordSet(name or f"wfdb-{root.name}", rate, signals, table, None, False)
+
+
+# --------------------------------------------------------------------------- LUDB
+def _clean(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+
+
+def ludb_rhythms(value) -> list[str]:
+    """'Sinus rhythm\\nWandering atrial pacemaker' -> ['Sinus rhythm', 'Wandering atrial pacemaker']."""
+    return [v.strip().rstrip(".").strip() for v in _clean(value).split("\n") if v.strip().rstrip(".")]
+
+
+def load_ludb(root, sampling_rate: int = LUDB_RATE, cache_dir=None) -> RecordSet:
+    """LUDB 1.0.1 (``ludb.csv`` + ``data/N.hea``): 200 records, 10 s, 500 Hz.
+
+    Labels: the ``Rhythms`` column split at line breaks (multi-label: e.g. "Sinus rhythm" and
+    "Wandering atrial pacemaker"); task ``"rhythm"``. Signals (n, 10 * sampling_rate, 12).
+    """
+    from ecg_keras.datasets.tasks import stratified_folds
+
+    root = require_dir(root, "LUDB")
+    csv = root / "ludb.csv"
+    if not csv.is_file():
+        raise DataError(f"{csv}: LUDB table ludb.csv not found")
+    try:
+        table = pd.read_csv(csv)
+    except Exception as e:
+        raise DataError(f"{csv}: cannot read ({type(e).__name__}: {e})") from None
+    for col in ("ID", "Sex", "Age", "Rhythms"):
+        if col not in table.columns:
+            raise DataError(f"{csv}: column {col!r} missing")
+    meta = pd.DataFrame(index=pd.Index(table["ID"].astype(int).to_numpy(), name="record"))
+    meta["patient_id"] = meta.index.to_numpy()
+    meta["age"] = [_to_float(_clean(v)) for v in table["Age"]]
+    meta["sex"] = [_sex_code(_clean(v)) for v in table["Sex"]]
+    meta["labels"] = [ludb_rhythms(v) for v in table["Rhythms"]]
+    for col in table.columns:
+        if col not in ("ID", "Sex", "Age"):
+            meta[col] = [_clean(v) for v in table[col]]
+    meta["filename"] = [f"data/{i}" for i in meta.index]
+    records = [root / "data" / str(i) for i in meta.index]
+    signals = load_record_signals("ludb", root, records, expected_fs=LUDB_RATE,
+                                  target_fs=int(sampling_rate), cache_dir=cache_dir, fixed_length=True)
+    meta["strat_fold"] = stratified_folds(meta["labels"].tolist(), n_folds=10, seed=0)
+    return RecordSet("ludb", int(sampling_rate), signals, meta, None, False)
