@@ -1,0 +1,711 @@
+"""Synthetic PTB-XL: a generated dataset in the exact PhysioNet PTB-XL layout.
+
+THIS DATA IS SYNTHETIC. It is the package's embedded default dataset and test fixture: it lets
+every stage (readers, tasks, windows, models, training, evaluation) run end to end without
+downloading PTB-XL. Scores on it say nothing about real ECGs.
+
+``generate_synthetic_ptbxl(dest)`` writes ``records100/NNNNN/XXXXX_lr`` and
+``records500/NNNNN/XXXXX_hr`` (WFDB format 16, 1 uV resolution, 12 leads I, II, III, AVR, AVL,
+AVF, V1..V6 in mV, 10 s), ``ptbxl_database.csv`` with every column of the real table,
+``scp_statements.csv`` (``ecg_keras.statements.statements_frame()``), a ``SYNTHETIC`` marker
+file and a ``README.txt``. Same seed -> byte-identical files, whatever ``n_jobs``.
+
+What is modelled (labels are rendered in the signal, not just written in the csv):
+
+* Beats are sums of Gaussian waves (ECGSYN-like P, septal q, R, S, asymmetric T, plus ST,
+  R', pathological Q and notch waves where a statement needs them). Each wave is a 3-D
+  heart vector (x left, y inferior, z anterior); leads are projections: I = x,
+  II = x cos 60 + y sin 60, and III = II - I, aVR = -(I + II)/2, aVL = I - II/2,
+  aVF = II - I/2 exactly; V1..V6 project onto horizontal-plane directions from 120 to 5
+  degrees, which gives the usual R-wave progression (rS in V1, transition V3/V4, qR in V6).
+* Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records,
+  folds stratified on them): SR 62-98 bpm, SBRAD 40-56, STACH 104-150 (small respiratory
+  heart-rate variability), SARRH (RR modulated 8-18 % at the respiratory rate), AFIB
+  (independent RR intervals, coefficient of variation 0.15-0.3, no P waves, 4-8 Hz
+  fibrillatory f-waves strongest in V1 and the inferior leads). QT follows the preceding RR
+  (Bazett), so the T wave moves beat by beat in AFIB.
+* Diagnostic/form statements with a morphological effect: NORM; IMI/ILMI (wide inferior /
+  lateral Q, inferior T inversion), ASMI/AMI (QS in V1-V3 / anterior Q); NDT, NST_, ISC_,
+  ISCAL, ISCIN, LNGQT (T flattening or inversion by territory, ST depression, long QT);
+  CLBBB (broad QRS ~140 ms, no septal q, discordant T), CRBBB/IRBBB (terminal R' in V1,
+  wide S in I/V6), LAFB (left axis), 1AVB (PR 0.22-0.32 s); LVH (Sokolow-Lyon voltage
+  ~3-6.5 mV against ~0.5-3.5 mV for NORM, lateral strain in half the patients),
+  RVH (right axis, tall R in V1), LAO/LAE (broad bifid P); form codes QWAVE, STD_, INVT,
+  LOWT, VCLVH, LPR, LVOLT go with the effect they name. Pathology is more likely with age;
+  QRS voltage falls with age and is higher in men, PR lengthens with age, QTc is longer in
+  women, so age and sex are weakly learnable.
+* Recording problems exactly where the csv says so (~22 % of records): ``baseline_drift``
+  (0.05-0.5 Hz wander), ``static_noise`` (broadband noise, sometimes 50 Hz mains),
+  ``burst_noise`` (short high-amplitude bursts), ``electrodes_problems`` (a lost electrode:
+  near-flat lead). The strings name leads like PTB-XL (", I-AVR,", ", V1,V2,", "alles" =
+  all leads); ``noise_leads(text)`` parses them. Clean records carry only 3 uV noise.
+
+Why not neurokit2: ``nk.ecg_simulate(method="multileads")`` integrates the ECGSYN ODE with
+``solve_ivp`` once per lead (~2.2 s per 10-s 500 Hz record here, > 1 h for 2000 records),
+draws its own RR process (no explicit RR series, so no AFIB/sinus-arrhythmia control) and
+rescales every lead to [-0.4, 1.2] mV independently, which breaks III = II - I and the
+augmented-lead identities. The vectorised renderer below does one record in a few ms.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ecg_keras.datasets.base import LEADS
+from ecg_keras.statements import get as _statement, statements_frame
+
+__all__ = ["generate_synthetic_ptbxl", "noise_leads", "GENERATOR_VERSION", "RHYTHM_MIX", "RENDERED_CODES"]
+
+GENERATOR_VERSION = "1"
+DURATION_S = 10
+BASE_FS = 500
+# Rhythm statements actually rendered, with their exact share of the records.
+RHYTHM_MIX = {"SR": 0.52, "SBRAD": 0.12, "STACH": 0.12, "SARRH": 0.12, "AFIB": 0.12}
+_HR_RANGE = {"SR": (62, 98), "SBRAD": (40, 56), "STACH": (104, 150), "SARRH": (60, 95), "AFIB": (60, 140)}
+
+# Pathologies: (code, relative weight within its class, extra form codes (code, probability)).
+_PATHOLOGY = {
+    "MI": [("IMI", 0.4, (("QWAVE", 0.5),)), ("ASMI", 0.35, (("QWAVE", 0.4),)),
+           ("ILMI", 0.1, (("QWAVE", 0.5),)), ("AMI", 0.15, (("QWAVE", 0.5), ("ABQRS", 0.3)))],
+    "STTC": [("NDT", 0.3, ()), ("NST_", 0.15, ()), ("ISC_", 0.2, (("STD_", 0.6),)),
+             ("ISCAL", 0.15, (("INVT", 0.6),)), ("ISCIN", 0.1, (("INVT", 0.6),)), ("LNGQT", 0.1, ())],
+    "CD": [("CLBBB", 0.15, ()), ("CRBBB", 0.2, ()), ("IRBBB", 0.2, ()), ("LAFB", 0.25, ()),
+           ("1AVB", 0.2, (("LPR", 0.5),))],
+    "HYP": [("LVH", 0.7, (("VCLVH", 0.6),)), ("RVH", 0.12, ()), ("LAO/LAE", 0.18, ())],
+}
+_PATHOLOGY_P = {"MI": 0.11, "STTC": 0.13, "CD": 0.12, "HYP": 0.07}
+_P_WAVE_CODES = {"1AVB", "LPR", "LAO/LAE"}  # meaningless without P waves (AFIB)
+_T_FORM = {"LOWT", "INVT"}
+# Every statement the generator can assign (all with an effect in the signal).
+RENDERED_CODES = frozenset(
+    ["NORM", "LVOLT", "STD_", "STE_", "LOWT", "INVT", *RHYTHM_MIX]
+    + [code for group in _PATHOLOGY.values() for code, _, _ in group]
+    + [form for group in _PATHOLOGY.values() for _, _, forms in group for form, _ in forms]
+)
+
+_DEVICES = ("CS-12   E", "AT-6 C 5.5", "AT-60    3", "CS100    3", "AT-6     6", "AT-6 C")
+_STADIA = ("unknown", "Stadium I", "Stadium II", "Stadium III", "Stadium I-II", "Stadium II-III")
+_LIKELIHOODS = (15.0, 35.0, 50.0, 80.0, 100.0)
+_LIKELIHOOD_P = (0.08, 0.1, 0.12, 0.25, 0.45)
+_COLUMNS = ["patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",
+            "report", "scp_codes", "heart_axis", "infarction_stadium1", "infarction_stadium2", "validated_by",
+            "second_opinion", "initial_autogenerated_report", "validated_by_human", "baseline_drift",
+            "static_noise", "burst_noise", "electrodes_problems", "extra_beats", "pacemaker", "strat_fold",
+            "filename_lr", "filename_hr"]
+_NOISE_COLUMNS = ("baseline_drift", "static_noise", "burst_noise", "electrodes_problems")
+
+# Lead field: heart vector (x, y, z) -> 12 leads. Limb leads from I and II (hexaxial), then the
+# Einthoven/Goldberger identities; precordial leads are gains along horizontal-plane angles.
+_V_ANGLES = np.deg2rad([120, 95, 75, 55, 30, 5])
+_V_GAINS = np.array([1.4, 1.9, 1.9, 1.7, 1.4, 1.1])
+
+
+def _lead_matrix() -> np.ndarray:
+    i = np.array([1.0, 0.0, 0.0])
+    ii = np.array([np.cos(np.pi / 3), np.sin(np.pi / 3), 0.0])
+    limb = [i, ii, ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2]
+    chest = [g * np.array([np.cos(a), 0.08, np.sin(a)]) for a, g in zip(_V_ANGLES, _V_GAINS)]
+    return np.stack(limb + chest, axis=1)  # (3, 12)
+
+
+_LEAD_MATRIX = _lead_matrix()
+# (I, II, V1..V6) -> 12 leads
+_DERIVE = np.zeros((8, 12))
+_DERIVE[0, [0, 2, 3, 4, 5]] = [1.0, -1.0, -0.5, 1.0, -0.5]
+_DERIVE[1, [1, 2, 3, 4, 5]] = [1.0, 1.0, -0.5, -0.5, 1.0]
+_DERIVE[2:, 6:] = np.eye(6)
+
+
+# --------------------------------------------------------------------------- record specification
+@dataclass
+class _Wave:
+    offset: float  # s from the R peak (from the T peak when ``qt`` is True)
+    sigma: float  # s
+    vector: np.ndarray  # (3,) mV
+    qt: bool = False  # moves with the RR-dependent QT interval
+
+
+@dataclass
+class _Spec:
+    """Everything needed to render one record; drawn in the main thread, rendered anywhere."""
+
+    ecg_id: int
+    rhythm: str
+    hr: float
+    waves: list[_Wave]
+    qtc: float
+    resp_amp: float
+    resp_hz: float
+    rr_jitter: float
+    af_cv: float = 0.0
+    af_amp: float = 0.0
+    noise: dict[str, list[int]] = field(default_factory=dict)
+    seed: tuple[int, int] = (0, 0)
+
+
+def _unit(deg: float, z: float = 0.0) -> np.ndarray:
+    a = np.deg2rad(deg)
+    return np.array([np.cos(a), np.sin(a), z])
+
+
+def _morphology(patient: dict, codes: set[str], rhythm: str) -> tuple[list[_Wave], float, float]:
+    """Waves of one beat for this patient's statements; returns (waves, qtc, frontal QRS axis)."""
+    age, sex = patient["age"], patient["sex"]
+    m = patient["morph"]
+    gain = m["gain"] * (1.15 if sex == 0 else 1.0) * (1.25 - 0.006 * (age - 18))
+    axis = m["axis"]
+    if "LAFB" in codes:
+        axis = m["lafb_axis"]
+    if "RVH" in codes:
+        axis = m["rvh_axis"]
+    pr = m["pr"] + 0.0008 * (age - 40)
+    if "1AVB" in codes:
+        pr = m["avb_pr"]
+    qtc = m["qtc"] + (0.015 if sex == 1 else 0.0)
+    if "LNGQT" in codes:
+        qtc = m["long_qtc"]
+
+    r_amp = 1.25 * (1.3 * min(gain, 1.1) if "LVH" in codes else gain)
+    r_vec = r_amp * _unit(axis, m["r_z"])
+    if "LVH" in codes:  # extra leftward-posterior LV mass forces: tall R in V5/V6, deep S in V1/V2
+        r_vec = r_vec + np.array([1.2, 0.2, -0.5])
+    q_vec = gain * np.array([-0.10, 0.02, 0.14])
+    s_vec = gain * np.array([-0.22, -0.18, -0.28]) * (1.5 if "LVH" in codes else 1.0)
+    t_vec = gain * np.array([0.25, 0.20, 0.15]) * m["t_gain"]
+    r_sigma, s_off = 0.011, 0.026
+    waves: list[_Wave] = []
+
+    if rhythm != "AFIB":
+        p_vec = m["p_gain"] * np.array([0.10, 0.15, 0.03])
+        p_off = -pr + 0.01
+        if "LAO/LAE" in codes:  # broad bifid P, negative terminal part in V1
+            waves += [_Wave(p_off - 0.025, 0.022, 0.7 * p_vec),
+                      _Wave(p_off + 0.03, 0.022, 0.7 * p_vec + np.array([0.0, 0.0, -0.09]))]
+        else:
+            waves.append(_Wave(p_off, 0.022, p_vec))
+
+    if "CLBBB" in codes:  # septum activated right-to-left: no septal q, broad notched R, discordant T
+        r_vec = r_amp * _unit(axis - 10, -0.9)
+        waves += [_Wave(-0.015, 0.022, 0.75 * r_vec), _Wave(0.03, 0.024, 0.75 * r_vec)]
+        t_vec = -0.9 * gain * np.array([0.25, 0.12, -0.25])
+        s_vec = 0 * s_vec
+    else:
+        if "RVH" in codes:
+            r_vec = r_vec + gain * np.array([0.0, 0.0, 0.9])
+        if "ASMI" in codes:
+            q_vec = 0 * q_vec
+            waves.append(_Wave(-0.018, 0.013, gain * np.array([-0.05, 0.0, -0.55])))
+        else:
+            waves.append(_Wave(-0.022, 0.008, q_vec))
+        if "AMI" in codes:
+            waves.append(_Wave(-0.018, 0.013, gain * np.array([0.15, 0.0, -0.55])))
+        if "IMI" in codes or "ILMI" in codes:
+            lateral = -0.35 if "ILMI" in codes else 0.0
+            waves.append(_Wave(-0.02, 0.014, gain * np.array([lateral, -0.55, 0.0])))
+            t_vec = t_vec * np.array([1.0, -0.8, 1.0])
+        waves.append(_Wave(0.0, r_sigma, r_vec))
+        if "CRBBB" in codes or "IRBBB" in codes:  # late rightward-anterior forces: rSR' in V1
+            k = 1.0 if "CRBBB" in codes else 0.45
+            waves.append(_Wave(0.065 if k == 1.0 else 0.045, 0.02, k * gain * np.array([-0.35, -0.05, 0.5])))
+            if k == 1.0:
+                t_vec = t_vec * np.array([1.0, 1.0, -0.6])
+        waves.append(_Wave(s_off, 0.01, s_vec))
+
+    st = np.zeros(3)
+    if "ISC_" in codes:
+        st += -m["st_dep"] * np.array([0.6, 0.6, 0.3])
+    if "NST_" in codes:
+        st += m["nst"] * np.array([0.5, 0.5, 0.4])
+    if "NDT" in codes:
+        t_vec = t_vec * m["flat_t"]
+    if "ISCAL" in codes:
+        t_vec = gain * np.array([-0.22, 0.08, -0.18])
+        st += -m["st_dep"] * np.array([0.6, 0.0, 0.4])
+    if "ISCIN" in codes:
+        t_vec = gain * np.array([0.2, -0.22, 0.12])
+        st += -m["st_dep"] * np.array([0.0, 0.6, 0.0])
+    if "LVH" in codes and m["strain"]:
+        t_vec = t_vec * np.array([-0.6, 1.0, 1.0])
+        st += -0.05 * np.array([0.7, 0.2, 0.0])
+    if np.any(st):
+        waves.append(_Wave(0.12, 0.04, st))
+    # asymmetric T: slow upstroke (broad leading Gaussian) and faster downstroke
+    waves += [_Wave(-0.045, 0.05, 0.45 * t_vec, qt=True), _Wave(0.0, 0.04, 0.8 * t_vec, qt=True)]
+    if "LVOLT" in codes:  # attenuation (e.g. effusion, obesity) shrinks every wave
+        for w in waves:
+            w.vector = 0.4 * w.vector
+    return waves, qtc, float(axis)
+
+
+def _axis_label(axis: float) -> str:
+    if axis < -45:
+        return "ALAD"
+    if axis < -30:
+        return "LAD"
+    if axis <= 90:
+        return "MID"
+    if axis <= 120:
+        return "RAD"
+    return "ARAD"
+
+
+def _patient_morph(rng: np.random.Generator) -> dict:
+    return {
+        "gain": rng.uniform(0.75, 1.3), "axis": _clip(rng.normal(50, 22), -25, 95),
+        "lafb_axis": rng.uniform(-80, -48), "rvh_axis": rng.uniform(100, 150), "r_z": rng.uniform(-0.38, -0.18),
+        "pr": rng.uniform(0.13, 0.18), "avb_pr": rng.uniform(0.22, 0.32), "qtc": rng.uniform(0.38, 0.43),
+        "long_qtc": rng.uniform(0.48, 0.55), "t_gain": rng.uniform(0.8, 1.3), "p_gain": rng.uniform(0.8, 1.2),
+        "st_dep": rng.uniform(0.08, 0.2), "nst": (1.0 if rng.random() < 0.5 else -1.0) * rng.uniform(0.04, 0.08),
+        "flat_t": rng.uniform(-0.15, 0.3), "strain": bool(rng.random() < 0.5),
+    }
+
+
+# --------------------------------------------------------------------------- signal rendering
+def _rr_intervals(spec: _Spec, rng: np.random.Generator, t_end: float) -> np.ndarray:
+    """R-peak times (s) covering [-1.5, t_end + 1.5]."""
+    rr0 = 60.0 / spec.hr
+    n = int((t_end + 3.0) / 0.25) + 4
+    if spec.rhythm == "AFIB":
+        sd = np.sqrt(np.log1p(spec.af_cv ** 2))
+        rr = rr0 * rng.lognormal(-sd * sd / 2, sd, n)
+        rr = np.maximum(rr, 0.3)
+    else:
+        rr = np.empty(n)
+        t, phase = 0.0, rng.uniform(0, 2 * np.pi)
+        jit = rng.normal(0.0, spec.rr_jitter, n)
+        for k in range(n):
+            rr[k] = rr0 * (1.0 + spec.resp_amp * np.sin(2 * np.pi * spec.resp_hz * t + phase) + jit[k])
+            t += rr[k]
+    times = -1.5 + rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
+    return times[times < t_end + 1.5]
+
+
+def _render_clean(spec: _Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np.ndarray:
+    n = DURATION_S * fs
+    beats = _rr_intervals(spec, rng, DURATION_S)
+    prev_rr = np.diff(beats, prepend=beats[0] - 60.0 / spec.hr)
+    t_peak = spec.qtc * np.sqrt(prev_rr) - 0.13  # T peak after R (Bazett QT minus T down-slope)
+    t_scale = np.sqrt(np.clip(prev_rr, 0.3, 1.6))
+    amp = 1.0 + 0.04 * np.sin(2 * np.pi * 0.25 * beats)  # respiratory QRS amplitude modulation
+    ones = np.ones_like(beats)
+    offsets = np.stack([w.offset * t_scale + t_peak if w.qt else w.offset * ones for w in spec.waves])
+    sigmas = np.stack([w.sigma * (t_scale if w.qt else ones) for w in spec.waves])
+    vectors = np.stack([w.vector for w in spec.waves])  # (W, 3)
+    centers = beats[None, :] + offsets  # (W, K)
+    courses = np.zeros((len(spec.waves), n))
+    for w in range(len(spec.waves)):  # each wave evaluated only within +-5 sigma of its beats
+        half = int(np.ceil(5 * sigmas[w].max() * fs))
+        start = np.round(centers[w] * fs).astype(np.int64) - half  # (K,)
+        idx = start[:, None] + np.arange(2 * half + 1)[None, :]  # (K, L)
+        z = (idx / fs - centers[w][:, None]) / sigmas[w][:, None]
+        vals = amp[:, None] * np.exp(-0.5 * z * z)
+        ok = (idx >= 0) & (idx < n)
+        courses[w] = np.bincount(idx[ok], weights=vals[ok], minlength=n)
+    heart = courses.T @ vectors  # (n, 3)
+    if spec.rhythm == "AFIB":
+        f0 = rng.uniform(4.5, 7.5)
+        drift = np.cumsum(rng.normal(0, 0.02, n)) / np.sqrt(fs)  # slow frequency wander
+        phase = 2 * np.pi * np.cumsum(f0 * (1 + drift)) / fs + rng.uniform(0, 2 * np.pi)
+        t = np.arange(n) / fs
+        env = spec.af_amp * (1 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6)))
+        f_wave = env * (np.sin(phase) + 0.35 * np.sin(2 * phase + 1.0))
+        heart += np.outer(f_wave, np.array([-0.25, 0.6, 0.75]))
+    # 3 uV amplifier noise on the 8 recorded leads (I, II, V1-V6); III, aVR, aVL, aVF derived from I, II
+    noise = rng.normal(0.0, 0.003, (n, 8))
+    sig = heart @ _LEAD_MATRIX + noise @ _DERIVE
+    return sig
+
+
+def _add_recording_problems(sig: np.ndarray, spec: _Spec, rng: np.random.Generator, fs: int = BASE_FS) -> None:
+    n = sig.shape[0]
+    t = np.arange(n) / fs
+    for column, leads in spec.noise.items():
+        for lead in leads:
+            if column == "baseline_drift":
+                f = rng.uniform(0.05, 0.5, 2)
+                a = rng.uniform(0.15, 0.6, 2)
+                sig[:, lead] += (a[:, None] * np.sin(2 * np.pi * f[:, None] * t + rng.uniform(0, 6, (2, 1)))).sum(0)
+            elif column == "static_noise":
+                sig[:, lead] += rng.normal(0.0, rng.uniform(0.02, 0.06), n)
+                if rng.random() < 0.5:
+                    sig[:, lead] += rng.uniform(0.02, 0.06) * np.sin(2 * np.pi * 50 * t + rng.uniform(0, 6))
+            elif column == "burst_noise":
+                for _ in range(rng.integers(1, 4)):
+                    length = int(rng.uniform(0.2, 1.2) * fs)
+                    start = int(rng.integers(0, n - length))
+                    burst = np.convolve(rng.normal(0, 1, length), np.ones(5) / 5, mode="same")
+                    sig[start:start + length, lead] += rng.uniform(0.3, 1.0) * burst
+            elif column == "electrodes_problems":  # electrode off: near-flat line with noise
+                sig[:, lead] = 0.05 * sig[:, lead] + rng.normal(0.0, 0.01, n)
+
+
+def render_record(spec: _Spec) -> np.ndarray:
+    """(5000, 12) float64 signal at 500 Hz in mV for one record specification."""
+    rng = np.random.default_rng(spec.seed)
+    sig = _render_clean(spec, rng)
+    _add_recording_problems(sig, spec, rng)
+    return sig
+
+
+# --------------------------------------------------------------------------- WFDB writing
+def _to_digital(sig: np.ndarray) -> np.ndarray:
+    """mV -> int16 at 1000 adu/mV (PTB-XL's gain); -32768 is WFDB's NaN for format 16."""
+    return np.clip(np.round(sig * 1000.0), -32767, 32767).astype(np.int16)
+
+
+def _write_wfdb(path: Path, digital: np.ndarray, fs: int) -> None:
+    """Write ``path``.hea/.dat as ``wfdb.wrsamp(..., fmt=['16']*12, adc_gain=[1000.]*12,
+    baseline=[0]*12, units=['mV']*12)`` does, byte for byte (tests check it against wfdb).
+
+    wfdb.wrsamp spends ~40 ms per call validating header fields through pandas, which alone
+    would cost > 2.5 min for the 4000 files of the default dataset.
+    """
+    name = path.name
+    d64 = digital.astype(np.int64)
+    checksum = d64.sum(axis=0) % 65536
+    lines = [f"{name} {digital.shape[1]} {fs} {digital.shape[0]}"]
+    for j, lead in enumerate(LEADS):
+        lines.append(f"{name}.dat 16 1000.0(0)/mV 16 0 {int(digital[0, j])} {int(checksum[j])} 0 {lead}")
+    path.with_suffix(".hea").write_text("\n".join(lines) + "\n")
+    path.with_suffix(".dat").write_bytes(digital.astype("<i2").tobytes())
+
+
+def _record_path(root: Path, ecg_id: int, fs: int) -> Path:
+    folder = f"{ecg_id // 1000 * 1000:05d}"
+    suffix = "lr" if fs == 100 else "hr"
+    return root / f"records{fs}" / folder / f"{ecg_id:05d}_{suffix}"
+
+
+def _downsample(sig: np.ndarray, fs: int) -> np.ndarray:
+    """Fourier resampling from 500 Hz to ``fs`` with a raised-cosine low-pass from 0.8 to 1.0 x Nyquist.
+
+    The straight line through the end points is removed first (and added back), so baseline
+    drift does not wrap around; ~4x faster than ``scipy.signal.resample_poly`` here.
+    """
+    n = sig.shape[0]
+    m = n * fs // BASE_FS
+    line = sig[:1] + (sig[-1:] - sig[:1]) * (np.arange(n) / (n - 1))[:, None]
+    spec = np.fft.rfft(sig - line, axis=0)[: m // 2 + 1]
+    f = np.arange(m // 2 + 1) / (m // 2)  # fraction of the new Nyquist frequency
+    taper = np.where(f <= 0.8, 1.0, 0.5 * (1 + np.cos(np.pi * np.clip((f - 0.8) / 0.2, 0, 1))))
+    out = np.fft.irfft(spec * taper[:, None], n=m, axis=0) * (m / n)
+    return out + line[:: BASE_FS // fs][:m]
+
+
+def _render_and_write(spec: _Spec, root: Path, sampling_rates: Sequence[int]) -> None:
+    sig = render_record(spec)
+    for fs in sampling_rates:
+        out = sig if fs == BASE_FS else _downsample(sig, fs)
+        path = _record_path(root, spec.ecg_id, fs)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_wfdb(path, _to_digital(out), fs)
+
+
+# --------------------------------------------------------------------------- metadata
+def noise_leads(text) -> list[str]:
+    """Leads named by a PTB-XL noise column value: ", I-AVR,", ", V1,V3, ", "alles" (all) or NaN (none)."""
+    if not isinstance(text, str) or not text.strip(" ,"):
+        return []
+    upper = [lead.upper() for lead in LEADS]
+    out: list[str] = []
+    for token in (tok.strip().upper() for tok in text.split(",")):
+        if not token:
+            continue
+        if token == "ALLES":
+            return list(LEADS)
+        if "-" in token:
+            a, b = token.split("-", 1)
+            if a in upper and b in upper:
+                out += LEADS[upper.index(a):upper.index(b) + 1]
+        elif token in upper:
+            out.append(LEADS[upper.index(token)])
+    return list(dict.fromkeys(out))
+
+
+def _noise_text(rng: np.random.Generator) -> tuple[str, list[int]]:
+    r = rng.random()
+    if r < 0.3:
+        return ", alles, ", list(range(12))
+    if r < 0.75:
+        a = int(rng.integers(0, 11))
+        b = int(rng.integers(a + 1, min(a + 6, 12)))
+        return f", {LEADS[a]}-{LEADS[b]}, ", list(range(a, b + 1))
+    idx = sorted(rng.choice(12, size=int(rng.integers(1, 3)), replace=False).tolist())
+    return ", " + ",".join(LEADS[i] for i in idx) + ", ", idx
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return float(min(max(x, lo), hi))
+
+
+def _pick(rng: np.random.Generator, items: Sequence, weights: Sequence[float] | None = None):
+    """One item (weights need not sum to 1); a fast scalar ``rng.choice``."""
+    if weights is None:
+        return items[int(rng.integers(len(items)))]
+    cum = np.cumsum(weights)
+    return items[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(items) - 1)]
+
+
+def _draw_noise(rng: np.random.Generator) -> dict[str, tuple[str, list[int]]]:
+    if rng.random() >= 0.22:
+        return {}
+    out = {}
+    for column, p in (("static_noise", 0.65), ("baseline_drift", 0.35), ("burst_noise", 0.15)):
+        if rng.random() < p:
+            out[column] = _noise_text(rng)
+    if rng.random() < 0.04:
+        lead = int(rng.integers(0, 12))
+        out["electrodes_problems"] = (f", {LEADS[lead]}, ", [lead])
+    if not out:
+        out["static_noise"] = _noise_text(rng)
+    return out
+
+
+def _draw_pathology(rng: np.random.Generator, age: float, sex: int) -> list[str]:
+    """Diagnostic + form codes of one patient (empty list = healthy)."""
+    age_factor = _clip(0.35 + age / 70, 0.5, 1.7)
+    codes: list[str] = []
+    for cls, p in _PATHOLOGY_P.items():
+        p = p * age_factor * ((1.3 if sex == 0 else 0.7) if cls == "MI" else 1.0)
+        if rng.random() < p:
+            group = _PATHOLOGY[cls]
+            w = [g[1] for g in group]
+            code, _, forms = _pick(rng, group, w)
+            codes.append(code)
+            codes += [f for f, pf in forms if rng.random() < pf]
+    # incompatible pairs: the left/right bundle branch blocks and the two axis shifts
+    if "CLBBB" in codes:
+        codes = [c for c in codes if c not in ("IRBBB", "CRBBB", "LAFB")]
+    if "LAFB" in codes and "RVH" in codes:
+        codes.remove("RVH")
+    return codes
+
+
+def _scp_codes(rng: np.random.Generator, codes: Sequence[str], rhythm: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for c in codes:
+        s = _statement(c)
+        if c == "NORM":
+            out[c] = 100.0 if rng.random() < 0.9 else 80.0
+        elif s.diagnostic:
+            out[c] = _pick(rng, _LIKELIHOODS, _LIKELIHOOD_P)
+        else:
+            out[c] = 0.0
+    out[rhythm] = 0.0
+    return out
+
+
+def _assign_folds(rng: np.random.Generator, patient_of: np.ndarray, labels: list[set[str]], n_folds: int = 10) -> np.ndarray:
+    """Patient-wise folds, greedily balancing record counts per label (iterative stratification)."""
+    patients = np.unique(patient_of)
+    members = {p: np.flatnonzero(patient_of == p) for p in patients}
+    all_labels = sorted(set().union(*labels))
+    col = {lab: i for i, lab in enumerate(all_labels)}
+    totals = np.zeros(len(all_labels))
+    for lab in labels:
+        for x in lab:
+            totals[col[x]] += 1
+    counts = np.zeros((n_folds, len(all_labels)))
+    sizes = np.zeros(n_folds)
+    target = len(patient_of) / n_folds
+    fold_of = np.zeros(len(patient_of), dtype=np.int64)
+    order = rng.permutation(patients)
+    # rarest label first, then larger patients first: the usual iterative-stratification order
+    rarity = {p: min((totals[col[x]] for i in members[p] for x in labels[i]), default=np.inf) for p in order}
+    order = sorted(order, key=lambda p: (rarity[p], -len(members[p])))
+    for p in order:
+        vec = np.zeros(len(all_labels))
+        for i in members[p]:
+            for x in labels[i]:
+                vec[col[x]] += 1
+        score = (counts @ (vec / np.maximum(totals, 1))) * n_folds + sizes / target
+        f = int(np.argmin(score + 1e-9 * np.arange(n_folds)))
+        counts[f] += vec
+        sizes[f] += len(members[p])
+        fold_of[members[p]] = f + 1
+    return fold_of
+
+
+def _draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[_Spec]]:
+    rng = np.random.default_rng(seed)
+    # patients: ~10 % have 2-3 records
+    n_records_per = []
+    while sum(n_records_per) < n_records:
+        n_records_per.append(1 if rng.random() < 0.9 else int(rng.integers(2, 4)))
+    n_records_per[-1] -= sum(n_records_per) - n_records
+    n_patients = len(n_records_per)
+    patient_ids = np.sort(rng.choice(np.arange(1, 22000), size=n_patients, replace=False)).astype(float)
+    patients = []
+    for pid, k in zip(patient_ids, n_records_per):
+        sex = int(rng.random() < 0.48)
+        age = _clip(round(rng.normal(60, 17)), 18, 95)
+        patients.append({
+            "patient_id": pid, "n": k, "sex": sex, "age": age,
+            "height": np.nan if rng.random() < 0.68 else float(np.round(rng.normal(176 if sex == 0 else 164, 7))),
+            "weight": np.nan if rng.random() < 0.57 else float(np.round(rng.normal(82 if sex == 0 else 70, 13))),
+            "codes": _draw_pathology(rng, age, sex), "morph": _patient_morph(rng),
+            "stadium": _pick(rng, _STADIA),
+        })
+    rhythm_counts = {r: int(round(p * n_records)) for r, p in RHYTHM_MIX.items() if r != "SR"}
+    rhythms = np.array(["SR"] * (n_records - sum(rhythm_counts.values()))
+                       + [r for r, c in rhythm_counts.items() for _ in range(c)])
+    rhythms = rhythms[rng.permutation(n_records)]
+
+    # recording dates; ecg_id follows date order like in PTB-XL
+    start = np.datetime64("1984-01-01T08:00:00")
+    span = int((np.datetime64("2001-06-30T18:00:00") - start).astype(np.int64))
+    patient_of = np.repeat(np.arange(n_patients), n_records_per)
+    first = rng.integers(0, span - 3 * 10**8, n_patients)
+    offsets = np.concatenate([np.sort(rng.integers(0, 3 * 10**8, k)) if k > 1 else [0] for k in n_records_per])
+    seconds = first[patient_of] + offsets
+    order = np.argsort(seconds, kind="stable")
+    patient_of, seconds = patient_of[order], seconds[order]
+
+    rows, specs, labels = [], [], []
+    for i in range(n_records):
+        ecg_id = i + 1
+        pat = patients[patient_of[i]]
+        rhythm = str(rhythms[i])
+        codes = [c for c in pat["codes"] if not (rhythm == "AFIB" and c in _P_WAVE_CODES)]
+        if rhythm == "AFIB" and not any(_statement(c).diagnostic for c in codes) and rng.random() < 0.5:
+            codes.append(_pick(rng, ("NDT", "ISC_")))
+        if not any(_statement(c).diagnostic for c in codes) and rhythm != "AFIB":
+            codes = ["NORM"] + (["LVOLT"] if rng.random() < 0.05 else [])
+        if any(c in codes for c in ("ISC_", "ISCAL", "ISCIN")) and "STD_" not in codes and rng.random() < 0.3:
+            codes.append("STD_")
+        if "NST_" in codes and pat["morph"]["nst"] < 0 and "STD_" not in codes and rng.random() < 0.5:
+            codes.append("STD_")
+        if "NST_" in codes and pat["morph"]["nst"] > 0 and rng.random() < 0.5:
+            codes.append("STE_")
+        if "NDT" in codes and "INVT" not in codes:  # NDT flattens (LOWT) or inverts (INVT) T
+            if pat["morph"]["flat_t"] < 0:
+                codes.append("INVT")
+            elif rng.random() < 0.5:
+                codes.append("LOWT")
+        code_set = set(codes)
+        waves, qtc, axis = _morphology(pat, code_set, rhythm)
+        lo, hi = _HR_RANGE[rhythm]
+        hr = _clip(rng.uniform(lo, hi) + (2.0 if pat["sex"] == 1 else 0.0) - 0.04 * (pat["age"] - 60), lo, hi)
+        noise = _draw_noise(rng)
+        spec = _Spec(
+            ecg_id=ecg_id, rhythm=rhythm, hr=hr, waves=waves, qtc=qtc,
+            resp_amp=rng.uniform(0.08, 0.18) if rhythm == "SARRH" else rng.uniform(0.005, 0.02),
+            resp_hz=rng.uniform(0.15, 0.3), rr_jitter=rng.uniform(0.004, 0.012),
+            af_cv=rng.uniform(0.15, 0.3), af_amp=rng.uniform(0.04, 0.1),
+            noise={col: leads for col, (_, leads) in noise.items()}, seed=(seed, ecg_id),
+        )
+        specs.append(spec)
+        scp = _scp_codes(rng, codes, rhythm)
+        labels.append({rhythm} | {_statement(c).diagnostic_class for c in codes if _statement(c).diagnostic})
+        report = ". ".join([_statement(rhythm).description] + [_statement(c).description.lower() for c in codes])
+        mi = any(_statement(c).diagnostic_class == "MI" for c in codes)
+        autogen = bool(rng.random() < 0.25)
+        rows.append({
+            "ecg_id": ecg_id, "patient_id": pat["patient_id"], "age": pat["age"], "sex": pat["sex"],
+            "height": pat["height"], "weight": pat["weight"],
+            "nurse": np.nan if rng.random() < 0.7 else float(rng.integers(0, 12)),
+            "site": float(rng.integers(0, 51)), "device": _pick(rng, _DEVICES),
+            "recording_date": str(start + np.timedelta64(int(seconds[i]), "s")).replace("T", " "),
+            "report": report + ".", "scp_codes": repr(scp),
+            "heart_axis": _axis_label(axis) if rng.random() < 0.6 else np.nan,
+            "infarction_stadium1": pat["stadium"] if mi else np.nan,
+            "infarction_stadium2": ("Stadium III" if rng.random() < 0.5 else "Stadium II") if mi and rng.random() < 0.1 else np.nan,
+            "validated_by": np.nan if rng.random() < 0.43 else float(rng.integers(0, 13)),
+            "second_opinion": bool(rng.random() < 0.02), "initial_autogenerated_report": autogen,
+            "validated_by_human": bool(rng.random() < 0.73),
+            **{col: noise[col][0] if col in noise else np.nan for col in _NOISE_COLUMNS},
+            "extra_beats": np.nan, "pacemaker": np.nan,
+            "filename_lr": f"records100/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_lr",
+            "filename_hr": f"records500/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_hr",
+        })
+    meta = pd.DataFrame(rows).set_index("ecg_id")
+    meta["strat_fold"] = _assign_folds(rng, patient_of, labels)
+    meta.loc[meta["strat_fold"] >= 9, "validated_by_human"] = True  # PTB-XL: folds 9-10 are human-validated
+    meta["sex"] = meta["sex"].astype(np.int64)
+    return meta[_COLUMNS], specs
+
+
+# --------------------------------------------------------------------------- public API
+_README = """\
+SYNTHETIC DATA - NOT PTB-XL, NOT REAL ECGS.
+
+This folder has the layout of PTB-XL 1.0.3 (PhysioNet) so that ecg_keras can run every step
+without downloading anything, but every record was generated by
+ecg_keras.datasets.synthetic.generate_synthetic_ptbxl (ecg_keras {package}, generator version
+{version}) with n_records={n}, seed={seed}, sampling_rates={rates}:
+
+    python -c "from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl as g; g('<dest>', n_records={n}, seed={seed}, sampling_rates={rates})"
+
+Signals are sums of Gaussian P-QRS-T waves projected onto the 12 leads; rhythm labels (SR,
+SBRAD, STACH, SARRH, AFIB), several diagnostic/form statements and the noise columns are
+rendered in the signals. See the module docstring for what is modelled. Model scores on this
+data say nothing about real ECGs. scp_statements.csv lists the 71 real SCP statements
+(diagnostic hierarchy of PTB-XL, CC-BY 4.0); only these codes are used in ptbxl_database.csv:
+{codes}.
+"""
+
+
+def generate_synthetic_ptbxl(
+    dest: str | os.PathLike,
+    n_records: int = 2000,
+    seed: int = 0,
+    sampling_rates: Sequence[int] = (100, 500),
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a synthetic dataset in the PTB-XL 1.0.3 layout to ``dest`` and return its path.
+
+    ``dest`` must be empty, absent, or an earlier synthetic dataset (it holds a ``SYNTHETIC``
+    file; its record folders are replaced). ``sampling_rates`` is a subset of (100, 500);
+    records are rendered at 500 Hz and decimated to 100 Hz. ``filename_lr``/``filename_hr``
+    are always filled, files exist only for the requested rates. ``n_jobs`` threads render and
+    write records (default: up to 2); the output does not depend on it.
+    """
+    rates = tuple(sorted({int(r) for r in sampling_rates}))
+    if not rates or any(r not in (100, 500) for r in rates):
+        raise ValueError(f"sampling_rates must be a non-empty subset of (100, 500), got {sampling_rates!r}")
+    if int(n_records) < 10:
+        raise ValueError(f"n_records must be >= 10 (one patient per fold at least), got {n_records}")
+    root = Path(dest)
+    if root.exists() and any(root.iterdir()):
+        if not (root / "SYNTHETIC").exists():
+            raise FileExistsError(f"{root} is not empty and holds no SYNTHETIC marker; refusing to overwrite it")
+        for sub in ("records100", "records500"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    (root / "SYNTHETIC").write_text(
+        f"synthetic PTB-XL-layout dataset: ecg_keras.datasets.synthetic generator {GENERATOR_VERSION}, "
+        f"n_records={int(n_records)}, seed={int(seed)}\n")
+
+    meta, specs = _draw_dataset(int(n_records), int(seed))
+    workers = max(1, min(2, os.cpu_count() or 1) if n_jobs is None else int(n_jobs))
+    done, step = 0, max(1, len(specs) // 10)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(lambda s: _render_and_write(s, root, rates), specs):
+            done += 1
+            if progress and (done % step == 0 or done == len(specs)):
+                print(f"\rsynthetic PTB-XL: {done}/{len(specs)} records "
+                      f"({time.perf_counter() - started:.0f} s)", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+
+    statements_frame().to_csv(root / "scp_statements.csv")
+    from ecg_keras import __version__
+
+    used = sorted({c for s in meta["scp_codes"] for c in ast.literal_eval(s)})
+    (root / "README.txt").write_text(_README.format(
+        package=__version__, version=GENERATOR_VERSION, n=int(n_records), seed=int(seed), rates=rates,
+        codes=", ".join(used)))
+    meta.to_csv(root / "ptbxl_database.csv")  # last: a crash never leaves a complete-looking table
+    return root
