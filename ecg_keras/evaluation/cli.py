@@ -19,6 +19,9 @@ Two modes:
   ``--hierarchy scp_statements.csv`` also ``hierarchy_<dataset>_<model>.csv`` (per-node AUCs)
   for ``diagnostic`` runs. F_beta/G_beta use G_beta-optimal thresholds from train predictions,
   else val predictions (recorded as ``threshold_source`` in metrics.json).
+
+Subcommands ``hierarchy``, ``uncertainty`` and ``attribution`` (the paper's deeper insights) are
+dispatched to :mod:`ecg_keras.evaluation.insights_cli` when they are the first argument.
 """
 from __future__ import annotations
 
@@ -381,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evaluate.py",
         description="Score ECG predictions with bootstrap confidence intervals (PTB-XL protocol).",
-        epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  --y-true Y.npy --y-pred P.npy [--json OUT]")
+        epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  --y-true Y.npy --y-pred P.npy [--json OUT]  |  "
+               "subcommands hierarchy / uncertainty / attribution (python evaluate.py SUBCOMMAND -h)")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by training")
     p.add_argument("--y-true", help="(n_samples, n_classes) .npy of binary labels")
     p.add_argument("--y-pred", help="(n_samples, n_classes) .npy of probabilities")
@@ -406,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("hierarchy", "uncertainty", "attribution"):
+        from .insights_cli import main as insights_main   # subcommands (deeper insights)
+        return insights_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     raw = args.y_true is not None or args.y_pred is not None

@@ -105,3 +105,30 @@ def node_auc_table(y_true, y_score, classes: Sequence[str], mapping) -> pd.DataF
             rows.append({"level": level, "node": name, "parent": parent,
                          "n_pos": int(npos[j]), "auc": float(aucs[j])})
     return pd.DataFrame(rows, columns=["level", "node", "parent", "n_pos", "auc"])
+
+
+def tree_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a :func:`node_auc_table` in depth-first tree order (superclass, then each of its
+    subclasses followed by their statements; alphabetical within a level), with a ``depth``
+    column (0 superclass, 1 subclass, 2 statement). Nodes whose parent is absent from the
+    table are appended at their level's depth."""
+    table = table.drop(columns=["depth"], errors="ignore")
+    by_level = {lvl: table[table.level == lvl].sort_values("node", kind="stable") for lvl in LEVELS}
+    depth = {"superdiagnostic": 0, "subdiagnostic": 1, "diagnostic": 2}
+    rows, seen = [], set()
+
+    def add(idx, row):
+        rows.append({**row.to_dict(), "depth": depth[row.level]})
+        seen.add(idx)
+
+    for i_sup, sup in by_level["superdiagnostic"].iterrows():
+        add(i_sup, sup)
+        for i_sub, sub in by_level["subdiagnostic"][by_level["subdiagnostic"].parent == sup.node].iterrows():
+            add(i_sub, sub)
+            for i_st, st in by_level["diagnostic"][by_level["diagnostic"].parent == sub.node].iterrows():
+                add(i_st, st)
+    for lvl in ("subdiagnostic", "diagnostic"):          # orphans (parent not in the table)
+        for idx, row in by_level[lvl].iterrows():
+            if idx not in seen:
+                add(idx, row)
+    return pd.DataFrame(rows, columns=[*table.columns, "depth"]).reset_index(drop=True)

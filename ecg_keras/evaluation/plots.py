@@ -146,3 +146,136 @@ def plot_history(history, path: str | PathLike, title: str | None = None) -> Pat
         fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- deeper insights
+
+_LEVEL_COLORS = {"superdiagnostic": "tab:red", "subdiagnostic": "tab:orange", "diagnostic": "tab:blue"}
+
+
+def plot_node_aucs(table: pd.DataFrame, path: str | PathLike, title: str | None = None) -> Path:
+    """Per-node AUCs of the diagnostic hierarchy (:func:`~ecg_keras.evaluation.hierarchy.node_auc_table`)
+    as a tree-ordered horizontal bar chart: each superclass, its subclasses and their statements,
+    indented by depth and coloured by level, with the number of positives next to each bar.
+    A thin line marks each parent's AUC across its children, so a child well below its parent
+    (hidden stratification) stands out. Nodes without an AUC (one label value) show "n/a"."""
+    from .hierarchy import tree_order
+
+    plt = _plt()
+    tab = tree_order(table)
+    n = len(tab)
+    fig, ax = plt.subplots(figsize=(7.5, 0.19 * n + 1.3))
+    y = np.arange(n)[::-1]
+    aucs = tab["auc"].to_numpy(dtype=float)
+    colors = [_LEVEL_COLORS.get(lvl, "tab:gray") for lvl in tab["level"]]
+    ax.barh(y, np.nan_to_num(aucs, nan=0.0), color=colors, height=0.75)
+    raw = ["   " * int(d) + str(node) for d, node in zip(tab["depth"], tab["node"])]
+    width = max((len(r) for r in raw), default=0)
+    labels = [r.ljust(width) for r in raw]      # fixed width: right-aligned ticks keep the indent
+    ax.set_yticks(y, labels, fontsize=7, fontfamily="monospace")
+    ax.set_ylim(-0.7, n - 0.3)
+    finite = aucs[np.isfinite(aucs)]
+    left = max(0.0, float(finite.min()) - 0.05) if finite.size else 0.0
+    ax.set_xlim(left, 1.06)
+    # parent AUC as a vertical tick spanning its children
+    auc_of = {(lvl, node): a for lvl, node, a in zip(tab["level"], tab["node"], aucs)}
+    parent_level = {"diagnostic": "subdiagnostic", "subdiagnostic": "superdiagnostic"}
+    for yi, lvl, parent in zip(y, tab["level"], tab["parent"]):
+        pa = auc_of.get((parent_level.get(lvl), parent), np.nan)
+        if np.isfinite(pa):
+            ax.plot([pa, pa], [yi - 0.45, yi + 0.45], color="k", lw=0.8)
+    for yi, a, npos in zip(y, aucs, tab["n_pos"]):
+        text = f"{a:.3f}  n={int(npos)}" if np.isfinite(a) else f"n/a  n={int(npos)}"
+        ax.text(min(a, 1.0) + 0.003 if np.isfinite(a) else left + 0.003, yi, text,
+                va="center", fontsize=6)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _LEVEL_COLORS.values()]
+    ax.legend(handles + [plt.Line2D([0], [0], color="k", lw=0.8)],
+              ["superclass", "subclass", "statement", "parent AUC"], loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    ax.set_xlabel("ROC AUC (scores propagated by clipped sum)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or "AUC per node of the diagnostic hierarchy")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_uncertainty_box(table: pd.DataFrame, path: str | PathLike, bins: Sequence[float] | None = None,
+                         title: str | None = None) -> Path:
+    """Box plot of the ensemble std (column ``std``) per diagnosis likelihood (column
+    ``likelihood``), one box per bin (default: 15, 35, 50, 80, 100), with the count under each
+    box and the median joined across bins (paper, Section "model uncertainty")."""
+    from .uncertainty import LIKELIHOOD_BINS
+
+    plt = _plt()
+    bins = list(LIKELIHOOD_BINS if bins is None else bins)
+    groups = [table.loc[table["likelihood"] == b, "std"].to_numpy(dtype=float) for b in bins]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pos = np.arange(1, len(bins) + 1)
+    keep = [i for i, g in enumerate(groups) if len(g)]
+    if keep:
+        ax.boxplot([groups[i] for i in keep], positions=pos[keep], widths=0.6, showfliers=True,
+                   flierprops={"markersize": 2, "alpha": 0.4})
+        med = [np.median(groups[i]) for i in keep]
+        ax.plot(pos[keep], med, "o--", color="tab:red", ms=3, lw=0.8, label="median")
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_xticks(pos, [f"{b:g}\n(n={len(g)})" for b, g in zip(bins, groups)])
+    ax.set_xlim(0.4, len(bins) + 0.6)
+    ax.set_xlabel("likelihood of the diagnosis in scp_codes (%)")
+    ax.set_ylabel("std of the predicted probability over the ensemble")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title or "Model uncertainty vs. diagnosis likelihood")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_attribution(signal, attribution, path: str | PathLike, sampling_rate: int = 100,
+                     leads: Sequence[str] | None = None, title: str | None = None,
+                     windows: Sequence[tuple[int, int]] | None = None) -> Path:
+    """12 stacked leads: the ECG trace (mV, thin black line) over a broad band coloured by its
+    attribution (diverging colormap, red = evidence for the class, blue = against, white = none; one
+    symmetric scale for all leads, clipped at the 99.5th percentile of |attribution|), with a
+    shared colour bar. ``windows`` (start, stop) sample ranges are shaded faintly (optional)."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
+
+    plt = _plt()
+    sig = np.asarray(signal, dtype=float)
+    att = np.asarray(attribution, dtype=float)
+    if sig.ndim != 2 or sig.shape != att.shape:
+        raise ValueError(f"signal {sig.shape} and attribution {att.shape} must both be (time, leads)")
+    t_len, n_leads = sig.shape
+    if leads is None:
+        leads = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")[:n_leads]
+        leads = list(leads) + [f"lead{i + 1}" for i in range(len(leads), n_leads)]
+    t = np.arange(t_len) / float(sampling_rate)
+    scale = float(np.quantile(np.abs(att), 0.995)) if np.any(att) else 1.0
+    scale = scale if scale > 0 else float(np.abs(att).max() or 1.0)
+    norm = Normalize(-scale, scale)
+    cmap = plt.get_cmap("bwr")
+    fig, axes = plt.subplots(n_leads, 1, figsize=(12, 0.85 * n_leads + 1.2), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    for i, ax in enumerate(axes):
+        ax.plot(t, sig[:, i], color="k", lw=0.6, zorder=2)
+        pts = np.stack([t, sig[:, i]], axis=1)
+        segs = np.stack([pts[:-1], pts[1:]], axis=1)
+        seg_att = 0.5 * (att[:-1, i] + att[1:, i])
+        lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=4.0, zorder=1, capstyle="round")
+        lc.set_array(np.clip(seg_att, -scale, scale))
+        ax.add_collection(lc)
+        lo, hi = float(sig[:, i].min()), float(sig[:, i].max())
+        pad = 0.1 * max(hi - lo, 0.2)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylabel(leads[i], rotation=0, ha="right", va="center", fontsize=9)
+        ax.tick_params(axis="y", labelsize=6)
+        ax.grid(axis="x", alpha=0.25)
+        for w in windows or ():
+            ax.axvspan(w[0] / sampling_rate, w[1] / sampling_rate, color="tab:green", alpha=0.04, lw=0)
+    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlim(t[0], t[-1] if t_len > 1 else 1.0)
+    fig.subplots_adjust(hspace=0.08, right=0.9, top=0.95 if title else 0.98)
+    cax = fig.add_axes([0.92, 0.15, 0.012, 0.7])
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, cax=cax, label="attribution (logit units)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
