@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -31,8 +34,13 @@ from ecg_keras.datasets.base import DataError
 CACHE_VERSION = 1
 DATA_ENV = "ECG_KERAS_DATA"
 PROGRESS_MIN_RECORDS = 200  # show a progress bar when reading at least this many records
+PARALLEL_MIN_RECORDS = 2000  # below this many records a process pool costs more than it saves
+MAX_CHUNK = 64  # records per worker task (bounds the progress-bar step and memory in flight)
 
 Reader = Callable[[int], np.ndarray]
+# ``job(start, stop)`` -> (picklable function, args); ``function(*args)`` returns (or yields)
+# the records ``start..stop-1`` in order, like ``read``. It runs in a worker process.
+ChunkJob = Callable[[int, int], tuple]
 
 
 def default_data_root() -> Path:
@@ -87,7 +95,8 @@ def resolve_cache_dir(cache_dir) -> Path | None:
 
 def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed_length: bool | None,
                  desc: str = "reading records", names: Sequence[str] | None = None,
-                 sidecar: Callable[[], dict] | None = None):
+                 sidecar: Callable[[], dict] | None = None, job: ChunkJob | None = None,
+                 n_jobs: int | None = 1):
     """Signals of ``n`` records, from the cache when possible, else via ``read(i)`` (then cached).
 
     ``read(i)`` returns record ``i`` as float32 (length, 12). ``fixed_length``: True = all
@@ -95,12 +104,18 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
     (n, length, 12) array; False = result is a list; None = an array when all lengths agree,
     else a list. ``sidecar()``, called after reading, returns small JSON-able data found while
     reading (e.g. demographics) stored with the entry; see ``read_sidecar``.
+
+    Parallel reading: with ``job`` (see ``ChunkJob``; it must compute what ``read`` computes)
+    and ``n_jobs`` > 1 (None = the usable CPU count), at least ``PARALLEL_MIN_RECORDS`` records
+    are read in chunks by a process pool; results keep their order and the first error is
+    raised as in a serial read.
     """
     if n == 0:
         raise DataError(f"{desc}: no records to read")
+    n_jobs = effective_n_jobs(n_jobs) if job is not None else 1
     directory = resolve_cache_dir(cache_dir)
     if directory is None or key is None:
-        return _read_all(read, n, None, fixed_length, desc, names)
+        return _read_all(read, n, None, fixed_length, desc, names, job, n_jobs)
     entry = directory / key.dirname
     cached = _open_entry(entry, n)
     if cached is not None:
@@ -110,7 +125,7 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
         shutil.rmtree(entry, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key.dirname}.tmp-", dir=directory))
     try:
-        _read_all(read, n, tmp, fixed_length, desc, names)
+        _read_all(read, n, tmp, fixed_length, desc, names, job, n_jobs)
         if sidecar is not None:
             (tmp / "sidecar.json").write_text(json.dumps(sidecar()))
         try:
@@ -159,10 +174,31 @@ def clear_cache(cache_dir=None) -> int:
     return count
 
 
+def effective_n_jobs(n_jobs: int | None) -> int:
+    """``None`` -> the number of CPUs this process may use; otherwise at least 1."""
+    if n_jobs is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+    return max(1, int(n_jobs))
+
+
+def _fork_available() -> bool:
+    """fork is the start method used on Linux: no re-import of ``__main__`` (scripts without a
+    ``__name__ == "__main__"`` guard work), fast start-up, and the workers share the output array."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _pool(n_jobs: int, n_tasks: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("fork" if _fork_available() else None)
+    return ProcessPoolExecutor(max_workers=max(1, min(n_jobs, n_tasks)), mp_context=context)
+
+
 def _progress(n: int, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(range(n), desc=desc, unit="rec", disable=n < PROGRESS_MIN_RECORDS, file=sys.stderr,
+    return tqdm(total=n, desc=desc, unit="rec", disable=n < PROGRESS_MIN_RECORDS, file=sys.stderr,
                 leave=False)
 
 
@@ -177,24 +213,152 @@ def _check(x: np.ndarray, names, i: int) -> np.ndarray:
     return x
 
 
-def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | None, desc: str, names):
-    """Read every record; write the cache files into ``out_dir`` when given."""
-    if fixed_length:
+def _check_length(x: np.ndarray, first_shape: tuple, names, i: int) -> None:
+    if x.shape != first_shape:
+        raise DataError(f"{_name(names, i)}: {x.shape[0]} samples, expected {first_shape[0]} "
+                        f"like the other records of this fixed-length dataset")
+
+
+def _parallel(job: ChunkJob | None, n_jobs: int, n: int) -> bool:
+    return job is not None and n_jobs > 1 and n >= max(PARALLEL_MIN_RECORDS, 2)
+
+
+def _chunks(start: int, n: int, n_jobs: int) -> list[tuple[int, int]]:
+    size = max(1, min(MAX_CHUNK, math.ceil((n - start) / (4 * n_jobs))))
+    return [(a, min(a + size, n)) for a in range(start, n, size)]
+
+
+def _run_chunks(pool: ProcessPoolExecutor, bounds, task: Callable[[int, int], tuple]):
+    """Yield ``(a, b, result)`` per chunk in order, keeping ``2 * workers`` chunks in flight;
+    the first failing chunk (in order) raises. ``task(a, b)`` -> (function, args)."""
+    in_flight = 2 * pool._max_workers
+    futures = [pool.submit(*task(a, b)) for a, b in bounds[:in_flight]]
+    for k, (a, b) in enumerate(bounds):
+        try:
+            result = futures[k].result()
+        except DataError as e:  # as from a serial read: no remote traceback attached
+            raise DataError(str(e)) from None
+        futures[k] = None  # release the chunk once consumed
+        if k + in_flight < len(bounds):
+            futures.append(pool.submit(*task(*bounds[k + in_flight])))
+        yield a, b, result
+
+
+def _records(read: Reader, n: int, desc: str, names, job: ChunkJob | None, n_jobs: int) -> Iterator[np.ndarray]:
+    """Records 0..n-1 in order, checked; serially via ``read`` or in chunks via ``job`` in a pool
+    (the records travel back from the workers pickled)."""
+    with _progress(n, desc) as bar:
+        if not _parallel(job, n_jobs, n):
+            for i in range(n):
+                x = _check(read(i), names, i)
+                bar.update(1)
+                yield x
+            return
+        bounds = _chunks(0, n, n_jobs)
+        pool = _pool(n_jobs, len(bounds))
+        try:
+            for a, b, chunk in _run_chunks(pool, bounds, lambda a, b: (_chunk_list, *job(a, b))):
+                for i, x in zip(range(a, b), chunk):
+                    yield _check(x, names, i)
+                bar.update(b - a)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunk_list(fn: Callable, args: tuple) -> list[np.ndarray]:
+    """Worker: the records of one chunk as a list."""
+    return list(fn(*args))
+
+
+# The output array a forked worker writes into (set in the parent before the pool forks).
+_SHARED_OUT: np.ndarray | None = None
+
+
+def _chunk_fill(fn: Callable, args: tuple, start: int, first_shape: tuple, names) -> None:
+    """Worker: check the records of one chunk and write them into ``_SHARED_OUT[start:]``,
+    failing at the first bad record like a serial read."""
+    out = _SHARED_OUT
+    for i, x in enumerate(fn(*args), start=start):
+        x = _check(x, names, i)
+        _check_length(x, first_shape, names, i)
+        out[i] = x
+
+
+def _shared_empty(shape: tuple) -> np.ndarray:
+    """A float32 array in anonymous shared memory (visible to forked workers)."""
+    import mmap
+
+    nbytes = int(np.prod(shape)) * 4
+    return np.frombuffer(mmap.mmap(-1, max(nbytes, 1)), dtype=np.float32, count=int(np.prod(shape))).reshape(shape)
+
+
+def _fill_parallel(read: Reader, n: int, out_dir: Path | None, desc: str, names, job: ChunkJob,
+                   n_jobs: int) -> np.ndarray:
+    """Fixed-length read with forked workers writing straight into the (shared) output array,
+    so only tiny results cross process boundaries."""
+    global _SHARED_OUT
+    with _progress(n, desc) as bar:
         first = _check(read(0), names, 0)
         shape = (n,) + first.shape
         if out_dir is None:
-            arr = np.empty(shape, np.float32)
+            arr = _shared_empty(shape)
         else:
             arr = np.lib.format.open_memmap(out_dir / "signals.npy", mode="w+", dtype=np.float32, shape=shape)
         arr[0] = first
-        for i in _progress(n, desc):
-            if i == 0:
-                continue
-            x = _check(read(i), names, i)
-            if x.shape != first.shape:
-                raise DataError(f"{_name(names, i)}: {x.shape[0]} samples, expected {first.shape[0]} "
-                                f"like the other records of this fixed-length dataset")
-            arr[i] = x
+        bar.update(1)
+        bounds = _chunks(1, n, n_jobs)
+        _SHARED_OUT = arr
+        try:
+            pool = _pool(n_jobs, len(bounds))
+            try:
+                task = lambda a, b: (_chunk_fill, *job(a, b), a, first.shape,  # noqa: E731
+                                     None if names is None else _Names(names, a, b))
+                for a, b, _ in _run_chunks(pool, bounds, task):
+                    bar.update(b - a)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            _SHARED_OUT = None
+    return arr
+
+
+class _Names:
+    """``names[a:b]`` indexed by the global record number (what a worker needs for messages)."""
+
+    def __init__(self, names, a: int, b: int):
+        self.a, self.names = a, [str(x) for x in names[a:b]]
+
+    def __getitem__(self, i: int) -> str:
+        return self.names[i - self.a]
+
+
+def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | None, desc: str, names,
+              job: ChunkJob | None = None, n_jobs: int = 1):
+    """Read every record; write the cache files into ``out_dir`` when given."""
+    if fixed_length and _parallel(job, n_jobs, n) and _fork_available():
+        arr = _fill_parallel(read, n, out_dir, desc, names, job, n_jobs)
+        if out_dir is None:
+            return arr
+        arr.flush()
+        del arr
+        _write_info(out_dir, n, "fixed")
+        return None
+    records = _records(read, n, desc, names, job, n_jobs)
+    if fixed_length:
+        try:
+            first = next(records)
+            shape = (n,) + first.shape
+            if out_dir is None:
+                arr = np.empty(shape, np.float32)
+            else:
+                arr = np.lib.format.open_memmap(out_dir / "signals.npy", mode="w+", dtype=np.float32,
+                                                shape=shape)
+            arr[0] = first
+            for i, x in enumerate(records, start=1):
+                _check_length(x, first.shape, names, i)
+                arr[i] = x
+        finally:
+            records.close()  # stops a pool at once when a record fails
         if out_dir is None:
             return arr
         arr.flush()
@@ -202,7 +366,11 @@ def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | N
         _write_info(out_dir, n, "fixed")
         return None
 
-    records = [_check(read(i), names, i) for i in _progress(n, desc)]
+    try:
+        records = list(records)
+    finally:
+        if not isinstance(records, list):
+            records.close()  # stops a pool at once when a record fails
     lengths = np.array([len(r) for r in records], np.int64)
     same = bool((lengths == lengths[0]).all())
     as_array = same and fixed_length is None

@@ -160,7 +160,7 @@ def _load_original(root: Path, reference: Path, sampling_rate: int, cache_dir) -
     return signals, meta
 
 
-def _load_cinc(root: Path, sampling_rate: int, cache_dir) -> tuple:
+def _load_cinc(root: Path, sampling_rate: int, cache_dir, n_jobs: int | None = 1) -> tuple:
     records = sorted(p.with_suffix("") for p in root.rglob("*.hea"))
     headers = [read_header_text(r) for r in records]
     meta = pd.DataFrame(index=pd.Index([r.name for r in records], name="record"))
@@ -181,19 +181,24 @@ def _load_cinc(root: Path, sampling_rate: int, cache_dir) -> tuple:
     meta["sex"] = [h.get("sex", np.nan) for h in headers]
     meta["filename"] = [r.relative_to(root).as_posix() for r in records]
     signals = load_record_signals(f"{NAME}-cinc", root, records, expected_fs=NATIVE_RATE,
-                                  target_fs=sampling_rate, cache_dir=cache_dir, fixed_length=False)
+                                  target_fs=sampling_rate, cache_dir=cache_dir, fixed_length=False,
+                                  n_jobs=n_jobs)
     return signals, meta
 
 
-def load_icbeb2018(root, sampling_rate: int = 100, cache_dir=None) -> RecordSet:
-    """ICBEB2018 / CPSC 2018 in the original or the CinC 2020 layout (see the module docstring)."""
+def load_icbeb2018(root, sampling_rate: int = 100, cache_dir=None, n_jobs: int | None = 1) -> RecordSet:
+    """ICBEB2018 / CPSC 2018 in the original or the CinC 2020 layout (see the module docstring).
+
+    ``n_jobs``: worker processes for a cold read of the CinC layout's WFDB records (None = CPU
+    count, 1 = serial); the original layout's ``.mat`` files are read serially.
+    """
     root = require_dir(root, "ICBEB2018")
     sampling_rate = int(sampling_rate)
     reference = _find_one(root, "REFERENCE.csv")
     if reference is not None:
         signals, meta = _load_original(root, reference, sampling_rate, cache_dir)
     elif next(root.rglob("*.hea"), None) is not None:
-        signals, meta = _load_cinc(root, sampling_rate, cache_dir)
+        signals, meta = _load_cinc(root, sampling_rate, cache_dir, n_jobs)
     elif next(root.rglob("*.mat"), None) is not None:
         raise DataError(f"{root}: .mat files but no REFERENCE.csv (original layout) and no .hea "
                         f"headers (CinC 2020 layout); labels are needed")

@@ -81,12 +81,13 @@ def is_synthetic(root) -> bool:
     return (Path(root) / SYNTHETIC_MARKER).exists()
 
 
-def load_ptbxl(root, sampling_rate: int = 100, cache_dir=None) -> RecordSet:
+def load_ptbxl(root, sampling_rate: int = 100, cache_dir=None, n_jobs: int | None = 1) -> RecordSet:
     """PTB-XL at 100 Hz (``records100``, (n, 1000, 12)) or 500 Hz (``records500``, (n, 5000, 12)).
 
-    Signals are float32 in mV, lead order ``LEADS``, read with ``wfdb.rdsamp`` once and then
-    served from the cache (``cache_dir``: None = default under ``default_data_root()``,
-    False = no cache, or a folder).
+    Signals are float32 in mV, lead order ``LEADS``, read once (exactly as ``wfdb.rdsamp`` reads
+    them; plain format-16 records through the fast reader ``fastwfdb``) and then served from the
+    cache (``cache_dir``: None = default under ``default_data_root()``, False = no cache, or a
+    folder). ``n_jobs``: worker processes for the first read (None = CPU count, 1 = serial).
     """
     if sampling_rate not in RATES:
         raise ValueError(f"PTB-XL comes at {sorted(RATES)} Hz, not {sampling_rate}")
@@ -104,5 +105,5 @@ def load_ptbxl(root, sampling_rate: int = 100, cache_dir=None) -> RecordSet:
     synthetic = is_synthetic(root)
     name = "ptbxl-synthetic" if synthetic else "ptbxl"
     signals = load_record_signals(name, root, records, expected_fs=sampling_rate, target_fs=None,
-                                  cache_dir=cache_dir, fixed_length=True, signal_files=files)
+                                  cache_dir=cache_dir, fixed_length=True, signal_files=files, n_jobs=n_jobs)
     return RecordSet(name, sampling_rate, signals, db, statements, synthetic)

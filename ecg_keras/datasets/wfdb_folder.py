@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ecg_keras.datasets import cache
+from ecg_keras.datasets import cache, fastwfdb
 from ecg_keras.datasets.base import LEADS, DataError, RecordSet
 
 LUDB_RATE = 500
@@ -82,16 +82,10 @@ def read_record(record: Path | str, expected_fs: float | None = None,
     ``expected_fs``: the header's sampling frequency must equal it (DataError otherwise).
     ``target_fs``: resample (polyphase) from the header's rate to this rate.
     """
-    import wfdb
-
     hea = header_path(record)
     if not hea.exists():
         raise DataError(f"{hea}: WFDB header file is missing")
-    _check_signal_size(hea)
-    try:
-        sig, fields = wfdb.rdsamp(str(record))
-    except Exception as e:  # wfdb raises many types for bad files
-        raise DataError(f"{hea}: cannot read WFDB record ({type(e).__name__}: {e})") from None
+    sig, fields = _rdsamp(record, hea)
     names = [str(s).upper() for s in fields.get("sig_name") or []]
     if len(names) != len(LEADS):
         raise DataError(f"{hea}: {len(names)} leads {names}, expected 12 leads {list(LEADS)}")
@@ -119,6 +113,22 @@ def read_record(record: Path | str, expected_fs: float | None = None,
     if target_fs is not None:
         sig = resample(sig, fs, target_fs, hea)
     return sig.astype(np.float32)
+
+
+def _rdsamp(record: Path | str, hea: Path) -> tuple[np.ndarray, dict]:
+    """``wfdb.rdsamp(record)``: the fast reader for plain format-16 records (same result, see
+    ``fastwfdb``), wfdb for everything else, with DataErrors naming the header."""
+    if fastwfdb.enabled():
+        fast = fastwfdb.rdsamp(record)
+        if fast is not None:
+            return fast
+    import wfdb
+
+    _check_signal_size(hea)
+    try:
+        return wfdb.rdsamp(str(record))
+    except Exception as e:  # wfdb raises many types for bad files
+        raise DataError(f"{hea}: cannot read WFDB record ({type(e).__name__}: {e})") from None
 
 
 def _check_signal_size(hea: Path) -> None:
@@ -184,13 +194,22 @@ def require_dir(root: Path | str, what: str) -> Path:
     return root
 
 
+def iter_records(records: Sequence[str], expected_fs: float | None = None, target_fs: int | None = None):
+    """``read_record`` for each of ``records``, in order, lazily (one worker process's chunk)."""
+    for r in records:
+        yield read_record(r, expected_fs, target_fs)
+
+
 def load_record_signals(dataset: str, root: Path, records: Sequence[Path], *, expected_fs: float | None,
                         target_fs: int | None, cache_dir, fixed_length: bool | None,
-                        signal_files: Sequence[Path] | None = None, extra_key: str = ""):
+                        signal_files: Sequence[Path] | None = None, extra_key: str = "",
+                        n_jobs: int | None = 1):
     """Signals of WFDB ``records`` (paths without suffix), through the cache.
 
     When resampling (``target_fs`` != ``expected_fs``) and the native-rate signals are already
-    cached, they are resampled from that cache entry without reading WFDB again.
+    cached, they are resampled from that cache entry without reading WFDB again. A cold read of
+    at least ``cache.PARALLEL_MIN_RECORDS`` records uses ``n_jobs`` worker processes (None =
+    the usable CPU count, 1 = serial); the result does not depend on ``n_jobs``.
     """
     records = list(records)
     if signal_files is None:
@@ -203,6 +222,14 @@ def load_record_signals(dataset: str, root: Path, records: Sequence[Path], *, ex
     def read(i):
         return read_record(records[i], expected_fs, target_fs)
 
+    paths = [str(r) for r in records]
+
+    def job(start: int, stop: int) -> tuple:
+        return iter_records, (paths[start:stop], expected_fs, target_fs)
+
+    if fastwfdb.rdsamp_replaced():
+        job = None  # a replaced wfdb.rdsamp lives in this process only: read serially here
+
     if caching and target_fs is not None and expected_fs is not None and not math.isclose(target_fs, expected_fs):
         # Resample from an existing native-rate entry instead of parsing WFDB again.
         native_key = cache.make_key(dataset, int(round(expected_fs)), signal_files, root, extra_key)
@@ -211,8 +238,10 @@ def load_record_signals(dataset: str, root: Path, records: Sequence[Path], *, ex
             def read(i):  # noqa: F811
                 return resample(np.asarray(native[i], np.float64), expected_fs, target_fs, names[i]).astype(np.float32)
 
+            job = None
+
     return cache.load_signals(read, len(records), key=key, cache_dir=cache_dir, fixed_length=fixed_length,
-                              desc=f"reading {dataset}", names=names)
+                              desc=f"reading {dataset}", names=names, job=job, n_jobs=n_jobs)
 
 
 _SIGNAL_LINE = re.compile(r"^\s*(\S+)\s")
@@ -284,12 +313,13 @@ def _read_label_table(labels) -> pd.DataFrame:
 
 
 def load_wfdb_folder(root, labels=None, sampling_rate: int | None = None, cache_dir=None,
-                     name: str | None = None) -> RecordSet:
+                     name: str | None = None, n_jobs: int | None = 1) -> RecordSet:
     """Every WFDB record below ``root`` with labels from ``# Dx:`` headers or a label table.
 
     ``sampling_rate=None`` keeps the native rate (all records must share it); otherwise every
     record is resampled to it. The RecordSet name defaults to ``"wfdb-<folder name>"``; its
-    task is ``"all"`` over the ``labels`` column.
+    task is ``"all"`` over the ``labels`` column. ``n_jobs``: worker processes for a cold read
+    (None = CPU count, 1 = serial; see ``load_record_signals``).
     """
     from ecg_keras.datasets.tasks import stratified_folds
 
@@ -340,7 +370,7 @@ def load_wfdb_folder(root, labels=None, sampling_rate: int | None = None, cache_
         target, expected, rate = int(sampling_rate), None, int(sampling_rate)
     signals = load_record_signals(name or f"wfdb-{root.name}", root, [by_id[i] for i in ids],
                                   expected_fs=expected, target_fs=target, cache_dir=cache_dir,
-                                  fixed_length=None)
+                                  fixed_length=None, n_jobs=n_jobs)
     table["strat_fold"] = stratified_folds(table["labels"].tolist(), n_folds=10, seed=0)
     return RecordSet(name or f"wfdb-{root.name}", rate, signals, table, None, False)
 
@@ -355,11 +385,12 @@ def ludb_rhythms(value) -> list[str]:
     return [v.strip().rstrip(".").strip() for v in _clean(value).split("\n") if v.strip().rstrip(".")]
 
 
-def load_ludb(root, sampling_rate: int = LUDB_RATE, cache_dir=None) -> RecordSet:
+def load_ludb(root, sampling_rate: int = LUDB_RATE, cache_dir=None, n_jobs: int | None = 1) -> RecordSet:
     """LUDB 1.0.1 (``ludb.csv`` + ``data/N.hea``): 200 records, 10 s, 500 Hz.
 
     Labels: the ``Rhythms`` column split at line breaks (multi-label: e.g. "Sinus rhythm" and
     "Wandering atrial pacemaker"); task ``"rhythm"``. Signals (n, 10 * sampling_rate, 12).
+    ``n_jobs``: worker processes for a cold read (see ``load_record_signals``).
     """
     from ecg_keras.datasets.tasks import stratified_folds
 
@@ -385,6 +416,7 @@ def load_ludb(root, sampling_rate: int = LUDB_RATE, cache_dir=None) -> RecordSet
     meta["filename"] = [f"data/{i}" for i in meta.index]
     records = [root / "data" / str(i) for i in meta.index]
     signals = load_record_signals("ludb", root, records, expected_fs=LUDB_RATE,
-                                  target_fs=int(sampling_rate), cache_dir=cache_dir, fixed_length=True)
+                                  target_fs=int(sampling_rate), cache_dir=cache_dir, fixed_length=True,
+                                  n_jobs=n_jobs)
     meta["strat_fold"] = stratified_folds(meta["labels"].tolist(), n_folds=10, seed=0)
     return RecordSet("ludb", int(sampling_rate), signals, meta, None, False)
