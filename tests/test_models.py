@@ -1,0 +1,291 @@
+"""The model zoo: parameter counts (PROTOCOL.md table), PyTorch-faithful shapes, training step on
+real LUDB windows, .keras round trip, headless / head replacement, naming and initialisation.
+
+Default suite: every architecture for parameter counts and forward passes (250; conv models also
+1000 and 5000); training step + save/load for a representative subset (TRAIN_DEFAULT).
+``-m slow``: training step + save/load for the remaining architectures.
+"""
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+
+import ecg_keras
+from ecg_keras import models
+from ecg_keras.models import heads
+
+from conftest import shared_path
+
+# PROTOCOL.md, "Trainable parameter counts of the reference models" (71 classes, 5 classes)
+PARAM_COUNTS = {
+    "fcn_wang": (318_279, 309_765),
+    "resnet1d_wang": (481_863, 473_349),
+    "xresnet1d18": (373_447, 364_933),
+    "xresnet1d34": (703_175, 694_661),
+    "xresnet1d50": (962_503, 953_989),
+    "xresnet1d101": (1_880_775, 1_872_261),
+    "xresnet1d152": (2_799_047, 2_790_533),
+    "inception1d": (516_167, 507_653),
+    "lstm": (910_151, 901_637),
+    "lstm_bidir": (2_335_047, 2_326_533),
+    "gru": (711_495, 702_981),
+}
+ARCHS = sorted(PARAM_COUNTS)
+RNNS = ("lstm", "lstm_bidir", "gru")
+CONVS = [a for a in ARCHS if a not in RNNS]
+BIG = ("xresnet1d50", "xresnet1d101", "xresnet1d152", "lstm_bidir")
+TRAIN_DEFAULT = ("fcn_wang", "resnet1d_wang", "xresnet1d18", "inception1d", "gru")
+TRAIN_SLOW = tuple(a for a in ARCHS if a not in TRAIN_DEFAULT)
+HEAD_NAMES = ["head_bn1", "head_dropout1", "head_dense1", "head_relu1", "head_bn2",
+              "head_dropout2", "head_logits"]
+
+
+@functools.lru_cache(maxsize=None)
+def built(arch: str, num_classes: int) -> keras.Model:
+    """Models are built once per test module (building dominates the cost of these tests)."""
+    return models.get(arch, num_classes=num_classes)
+
+
+def n_trainable(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def forward(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    if model.name in RNNS:  # graph mode: an eager RNN steps through time op by op
+        return np.asarray(model.predict_on_batch(x))
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+@pytest.fixture(scope="module")
+def ludb_windows() -> np.ndarray:
+    """Real ECG windows: LUDB records 1-4, 500 -> 100 Hz, 4 non-overlapping 250-sample windows
+    each, lead order I..V6, standardised with one scalar mean/std -> (16, 250, 12) float32."""
+    import wfdb
+    from scipy.signal import resample_poly
+
+    from ecg_keras.datasets.base import LEADS
+
+    root = shared_path("ludb-1.0.1", "data")
+    wins = []
+    for rec in (1, 2, 3, 4):
+        sig, fields = wfdb.rdsamp(str(root / str(rec)))
+        names = [n.upper() for n in fields["sig_name"]]
+        sig = sig[:, [names.index(ld) for ld in LEADS]]
+        sig = resample_poly(sig, 1, 5, axis=0)  # 5000 -> 1000 samples
+        wins += [sig[i:i + 250] for i in range(0, 1000, 250)]
+    x = np.stack(wins)
+    x = (x - x.mean()) / x.std()
+    assert x.shape == (16, 250, 12) and np.isfinite(x).all()
+    return x.astype("float32")
+
+
+# ------------------------------------------------------------------------------- registry
+def test_registry_lists_every_architecture():
+    assert models.list_models() == ARCHS
+    assert ecg_keras.list_models() == ARCHS
+    assert models.list_models("xresnet*") == [a for a in ARCHS if a.startswith("xresnet")]
+    with pytest.raises(ValueError, match="unknown model"):
+        models.get("resnet9000")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_trainable_parameter_counts_match_protocol(arch):
+    want71, want5 = PARAM_COUNTS[arch]
+    assert n_trainable(built(arch, 71)) == want71
+    assert n_trainable(built(arch, 5)) == want5
+
+
+# ------------------------------------------------------------------- shapes and forward passes
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_250(arch):
+    m = built(arch, 5)
+    expected = (250, 12) if arch in RNNS else (None, 12)
+    assert tuple(m.inputs[0].shape[1:]) == expected
+    out = forward(m, np.random.default_rng(0).normal(size=(2, 250, 12)).astype("float32"))
+    assert out.shape == (2, 5) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("arch", CONVS)
+def test_conv_models_run_on_any_length(arch):
+    m = built(arch, 5)
+    rng = np.random.default_rng(1)
+    for shape in ((2, 1000, 12), (1, 5000, 12)):
+        out = forward(m, rng.normal(size=shape).astype("float32"))
+        assert out.shape == (shape[0], 5) and np.isfinite(out).all()
+
+
+def test_rnn_length_agnostic_variant():
+    m = models.get("gru", num_classes=3, input_shape=(None, 12))
+    assert n_trainable(m) == n_trainable(models.get("gru", num_classes=3))
+    out = np.asarray(m.predict_on_batch(np.zeros((1, 300, 12), "float32")))
+    assert out.shape == (1, 3)
+
+
+def _torch_conv_len(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+
+
+@pytest.mark.parametrize("length", [250, 251, 1000, 5000])
+def test_feature_lengths_equal_pytorch(length):
+    """Intermediate lengths equal PyTorch's (padding (k-1)//2, MaxPool(3,2,1), AvgPool ceil)."""
+    x = np.zeros((1, length, 12), "float32")
+    xr = built("xresnet1d18", 5)
+    names = ["stem_pool", "stage2_block1_shortcut_pool", "stage2_block1_bn2", "stage4_block2_out"]
+    outs = keras.Model(xr.inputs[0], [xr.get_layer(n).output for n in names])(x)
+    t = _torch_conv_len(_torch_conv_len(length, 5, 2, 2), 3, 2, 1)
+    t2 = _torch_conv_len(t, 5, 2, 2)
+    t4 = _torch_conv_len(_torch_conv_len(t2, 5, 2, 2), 5, 2, 2)
+    assert [o.shape[1] for o in outs] == [t, -(-t // 2), t2, t4]
+    fcn = built("fcn_wang", 5)
+    out = keras.Model(fcn.inputs[0], fcn.get_layer("block3_relu").output)(x)
+    assert out.shape[1] == _torch_conv_len(length, 8, 1, 3)  # even kernel: one sample shorter
+    rn = built("resnet1d_wang", 5)
+    out = keras.Model(rn.inputs[0], rn.get_layer("stage3_block1_out").output)(x)
+    assert out.shape[1] == _torch_conv_len(_torch_conv_len(length, 5, 2, 2), 5, 2, 2)
+
+
+def test_padding_emulation_matches_pytorch_numerics():
+    rng = np.random.default_rng(2)
+    # strided conv, PyTorch padding 2 on both sides
+    inp = keras.Input((None, 3))
+    conv = keras.Model(inp, heads.conv1d(inp, 4, 5, strides=2, name="c"))
+    x = rng.normal(size=(1, 11, 3)).astype("float32")
+    w = keras.ops.convert_to_numpy(conv.get_layer("c").kernel)  # (k, in, out)
+    xp = np.pad(x[0], ((2, 2), (0, 0)))
+    ref = np.stack([np.einsum("ki,kio->o", xp[i:i + 5], w) for i in range(0, xp.shape[0] - 4, 2)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(conv(x))[0], ref, rtol=1e-5, atol=1e-5)
+    # MaxPool1d(3, 2, padding=1) on non-negative inputs, even length
+    inp = keras.Input((None, 2))
+    pool = keras.Model(inp, heads.max_pool_after_relu(inp, 3, 2, 1, name="p"))
+    x = np.abs(rng.normal(size=(1, 10, 2))).astype("float32")
+    xp = np.pad(x[0], ((1, 1), (0, 0)), constant_values=-np.inf)
+    ref = np.stack([xp[i:i + 3].max(0) for i in range(0, 10, 2)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(pool(x))[0], ref)
+    # AvgPool1d(2, ceil_mode=True) on an odd length: last window averages its one valid sample
+    x = rng.normal(size=(1, 7, 2)).astype("float32")
+    avg = keras.layers.AveragePooling1D(2, strides=2, padding="same")
+    ref = np.stack([x[0, i:i + 2].mean(0) for i in range(0, 7, 2)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(avg(x))[0], ref, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ conventions and naming
+@pytest.mark.parametrize("arch", ["fcn_wang", "xresnet1d50", "inception1d", "lstm_bidir"])
+def test_head_backbone_naming_and_layer_config(arch):
+    m = built(arch, 71)
+    assert [l.name for l in models.head_layers(m)] == HEAD_NAMES
+    assert m.layers[-1].name == "head_logits" and m.get_layer("pool") is not None
+    bb = models.backbone_layers(m)
+    assert bb and not any(l.name.startswith(("head_", "pool")) for l in bb)
+    assert {id(l) for l in bb} | {id(l) for l in models.head_layers(m)} >= {
+        id(l) for l in m.layers if l.weights}
+    for layer in m.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert layer.momentum == pytest.approx(0.9) and layer.epsilon == pytest.approx(1e-5)
+        if isinstance(layer, keras.layers.Conv1D):
+            assert not layer.use_bias
+            init = layer.kernel_initializer
+            assert isinstance(init, keras.initializers.VarianceScaling)
+            assert (init.scale, init.mode, init.distribution) == (2.0, "fan_in", "untruncated_normal")
+    groups = models.layer_groups(m)
+    assert [l.name for l in groups[-1]] == HEAD_NAMES
+    assert sum(len(g) for g in groups) == len(bb) + len(HEAD_NAMES)
+    assert all(groups)
+
+
+def test_kaiming_normal_statistics():
+    w = keras.ops.convert_to_numpy(built("resnet1d_wang", 71).get_layer("stage1_block1_conv1").kernel)
+    fan_in = w.shape[0] * w.shape[1]  # kernel_size * in_channels, as in PyTorch
+    assert w.std() == pytest.approx(np.sqrt(2.0 / fan_in), rel=0.03)
+    assert np.abs(w).max() > 2.5 * w.std()  # untruncated (Keras HeNormal truncates at 2 sd)
+
+
+def test_logits_and_probabilities():
+    m = built("fcn_wang", 5)
+    x = np.random.default_rng(3).normal(size=(2, 250, 12)).astype("float32")
+    logits = forward(m, x)
+    probs = keras.ops.convert_to_numpy(models.with_sigmoid(m)(x, training=False))
+    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-logits)), rtol=1e-5, atol=1e-6)
+    m_act = models.get("fcn_wang", num_classes=5, classifier_activation="sigmoid")
+    assert m_act.layers[-1].name == "head_activation"
+
+
+# --------------------------------------------------------------- headless and new heads
+@pytest.mark.parametrize("arch", ["xresnet1d18", "lstm"])
+def test_include_top_false_returns_pooled_features(arch):
+    m = models.get(arch, include_top=False)
+    n_ch = 64 if arch == "xresnet1d18" else 256
+    n_pool = 2 if arch == "xresnet1d18" else 3  # [max, avg] / [mean, max, last]
+    assert tuple(m.outputs[0].shape) == (None, n_pool * n_ch)
+    assert not models.head_layers(m) and m.layers[-1].name == "pool"
+    assert tuple(models.get(arch, include_top=False, pooling="avg").outputs[0].shape) == (None, n_ch)
+    seq = models.get(arch, include_top=False, pooling="sequence")
+    assert len(seq.outputs[0].shape) == 3
+    with pytest.raises(ValueError):
+        models.get(arch, pooling="sequence")
+
+
+@pytest.mark.parametrize("reinit", ["logits", "head"])
+def test_replace_head_keeps_backbone(reinit):
+    m = models.get("inception1d", num_classes=71)
+    x = np.random.default_rng(4).normal(size=(2, 250, 12)).astype("float32")
+    before = {l.name: [keras.ops.convert_to_numpy(w) for w in l.weights]
+              for l in models.backbone_layers(m)}
+    m5 = models.replace_head(m, 5, reinit=reinit)
+    assert tuple(m5.outputs[0].shape) == (None, 5)
+    assert n_trainable(m5) == PARAM_COUNTS["inception1d"][1]
+    for layer in models.backbone_layers(m5):
+        for w_old, w_new in zip(before[layer.name], layer.weights):
+            np.testing.assert_array_equal(w_old, keras.ops.convert_to_numpy(w_new))
+    kept = {l.name for l in models.head_layers(m5) if l.weights and l is m.get_layer(l.name)}
+    assert kept == ({"head_bn1", "head_dense1", "head_bn2"} if reinit == "logits" else set())
+    f_old = keras.ops.convert_to_numpy(models.backbone(m)(x, training=False))
+    f_new = keras.ops.convert_to_numpy(models.backbone(m5)(x, training=False))
+    np.testing.assert_array_equal(f_old, f_new)
+
+
+def test_single_output_regression_head():
+    m = models.get("fcn_wang", num_classes=1)
+    assert tuple(m.outputs[0].shape) == (None, 1)
+    m.compile(optimizer="adam", loss="mse", run_eagerly=True)
+    loss = m.train_on_batch(np.random.default_rng(5).normal(size=(4, 250, 12)).astype("float32"),
+                            np.full((4, 1), 60.0, "float32"))
+    assert np.isfinite(loss)
+
+
+# -------------------------------------------- one training step on real data + .keras round trip
+def _train_step_and_round_trip(arch, windows, tmp_path):
+    batch = 4 if arch in BIG else 8
+    x = windows[:batch]
+    y = (np.random.default_rng(6).random((batch, 5)) < 0.3).astype("float32")
+    m = built(arch, 5)
+    m.compile(
+        optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-2, beta_2=0.99),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        run_eagerly=arch not in RNNS,  # eager is much faster than tracing one step of a CNN
+    )
+    loss = float(m.train_on_batch(x, y))
+    assert np.isfinite(loss)
+    assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in m.weights)
+    path = tmp_path / f"{arch}.keras"
+    m.save(path)
+    loaded = keras.models.load_model(path)
+    assert [l.name for l in loaded.layers] == [l.name for l in m.layers]
+    a, b = forward(m, x), forward(loaded, x)
+    assert np.isfinite(a).all()
+    assert np.max(np.abs(a - b)) < 1e-6
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("arch", TRAIN_DEFAULT)
+def test_train_step_and_keras_round_trip(arch, ludb_windows, tmp_path):
+    _train_step_and_round_trip(arch, ludb_windows, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize("arch", TRAIN_SLOW)
+def test_train_step_and_keras_round_trip_all(arch, ludb_windows, tmp_path):
+    _train_step_and_round_trip(arch, ludb_windows, tmp_path)
