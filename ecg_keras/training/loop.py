@@ -1,0 +1,378 @@
+"""``train(config) -> run dir``: one-cycle AdamW training with ``model.fit``, per-epoch
+checkpoints, exact resume, optional tf.distribute, and the final artefacts of a run."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ecg_keras.datasets.base import Splits, TaskData
+from ecg_keras.standardize import Standardizer
+from ecg_keras.training import rundir as rd
+from ecg_keras.training.config import TrainConfig
+from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, make_optimizer
+from ecg_keras.windows import aggregate, eval_dataset, predict_records, steps_per_epoch, train_dataset, window_length
+
+#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (PROTOCOL.md).
+MEAN_TASKS = ("age", "sex")
+#: Fields of config.json that must match for --resume to continue a run.
+RUN_IDENTITY = ("task", "arch", "dataset", "sampling_rate", "epochs", "batch_size", "lr", "wd", "seed", "split")
+
+
+def aggregation(task: str) -> str:
+    return "mean" if task in MEAN_TASKS else "max"
+
+
+# --------------------------------------------------------------------------- setup
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras; optionally make TF ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy(kind: str = "none") -> tf.distribute.Strategy:
+    """``none`` (default strategy), ``mirrored`` (all local GPUs, else all logical CPUs) or
+    ``multiworker`` (``MultiWorkerMirroredStrategy`` configured by $TF_CONFIG)."""
+    if kind in (None, "none"):
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if kind == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            print("warning: --distribute multiworker without $TF_CONFIG trains on this worker only", file=sys.stderr)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown distribution {kind!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type is None or task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+           "numpy": np.__version__, "platform": platform.platform()}
+    try:
+        repo = Path(__file__).resolve().parents[2]
+        out["ecg_keras_commit"] = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                                                 text=True, timeout=5).stdout.strip() or None
+    except Exception:  # not a git checkout
+        out["ecg_keras_commit"] = None
+    return out
+
+
+def build_model(config: TrainConfig, n_outputs: int, input_shape: tuple) -> keras.Model:
+    from ecg_keras import models
+
+    return models.get(config.arch, num_classes=n_outputs, input_shape=input_shape)
+
+
+def _all_layers(layer) -> list:
+    out = []
+    for sub in getattr(layer, "layers", []):
+        out += [sub, *_all_layers(sub)]
+    return out
+
+
+def _output_dense(model: keras.Model):
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.layers.Dense):
+            return layer
+    return None
+
+
+def compile_model(model: keras.Model, config: TrainConfig, kind: str, total_steps: int) -> OneCycle:
+    optimizer, schedule = make_optimizer(
+        config.lr, total_steps, weight_decay=config.wd, beta_2=config.beta_2, epsilon=config.epsilon,
+        global_clipnorm=config.clipnorm, pct_start=config.pct_start, div_factor=config.div_factor,
+        final_div=config.final_div, moms=tuple(config.moms))
+    loss = (keras.losses.MeanSquaredError() if kind == "regression"
+            else keras.losses.BinaryCrossentropy(from_logits=True))
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(config.jit))
+    optimizer.build(model.trainable_variables)
+    return schedule
+
+
+# --------------------------------------------------------------------------- metrics
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def window_loss(kind: str, logits: np.ndarray, y: np.ndarray) -> float:
+    """The training loss (BCE on logits, or MSE) over evaluation windows."""
+    x, y = np.asarray(logits, np.float64), np.asarray(y, np.float64)
+    if kind == "regression":
+        return float(np.mean((x - y) ** 2))
+    return float(np.mean(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))))
+
+
+def score(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Headline metrics of a split: macro AUC (+Fmax) | AUC, accuracy | MAE, R²."""
+    from ecg_keras import evaluation as ev
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if kind == "regression":
+        return {"mae": ev.mae(y_true, y_pred), "r2": ev.r2(y_true, y_pred)}
+    per_class = ev.per_class_auc(y_true, y_pred)
+    scored = int(np.isfinite(per_class).sum())
+    out = {"macro_auc": float(np.nanmean(per_class)) if scored else float("nan")}
+    if scored == per_class.size:
+        out["macro_auc"] = ev.macro_auc(y_true, y_pred)
+    else:
+        out["classes_scored"] = scored  # classes with both labels present in this split
+    if kind == "binary":
+        out["auc"] = out["macro_auc"]
+        out["accuracy"] = ev.accuracy(y_true, y_pred)
+    else:
+        out["fmax"] = ev.fmax(y_true, y_pred)
+    return out
+
+
+def _headline(kind: str) -> str:
+    return "mae" if kind == "regression" else "macro_auc"
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Predict every validation window once per epoch: ``val_loss`` over windows and the
+    record-level headline metric (``val_macro_auc`` or ``val_mae``) after aggregation."""
+
+    def __init__(self, data: TaskData, kind: str, how: str, standardizer: Standardizer, batch_size: int = 256):
+        super().__init__()
+        self.kind, self.how, self.y = kind, how, np.asarray(data.y)
+        self.ds, self.record_index = eval_dataset(data.signals, batch_size=batch_size, sampling_rate=data.sampling_rate,
+                                                  standardizer=standardizer)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logits = self.model.predict(self.ds, verbose=0)
+        logs = logs if logs is not None else {}
+        logs["val_loss"] = window_loss(self.kind, logits, self.y[self.record_index])
+        probs = logits if self.kind == "regression" else _sigmoid(logits)
+        preds = aggregate(probs, self.record_index, how=self.how, n_records=len(self.y))
+        key = _headline(self.kind)
+        try:
+            logs["val_" + key] = score(self.kind, self.y, preds)[key]
+        except ValueError:  # e.g. a single-class validation split
+            logs["val_" + key] = float("nan")
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One history row per epoch (lr, beta_1, time); rewrites history.csv; prints time left."""
+
+    def __init__(self, run: rd.RunDir, rows: list[dict], schedule: OneCycle, epochs: int, verbose: int = 1):
+        super().__init__()
+        self.run, self.rows, self.schedule, self.epochs, self.verbose = run, rows, schedule, epochs, verbose
+        self._t0 = self._t_epoch = 0.0
+        self._epoch_times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t_epoch = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import pandas as pd
+
+        seconds = time.perf_counter() - self._t_epoch
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        lr, beta_1 = self.schedule.values(max(step - 1, 0))
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}, "lr": lr, "beta_1": beta_1,
+               "time_s": round(seconds, 3)}
+        row = {"epoch": row.pop("epoch"), "loss": row.pop("loss", float("nan")),
+               "val_loss": row.pop("val_loss", float("nan")), **row}
+        row.pop("learning_rate", None)
+        self.rows.append(row)
+        rd.write_text(self.run.history_csv, pd.DataFrame(self.rows).to_csv(index=False))
+        self._epoch_times.append(seconds)
+        left = (self.epochs - epoch - 1) * float(np.median(self._epoch_times))
+        if self.verbose:
+            print(f"  epoch {epoch + 1}/{self.epochs} done in {seconds:.1f} s; about {_fmt(left)} left", flush=True)
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+# --------------------------------------------------------------------------- train
+def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str | None = None, download: bool = False,
+          log=print) -> Path:
+    """Train ``config`` and return the run directory (see :mod:`ecg_keras.training.rundir`).
+
+    ``splits`` overrides the data named by ``config.dataset`` (programmatic use, tests;
+    ``data_path`` then names where they came from, for config.json). With
+    ``config.resume`` the stored config.json of ``config.output`` is used and training
+    continues after the newest checkpoint; a complete run is returned unchanged.
+    """
+    config = config.resolved()
+    run = rd.RunDir(config.output)
+    if config.resume and run.config.exists():
+        if run.is_complete():
+            log(f"{run.path} is already complete; nothing to resume.")
+            return run.path
+        stored = TrainConfig.from_dict(run.read_config())
+        config = TrainConfig.from_dict({**stored.to_dict(), "resume": True, "verbose": config.verbose,
+                                        "distribute": config.distribute, "output": config.output,
+                                        "data_dir": config.data_dir or stored.data_dir}).resolved()
+    elif not config.resume and not run.is_empty():
+        raise FileExistsError(f"{run.path} already holds a run; pass --resume to continue it or choose another --output")
+
+    set_seed(config.seed, config.deterministic)
+    strategy = make_strategy(config.distribute)
+    chief = is_chief(strategy)
+    if not chief:  # other workers write their (identical) files to a scratch directory
+        run = rd.RunDir(tempfile.mkdtemp(prefix="ecg_keras_worker_"))
+
+    records = None
+    if splits is None:
+        from ecg_keras.training.data import load_splits
+
+        splits, records, root = load_splits(config, download=download, log=log)
+        data_path = str(root)
+    synthetic = bool(getattr(records, "synthetic", False)) or config.dataset == "synthetic"
+    from ecg_keras.training.data import fingerprint
+
+    train_td, val_td, test_td = splits.train, splits.val, splits.test
+    kind, classes, how = train_td.kind, list(train_td.classes), aggregation(config.task)
+    if synthetic and config.verbose:
+        log("=" * 78 + "\n  SYNTHETIC DATA: a generated PTB-XL-like demo set, not real ECGs. Results say nothing\n"
+            "  about clinical performance.\n" + "=" * 78)
+
+    standardizer = Standardizer.fit(train_td.signals)
+    window = window_length(config.sampling_rate)
+    leads = int(np.asarray(train_td.signals[0]).shape[-1])
+    steps = steps_per_epoch(len(train_td), config.batch_size)
+    total_steps = steps * config.epochs
+
+    info = {**config.to_dict(), "versions": versions(), "data_fingerprint": fingerprint(splits),
+            "kind": kind, "classes": classes, "aggregation": how, "window": window, "leads": leads,
+            "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": total_steps,
+            "replicas": strategy.num_replicas_in_sync, "resume": False, "data_path": data_path}
+    if config.resume and run.config.exists():
+        old = run.read_config()
+        if old.get("data_fingerprint") != info["data_fingerprint"]:
+            raise ValueError(f"the data differs from the data {run.path} was trained on; cannot resume")
+    else:
+        run.path.mkdir(parents=True, exist_ok=True)
+        rd.write_json(run.config, info)
+        rd.write_json(run.classes, classes)
+        with rd.atomic_path(run.standardizer) as tmp:
+            standardizer.save(tmp)
+
+    with strategy.scope():
+        model = build_model(config, len(classes), (window, leads))
+        if kind == "regression":  # start the linear output at the training mean (targets in raw units)
+            dense = _output_dense(model)
+            if dense is not None and dense.use_bias:
+                dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
+        if config.distribute != "none" and config.sync_batchnorm:
+            for layer in _all_layers(model):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True  # = single-device training on the global batch
+        schedule = compile_model(model, config, kind, total_steps)
+
+    history: list[dict] = []
+    initial_epoch = 0
+    source = rd.RunDir(config.output)  # every worker resumes from the chief's (shared) checkpoint
+    ckpt = source.latest_checkpoint() if config.resume else None
+    if ckpt is not None:
+        source.restore_checkpoint(model, ckpt)
+        initial_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
+        log(f"Resuming {run.path} after epoch {initial_epoch} (optimizer step {ckpt['iterations']}).")
+
+    if config.verbose:
+        log(f"{config.arch} on {config.dataset}/{config.task}: {len(train_td)} train / {len(val_td)} val / "
+            f"{len(test_td)} test records, {len(classes)} outputs, {config.epochs} epochs x {steps} steps, "
+            f"lr {config.lr:g}, {strategy.num_replicas_in_sync} replica(s), XLA {'on' if config.jit else 'off'}"
+            f"\n  run directory: {run.path}")
+
+    t0 = time.perf_counter()
+    if initial_epoch < config.epochs:
+        ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
+                           sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
+                           epochs=config.epochs, initial_epoch=initial_epoch)
+        if config.distribute != "none":
+            opts = tf.data.Options()
+            opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            ds = ds.with_options(opts)
+        verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
+        callbacks = [OneCycleMomentum(schedule),
+                     ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
+                     keras.callbacks.TerminateOnNaN(),
+                     keras.callbacks.ProgbarLogger(),
+                     EpochLog(run, history, schedule, config.epochs, verbose=config.verbose),
+                     rd.Checkpointer(run, history, keep=config.keep_checkpoints)]
+        model.fit(ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        if model.stop_training or len(history) < config.epochs:
+            raise RuntimeError(f"training stopped early (non-finite loss?); {run.path} is left incomplete")
+    train_seconds = time.perf_counter() - t0
+
+    result = finish(run, model, config, splits, standardizer, kind, how, history)
+    result["train_seconds_this_process"] = round(train_seconds, 1)
+    run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"])
+    if config.verbose:
+        key = _headline(kind)
+        log(f"Done: val {key} {result['val'].get(key, float('nan')):.4f}, test {key} "
+            f"{result['test'].get(key, float('nan')):.4f}{' (SYNTHETIC data)' if synthetic else ''}. "
+            f"Run directory: {run.path}")
+    if not chief:
+        shutil.rmtree(run.path, ignore_errors=True)
+    return Path(config.output)
+
+
+def inference_model(model: keras.Model, config: TrainConfig, n_outputs: int, input_shape: tuple) -> keras.Model:
+    """A fresh copy of the trained model outside any distribution scope, without optimiser state."""
+    fresh = build_model(config, n_outputs, input_shape)
+    fresh.set_weights(model.get_weights())
+    return fresh
+
+
+def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Splits, standardizer: Standardizer,
+           kind: str, how: str, history: list[dict]) -> dict:
+    """Write model.keras, predictions, metrics.json and history.png (everything but COMPLETE)."""
+    n_outputs = len(splits.train.classes)
+    final = inference_model(model, config, n_outputs, tuple(model.input_shape[1:]))
+    with rd.atomic_path(run.model, suffix=".keras") as tmp:
+        final.save(tmp)
+    metrics = {}
+    for part in ("val", "test"):
+        td: TaskData = getattr(splits, part)
+        preds = predict_records(final, td.signals, sampling_rate=config.sampling_rate, standardizer=standardizer,
+                                how=how, activation=None if kind == "regression" else "sigmoid",
+                                batch_size=config.eval_batch_size)
+        rd.write_npz(run.predictions / f"{part}.npz", ids=np.asarray(td.ids), y_true=np.asarray(td.y, np.float32),
+                     y_pred=preds.astype(np.float32))
+        try:
+            metrics[part] = {**score(kind, td.y, preds), "n_records": len(td)}
+        except ValueError as e:
+            metrics[part] = {"error": str(e), "n_records": len(td)}
+    metrics["trainable_params"] = int(sum(np.prod(w.shape) for w in final.trainable_weights))
+    metrics["epochs_trained"] = len(history)
+    metrics["train_seconds"] = round(sum(r.get("time_s", 0.0) for r in history), 1)
+    rd.write_json(run.metrics, metrics)
+    try:
+        from ecg_keras.evaluation.plots import plot_history
+        import pandas as pd
+
+        cols = [c for c in ("epoch", "loss", "val_loss", "lr", "val_" + _headline(kind)) if history and c in history[0]]
+        with rd.atomic_path(run.history_png) as tmp:
+            plot_history(pd.DataFrame(history)[cols] if cols else pd.DataFrame(history), tmp,
+                         title=f"{config.arch} / {config.task}")
+    except Exception as e:  # a missing plot must not fail a finished training run
+        print(f"warning: could not plot history: {e}", file=sys.stderr)
+    return metrics

@@ -1,0 +1,132 @@
+"""One-cycle policy with fastai v1 semantics (PROTOCOL.md "Training").
+
+For ``total_steps`` optimiser steps, ``a1 = int(total_steps * pct_start)`` warm-up steps and
+``a2 = total_steps - a1`` annealing steps, the value used by step ``k`` (0-based, i.e. the
+optimiser's ``iterations`` before the update) is
+
+* ``k <= a1``: ``cos_anneal(lr_max / div_factor, lr_max, k / a1)``, momentum ``cos_anneal(0.95, 0.85, k / a1)``
+* ``k >  a1``: ``cos_anneal(lr_max, lr_max / (div_factor * final_div), (k - a1) / a2)``,
+  momentum ``cos_anneal(0.85, 0.95, (k - a1) / a2)``
+
+with ``cos_anneal(start, end, p) = end + (start - end) / 2 * (1 + cos(pi * p))``, exactly what
+fastai v1's ``OneCycleScheduler`` sets before each batch. The learning rate is a Keras
+``LearningRateSchedule`` (a pure function of ``optimizer.iterations``, so it resumes for free);
+Adam's beta_1 is a variable that :class:`OneCycleMomentum` sets before every batch.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from ecg_keras.training.config import RNN_ARCHS  # noqa: F401  (re-export)
+
+
+def cos_anneal(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1.0)
+
+
+def _phases(total_steps: int, pct_start: float) -> tuple[int, int]:
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    a1 = int(total_steps * pct_start)
+    return a1, total_steps - a1
+
+
+def one_cycle_values(step: int, total_steps: int, lr_max: float, *, pct_start: float = 0.3,
+                     div_factor: float = 25.0, final_div: float = 1e4,
+                     moms: tuple[float, float] = (0.95, 0.85)) -> tuple[float, float]:
+    """Closed-form (learning rate, beta_1) used by optimiser step ``step`` (plain Python floats)."""
+    a1, a2 = _phases(total_steps, pct_start)
+    lr_start = lr_max / div_factor
+    if a1 > 0 and step <= a1:
+        p = step / a1
+        return cos_anneal(lr_start, lr_max, p), cos_anneal(moms[0], moms[1], p)
+    p = min(max(step - a1, 0) / a2, 1.0)
+    return cos_anneal(lr_max, lr_start / final_div, p), cos_anneal(moms[1], moms[0], p)
+
+
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """fastai-v1 one-cycle learning rate as a Keras schedule (see module docstring)."""
+
+    def __init__(self, lr_max: float, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0,
+                 final_div: float = 1e4, moms: tuple[float, float] = (0.95, 0.85)):
+        self.lr_max = float(lr_max)
+        self.total_steps = int(total_steps)
+        self.pct_start = float(pct_start)
+        self.div_factor = float(div_factor)
+        self.final_div = float(final_div)
+        self.moms = (float(moms[0]), float(moms[1]))
+        self.warmup_steps, self.anneal_steps = _phases(self.total_steps, self.pct_start)
+
+    def _anneal(self, step, start_end_1, start_end_2):
+        step = ops.cast(step, "float32")
+        a1, a2 = float(self.warmup_steps), float(self.anneal_steps)
+        p1 = ops.clip(step / max(a1, 1.0), 0.0, 1.0)
+        p2 = ops.clip((step - a1) / a2, 0.0, 1.0)
+
+        def cos(start, end, p):  # (1 + cos(pi p)) / 2 = cos(pi p / 2)^2, no cancellation in float32
+            return end + (start - end) * ops.square(ops.cos((math.pi / 2.0) * p))
+
+        warm = cos(*start_end_1, p1)
+        anneal = cos(*start_end_2, p2)
+        return ops.where(ops.logical_and(step <= a1, a1 > 0), warm, anneal)
+
+    def __call__(self, step):
+        lr_start = self.lr_max / self.div_factor
+        return self._anneal(step, (lr_start, self.lr_max), (self.lr_max, lr_start / self.final_div))
+
+    def momentum(self, step: int) -> float:
+        """beta_1 for optimiser step ``step`` (Python float, used by :class:`OneCycleMomentum`)."""
+        return self.values(step)[1]
+
+    def values(self, step: int) -> tuple[float, float]:
+        return one_cycle_values(step, self.total_steps, self.lr_max, pct_start=self.pct_start,
+                                div_factor=self.div_factor, final_div=self.final_div, moms=self.moms)
+
+    def get_config(self):
+        return {"lr_max": self.lr_max, "total_steps": self.total_steps, "pct_start": self.pct_start,
+                "div_factor": self.div_factor, "final_div": self.final_div, "moms": list(self.moms)}
+
+
+class OneCycleMomentum(keras.callbacks.Callback):
+    """Set Adam's beta_1 before every training batch from the optimiser's step count.
+
+    The optimiser's ``beta_1`` must be a variable (see :func:`make_optimizer`): a Python float
+    would be baked into the compiled train step and never change.
+    """
+
+    def __init__(self, schedule: OneCycle):
+        super().__init__()
+        self.schedule = schedule
+        self._step = 0
+
+    def on_train_begin(self, logs=None):
+        opt = self.model.optimizer
+        if not isinstance(opt.beta_1, keras.Variable):
+            raise TypeError("optimizer.beta_1 must be a keras.Variable; build it with make_optimizer()")
+        self._step = int(ops.convert_to_numpy(opt.iterations))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.beta_1.assign(self.schedule.momentum(self._step))
+        self._step += 1
+
+
+def make_optimizer(lr_max: float, total_steps: int, *, weight_decay: float = 1e-2, beta_2: float = 0.99,
+                   epsilon: float = 1e-8, global_clipnorm: float | None = None, pct_start: float = 0.3,
+                   div_factor: float = 25.0, final_div: float = 1e4,
+                   moms: tuple[float, float] = (0.95, 0.85)) -> tuple[keras.optimizers.AdamW, OneCycle]:
+    """AdamW (decoupled weight decay, scaled by the lr as in fastai/PyTorch) on a one-cycle schedule.
+
+    Call inside the distribution strategy's scope. Returns the optimiser and its schedule; pass
+    ``OneCycleMomentum(schedule)`` to ``fit``. ``global_clipnorm`` clips the global gradient norm
+    (PyTorch ``clip_grad_norm_``), 0.25 for the RNNs.
+    """
+    schedule = OneCycle(lr_max, total_steps, pct_start=pct_start, div_factor=div_factor,
+                        final_div=final_div, moms=moms)
+    opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay, beta_1=moms[0],
+                                 beta_2=beta_2, epsilon=epsilon, global_clipnorm=global_clipnorm)
+    opt.beta_1 = keras.Variable(schedule.momentum(0), trainable=False, dtype="float32", name="beta_1")
+    return opt, schedule

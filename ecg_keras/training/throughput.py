@@ -1,0 +1,100 @@
+"""Training throughput (windows/s) of an architecture, with or without XLA, and of the input pipeline.
+
+    python -m ecg_keras.training.throughput --arch resnet1d_wang --no-jit
+    python -m ecg_keras.training.throughput --arch xresnet1d101 --jit --steps 20
+    python -m ecg_keras.training.throughput --pipeline          # train_dataset alone
+
+The train step runs ``model.fit`` on one cached random batch (so only the model is timed), with
+the same compile settings as ``train`` (AdamW one-cycle, BCE on logits); ``warmup`` steps
+(tracing/compilation) are excluded. The pipeline figure iterates ``windows.train_dataset`` over
+random 10-s records. Both report the median of ``repeats`` timings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: int = 20, warmup: int = 5,
+                          repeats: int = 1, num_classes: int = 71, sampling_rate: int = 100, seed: int = 0) -> dict:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from ecg_keras.training.config import TrainConfig
+    from ecg_keras.training.loop import build_model, compile_model, set_seed
+    from ecg_keras.training.schedule import OneCycleMomentum
+    from ecg_keras.windows import window_length
+
+    set_seed(seed, deterministic=False)
+    window = window_length(sampling_rate)
+    cfg = TrainConfig(arch=arch, jit=jit).resolved()
+    model = build_model(cfg, num_classes, (window, 12))
+    schedule = compile_model(model, cfg, "multilabel", total_steps=10 * (steps + warmup) * (repeats + 1))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch_size, window, 12)).astype(np.float32)
+    y = (rng.random((batch_size, num_classes)) < 0.1).astype(np.float32)
+    ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+    cb = [OneCycleMomentum(schedule)]
+    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=cb)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=cb)
+        times.append(time.perf_counter() - t0)
+    sec = float(np.median(times))
+    return {"what": "train_step", "arch": arch, "jit": jit, "batch_size": batch_size, "steps": steps,
+            "seconds": round(sec, 3), "windows_per_s": round(steps * batch_size / sec, 1),
+            "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)), "keras": keras.__version__}
+
+
+def pipeline_throughput(n_records: int = 2000, batch_size: int = 128, steps: int = 200, repeats: int = 3,
+                        sampling_rate: int = 100, seed: int = 0) -> dict:
+    import numpy as np
+
+    from ecg_keras.standardize import Standardizer
+    from ecg_keras.windows import train_dataset
+
+    rng = np.random.default_rng(seed)
+    signals = rng.normal(size=(n_records, 10 * sampling_rate, 12)).astype(np.float32)
+    y = (rng.random((n_records, 71)) < 0.1).astype(np.float32)
+    ds = train_dataset(signals, y, batch_size=batch_size, sampling_rate=sampling_rate,
+                       standardizer=Standardizer.fit(signals), seed=seed)
+    it = iter(ds)
+    for _ in range(10):
+        next(it)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = sum(int(next(it)[0].shape[0]) for _ in range(steps))
+        times.append(time.perf_counter() - t0)
+    sec = float(np.median(times))
+    return {"what": "pipeline", "batch_size": batch_size, "steps": steps, "seconds": round(sec, 3),
+            "windows_per_s": round(n / sec, 1)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default="resnet1d_wang")
+    p.add_argument("--jit", dest="jit", action="store_true", default=False)
+    p.add_argument("--no-jit", dest="jit", action="store_false")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--pipeline", action="store_true", help="time windows.train_dataset instead of the train step")
+    a = p.parse_args(argv)
+    if a.pipeline:
+        result = pipeline_throughput(batch_size=a.batch_size, steps=max(a.steps, 50), repeats=max(a.repeats, 3))
+    else:
+        result = train_step_throughput(a.arch, a.jit, a.batch_size, a.steps, a.warmup, a.repeats)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""train(config): the run directory, reproducibility, age/sex/quality tasks, CLI, experiments."""
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecg_keras.standardize import Standardizer
+from ecg_keras.training import TrainConfig, train
+from ecg_keras.training import cli
+from ecg_keras.training.rundir import RunDir
+
+BASE = dict(task="rhythm", dataset="synthetic", arch="fcn_wang", epochs=2, batch_size=16, seed=0, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def data_env(tmp_path_factory):
+    """A 80-record synthetic PTB-XL (64 train / 8 val / 8 test) and a private data root."""
+    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
+
+    root = tmp_path_factory.mktemp("data")
+    path = generate_synthetic_ptbxl(root / "ptbxl-synthetic", n_records=80, seed=0, sampling_rates=(100,),
+                                    progress=False)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ECG_KERAS_DATA", str(root))
+    yield Path(path)
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def rhythm_run(data_env, tmp_path_factory):
+    return train(TrainConfig(**BASE, output=str(tmp_path_factory.mktemp("runs") / "rhythm")))
+
+
+def test_run_directory_holds_everything_needed_later(rhythm_run, data_env):
+    run = RunDir(rhythm_run)
+    assert run.is_complete()
+    config = json.loads(run.config.read_text())
+    for key in ("arch", "task", "dataset", "seed", "sampling_rate", "epochs", "batch_size", "lr", "wd"):
+        assert key in config
+    assert config["lr"] == 1e-2 and config["synthetic"] is True and config["data_path"] == str(data_env)
+    assert {"tensorflow", "keras", "python"} <= set(config["versions"])
+    assert config["data_fingerprint"]["train"]["n_records"] == 64
+    classes = json.loads(run.classes.read_text())
+    assert classes == ["AFIB", "SARRH", "SBRAD", "SR", "STACH"]
+    std = Standardizer.load(run.standardizer)
+    hist = pd.read_csv(run.history_csv)
+    assert list(hist.columns[:4]) == ["epoch", "loss", "val_loss", "val_macro_auc"]
+    assert {"lr", "beta_1", "time_s"} <= set(hist.columns) and hist["epoch"].tolist() == [1, 2]
+    assert run.history_png.stat().st_size > 1000
+    metrics = json.loads(run.metrics.read_text())
+    assert 0.0 <= metrics["val"]["macro_auc"] <= 1.0 and 0.0 <= metrics["test"]["macro_auc"] <= 1.0
+    assert (run.checkpoints / "latest.json").exists()
+    test = np.load(run.predictions / "test.npz")
+    assert test["y_pred"].shape == test["y_true"].shape == (8, 5) and len(test["ids"]) == 8
+    assert ((test["y_pred"] >= 0) & (test["y_pred"] <= 1)).all()
+    # the saved model + standardiser reproduce the stored predictions (logits -> sigmoid -> max)
+    from ecg_keras.datasets import load_ptbxl, make_task, split
+    from ecg_keras.windows import predict_records
+
+    model = keras.models.load_model(run.model)
+    td = split(make_task(load_ptbxl(config["data_path"], 100), "rhythm")).test
+    np.testing.assert_array_equal(td.ids, test["ids"])
+    again = predict_records(model, td.signals, standardizer=std, how="max")
+    np.testing.assert_allclose(again, test["y_pred"], atol=1e-6)
+
+
+def test_same_seed_gives_same_predictions(rhythm_run, tmp_path):
+    second = train(TrainConfig(**BASE, output=str(tmp_path / "again")))
+    for part in ("val", "test"):
+        a, b = np.load(rhythm_run / "predictions" / f"{part}.npz"), np.load(second / "predictions" / f"{part}.npz")
+        np.testing.assert_allclose(a["y_pred"], b["y_pred"], atol=1e-6, rtol=0)
+
+
+def test_existing_run_is_not_overwritten_and_complete_run_resumes_as_noop(rhythm_run):
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(TrainConfig(**BASE, output=str(rhythm_run)))
+    before = (rhythm_run / "COMPLETE").read_text()
+    assert train(TrainConfig(**BASE, output=str(rhythm_run), resume=True)) == rhythm_run
+    assert (rhythm_run / "COMPLETE").read_text() == before
+
+
+@pytest.mark.parametrize("task, kind, how, keys", [
+    ("age", "regression", "mean", {"mae", "r2"}),
+    ("sex", "binary", "mean", {"auc", "accuracy"}),
+    ("quality", "binary", "max", {"auc", "accuracy"}),
+])
+def test_age_sex_quality_tasks(data_env, tmp_path, task, kind, how, keys):
+    run = train(TrainConfig(**{**BASE, "task": task, "epochs": 1}, output=str(tmp_path / task)))
+    config = json.loads((run / "config.json").read_text())
+    assert config["kind"] == kind and config["aggregation"] == how
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert keys <= set(metrics["test"])
+    test = np.load(run / "predictions" / "test.npz")
+    assert test["y_pred"].shape == (len(test["ids"]), 1)
+    if task == "age":  # raw years: the output starts at the training mean age
+        assert 20 < float(test["y_pred"].mean()) < 100
+        assert metrics["test"]["mae"] < 40
+    else:
+        assert ((test["y_pred"] >= 0) & (test["y_pred"] <= 1)).all()
+
+
+def test_missing_ptbxl_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ECG_KERAS_DATA", str(tmp_path / "empty"))
+    code = cli.main(["--task", "rhythm", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "PTB-XL was not found" in err and "python -m ecg_keras.datasets download ptbxl" in err
+    assert "--dataset synthetic" in err and "SYNTHETIC" in err
+
+
+def test_cli_arguments_map_to_config():
+    cfg, given = cli.config_from_args(cli.parser().parse_args(
+        ["--task", "age", "--arch", "lstm", "--epochs", "3", "--no-jit", "--distribute", "mirrored"]))
+    assert (cfg.task, cfg.arch, cfg.epochs, cfg.jit, cfg.distribute) == ("age", "lstm", 3, False, "mirrored")
+    resolved = cfg.resolved()
+    assert resolved.lr == 1e-3 and resolved.clipnorm == 0.25  # RNN defaults
+    assert TrainConfig(arch="xresnet1d101").resolved().lr == 1e-2
+    assert {"task", "arch", "epochs", "jit", "distribute"} == given
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["--task", "nonsense"])
+
+
+def test_experiment_writes_comparison_table(data_env, tmp_path):
+    from ecg_keras.training.experiment import run_experiment
+
+    base = TrainConfig(**{**BASE, "epochs": 1}, output=str(tmp_path))
+    md = run_experiment("cmp", base, ["fcn_wang", "resnet1d_wang"], log=lambda *a: None)
+    table = pd.read_csv(tmp_path / "cmp" / "results.csv")
+    assert table["arch"].tolist() == ["fcn_wang", "resnet1d_wang"]
+    assert {"params", "val_macro_auc", "test_macro_auc", "train_s"} <= set(table.columns)
+    assert table["params"].tolist() == [309765, 473349]  # PROTOCOL.md, 5 classes
+    assert "| arch |" in md and (tmp_path / "cmp" / "results.md").exists()
+    assert all(RunDir(tmp_path / "cmp" / a).is_complete() for a in table["arch"])
