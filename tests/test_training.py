@@ -11,6 +11,7 @@ from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.training import cli
 from ecg_keras.training.rundir import RunDir
+from ecg_keras.training.data import SYNTHETIC_DIR
 
 BASE = dict(task="rhythm", dataset="synthetic", arch="fcn_wang", epochs=2, batch_size=16, seed=0, verbose=0)
 
@@ -21,7 +22,7 @@ def data_env(tmp_path_factory):
     from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
 
     root = tmp_path_factory.mktemp("data")
-    path = generate_synthetic_ptbxl(root / "ptbxl-synthetic", n_records=80, seed=0, sampling_rates=(100,),
+    path = generate_synthetic_ptbxl(root / SYNTHETIC_DIR, n_records=80, seed=0, sampling_rates=(100,),
                                     progress=False)
     mp = pytest.MonkeyPatch()
     mp.setenv("ECG_KERAS_DATA", str(root))

@@ -20,7 +20,8 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   degrees, which gives the usual R-wave progression (rS in V1, transition V3/V4, qR in V6).
 * Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records,
   folds stratified on them): SR 62-98 bpm, SBRAD 40-56, STACH 104-150 (small respiratory
-  heart-rate variability), SARRH (RR modulated 8-18 % at the respiratory rate), AFIB
+  heart-rate variability), SARRH (RR modulated 15-25 % at 15-24 breaths/min, so that a
+  2.5-s window shows it), AFIB
   (independent RR intervals, coefficient of variation 0.15-0.3, no P waves, 4-8 Hz
   fibrillatory f-waves strongest in V1 and the inferior leads). QT follows the preceding RR
   (Bazett), so the T wave moves beat by beat in AFIB.
@@ -66,7 +67,7 @@ from ecg_keras.statements import get as _statement, statements_frame
 
 __all__ = ["generate_synthetic_ptbxl", "noise_leads", "GENERATOR_VERSION", "RHYTHM_MIX", "RENDERED_CODES"]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 DURATION_S = 10
 BASE_FS = 500
 # Rhythm statements actually rendered, with their exact share of the records.
@@ -599,8 +600,8 @@ def _draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[_Spec]]
         noise = _draw_noise(rng)
         spec = _Spec(
             ecg_id=ecg_id, rhythm=rhythm, hr=hr, waves=waves, qtc=qtc,
-            resp_amp=rng.uniform(0.08, 0.18) if rhythm == "SARRH" else rng.uniform(0.005, 0.02),
-            resp_hz=rng.uniform(0.15, 0.3), rr_jitter=rng.uniform(0.004, 0.012),
+            resp_amp=rng.uniform(0.15, 0.25) if rhythm == "SARRH" else rng.uniform(0.005, 0.02),
+            resp_hz=rng.uniform(0.25, 0.4), rr_jitter=rng.uniform(0.004, 0.012),
             af_cv=rng.uniform(0.15, 0.3), af_amp=rng.uniform(0.04, 0.1),
             noise={col: leads for col, (_, leads) in noise.items()}, seed=(seed, ecg_id),
         )

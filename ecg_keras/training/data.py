@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from ecg_keras.datasets.base import DataError, RecordSet, Splits, TaskData
+from ecg_keras.datasets.synthetic import GENERATOR_VERSION
 from ecg_keras.training.config import TrainConfig
 
-SYNTHETIC_DIR = "ptbxl-synthetic"
+# versioned, so that a dataset from an older generator is never silently reused
+SYNTHETIC_DIR = f"ptbxl-synthetic-v{GENERATOR_VERSION}"
 DEFAULT_DIRS = {"ptbxl": "ptbxl", "icbeb2018": "icbeb2018", "synthetic": SYNTHETIC_DIR}
 MARKERS = {"ptbxl": "ptbxl_database.csv", "icbeb2018": "REFERENCE.csv", "synthetic": "ptbxl_database.csv"}
 
