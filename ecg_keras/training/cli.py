@@ -48,11 +48,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default=None, metavar="NAME",
                    help="train several --archs on one task into <output or runs>/NAME and write a comparison table")
     p.add_argument("--archs", default=None, help="comma-separated architectures for --experiment")
+    from ecg_keras.training.finetune import add_transfer_arguments
+
+    add_transfer_arguments(p)
     return p
 
 
 def config_from_args(ns: argparse.Namespace) -> tuple[TrainConfig, set]:
-    special = {"download", "resume", "quiet", "experiment", "archs"}
+    from ecg_keras.training.finetune import TRANSFER_ARGS
+
+    special = {"download", "resume", "quiet", "experiment", "archs", *TRANSFER_ARGS}
     given = {k: v for k, v in vars(ns).items() if k not in special}
     cfg = TrainConfig(**given, resume=ns.resume, verbose=0 if ns.quiet else 1)
     return cfg, set(given)
@@ -60,6 +65,10 @@ def config_from_args(ns: argparse.Namespace) -> tuple[TrainConfig, set]:
 
 def main(argv=None) -> int:
     ns = parser().parse_args(argv)
+    from ecg_keras.training.finetune import run_from_args
+
+    if (code := run_from_args(ns)) is not None:
+        return code
     from ecg_keras.datasets.base import DataError
 
     try:

@@ -1,0 +1,23 @@
+"""Export for serving: SavedModel (TF Serving layout, window + whole-record signatures) and ONNX.
+
+    from ecg_keras.export import export_savedmodel, export_onnx, load_run
+    run = load_run("runs/xresnet1d101_all")
+    export_savedmodel(run.model, "serving", version=1, **run.export_kwargs())
+    export_onnx(run.model, "xresnet1d101_all.onnx", **run.export_kwargs())
+    export_onnx(run.model, "xresnet1d101_all_record.onnx", whole_record=True, **run.export_kwargs())
+
+See docs/SERVING.md for TF Serving and onnxruntime usage.
+"""
+from __future__ import annotations
+
+from ecg_keras.export.onnx import DEFAULT_OPSET, export_onnx
+from ecg_keras.export.run import Run, load_pretrained, load_run
+from ecg_keras.export.savedmodel import default_model_card, export_savedmodel, read_metadata
+from ecg_keras.export.signatures import (LEAD_NAMES, ServingModule, ServingSpec, record_probabilities,
+                                         window_probabilities)
+
+__all__ = [
+    "DEFAULT_OPSET", "LEAD_NAMES", "Run", "ServingModule", "ServingSpec", "default_model_card",
+    "export_onnx", "export_savedmodel", "load_pretrained", "load_run", "read_metadata", "record_probabilities",
+    "window_probabilities",
+]

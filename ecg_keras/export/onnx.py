@@ -1,0 +1,98 @@
+"""ONNX export of the window model and the whole-record model (tf2onnx ``from_function``).
+
+The converted functions are the ones the SavedModel serves (:mod:`ecg_keras.export.signatures`),
+so the ONNX graph also takes raw mV and returns probabilities:
+
+* window model: input ``ecg`` (batch, window, leads) -> ``probabilities`` (batch, classes);
+* whole-record model (``whole_record=True``): input ``ecg`` (batch, length, leads) with a
+  dynamic length (records in one batch share it) -> ``probabilities`` (batch, classes) and
+  ``n_windows`` (batch,).
+
+Class names and the serving spec are stored in the model's metadata_props (``classes`` as a
+JSON list, ``ecg_keras`` as the spec JSON). ONNX Runtime checks the declared input shape, so a
+wrong lead count or window length fails with "Got invalid dimensions for input: ecg ...".
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import tensorflow as tf
+
+from ecg_keras.export.signatures import (INPUT_KEY, OUTPUT_KEY, WINDOWS_KEY, ServingSpec, logits_function, record_probabilities,
+                                         record_signature, window_probabilities, window_signature)
+from ecg_keras.standardize import Standardizer
+
+DEFAULT_OPSET = 17
+
+
+def _patch_tf2onnx_numpy2() -> None:
+    # tf2onnx 1.17 predates numpy 2 in places; Keras's own ONNX export applies this same patch.
+    try:
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    except ImportError:  # pragma: no cover - future Keras without the shim
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # its np.object probe
+        patch_tf2onnx()
+
+
+def _name_dynamic_dims(proto, whole_record: bool) -> None:
+    """Readable names for the dynamic dimensions ("batch", "length") instead of tf2onnx's unk__N."""
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        names = ["batch", "length" if whole_record and value.name == INPUT_KEY else None]
+        for dim, name in zip(dims, names):
+            if name and not dim.HasField("dim_value"):
+                dim.dim_param = name
+
+
+def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes, sampling_rate: int = 100,
+                whole_record: bool = False, aggregation: str = "max", activation: str | None = "sigmoid",
+                opset: int = DEFAULT_OPSET, extra: dict | None = None) -> Path:
+    """Convert ``model`` (Keras, logits) with in-graph standardisation/activation(/TTA) to ``path``."""
+    import onnx
+    import tf2onnx
+
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}")
+    spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
+                              aggregation=aggregation, activation=activation, extra=extra)
+    logits = logits_function(model, spec)
+    if whole_record:
+        def fn(ecg):
+            probs, n = record_probabilities(logits, ecg, None, spec)
+            return {OUTPUT_KEY: probs, WINDOWS_KEY: n}
+        signature = record_signature(spec)
+    else:
+        def fn(ecg):
+            return {OUTPUT_KEY: window_probabilities(logits, ecg, spec)}
+        signature = window_signature(spec)
+    _patch_tf2onnx_numpy2()
+    proto, _ = tf2onnx.convert.from_function(tf.function(fn, input_signature=signature), input_signature=signature,
+                                             opset=opset)
+    _name_dynamic_dims(proto, whole_record)
+    meta = {"classes": json.dumps(list(spec.classes)),
+            "ecg_keras": json.dumps({**spec.to_dict(), "whole_record": bool(whole_record)})}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(path))
+    return path
+
+
+def read_metadata(session_or_path) -> dict:
+    """The spec stored in an exported ONNX file (path or ``onnxruntime.InferenceSession``)."""
+    if isinstance(session_or_path, (str, Path)):
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(session_or_path), load_external_data=False).metadata_props}
+    else:
+        props = dict(session_or_path.get_modelmeta().custom_metadata_map)
+    return json.loads(props["ecg_keras"])
+
+
+__all__ = ["DEFAULT_OPSET", "export_onnx", "read_metadata"]

@@ -1,0 +1,271 @@
+"""In-graph serving functions: raw mV in, probabilities out (PROTOCOL.md "Windows", "Data").
+
+Everything the Python pipeline (:mod:`ecg_keras.windows`) does around the model happens inside
+the graph here, so an exported artifact needs no ecg_keras code on the serving side:
+
+* standardisation with the run's scalar mean/std (the same float32 ops as
+  :meth:`Standardizer.transform`, so results are bit-identical);
+* the activation (sigmoid on logits, or none for regression);
+* for whole records, test-time augmentation: windows of ``window`` samples with ``stride``
+  (windows past the end dropped; records shorter than one window zero-padded *after*
+  standardisation to one window), aggregated per record by element-wise max or mean.
+
+Windows are cut with ``tf.gather`` on an index built from ``tf.range`` (not ``tf.signal.frame``)
+so that the same function converts to ONNX with tf2onnx and keeps a dynamic record length.
+"""
+from __future__ import annotations
+
+import json
+import types
+from dataclasses import asdict, dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ecg_keras.standardize import Standardizer
+from ecg_keras.windows import AGGREGATIONS, window_length
+
+LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+ACTIVATIONS = ("sigmoid", None)
+INPUT_KEY = "ecg"
+LENGTH_KEY = "length"
+OUTPUT_KEY = "probabilities"
+CLASSES_KEY = "classes"
+WINDOWS_KEY = "n_windows"
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """Everything besides the weights that a served model needs (stored in the artifact)."""
+
+    classes: tuple[str, ...]
+    mean: float
+    std: float
+    sampling_rate: int = 100
+    window: int = 250
+    stride: int = 125
+    leads: int = 12
+    aggregation: str = "max"
+    activation: str | None = "sigmoid"
+    extra: dict = field(default_factory=dict)  # arch, task, dataset ... (documentation only)
+
+    def __post_init__(self):
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not self.classes:
+            raise ValueError("classes must not be empty")
+        if self.window < 1 or self.stride < 1:
+            raise ValueError(f"window and stride must be positive, got {self.window}, {self.stride}")
+
+    @classmethod
+    def create(cls, model, *, classes, standardizer: Standardizer, sampling_rate: int = 100,
+               aggregation: str = "max", activation: str | None = "sigmoid", window: int | None = None,
+               stride: int | None = None, extra: dict | None = None) -> "ServingSpec":
+        """Spec for ``model``: window from the model's fixed input length, else 2.5 s at the rate."""
+        classes = tuple(str(c) for c in classes)
+        if window is None:
+            fixed = model.input_shape[1]
+            window = int(fixed) if fixed is not None else window_length(sampling_rate)
+        stride = stride or window // 2
+        leads = int(model.input_shape[-1])
+        n_out = int(model.output_shape[-1])
+        if n_out != len(classes):
+            raise ValueError(f"model has {n_out} outputs but {len(classes)} class names were given")
+        return cls(classes=classes, mean=float(standardizer.mean), std=float(standardizer.std),
+                   sampling_rate=int(sampling_rate), window=int(window), stride=int(stride), leads=leads,
+                   aggregation=aggregation, activation=activation, extra=dict(extra or {}))
+
+    @property
+    def standardizer(self) -> Standardizer:
+        return Standardizer(self.mean, self.std)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["classes"] = list(self.classes)
+        d["lead_order"] = list(LEAD_NAMES) if self.leads == 12 else None
+        d["units"] = "mV"
+        return d
+
+
+def _standardize(x: tf.Tensor, spec: ServingSpec) -> tf.Tensor:
+    # Same float32 arithmetic as Standardizer.transform: (x - f32(mean)) / f32(std).
+    return (x - tf.constant(np.float32(spec.mean))) / tf.constant(np.float32(spec.std))
+
+
+def _activate(outputs: tf.Tensor, spec: ServingSpec) -> tf.Tensor:
+    return tf.math.sigmoid(outputs) if spec.activation == "sigmoid" else outputs
+
+
+def _assert(condition: tf.Tensor, *message) -> tf.Operation:
+    """Runtime check whose error reads "assertion failed: [expected 12 leads, got] [8]"."""
+    return tf.debugging.Assert(tf.reduce_all(condition), list(message), summarize=8)
+
+
+def _checked_dims(x: tf.Tensor, spec: ServingSpec) -> tuple[tf.Tensor, list]:
+    """(batch, samples, leads) of ``x`` as a tensor, and the lead-count check.
+
+    Runtime check: loaded signatures (and TF Serving) feed tensors without checking them against
+    the signature's shape, so without it a wrong input would fail deep inside the model. The
+    message prints the whole shape, which also explains inputs of the wrong rank (a missing batch
+    axis reads "got shape [1000 12]"; the rank itself cannot be checked at run time because TF
+    folds it from the signature's static rank).
+    """
+    shape = tf.shape(x)
+    padded = tf.concat([shape, tf.zeros([3], tf.int32)], 0)[:3]  # no index error for rank < 3
+    leads_ok = _assert(tf.equal(padded[2], spec.leads),
+                       f"'{INPUT_KEY}' must be (batch, samples, {spec.leads}) with the leads "
+                       f"{', '.join(LEAD_NAMES)} in the last axis: expected {spec.leads} leads, got shape", shape)
+    with tf.control_dependencies([leads_ok]):  # later checks read dims: the lead check reports first
+        dims = tf.identity(padded)
+    return dims, [leads_ok]
+
+
+def logits_function(model, spec: ServingSpec):
+    """The Keras model (inference mode) as one tf.function over (n, window, leads) windows.
+
+    The serving functions call it instead of the Keras model, so the model is traced once per
+    export however many signatures use it (the dominant cost of exporting deep models).
+    """
+    return tf.function(lambda z: model(z, training=False),
+                       input_signature=[tf.TensorSpec([None, spec.window, spec.leads], tf.float32)])
+
+
+def _logits(model, z: tf.Tensor) -> tf.Tensor:
+    return model(z, training=False) if isinstance(model, keras.Layer) else model(z)
+
+
+def window_probabilities(model, x: tf.Tensor, spec: ServingSpec) -> tf.Tensor:
+    """(batch, window, leads) raw mV -> (batch, classes): standardise, model, activation.
+
+    ``model``: a Keras model (logits) or the :func:`logits_function` of one.
+    """
+    dims, checks = _checked_dims(x, spec)
+    n = dims[1]
+    checks += [_assert(
+        tf.equal(n, spec.window),
+        f"expected windows of {spec.window} samples ({spec.window / spec.sampling_rate:g} s at "
+        f"{spec.sampling_rate} Hz; use the predict_record signature for whole records), got", n)]
+    with tf.control_dependencies(checks):
+        z = _standardize(tf.identity(x), spec)
+    return _activate(_logits(model, z), spec)
+
+
+def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec
+                         ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Whole records (batch, length, leads) raw mV -> ((batch, classes), windows per record).
+
+    ``lengths`` (batch,) int32 gives each record's true length when shorter records are
+    zero-padded at the end to the batch's length (``None``: every record fills the tensor).
+    """
+    w, s = spec.window, spec.stride
+    dims, checks = _checked_dims(x, spec)
+    batch, total = dims[0], dims[1]
+    checks += [_assert(
+        total > 0, f"records in '{INPUT_KEY}' have no samples: expected (batch, length >= 1, {spec.leads})")]
+    if lengths is None:
+        lengths = tf.fill([batch], total)
+    else:
+        lengths = tf.cast(lengths, tf.int32)
+        checks += [
+            _assert(tf.equal(tf.shape(lengths)[0], batch),
+                    f"'{LENGTH_KEY}' needs one entry per record in '{INPUT_KEY}': records, lengths =",
+                    batch, tf.shape(lengths)[0]),
+            _assert(lengths > 0, f"every '{LENGTH_KEY}' must be >= 1, got", lengths),
+            _assert(lengths <= total, f"'{LENGTH_KEY}' must not exceed the padded length", total,
+                    f"of '{INPUT_KEY}', got", lengths),
+        ]
+    with tf.control_dependencies(checks):
+        z = _standardize(tf.identity(x), spec)
+    padded = tf.maximum(total, w)
+    z = tf.pad(z, [[0, 0], [0, padded - total], [0, 0]])  # zeros after standardisation, as windows.py
+    inside = tf.range(padded)[None, :] < lengths[:, None]  # samples past a record's end -> 0
+    z = tf.where(inside[:, :, None], z, tf.zeros_like(z))
+    n_win = (padded - w) // s + 1
+    index = (tf.range(n_win) * s)[:, None] + tf.range(w)[None, :]  # (n_win, w)
+    windows = tf.gather(z, index, axis=1)  # (batch, n_win, w, leads)
+    flat = tf.reshape(windows, [batch * n_win, w, spec.leads])
+    probs = _activate(_logits(model, flat), spec)
+    probs = tf.reshape(probs, [batch, n_win, len(spec.classes)])
+    valid_per_record = (tf.maximum(lengths, w) - w) // s + 1  # windows inside each record
+    valid = (tf.range(n_win)[None, :] < valid_per_record[:, None])[:, :, None]
+    if spec.aggregation == "max":
+        agg = tf.reduce_max(tf.where(valid, probs, tf.constant(-np.inf, probs.dtype)), axis=1)
+    else:
+        agg = (tf.reduce_sum(tf.where(valid, probs, tf.zeros_like(probs)), axis=1)
+               / tf.cast(valid_per_record, probs.dtype)[:, None])
+    return agg, valid_per_record
+
+
+def window_signature(spec: ServingSpec) -> list[tf.TensorSpec]:
+    return [tf.TensorSpec([None, spec.window, spec.leads], tf.float32, name=INPUT_KEY)]
+
+
+def record_signature(spec: ServingSpec) -> list[tf.TensorSpec]:
+    return [tf.TensorSpec([None, None, spec.leads], tf.float32, name=INPUT_KEY)]
+
+
+def padded_record_signature(spec: ServingSpec) -> list[tf.TensorSpec]:
+    return record_signature(spec) + [tf.TensorSpec([None], tf.int32, name=LENGTH_KEY)]
+
+
+class ServingModule(tf.Module):
+    """The object written as a SavedModel: three signatures over one Keras logits model.
+
+    * ``serving_default(ecg)``: windows (b, window, leads) -> ``probabilities``, ``classes``;
+    * ``predict_record(ecg)``: whole records of one length (b, length, leads) ->
+      ``probabilities``, ``classes``, ``n_windows``;
+    * ``predict_record_padded(ecg, length)``: records of different lengths zero-padded at the end
+      to one length, with their true lengths.
+
+    ``classes`` is the class-name vector repeated per row, (b, classes), so that both TF
+    Serving REST formats ("instances" needs every output to share the batch dimension) carry the
+    labels.
+    """
+
+    def __init__(self, model, spec: ServingSpec):
+        super().__init__(name="ecg_keras_serving")
+        logits = logits_function(model, spec)
+        classes = tf.constant(list(spec.classes))
+
+        def label(probs):
+            return tf.tile(classes[None, :], [tf.shape(probs)[0], 1])
+
+        def windows(ecg):
+            probs = window_probabilities(logits, ecg, spec)
+            return {OUTPUT_KEY: probs, CLASSES_KEY: label(probs)}
+
+        def padded_records(ecg, length):
+            probs, n = record_probabilities(logits, ecg, length, spec)
+            return {OUTPUT_KEY: probs, CLASSES_KEY: label(probs), WINDOWS_KEY: n}
+
+        serving_default = tf.function(windows, input_signature=window_signature(spec))
+        predict_record_padded = tf.function(padded_records, input_signature=padded_record_signature(spec))
+
+        def records(ecg):  # one length for the batch: every record fills the tensor
+            return predict_record_padded(ecg, tf.fill([tf.shape(ecg)[0]], tf.shape(ecg)[1]))
+
+        predict_record = tf.function(records, input_signature=record_signature(spec))
+        # The polymorphic functions stay out of the object graph (a plain namespace is not
+        # tracked): tf.saved_model.save would retrace every tracked tf.function in its save
+        # context, i.e. trace the model twice. Only their concrete functions are saved, as
+        # signatures (see :meth:`signatures`).
+        self._functions = types.SimpleNamespace(serving_default=serving_default, predict_record=predict_record,
+                                                predict_record_padded=predict_record_padded)
+        spec_json = json.dumps(spec.to_dict())
+        # Not a signature (TF Serving needs inputs); Python clients: json.loads(loaded.metadata().numpy()).
+        self.metadata = tf.function(lambda: tf.constant(spec_json), input_signature=[])
+        # Track exactly the variables the traced functions read (the model's weights and BN
+        # statistics), not the Keras model object: no Keras object graph goes into the SavedModel.
+        used = {}
+        for fn in self.signatures().values():
+            for v in fn.variables:
+                used.setdefault(id(v), v)
+        self.model_variables = list(used.values())
+
+    def signatures(self) -> dict:
+        """Concrete functions for ``tf.saved_model.save(..., signatures=...)`` (traced once, cached)."""
+        return {name: getattr(self._functions, name).get_concrete_function()
+                for name in ("serving_default", "predict_record", "predict_record_padded")}

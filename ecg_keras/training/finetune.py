@@ -1,0 +1,538 @@
+"""Transfer learning: ``finetune(config, init_from) -> run dir`` (PROTOCOL.md "Training", finetuning).
+
+    >>> from ecg_keras.training import TrainConfig
+    >>> from ecg_keras.training.finetune import finetune
+    >>> run = finetune(TrainConfig(task="all", dataset="icbeb2018"), "runs/ptbxl-all-xresnet1d101-seed0")
+
+What the reference (fastai v1, ``fastai_model.fit`` with a pretrained folder) does, and this port:
+
+1. The source model's output layer is replaced by a freshly initialised one for the new classes
+   (``models.replace_head(..., reinit="logits")``; hidden head layers keep their weights). The
+   SOURCE standardiser is reused; no standardiser is fitted on the new data.
+2. Phase 1 (``phase_epochs[0]``, default 30): gradual unfreezing step one, ``learn.freeze()`` —
+   only the last layer group (the head) trains, one-cycle at ``lr``. As in the reference
+   (``learn.train_bn = True``), BatchNorm layers of the frozen backbone stay trainable (their
+   scale/shift train and their running statistics follow the new data); ``train_bn=False``
+   freezes them as well. Every other backbone weight is unchanged after phase 1.
+3. Phase 2 (``phase_epochs[1]``, default 30): ``learn.unfreeze()``, one-cycle with discriminative
+   learning rates ``slice(lr/1000, lr/10)``: fastai's ``even_mults`` gives layer group ``i`` of
+   ``n`` (``models.layer_groups``: backbone groups, then the head) the maximum learning rate
+   ``lr/1000 * 100 ** (i / (n - 1))``, i.e. backbone ``lr/1000`` ... head ``lr/10``. A fresh
+   optimiser starts each phase (fastai's ``freeze_to`` calls ``create_opt``).
+
+Per-group learning rates in Keras 3: :class:`DiscriminativeAdamW` is Adam with decoupled weight
+decay whose ``update_step`` multiplies the scheduled learning rate by a per-variable factor
+(scaling gradients would not work: Adam's update is invariant to the gradient scale). Weight
+decay uses the group's learning rate too (fastai ``true_wd``: ``p *= 1 - wd * lr_group``). One
+one-cycle schedule drives all groups (fastai scales every group's schedule by the same
+factor), with its ``lr_max`` = the head's learning rate, so ``history.csv``'s ``lr`` column is the
+head's.
+
+``init_from`` is a training run directory (``model.keras``, ``standardizer.json``,
+``classes.json``, ``config.json``) or the name of a released model in the manifest
+(:func:`ecg_keras.zoo.pretrained`). The run directory has the layout of :func:`train`'s
+(:mod:`ecg_keras.training.rundir`) plus ``config.json["init_from"]`` and ``["finetune"]`` and a
+``phase`` column in ``history.csv``. Finetuning runs are not resumable: ``resume=True`` returns a
+complete run unchanged and restarts an unfinished one. tf.distribute is not supported here.
+
+Command line (wired into ``train.py`` by :func:`add_transfer_arguments` / :func:`run_from_args`)::
+
+    python train.py --task all --dataset icbeb2018 --init-from runs/ptbxl-all-xresnet1d101-seed0
+    python train.py --task rhythm --dataset ../shared/data/ludb-1.0.1 --init-from RUN --phase-epochs 15,15
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ecg_keras.datasets.base import DataError, Splits, TaskData
+from ecg_keras.standardize import Standardizer
+from ecg_keras.training.config import TrainConfig
+
+#: Epochs of phase 1 (head only) and phase 2 (all layers), PROTOCOL.md.
+PHASE_EPOCHS = (30, 30)
+#: Discriminative learning rates of phase 2: ``slice(lr / 1000, lr / 10)``.
+BACKBONE_DIV, HEAD_DIV = 1000.0, 10.0
+
+#: LUDB rhythm classes for transfer experiments: merges and drops so that every kept class has
+#: enough records to be scored by AUC on a 20-40 record evaluation set (see ``ludb_rhythm_task``).
+LUDB_RHYTHM_MERGE = {"Atrial flutter, typical": "Atrial fibrillation/flutter",
+                     "Atrial fibrillation": "Atrial fibrillation/flutter",
+                     "Irregular sinus rhythm": "Sinus arrhythmia"}
+LUDB_RHYTHM_DROP = ("Sinus tachycardia", "Wandering atrial pacemaker", "Aberrant conduction")
+
+
+# --------------------------------------------------------------------------- learning rates
+def discriminative_lrs(lr: float, n_groups: int, low_div: float = BACKBONE_DIV,
+                       high_div: float = HEAD_DIV) -> list[float]:
+    """fastai v1 ``lr_range(slice(lr/low_div, lr/high_div))`` = ``even_mults``: a geometric
+    progression from the first layer group to the head (``[lr/1000, lr/100, lr/10]`` for 3)."""
+    lo, hi = lr / low_div, lr / high_div
+    if n_groups == 1:
+        return [hi]
+    step = (hi / lo) ** (1.0 / (n_groups - 1))
+    return [lo * step ** i for i in range(n_groups)]
+
+
+def _make_optimizer_class():
+    import keras
+    from keras import ops
+
+    class DiscriminativeAdamW(keras.optimizers.Adam):
+        """Adam + decoupled weight decay (= ``keras.optimizers.AdamW``) with a learning-rate factor
+        per variable: variable ``v`` is updated with ``lr(step) * multipliers[id(v)]`` and decayed
+        by ``wd * lr(step) * multipliers[id(v)]``. ``multipliers`` maps ``id(variable)`` of the
+        model's variables to factors; unlisted variables get ``default_multiplier``."""
+
+        def __init__(self, learning_rate, multipliers: dict | None = None, default_multiplier: float = 1.0,
+                     decoupled_weight_decay: float = 1e-2, **kwargs):
+            kwargs.pop("weight_decay", None)
+            super().__init__(learning_rate=learning_rate, weight_decay=None, **kwargs)
+            self._multiplier_by_id = dict(multipliers or {})
+            self.default_multiplier = float(default_multiplier)
+            self.decoupled_weight_decay = float(decoupled_weight_decay or 0.0)
+            self.variable_multipliers: list[float] = []
+
+        def build(self, var_list):
+            super().build(var_list)
+            self.variable_multipliers = [float(self._multiplier_by_id.get(id(v), self.default_multiplier))
+                                         for v in var_list]
+
+        def update_step(self, gradient, variable, learning_rate):
+            factor = self.variable_multipliers[self._get_variable_index(variable)]
+            lr = ops.cast(learning_rate, variable.dtype) * factor
+            if self.decoupled_weight_decay:
+                self.assign_sub(variable, variable * (self.decoupled_weight_decay * lr))
+            super().update_step(gradient, variable, lr)
+
+        def get_config(self):
+            return {**super().get_config(), "decoupled_weight_decay": self.decoupled_weight_decay,
+                    "default_multiplier": self.default_multiplier}
+
+    return DiscriminativeAdamW
+
+
+_OPT_CLASS = None
+
+
+def DiscriminativeAdamW(*args, **kwargs):  # noqa: N802 (class factory: keeps keras out of import time)
+    """See the class docstring in :func:`_make_optimizer_class`."""
+    global _OPT_CLASS
+    if _OPT_CLASS is None:
+        _OPT_CLASS = _make_optimizer_class()
+    return _OPT_CLASS(*args, **kwargs)
+
+
+def make_discriminative_optimizer(lr_max: float, total_steps: int, multipliers: dict | None = None, *,
+                                  config: TrainConfig):
+    """(optimizer, OneCycle schedule) like :func:`schedule.make_optimizer`, with per-variable lr factors."""
+    import keras
+
+    from ecg_keras.training.schedule import OneCycle
+
+    schedule = OneCycle(lr_max, total_steps, pct_start=config.pct_start, div_factor=config.div_factor,
+                        final_div=config.final_div, moms=tuple(config.moms))
+    opt = DiscriminativeAdamW(learning_rate=schedule, multipliers=multipliers, decoupled_weight_decay=config.wd,
+                              beta_1=config.moms[0], beta_2=config.beta_2, epsilon=config.epsilon,
+                              global_clipnorm=config.clipnorm)
+    opt.beta_1 = keras.Variable(schedule.momentum(0), trainable=False, dtype="float32", name="beta_1")
+    return opt, schedule
+
+
+def group_multipliers(groups: Sequence[Sequence], factors: Sequence[float]) -> dict:
+    """``{id(variable): factor}`` for every variable of every layer of each group."""
+    if len(groups) != len(factors):
+        raise ValueError(f"{len(groups)} layer groups but {len(factors)} factors")
+    out = {}
+    for group, factor in zip(groups, factors):
+        for layer in group:
+            for v in layer.weights:
+                out[id(v)] = float(factor)
+    return out
+
+
+def set_phase_trainable(model, groups: Sequence[Sequence], phase: int, train_bn: bool = True) -> None:
+    """Phase 1: only the head (last group) trains (+ backbone BatchNorm with ``train_bn``); phase 2: all."""
+    import keras
+
+    for layer in model.layers:
+        layer.trainable = True
+    if phase == 1:
+        for group in groups[:-1]:
+            for layer in group:
+                if not (train_bn and isinstance(layer, keras.layers.BatchNormalization)):
+                    layer.trainable = False
+
+
+# --------------------------------------------------------------------------- source models
+@dataclass
+class Source:
+    """A resolved ``init_from``: the pretrained model and what must travel with it."""
+
+    model: object  # keras.Model (logits)
+    arch: str
+    standardizer: Standardizer
+    classes: list
+    sampling_rate: int
+    task: str
+    description: dict
+
+
+def load_source(init_from: str | Path) -> Source:
+    """A finished run directory, or a released model's name (``zoo.pretrained(name=...)``)."""
+    import keras
+
+    path = Path(str(init_from)).expanduser()
+    if path.is_dir():
+        missing = [f for f in ("model.keras", "standardizer.json", "classes.json", "config.json")
+                   if not (path / f).exists()]
+        if missing:
+            raise FileNotFoundError(f"--init-from {path}: {', '.join(missing)} missing; not a finished training run")
+        cfg = json.loads((path / "config.json").read_text())
+        model = keras.saving.load_model(path / "model.keras", compile=False)
+        return Source(model=model, arch=cfg["arch"], standardizer=Standardizer.load(path / "standardizer.json"),
+                      classes=json.loads((path / "classes.json").read_text()),
+                      sampling_rate=int(cfg.get("sampling_rate", 100)), task=cfg.get("task", "?"),
+                      description={"type": "run", "path": str(path.resolve()), "arch": cfg["arch"],
+                                   "task": cfg.get("task"), "dataset": cfg.get("dataset"),
+                                   "synthetic": bool(cfg.get("synthetic", False)),
+                                   "init_from": cfg.get("init_from")})
+    from ecg_keras import zoo
+
+    try:
+        model = zoo.pretrained(name=str(init_from))
+    except ValueError as e:
+        raise FileNotFoundError(f"--init-from {init_from!r} is neither a run directory nor a released model: {e}") from None
+    info = model.ecg_info
+    return Source(model=model, arch=info.arch, standardizer=info.standardizer, classes=list(info.classes),
+                  sampling_rate=info.sampling_rate, task=info.task,
+                  description={"type": "release", "name": info.name, "arch": info.arch, "task": info.task,
+                               "training_data": info.training_data, "sha256": info.entry.get("sha256")})
+
+
+# --------------------------------------------------------------------------- data
+def is_ludb(dataset: str) -> bool:
+    p = Path(str(dataset)).expanduser()
+    return str(dataset).lower() == "ludb" or (p.is_dir() and (p / "ludb.csv").is_file())
+
+
+def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
+                     drop: Sequence[str] | None = None, seed: int = 0) -> TaskData:
+    """LUDB's rhythm task for transfer experiments, with rare classes merged or dropped.
+
+    Defaults: atrial flutter joins atrial fibrillation ("Atrial fibrillation/flutter", 15 + 3),
+    irregular sinus rhythm joins sinus arrhythmia (8 + 2); sinus tachycardia (4 records),
+    wandering atrial pacemaker (3, always with another rhythm) and aberrant conduction (1) are
+    dropped — too rare to have positives in a 20-40 record test set. Records left without a
+    label (the 4 sinus tachycardia records) are dropped, leaving 196 records and 4 classes.
+    Folds: 10 deterministic folds, iteratively stratified on the final labels
+    (``tasks.stratified_folds``, ``seed``); train 1-8, validation 9, test 10.
+    """
+    from ecg_keras.datasets.tasks import make_task, stratified_folds
+    from ecg_keras.datasets.wfdb_folder import load_ludb
+
+    merge = LUDB_RHYTHM_MERGE if merge is None else merge
+    drop = set(LUDB_RHYTHM_DROP if drop is None else drop)
+    records = load_ludb(root, sampling_rate=sampling_rate)
+    labels = [sorted({merge.get(c, c) for c in x if c not in drop and merge.get(c, c) not in drop})
+              for x in records.meta["labels"]]
+    meta = records.meta.copy()
+    meta["labels"] = labels
+    meta["strat_fold"] = stratified_folds(labels, n_folds=10, seed=seed)
+    records = dataclasses.replace(records, meta=meta)
+    return make_task(records, "rhythm")
+
+
+def load_transfer_splits(config: TrainConfig, download: bool = False, log=print) -> tuple[Splits, str, bool]:
+    """(splits, data path, synthetic?) for ``config``: LUDB (``--dataset ludb`` or a folder with
+    ``ludb.csv``, task rhythm) via :func:`ludb_rhythm_task`, everything else via ``data.load_splits``."""
+    from ecg_keras.datasets.tasks import split
+
+    if is_ludb(config.dataset):
+        root = Path(config.data_dir or config.dataset).expanduser()
+        if config.task != "rhythm":
+            raise ValueError(f"LUDB answers the task 'rhythm' only, not {config.task!r}")
+        return split(ludb_rhythm_task(root, config.sampling_rate), scheme=config.split, seed=config.seed), \
+            str(root.resolve()), False
+    from ecg_keras.training.data import load_splits
+
+    splits, records, root = load_splits(config, download=download, log=log)
+    return splits, str(root), bool(getattr(records, "synthetic", False)) or config.dataset == "synthetic"
+
+
+# --------------------------------------------------------------------------- finetune
+def default_output(config: TrainConfig, source: Source) -> str:
+    from ecg_keras.training.config import default_run_name
+
+    src = Path(source.description.get("path") or source.description.get("name", "source")).name
+    return str(Path("runs") / f"{default_run_name(config)}-ft-{src}")
+
+
+def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[int] = PHASE_EPOCHS, *,
+             splits: Splits | None = None, data_path: str | None = None, download: bool = False,
+             train_bn: bool = True, reinit: str = "logits",
+             on_phase_end: Callable | None = None, log=print) -> Path:
+    """Finetune the model of ``init_from`` on ``config``'s task and data; returns the run directory.
+
+    ``config.arch`` and ``config.epochs`` are replaced by the source's architecture and
+    ``sum(phase_epochs)``; ``config.lr`` (default 1e-2) is phase 1's lr and phase 2's ``lr`` of
+    ``slice(lr/1000, lr/10)``. ``splits`` overrides the data named by ``config.dataset``.
+    ``on_phase_end(phase, model)`` is called after each phase (tests, diagnostics).
+    """
+    import keras
+    import pandas as pd  # noqa: F401  (EpochLog writes history.csv with pandas)
+
+    from ecg_keras import models
+    from ecg_keras.training import loop, rundir as rd
+    from ecg_keras.training.data import fingerprint
+    from ecg_keras.training.schedule import OneCycleMomentum
+    from ecg_keras.windows import steps_per_epoch, train_dataset, window_length
+
+    p1, p2 = (int(e) for e in phase_epochs)
+    if p1 < 0 or p2 < 0 or p1 + p2 < 1:
+        raise ValueError(f"phase_epochs must be two non-negative epoch counts, not both 0; got {tuple(phase_epochs)}")
+    if config.distribute != "none":
+        raise ValueError("finetuning does not support --distribute; run it on one device")
+    source = load_source(init_from)
+    if source.sampling_rate != config.sampling_rate:
+        raise ValueError(f"{init_from} was trained at {source.sampling_rate} Hz; finetune with "
+                         f"--sampling-rate {source.sampling_rate} (got {config.sampling_rate})")
+    if config.arch != source.arch and config.verbose:
+        log(f"note: finetuning keeps the source architecture {source.arch}")
+    config = dataclasses.replace(config, arch=source.arch, epochs=p1 + p2)
+    if config.output is None:
+        config = dataclasses.replace(config, output=default_output(config, source))
+    config = config.resolved()
+    run = rd.RunDir(config.output)
+    if run.is_complete() and config.resume:
+        log(f"{run.path} is already complete; nothing to do.")
+        return run.path
+    if not run.is_empty():
+        if not (config.resume and run.config.exists() and "init_from" in run.read_config()):
+            raise FileExistsError(f"{run.path} already holds a run; choose another --output "
+                                  "(an unfinished finetuning run restarts with --resume)")
+        log(f"Restarting the unfinished finetuning run {run.path} (finetuning runs do not resume mid-way).")
+        shutil.rmtree(run.path)
+
+    loop.set_seed(config.seed, config.deterministic)
+    synthetic = False
+    if splits is None:
+        splits, data_path, synthetic = load_transfer_splits(config, download=download, log=log)
+    synthetic = synthetic or config.dataset == "synthetic"
+    train_td, val_td, test_td = splits.train, splits.val, splits.test
+    kind, classes, how = train_td.kind, list(train_td.classes), loop.aggregation(config.task)
+    leads = int(np.asarray(train_td.signals[0]).shape[-1])
+    window = window_length(config.sampling_rate)
+    src_in = tuple(source.model.input_shape[1:])
+    if src_in[-1] != leads:
+        raise DataError(f"{init_from} expects {src_in[-1]} leads, the data has {leads}")
+    standardizer = source.standardizer
+    steps = steps_per_epoch(len(train_td), config.batch_size)
+
+    model = models.replace_head(source.model, len(classes), reinit=reinit)
+    groups = models.layer_groups(model, source.arch)
+    if kind == "regression":
+        dense = model.get_layer("head_logits")
+        dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
+    lrs = discriminative_lrs(config.lr, len(groups))
+    info = {**config.to_dict(), "versions": loop.versions(), "data_fingerprint": fingerprint(splits),
+            "kind": kind, "classes": classes, "aggregation": how, "window": window, "leads": leads,
+            "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": steps * (p1 + p2), "replicas": 1,
+            "resume": False, "data_path": data_path, "init_from": str(init_from),
+            "finetune": {"source": source.description, "source_classes": list(source.classes),
+                         "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
+                         "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
+                         "layer_groups": [[layer.name for layer in g] for g in groups]}}
+    run.path.mkdir(parents=True, exist_ok=True)
+    rd.write_json(run.config, info)
+    rd.write_json(run.classes, classes)
+    with rd.atomic_path(run.standardizer) as tmp:
+        standardizer.save(tmp)
+    if config.verbose:
+        log(f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(train_td)} train / "
+            f"{len(val_td)} val / {len(test_td)} test records, {len(classes)} outputs; phase 1 (head) {p1} epochs "
+            f"at lr {config.lr:g}, phase 2 (all layers) {p2} epochs at lrs "
+            f"{', '.join(f'{x:g}' for x in lrs)}\n  run directory: {run.path}")
+
+    loss = (keras.losses.MeanSquaredError() if kind == "regression"
+            else keras.losses.BinaryCrossentropy(from_logits=True))
+    history: list[dict] = []
+    verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
+    t0 = time.perf_counter()
+    for phase, epochs, start in ((1, p1, 0), (2, p2, p1)):
+        if epochs == 0:
+            continue
+        set_phase_trainable(model, groups, phase, train_bn)
+        if phase == 1:
+            lr_max, mult = config.lr, None
+        else:  # schedule at the head's lr; other groups scaled relative to it
+            lr_max, mult = lrs[-1], group_multipliers(groups, [x / lrs[-1] for x in lrs])
+        opt, schedule = make_discriminative_optimizer(lr_max, steps * epochs, mult, config=config)
+        model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
+        opt.build(model.trainable_variables)
+        ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
+                           sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
+                           epochs=start + epochs, initial_epoch=start)
+        callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
+                     loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
+                     keras.callbacks.TerminateOnNaN(), keras.callbacks.ProgbarLogger(),
+                     loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose)]
+        model.fit(ds, epochs=start + epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks,
+                  verbose=verbose, shuffle=False)
+        if model.stop_training or len(history) < start + epochs:
+            raise RuntimeError(f"finetuning stopped early in phase {phase} (non-finite loss?); {run.path} is incomplete")
+        if on_phase_end is not None:
+            on_phase_end(phase, model)
+    for layer in model.layers:
+        layer.trainable = True
+    train_seconds = time.perf_counter() - t0
+    result = loop.finish(run, model, config, splits, standardizer, kind, how, history)
+    result["train_seconds_this_process"] = round(train_seconds, 1)
+    run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"])
+    if config.verbose:
+        key = "mae" if kind == "regression" else "macro_auc"
+        log(f"Done: val {key} {result['val'].get(key, float('nan')):.4f}, test {key} "
+            f"{result['test'].get(key, float('nan')):.4f}{' (SYNTHETIC data)' if synthetic else ''}. "
+            f"Run directory: {run.path}")
+    return run.path
+
+
+def _phase_tag_class():
+    import keras
+
+    class PhaseTag(keras.callbacks.Callback):
+        """Adds ``phase`` (1 = head only, 2 = all layers) to the epoch logs -> history.csv."""
+
+        def __init__(self, phase: int):
+            super().__init__()
+            self.phase = phase
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["phase"] = float(self.phase)
+
+    return PhaseTag
+
+
+def _PhaseTag(phase: int):  # noqa: N802
+    return _phase_tag_class()(phase)
+
+
+# --------------------------------------------------------------------------- command line
+def _phase_epochs(text: str) -> tuple[int, int]:
+    parts = [p for p in str(text).replace(" ", "").split(",") if p]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2 or min(values) < 0 or sum(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected two epoch counts like 30,30; got {text!r}")
+    return values
+
+
+def _sizes(text: str) -> tuple[float, ...]:
+    from fractions import Fraction
+
+    try:
+        values = tuple(float(Fraction(p)) for p in str(text).replace(" ", "").split(",") if p)
+    except (ValueError, ZeroDivisionError):
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected training sizes in folds like 1/8,1/4,1,8; got {text!r}")
+    return values
+
+
+TRANSFER_ARGS = ("init_from", "phase_epochs", "sweep_train_size", "sweep_eval", "sweep_seeds", "bootstrap",
+                 "no_train_bn")
+
+
+def add_transfer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--init-from``, ``--phase-epochs``, ``--sweep-train-size`` and their options (idempotent)."""
+    if any("--init-from" in a.option_strings for a in parser._actions):
+        return parser
+    g = parser.add_argument_group("transfer learning")
+    g.add_argument("--init-from", default=None, metavar="NAME_OR_RUN_DIR",
+                   help="finetune a pretrained model: a run directory or a released model name (new head, "
+                        "gradual unfreezing, discriminative lrs, the source's standardiser)")
+    g.add_argument("--phase-epochs", type=_phase_epochs, default=None, metavar="P1,P2",
+                   help=f"finetuning epochs: head only, then all layers (default {PHASE_EPOCHS[0]},{PHASE_EPOCHS[1]})")
+    g.add_argument("--no-train-bn", action="store_true", default=False,
+                   help="also freeze the backbone's BatchNorm layers in phase 1 (reference: they train)")
+    g.add_argument("--sweep-train-size", nargs="?", const="default", default=None, metavar="SIZES",
+                   help="training-size sweep: finetune (with --init-from) and train from scratch on subsets of the "
+                        "training folds; SIZES in folds, default 1/8,1/4,1/2,1,2,4,8")
+    g.add_argument("--sweep-eval", default=None, metavar="PARTS",
+                   help="splits the sweep scores on: test (default) or val,test (pooled; valid because no "
+                        "model selection uses the validation fold)")
+    g.add_argument("--sweep-seeds", default=None, metavar="SEEDS", help="comma-separated seeds per size (default: --seed)")
+    g.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples of the sweep (default 1000)")
+    return parser
+
+
+def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int | None:
+    """Run a finetuning or sweep request from ``train.py``'s parsed arguments.
+
+    Returns None when no transfer option was given (the caller trains as usual); the transfer
+    attributes are removed from ``ns`` either way, so ``cli.config_from_args(ns)`` accepts it.
+    """
+    opts = {k: getattr(ns, k, None) for k in TRANSFER_ARGS}
+    for k in TRANSFER_ARGS:
+        if hasattr(ns, k):
+            delattr(ns, k)
+    if opts["init_from"] is None and opts["sweep_train_size"] is None:
+        for k in ("phase_epochs", "sweep_eval", "sweep_seeds", "bootstrap"):
+            if opts[k] is not None:
+                print(f"error: --{k.replace('_', '-')} needs --init-from or --sweep-train-size", file=sys.stderr)
+                return 2
+        return None
+    from ecg_keras.training import cli
+
+    download = bool(getattr(ns, "download", False)) if download is None else download
+    try:
+        cfg, _ = cli.config_from_args(ns)
+        phase_epochs = opts["phase_epochs"] or PHASE_EPOCHS
+        if opts["sweep_train_size"] is not None:
+            from ecg_keras.training import sweep
+
+            sizes = sweep.TRAIN_SIZES if opts["sweep_train_size"] == "default" else _sizes(opts["sweep_train_size"])
+            seeds = ([int(s) for s in opts["sweep_seeds"].split(",") if s.strip()] if opts["sweep_seeds"]
+                     else [cfg.seed])
+            eval_parts = tuple(p.strip() for p in (opts["sweep_eval"] or "test").split(",") if p.strip())
+            out = sweep.sweep(cfg, opts["init_from"], sizes=sizes, phase_epochs=phase_epochs, seeds=seeds,
+                              eval_parts=eval_parts, n_bootstrap=opts["bootstrap"] or sweep.N_BOOTSTRAP,
+                              train_bn=not opts["no_train_bn"], download=download)
+            print((Path(out) / "results.md").read_text())
+            return 0
+        finetune(cfg, opts["init_from"], phase_epochs, train_bn=not opts["no_train_bn"], download=download)
+        return 0
+    except (DataError, FileExistsError, FileNotFoundError) as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    """``python -m ecg_keras.training.finetune`` = ``train.py`` with the transfer options wired in."""
+    from ecg_keras.training import cli
+
+    parser = add_transfer_arguments(cli.parser())
+    ns = parser.parse_args(argv)
+    code = run_from_args(ns)
+    if code is None:
+        return cli.main(argv)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""python -m export savedmodel|onnx|release — export a trained run for serving.
+
+    python -m export savedmodel RUN_DIR --out serving [--model-name ecg] [--version 1]
+        -> serving/ecg/1/{saved_model.pb, variables/, assets/}   (TF Serving layout)
+    python -m export onnx RUN_DIR --out model.onnx [--whole-record] [--opset 17]
+    python -m export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL]
+        -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json
+
+RUN_DIR is a training run directory (config.json, classes.json, standardizer.json, model.keras);
+savedmodel/onnx also take the name of a released model (``ecg_keras.list_pretrained()``).
+See docs/SERVING.md for serving the artifacts.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _load(source: str):
+    from ecg_keras.export import load_pretrained, load_run
+    from ecg_keras.zoo import list_pretrained
+
+    if Path(source).is_dir():
+        return load_run(source)
+    if source in list_pretrained():
+        return load_pretrained(source)
+    raise SystemExit(f"error: {source} is neither a run directory (config.json, classes.json, standardizer.json, "
+                     f"model.keras) nor a released model ({', '.join(list_pretrained()) or 'none released'})")
+
+
+def cmd_savedmodel(args) -> int:
+    from ecg_keras.export import export_savedmodel
+
+    run = _load(args.source)
+    start = time.perf_counter()
+    out = export_savedmodel(run.model, args.out, model_name=args.model_name, version=args.version,
+                            overwrite=args.overwrite, **run.export_kwargs())
+    seconds = time.perf_counter() - start
+    print(f"SavedModel: {out} ({_size(out) / 1e6:.1f} MB, {seconds:.1f} s); signatures serving_default, "
+          f"predict_record, predict_record_padded; {len(run.classes)} classes, {run.sampling_rate} Hz, "
+          f"aggregation {run.aggregation}")
+    return 0
+
+
+def cmd_onnx(args) -> int:
+    from ecg_keras.export import export_onnx
+
+    run = _load(args.source)
+    start = time.perf_counter()
+    out = export_onnx(run.model, args.out, whole_record=args.whole_record, opset=args.opset, **run.export_kwargs())
+    seconds = time.perf_counter() - start
+    kind = "whole-record" if args.whole_record else "window"
+    print(f"ONNX ({kind} model, opset {args.opset}): {out} ({_size(out) / 1e6:.1f} MB, {seconds:.1f} s)")
+    return 0
+
+
+def cmd_release(args) -> int:
+    from ecg_keras.zoo import models_dir, release_run
+
+    try:
+        entry = release_run(args.run_dir, args.name, directory=args.models_dir, url_base=args.url_base)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    target = models_dir(args.models_dir)
+    print(f"released {entry['name']}: {target / entry['file']} (sha256 {entry['sha256'][:12]}...), "
+          f"card {target / entry['card']}, manifest {target / 'MANIFEST.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sm = sub.add_parser("savedmodel", help="SavedModel in TF Serving's layout <out>/<model-name>/<version>/")
+    sm.add_argument("source", metavar="RUN_DIR_OR_PRETRAINED")
+    sm.add_argument("--out", required=True, help="model base directory (TF Serving's --model_base_path parent)")
+    sm.add_argument("--model-name", default="ecg", help="model name (sub-directory and TF Serving MODEL_NAME)")
+    sm.add_argument("--version", type=int, default=1, help="positive integer version directory")
+    sm.add_argument("--overwrite", action="store_true", help="replace an existing version directory")
+    sm.set_defaults(func=cmd_savedmodel)
+
+    ox = sub.add_parser("onnx", help="ONNX model (raw mV in, probabilities out)")
+    ox.add_argument("source", metavar="RUN_DIR_OR_PRETRAINED")
+    ox.add_argument("--out", required=True, type=Path, help="output .onnx file")
+    ox.add_argument("--whole-record", action="store_true",
+                    help="export the whole-record model (sliding windows + aggregation in the graph)")
+    ox.add_argument("--opset", type=int, default=17)
+    ox.set_defaults(func=cmd_onnx)
+
+    rel = sub.add_parser("release", help="turn a run into a models/ entry: weights, manifest row, model card")
+    rel.add_argument("run_dir", metavar="RUN_DIR")
+    rel.add_argument("--name", required=True, help="release name (file stem and manifest key)")
+    rel.add_argument("--models-dir", default=None,
+                     help="target directory (default: $ECG_KERAS_MODELS_DIR or the repository's models/; "
+                          "runs on synthetic data are refused there)")
+    rel.add_argument("--url-base", default=None, help="base URL the weights will be served from")
+    rel.set_defaults(func=cmd_release)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

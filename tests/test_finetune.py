@@ -1,0 +1,160 @@
+"""finetune(): new head, head-only phase 1 (backbone unchanged), phase 2 with discriminative lrs."""
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecg_keras import models
+from ecg_keras.training import TrainConfig, train
+from ecg_keras.training.finetune import (DiscriminativeAdamW, add_transfer_arguments, discriminative_lrs, finetune,
+                                         run_from_args)
+from ecg_keras.training.rundir import RunDir
+from ecg_keras.training.data import SYNTHETIC_DIR
+
+BASE = dict(dataset="synthetic", arch="fcn_wang", batch_size=16, seed=0, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def data_env(tmp_path_factory):
+    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
+
+    root = tmp_path_factory.mktemp("data")
+    path = generate_synthetic_ptbxl(root / SYNTHETIC_DIR, n_records=60, seed=0, sampling_rates=(100,),
+                                    progress=False)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ECG_KERAS_DATA", str(root))
+    yield Path(path)
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def source_run(data_env, tmp_path_factory):
+    return train(TrainConfig(task="rhythm", epochs=1, output=str(tmp_path_factory.mktemp("src") / "rhythm"), **BASE))
+
+
+def _by_layer(model):
+    return {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
+
+
+@pytest.fixture(scope="module")
+def finetuned(source_run, tmp_path_factory):
+    snaps = {}
+
+    def on_phase_end(phase, model):
+        snaps[phase] = _by_layer(model)
+        opt = model.optimizer
+        snaps[f"mult{phase}"] = {v.path: m for v, m in zip(model.trainable_variables, opt.variable_multipliers)}
+        snaps[f"groups{phase}"] = [[layer.name for layer in g] for g in models.layer_groups(model, "fcn_wang")]
+
+    out = tmp_path_factory.mktemp("ft") / "superdiag"
+    run = finetune(TrainConfig(task="superdiagnostic", output=str(out), **{**BASE, "arch": "xresnet1d101"}),
+                   source_run, phase_epochs=(1, 1), on_phase_end=on_phase_end)
+    return run, snaps
+
+
+def test_discriminative_lrs_follow_fastai_even_mults():
+    assert np.allclose(discriminative_lrs(1e-2, 3), [1e-5, 1e-4, 1e-3])
+    assert np.allclose(discriminative_lrs(1e-2, 2), [1e-5, 1e-3])
+    assert np.allclose(discriminative_lrs(1e-2, 1), [1e-3])
+
+
+def test_optimizer_scales_update_and_weight_decay_per_variable():
+    a, b = keras.Variable(np.ones(4, np.float32)), keras.Variable(np.ones(4, np.float32))
+    opt = DiscriminativeAdamW(learning_rate=0.1, multipliers={id(b): 0.01}, decoupled_weight_decay=0.0)
+    opt.build([a, b])
+    g = np.full(4, 0.3, np.float32)
+    opt.apply([g, g], [a, b])
+    da, db = 1 - np.array(a), 1 - np.array(b)
+    assert np.allclose(da, 0.1, rtol=1e-4) and np.allclose(db, 0.001, rtol=1e-4)
+    # multiplier 1 = keras AdamW exactly (decoupled weight decay scaled by the lr)
+    c, d = keras.Variable(np.ones(4, np.float32)), keras.Variable(np.ones(4, np.float32))
+    mine = DiscriminativeAdamW(learning_rate=0.1, decoupled_weight_decay=0.05)
+    ref = keras.optimizers.AdamW(learning_rate=0.1, weight_decay=0.05)
+    mine.build([c]), ref.build([d])
+    for _ in range(3):
+        mine.apply([g], [c]), ref.apply([g], [d])
+    assert np.allclose(np.array(c), np.array(d), atol=1e-6)
+
+
+def test_phase1_trains_only_the_head_and_phase2_everything_with_smaller_lrs(finetuned, source_run):
+    run, snaps = finetuned
+    src = _by_layer(keras.saving.load_model(Path(source_run) / "model.keras", compile=False))
+    groups = snaps["groups1"]
+    backbone = [n for g in groups[:-1] for n in g if n in src]
+    head = groups[-1]
+    convs = [n for n in backbone if "conv" in n]
+    assert convs, backbone
+    # phase 1: every non-BatchNorm backbone weight is exactly the source's (BN trains, as fastai train_bn)
+    for name in backbone:
+        if "_bn" in name:
+            continue
+        for w0, w1 in zip(src[name], snaps[1][name]):
+            np.testing.assert_array_equal(w0, w1, err_msg=name)
+    assert not np.allclose(src["head_dense1"][0], snaps[1]["head_dense1"][0])  # the head trained
+    assert set(snaps["mult1"].values()) == {1.0}
+    # phase 2: the backbone trains too, group g at lr/1000 ... head lr/10 (multipliers relative to the head)
+    mult = snaps["mult2"]
+    group_of = {name: gi for gi, g in enumerate(groups) for name in g}
+    seen = set()
+    for path, m in mult.items():
+        gi = group_of[path.split("/")[-2]]
+        assert m == pytest.approx([0.01, 0.1, 1.0][gi]), (path, m)
+        seen.add(gi)
+    assert seen == {0, 1, 2}
+    changed = {n: np.mean(np.abs(snaps[2][n][0] - snaps[1][n][0])) for n in convs + ["head_dense1"]}
+    assert all(v > 0 for v in changed.values()), changed
+    assert changed["block1_conv"] < 0.1 * changed["head_dense1"], changed
+    final = _by_layer(keras.saving.load_model(Path(run) / "model.keras", compile=False))  # = the trained model
+    assert final.keys() == snaps[2].keys()
+    for name, ws in final.items():
+        for w0, w1 in zip(ws, snaps[2][name]):
+            np.testing.assert_array_equal(w0, w1, err_msg=name)
+
+
+def test_run_directory_records_the_transfer(finetuned, source_run):
+    run, _ = finetuned
+    r = RunDir(run)
+    assert r.is_complete()
+    cfg = json.loads(r.config.read_text())
+    assert cfg["init_from"] == str(source_run) and cfg["arch"] == "fcn_wang" and cfg["epochs"] == 2
+    assert cfg["finetune"]["phase_epochs"] == [1, 1] and cfg["finetune"]["standardizer"] == "source"
+    assert np.allclose(cfg["finetune"]["lr_groups_phase2"], [1e-5, 1e-4, 1e-3])
+    assert json.loads(r.standardizer.read_text()) == json.loads((Path(source_run) / "standardizer.json").read_text())
+    assert json.loads(r.classes.read_text()) == cfg["classes"] and "NORM" in cfg["classes"]
+    hist = pd.read_csv(r.history_csv)
+    assert hist["epoch"].tolist() == [1, 2] and hist["phase"].tolist() == [1, 2]
+    m = json.loads(r.metrics.read_text())
+    assert m["epochs_trained"] == 2 and "macro_auc" in m["test"]
+    pred = np.load(r.predictions / "test.npz")
+    assert pred["y_pred"].shape[1] == len(cfg["classes"])
+
+
+def test_train_bn_false_freezes_the_whole_backbone(source_run, tmp_path):
+    snaps = {}
+    finetune(TrainConfig(task="rhythm", output=str(tmp_path / "ft"), **BASE), source_run, phase_epochs=(1, 0),
+             train_bn=False, on_phase_end=lambda p, m: snaps.update({p: _by_layer(m)}))
+    src = _by_layer(keras.saving.load_model(Path(source_run) / "model.keras", compile=False))
+    for name, ws in src.items():
+        if not name.startswith("head_"):
+            for w0, w1 in zip(ws, snaps[1][name]):
+                np.testing.assert_array_equal(w0, w1, err_msg=name)  # incl. BN moving statistics
+
+
+def test_cli_flags_parse_and_reach_finetune(source_run, tmp_path, monkeypatch):
+    from ecg_keras.training import cli, finetune as ft
+
+    p = add_transfer_arguments(cli.parser())
+    ns = p.parse_args(["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(source_run),
+                       "--phase-epochs", "2,3", "--output", str(tmp_path / "x"), "--quiet"])
+    seen = {}
+    monkeypatch.setattr(ft, "finetune", lambda cfg, init, phases, **kw: seen.update(cfg=cfg, init=init, phases=phases))
+    assert run_from_args(ns) == 0
+    assert seen["init"] == str(source_run) and seen["phases"] == (2, 3) and seen["cfg"].task == "rhythm"
+    plain = p.parse_args(["--task", "rhythm"])
+    assert run_from_args(plain) is None and not hasattr(plain, "init_from")
+    cli.config_from_args(plain)  # the namespace is clean for the normal training path
+    with pytest.raises(SystemExit):
+        p.parse_args(["--phase-epochs", "30"])
