@@ -114,10 +114,77 @@ class OneCycleMomentum(keras.callbacks.Callback):
         self._step += 1
 
 
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class OneCycleAdamW(keras.optimizers.AdamW):
+    """``keras.optimizers.AdamW`` with the per-step scalars computed once per step, not per variable.
+
+    Keras evaluates the learning-rate schedule once per variable for the decoupled weight decay
+    and recomputes ``beta_1 ** t``, ``beta_2 ** t`` and Adam's step size in every variable's
+    update: with the one-cycle schedule that is ~40 scalar ops per variable, which made the first
+    (tracing) train step of xresnet1d101 take ~65 s instead of ~42 s on a 2-core CPU and added
+    hundreds of tiny ops to every step (docs/results_performance.md).
+    Here they are computed once at the start of :meth:`apply` (same float32 arithmetic, hence
+    identical updates); everything else is Keras's AdamW. Under a multi-replica strategy
+    (replica threads share the optimiser) the stock per-variable path is used.
+    """
+
+    _step_scalars = None
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if self.gradient_accumulation_steps or self.amsgrad or _multi_replica():
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        lr = super()._get_current_learning_rate()
+        local_step = ops.cast(self.iterations + 1, "float32")
+        beta_1_power = ops.power(ops.cast(self.beta_1, "float32"), local_step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, "float32"), local_step)
+        lr32 = ops.cast(lr, "float32")
+        # Exactly Keras's expressions and operand types (``1 - self.beta_2`` stays a Python float).
+        self._step_scalars = {"lr": lr, "lr32": lr32, "alpha": lr32 * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power),
+                              "one_minus_beta_1": 1 - self.beta_1, "one_minus_beta_2": 1 - self.beta_2,
+                              "wd": None if self.weight_decay is None else ops.cast(self.weight_decay, "float32")}
+        try:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        finally:
+            self._step_scalars = None
+
+    def _get_current_learning_rate(self):
+        if self._step_scalars is not None:
+            return self._step_scalars["lr"]
+        return super()._get_current_learning_rate()
+
+    def _apply_weight_decay(self, variables):
+        cached = self._step_scalars
+        if cached is None or self.weight_decay is None:
+            return super()._apply_weight_decay(variables)
+        for variable in variables:
+            if self._use_weight_decay(variable) and variable.dtype == "float32":
+                variable.assign_sub(variable * cached["wd"] * cached["lr32"])
+            elif self._use_weight_decay(variable):
+                lr = ops.cast(cached["lr"], variable.dtype)
+                variable.assign_sub(variable * ops.cast(self.weight_decay, variable.dtype) * lr)
+
+    def update_step(self, gradient, variable, learning_rate):
+        cached = self._step_scalars
+        if cached is None or variable.dtype != "float32":
+            return super().update_step(gradient, variable, learning_rate)
+        gradient = ops.cast(gradient, variable.dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), cached["one_minus_beta_1"]))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), cached["one_minus_beta_2"]))
+        self.assign_sub(variable, ops.divide(ops.multiply(m, cached["alpha"]), ops.add(ops.sqrt(v), self.epsilon)))
+
+
+def _multi_replica() -> bool:
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+
+
 def make_optimizer(lr_max: float, total_steps: int, *, weight_decay: float = 1e-2, beta_2: float = 0.99,
                    epsilon: float = 1e-8, global_clipnorm: float | None = None, pct_start: float = 0.3,
                    div_factor: float = 25.0, final_div: float = 1e4,
-                   moms: tuple[float, float] = (0.95, 0.85)) -> tuple[keras.optimizers.AdamW, OneCycle]:
+                   moms: tuple[float, float] = (0.95, 0.85)) -> tuple["OneCycleAdamW", OneCycle]:
     """AdamW (decoupled weight decay, scaled by the lr as in fastai/PyTorch) on a one-cycle schedule.
 
     Call inside the distribution strategy's scope. Returns the optimiser and its schedule; pass
@@ -126,7 +193,7 @@ def make_optimizer(lr_max: float, total_steps: int, *, weight_decay: float = 1e-
     """
     schedule = OneCycle(lr_max, total_steps, pct_start=pct_start, div_factor=div_factor,
                         final_div=final_div, moms=moms)
-    opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay, beta_1=moms[0],
-                                 beta_2=beta_2, epsilon=epsilon, global_clipnorm=global_clipnorm)
+    opt = OneCycleAdamW(learning_rate=schedule, weight_decay=weight_decay, beta_1=moms[0],
+                        beta_2=beta_2, epsilon=epsilon, global_clipnorm=global_clipnorm)
     opt.beta_1 = keras.Variable(schedule.momentum(0), trainable=False, dtype="float32", name="beta_1")
     return opt, schedule

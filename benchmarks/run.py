@@ -1,0 +1,555 @@
+"""One command that measures ecg_keras on the current machine and compares with a previous run.
+
+    python -m benchmarks                                   # all five models, default settings
+    python -m benchmarks --compare benchmarks/results/before.json --output benchmarks/results/after.json
+    python -m benchmarks --archs resnet1d_wang lstm --train-seconds 30
+
+Measured, each in a fresh subprocess (so peak resident memory is per measurement):
+
+* ``matmul``: the machine's measured float32 peak, GFLOP/s of a 2048x2048 ``tf.matmul``
+  (at the start and at the end; the max is the reference for the models' GFLOP/s).
+* ``train``: windows/s of ``model.fit`` at batch 128 with exactly the training setup of
+  ``ecg_keras.training.train`` (AdamW on the one-cycle schedule with the beta_1 callback, BCE on
+  logits, the architecture's default XLA and determinism settings) fed by
+  ``ecg_keras.windows.train_dataset`` over random 10-s records (standardisation, random crops:
+  the data pipeline is included). The first ``warmup`` steps (tracing, XLA compilation) are
+  timed separately; the rest run for ``--train-seconds``. GFLOP/s = analytic training FLOPs
+  (:mod:`benchmarks.flops`) x windows/s.
+* ``infer``: whole 10-s records (1000 x 12 at 100 Hz, raw mV) -> probabilities with
+  test-time augmentation (7 windows, stride 125, sigmoid, max over windows) fused in one graph,
+  at batch 1 (latency per record) and batch 64 (throughput), for three engines: ``keras``
+  (the Keras model inside one ``tf.function``), ``savedmodel`` (the exported
+  ``predict_record`` signature, reloaded) and ``onnx`` (the whole-record ONNX model in ONNX
+  Runtime). windows/s = records/s x 7 (comparable with per-window inference figures).
+* ``data``: PTB-XL-layout WFDB records/s, cold (parsing) and from the signal cache
+  (:func:`ecg_keras.datasets.throughput.measure_throughput`).
+
+The result is printed as a table and written as JSON (``--output``); ``--compare`` prints the
+ratio to a previous JSON. The load average before/after each measurement is recorded: on a
+shared machine, compare only runs made back to back under similar load.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ARCHS = ("fcn_wang", "resnet1d_wang", "inception1d", "xresnet1d101", "lstm")
+RECORD_SECONDS = 10
+NUM_CLASSES = 71
+JSON_TAG = "BENCH_JSON "
+#: PyTorch 2.13 CPU reference on this machine type (2026-11-24), windows/s (low, high): train, inference.
+PEER = {
+    "fcn_wang": {"train": (267, 283), "infer": (614, 750)},
+    "resnet1d_wang": {"train": (282, 282), "infer": (587, 587)},
+    "xresnet1d101": {"train": (280, 280), "infer": (1059, 1059)},
+    "inception1d": {"train": (64, 64), "infer": (135, 135)},
+    "lstm": {"train": (22, 22), "infer": (92, 92)},
+}
+TARGET = {"train": 1.5, "infer": 2.0}  # acceptance: x the peer's (upper) figure
+
+
+# =========================================================================== helpers
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # KiB on Linux
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except Exception:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    info = {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "date": _dt.datetime.now().isoformat(timespec="seconds"),
+            "load_average": load_average(),
+            "env": {k: os.environ[k] for k in sorted(os.environ)
+                    if k.startswith(("TF_", "OMP_", "KMP_", "ECG_KERAS_BENCH"))}}
+    try:
+        info["affinity"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            info["mem_total_gb"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        repo = Path(__file__).resolve().parents[1]
+        info["commit"] = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True, timeout=5).stdout.strip() or None
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        info["dirty"] = bool(dirty)
+    except Exception:
+        info["commit"] = None
+    return info
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "onnxruntime", "tf2onnx", "onnx"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _timed_calls(fn, seconds: float, min_calls: int = 3, max_calls: int = 10_000) -> list[float]:
+    times = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < max_calls and (len(times) < min_calls or time.perf_counter() < t_end):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+# =========================================================================== workers
+def work_matmul(n: int = 2048, seconds: float = 3.0) -> dict:
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), seed=1)
+    b = tf.random.normal((n, n), seed=2)
+    f = tf.function(lambda a, b: tf.matmul(a, b))
+    f(a, b).numpy()
+    times = _timed_calls(lambda: f(a, b).numpy(), seconds, min_calls=5)
+    best, med = min(times), _median(times)
+    flops = 2.0 * n**3
+    return {"n": n, "calls": len(times), "gflops_best": round(flops / best / 1e9, 1),
+            "gflops_median": round(flops / med / 1e9, 1)}
+
+
+class _StepTimer:
+    """Keras callback: the time at the end of every training batch; stops fit after a budget."""
+
+    def __new__(cls, *args, **kwargs):  # defined lazily so that importing this module needs no keras
+        import keras
+
+        class StepTimer(keras.callbacks.Callback):
+            def __init__(self, warmup: int, seconds: float, min_steps: int, max_steps: int):
+                super().__init__()
+                self.warmup, self.seconds, self.min_steps, self.max_steps = warmup, seconds, min_steps, max_steps
+                self.t_begin = 0.0
+                self.ends: list[float] = []
+
+            def on_train_begin(self, logs=None):
+                self.t_begin = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                now = time.perf_counter()
+                self.ends.append(now)
+                timed = len(self.ends) - self.warmup
+                if timed >= self.max_steps or (timed >= self.min_steps and now - self.ends[self.warmup - 1]
+                                               >= self.seconds):
+                    self.model.stop_training = True
+
+        return StepTimer(*args, **kwargs)
+
+
+def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmup: int = 3, min_steps: int = 3,
+               max_steps: int = 500, records: int = 1024, jit=None, deterministic=None, seed: int = 0) -> dict:
+    import numpy as np
+
+    from benchmarks.flops import forward_flops, train_flops
+    from ecg_keras.standardize import Standardizer
+    from ecg_keras.training.config import TrainConfig
+    from ecg_keras.training.loop import build_model, compile_model, set_seed
+    from ecg_keras.training.schedule import OneCycleMomentum
+    from ecg_keras.windows import train_dataset, window_length
+
+    load0 = load_average()
+    cfg_kwargs = {"arch": arch, "batch_size": batch_size}
+    if jit is not None:
+        cfg_kwargs["jit"] = bool(jit)
+    if deterministic is not None:
+        cfg_kwargs["deterministic"] = bool(deterministic)
+    cfg = TrainConfig(**cfg_kwargs).resolved()
+    set_seed(seed, cfg.deterministic)
+    rng = np.random.default_rng(seed)
+    length = RECORD_SECONDS * cfg.sampling_rate
+    signals = rng.normal(scale=0.2, size=(records, length, 12)).astype(np.float32)
+    y = (rng.random((records, NUM_CLASSES)) < 0.1).astype(np.float32)
+    ds = train_dataset(signals, y, batch_size=batch_size, sampling_rate=cfg.sampling_rate,
+                       standardizer=Standardizer.fit(signals), seed=seed)
+    window = window_length(cfg.sampling_rate)
+    t_build = time.perf_counter()
+    model = build_model(cfg, NUM_CLASSES, (window, 12))
+    schedule = compile_model(model, cfg, "multilabel", total_steps=100_000)
+    build_s = time.perf_counter() - t_build
+    timer = _StepTimer(warmup, seconds, min_steps, max_steps)
+    model.fit(ds, epochs=1, steps_per_epoch=warmup + max_steps, verbose=0,
+              callbacks=[OneCycleMomentum(schedule), timer])
+    ends = timer.ends
+    steps = len(ends) - warmup
+    sec = ends[-1] - ends[warmup - 1]
+    per_step = [b - a for a, b in zip(ends[warmup - 1:-1], ends[warmup:])]
+    wps = steps * batch_size / sec
+    fwd = forward_flops(model)
+    return {"arch": arch, "batch_size": batch_size, "jit": cfg.jit, "deterministic": cfg.deterministic,
+            "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+            "build_s": round(build_s, 2), "first_step_s": round(ends[0] - timer.t_begin, 2),
+            "warmup_s": round(ends[warmup - 1] - timer.t_begin, 2), "steps": steps, "seconds": round(sec, 2),
+            "step_ms_median": round(1e3 * _median(per_step), 1), "step_ms_min": round(1e3 * min(per_step), 1),
+            "windows_per_s": round(wps, 1), "windows_per_s_best_step": round(batch_size / min(per_step), 1),
+            "forward_mflop_per_window": round(fwd / 1e6, 2),
+            "train_gflops": round(train_flops(model) * wps / 1e9, 2),
+            "peak_rss_mb": peak_rss_mb(), "load_average": [load0, load_average()]}
+
+
+def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("keras", "savedmodel", "onnx"),
+               jit=None, seed: int = 0) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    from ecg_keras.export.signatures import ServingSpec, record_probabilities
+    from ecg_keras.standardize import Standardizer
+    from ecg_keras.training.config import TrainConfig
+    from ecg_keras.training.loop import build_model
+    from ecg_keras.windows import window_length
+
+    load0 = load_average()
+    cfg = TrainConfig(arch=arch, **({} if jit is None else {"jit": bool(jit)})).resolved()
+    window = window_length(cfg.sampling_rate)
+    length = RECORD_SECONDS * cfg.sampling_rate
+    keras_seed = np.random.default_rng(seed)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(cfg, NUM_CLASSES, (window, 12))
+    signals = keras_seed.normal(scale=0.2, size=(max(batches), length, 12)).astype(np.float32)
+    std = Standardizer.fit(signals)
+    classes = [f"c{i:02d}" for i in range(NUM_CLASSES)]
+    spec = ServingSpec.create(model, classes=classes, standardizer=std, sampling_rate=cfg.sampling_rate)
+    n_windows = (length - spec.window) // spec.stride + 1
+    out: dict = {"arch": arch, "record_samples": length, "windows_per_record": n_windows, "jit": cfg.jit,
+                 "engines": {}}
+    reference = {}
+
+    def measure(name, call):
+        res = {}
+        for b in batches:
+            x = signals[:b]
+            first = time.perf_counter()
+            probs = np.asarray(call(x))
+            first = time.perf_counter() - first
+            call(x)
+            times = _timed_calls(lambda: call(x), seconds)
+            med = _median(times)
+            res[str(b)] = {"first_call_s": round(first, 3), "calls": len(times),
+                           "latency_ms": round(1e3 * med, 2), "ms_per_record": round(1e3 * med / b, 3),
+                           "records_per_s": round(b / med, 1), "windows_per_s": round(b * n_windows / med, 1)}
+            if b in reference:
+                res[str(b)]["max_abs_diff_vs_keras"] = float(np.max(np.abs(probs - reference[b])))
+            elif name == "keras":
+                reference[b] = probs
+        out["engines"][name] = res
+
+    tmp = Path(tempfile.mkdtemp(prefix="ecg_keras_bench_"))
+    try:
+        if "keras" in engines:
+            fused = tf.function(lambda x: record_probabilities(model, x, None, spec)[0],
+                                input_signature=[tf.TensorSpec([None, length, 12], tf.float32)],
+                                jit_compile=bool(cfg.jit) or None)
+            measure("keras", lambda x: fused(tf.constant(x)).numpy())
+        if "savedmodel" in engines:
+            from ecg_keras.export import export_savedmodel
+
+            t0 = time.perf_counter()
+            path = export_savedmodel(model, tmp / "sm", classes=classes, standardizer=std,
+                                     sampling_rate=cfg.sampling_rate)
+            loaded = tf.saved_model.load(str(path))
+            sig = loaded.signatures["predict_record"]
+            out["savedmodel_export_s"] = round(time.perf_counter() - t0, 2)
+            measure("savedmodel", lambda x: sig(ecg=tf.constant(x))["probabilities"].numpy())
+        if "onnx" in engines:
+            import onnxruntime as ort
+
+            from ecg_keras.export import export_onnx
+
+            t0 = time.perf_counter()
+            path = export_onnx(model, tmp / "record.onnx", standardizer=std, classes=classes,
+                               sampling_rate=cfg.sampling_rate, whole_record=True)
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            out["onnx_export_s"] = round(time.perf_counter() - t0, 2)
+            measure("onnx", lambda x: sess.run(["probabilities"], {"ecg": x})[0])
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["peak_rss_mb"] = peak_rss_mb()
+    out["load_average"] = [load0, load_average()]
+    return out
+
+
+def work_data(n_records: int = 300, repeats: int = 2) -> dict:
+    from ecg_keras.datasets.throughput import measure_throughput
+
+    r = measure_throughput(n_records=n_records, sampling_rates=(100,), repeats=repeats)
+    return {"n_records": r["n_records"], "n_jobs": r["n_jobs"], "cold_records_per_s": round(r["cold"][100], 1),
+            "cached_records_per_s": round(r["cached"][100], 1), "fast_wfdb": r["fast_wfdb"],
+            "peak_rss_mb": peak_rss_mb(), "load_average": [r["load_average"], r["load_average_after"]]}
+
+
+WORKERS = {"matmul": work_matmul, "train": work_train, "infer": work_infer, "data": work_data}
+
+
+def _worker_main(kind: str, kwargs: dict) -> int:
+    t0 = time.perf_counter()
+    try:
+        result = WORKERS[kind](**kwargs)
+        result["ok"] = True
+    except Exception as e:  # reported in the table, the benchmark goes on
+        import traceback
+
+        traceback.print_exc()
+        result = {"ok": False, "error": f"{type(e).__name__}: {e}", **{k: v for k, v in kwargs.items()
+                                                                          if k == "arch"}}
+    result["wall_s"] = round(time.perf_counter() - t0, 2)
+    print(JSON_TAG + json.dumps(result), flush=True)
+    return 0
+
+
+def run_worker(kind: str, timeout: float, log=print, **kwargs) -> dict:
+    """Run one measurement in a fresh Python process and return its JSON result."""
+    cmd = [sys.executable, "-m", "benchmarks.run", "--worker", kind, json.dumps(kwargs)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              cwd=str(Path(__file__).resolve().parents[1]))
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout:.0f} s", **kwargs}
+    lines = [l for l in proc.stdout.splitlines() if l.startswith(JSON_TAG)]
+    if not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return {"ok": False, "error": f"worker exited {proc.returncode}: {tail}", **kwargs}
+    result = json.loads(lines[-1][len(JSON_TAG):])
+    result["process_s"] = round(time.perf_counter() - t0, 2)
+    if not result.get("ok"):
+        log(f"  {kind} {kwargs.get('arch', '')} failed: {result.get('error')}")
+    return result
+
+
+# =========================================================================== orchestration
+def run_benchmark(archs=ARCHS, *, train_seconds: float = 20.0, infer_seconds: float = 3.0, batch_size: int = 128,
+                  records: int = 1024, warmup: int = 3, batches=(1, 64), engines=("keras", "savedmodel", "onnx"),
+                  jit=None, deterministic=None, data: bool = True, data_records: int = 300, timeout: float = 600,
+                  parts=("train", "infer"), log=print) -> dict:
+    t0 = time.perf_counter()
+    result = {"benchmark": "ecg_keras", "schema": 1, "machine": machine_info(), "versions": versions(),
+              "command": " ".join([Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]]),
+              "settings": {"archs": list(archs), "train_seconds": train_seconds, "infer_seconds": infer_seconds,
+                           "batch_size": batch_size, "records": records, "warmup": warmup, "batches": list(batches),
+                           "engines": list(engines), "jit": jit, "deterministic": deterministic},
+              "peer": PEER, "train": {}, "infer": {}}
+    log(f"machine: {result['machine']['cpu_model']}, {result['machine']['cpus']} CPUs, "
+        f"load average {result['machine']['load_average']}")
+    result["matmul"] = [run_worker("matmul", timeout, log)]
+    log(f"  matmul peak: {result['matmul'][0].get('gflops_best')} GFLOP/s")
+    for arch in archs:
+        if "train" not in parts:
+            break
+        r = run_worker("train", timeout, log, arch=arch, batch_size=batch_size, seconds=train_seconds,
+                       warmup=warmup, records=records, jit=jit, deterministic=deterministic)
+        result["train"][arch] = r
+        if r.get("ok"):
+            log(f"  train {arch:14s} {r['windows_per_s']:8.1f} windows/s  ({r['train_gflops']:.1f} GFLOP/s, "
+                f"first step {r['first_step_s']:.1f} s, XLA {'on' if r['jit'] else 'off'}, {r['process_s']:.0f} s)")
+    for arch in archs:
+        if "infer" not in parts:
+            break
+        r = run_worker("infer", timeout, log, arch=arch, seconds=infer_seconds, batches=list(batches),
+                       engines=list(engines), jit=jit)
+        result["infer"][arch] = r
+        if r.get("ok"):
+            best = max(e.get(str(max(batches)), {}).get("windows_per_s", 0) for e in r["engines"].values())
+            log(f"  infer {arch:14s} {best:8.1f} windows/s (best engine, batch {max(batches)}; "
+                f"{r['process_s']:.0f} s)")
+    if data:
+        result["data"] = run_worker("data", timeout, log, n_records=data_records)
+    result["matmul"].append(run_worker("matmul", timeout, log))
+    result["matmul_peak_gflops"] = max((m.get("gflops_best") or 0) for m in result["matmul"])
+    result["machine"]["load_average_end"] = load_average()
+    result["total_s"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+# =========================================================================== report
+def _fmt(x, spec="8.1f", missing="       -"):
+    return missing if x is None else format(x, spec)
+
+
+def best_infer(r: dict, batch: str = "64") -> tuple[float | None, str | None]:
+    best, name = None, None
+    for engine, res in (r.get("engines") or {}).items():
+        key = batch if batch in res else (max(res, key=int) if res else batch)
+        v = (res.get(key) or {}).get("windows_per_s")
+        if v is not None and (best is None or v > best):
+            best, name = v, engine
+    return best, name
+
+
+def table(result: dict) -> str:
+    m = result["machine"]
+    peak = result.get("matmul_peak_gflops")
+    lines = [f"{m['cpu_model']}, {m['cpus']} CPUs, load average {m['load_average']} -> {m.get('load_average_end')}; "
+             f"TF {result['versions'].get('tensorflow-cpu') or result['versions'].get('tensorflow')}, "
+             f"Keras {result['versions'].get('keras')}, ONNX Runtime {result['versions'].get('onnxruntime')}; "
+             f"matmul peak {peak} GFLOP/s; {m['date']}",
+             "",
+             "training (batch 128, windows/s; x = vs PyTorch peer, target 1.5x):",
+             f"{'model':14s} {'XLA':>4s} {'win/s':>8s} {'peer':>9s} {'x':>5s} {'GFLOP/s':>8s} {'%peak':>6s} "
+             f"{'1st step s':>10s} {'RSS MB':>7s}"]
+    for arch, r in result["train"].items():
+        peer = PEER.get(arch, {}).get("train")
+        if not r.get("ok"):
+            lines.append(f"{arch:14s} FAILED: {r.get('error')}")
+            continue
+        ratio = r["windows_per_s"] / peer[1] if peer else None
+        pct = 100 * r["train_gflops"] / peak if peak else None
+        lines.append(f"{arch:14s} {'on' if r['jit'] else 'off':>4s} {r['windows_per_s']:8.1f} "
+                     f"{(f'{peer[0]}-{peer[1]}' if peer and peer[0] != peer[1] else (peer[1] if peer else '-')):>9} "
+                     f"{_fmt(ratio, '5.2f', '    -')} {r['train_gflops']:8.1f} {_fmt(pct, '6.0f', '     -')} "
+                     f"{r['first_step_s']:10.1f} {r['peak_rss_mb']:7.0f}")
+    lines += ["", "inference, whole 10-s records with TTA (7 windows, max): windows/s at batch 64 | ms per record "
+              "at batch 1; x = best engine vs PyTorch peer, target 2x:",
+              f"{'model':14s} {'keras':>16s} {'savedmodel':>16s} {'onnx':>16s} {'peer':>9s} {'x':>5s} {'RSS MB':>7s}"]
+    for arch, r in result["infer"].items():
+        if not r.get("ok"):
+            lines.append(f"{arch:14s} FAILED: {r.get('error')}")
+            continue
+        cells = []
+        for engine in ("keras", "savedmodel", "onnx"):
+            e = r["engines"].get(engine)
+            if not e:
+                cells.append(f"{'-':>16s}")
+                continue
+            big = e.get("64", e.get(max(e, key=int)))
+            one = e.get("1", {})
+            cells.append(f"{big['windows_per_s']:7.0f} | {one.get('ms_per_record', float('nan')):6.1f}ms")
+        peer = PEER.get(arch, {}).get("infer")
+        best, _ = best_infer(r)
+        ratio = best / peer[1] if peer and best else None
+        lines.append(f"{arch:14s} {' '.join(cells)} "
+                     f"{(f'{peer[0]}-{peer[1]}' if peer and peer[0] != peer[1] else (peer[1] if peer else '-')):>9} "
+                     f"{_fmt(ratio, '5.2f', '    -')} {r['peak_rss_mb']:7.0f}")
+    d = result.get("data")
+    if d:
+        if d.get("ok"):
+            lines += ["", f"data: PTB-XL-layout WFDB records (100 Hz, {d['n_records']} records, n_jobs {d['n_jobs']}): "
+                          f"cold {d['cold_records_per_s']:.0f} records/s, cached {d['cached_records_per_s']:.0f} "
+                          f"records/s"]
+        else:
+            lines += ["", f"data: FAILED: {d.get('error')}"]
+    lines += ["", f"total {result.get('total_s')} s; command: {result.get('command')}"]
+    return "\n".join(lines)
+
+
+def compare(new: dict, old: dict) -> str:
+    """Ratios new/old of the headline figures of two result files."""
+    lines = [f"comparison with {old['machine'].get('date')} (load {old['machine'].get('load_average')}): new/old",
+             f"{'model':14s} {'train':>14s} {'infer b64':>14s} {'ms/rec b1':>14s}  (ms/rec: lower is better)"]
+
+    def cell(a, b, spec="7.1f"):
+        if a is None or b is None or not b:
+            return f"{'-':>14s}"
+        return f"{format(a, spec)} {a / b:5.2f}x"
+
+    for arch in new.get("train", {}):
+        nt, ot = new["train"].get(arch, {}), old.get("train", {}).get(arch, {})
+        ni, oi = new["infer"].get(arch, {}), old.get("infer", {}).get(arch, {})
+        nb, _ = best_infer(ni)
+        ob, _ = best_infer(oi)
+
+        def lat(r):
+            vals = [(e.get("1") or {}).get("ms_per_record") for e in (r.get("engines") or {}).values()]
+            vals = [v for v in vals if v is not None]
+            return min(vals) if vals else None
+
+        nl, ol = lat(ni), lat(oi)
+        lines.append(f"{arch:14s} {cell(nt.get('windows_per_s'), ot.get('windows_per_s'))} {cell(nb, ob)} "
+                     f"{cell(nl, ol, '7.2f') if nl and ol else f'{chr(45):>14s}'}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        return _worker_main(argv[1], json.loads(argv[2]))
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    p.add_argument("--archs", nargs="+", default=list(ARCHS))
+    p.add_argument("--train-seconds", type=float, default=15.0, help="timed training per model (after warm-up)")
+    p.add_argument("--infer-seconds", type=float, default=2.0, help="timed inference per engine and batch size")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--records", type=int, default=1024, help="random 10-s records behind the training pipeline")
+    p.add_argument("--warmup", type=int, default=3, help="training steps excluded from the timing")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="inference batch sizes (records)")
+    p.add_argument("--engines", nargs="+", default=["keras", "savedmodel", "onnx"],
+                   choices=["keras", "savedmodel", "onnx"])
+    p.add_argument("--jit", choices=["default", "on", "off"], default="default",
+                   help="XLA: the architecture's training default, or forced on/off")
+    p.add_argument("--deterministic", choices=["default", "on", "off"], default="default")
+    p.add_argument("--no-data", dest="data", action="store_false", help="skip the WFDB reader throughput")
+    p.add_argument("--parts", nargs="+", default=["train", "infer"], choices=["train", "infer"],
+                   help="model measurements to run (default both)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per measurement process")
+    p.add_argument("--output", default=None, help="result JSON (default benchmarks/results/<date>.json)")
+    p.add_argument("--compare", default=None, help="a previous result JSON to compare with")
+    p.add_argument("--quick", action="store_true", help="tiny settings (smoke test): 1 s timings, batch 1 and 4")
+    a = p.parse_args(argv)
+    tri = {"default": None, "on": True, "off": False}
+    if a.quick:
+        a.train_seconds, a.infer_seconds, a.batches, a.warmup, a.records = 1.0, 0.5, [1, 4], 1, 256
+    result = run_benchmark(a.archs, train_seconds=a.train_seconds, infer_seconds=a.infer_seconds,
+                           batch_size=a.batch_size, records=a.records, warmup=a.warmup, batches=tuple(a.batches),
+                           engines=tuple(a.engines), jit=tri[a.jit], deterministic=tri[a.deterministic],
+                           data=a.data, timeout=a.timeout, parts=tuple(a.parts))
+    out = Path(a.output) if a.output else (Path(__file__).resolve().parent / "results"
+                                            / f"{_dt.datetime.now():%Y%m%d-%H%M%S}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print()
+    print(table(result))
+    if a.compare:
+        print()
+        print(compare(result, json.loads(Path(a.compare).read_text())))
+    print(f"\nwrote {out}")
+    failed = [k for k, v in [*result["train"].items(), *result["infer"].items()] if not v.get("ok")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""Smoke test of the benchmark machinery (benchmarks/) with tiny settings (< 60 s)."""
+import json
+
+import keras
+import pytest
+
+from benchmarks import flops
+from benchmarks import run as bench
+
+
+def test_flops_of_conv_dense_and_lstm_layers():
+    inp = keras.Input((100, 12))
+    x = keras.layers.Conv1D(32, 5, padding="same", use_bias=False)(inp)  # 2*100*5*12*32
+    x = keras.layers.Conv1D(16, 3, strides=2, padding="valid")(x)  # out 49: 2*49*3*32*16
+    x = keras.layers.LSTM(8, return_sequences=True)(x)  # 2*49*4*8*(16+8)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    out = keras.layers.Dense(4)(x)  # 2*8*4
+    model = keras.Model(inp, out)
+    expected = 2 * 100 * 5 * 12 * 32 + 2 * 49 * 3 * 32 * 16 + 2 * 49 * 4 * 8 * 24 + 2 * 8 * 4
+    assert flops.forward_flops(model) == expected
+    assert flops.train_flops(model) == 3 * expected
+
+
+def test_zoo_models_have_plausible_flops():
+    from ecg_keras import models
+
+    fcn = flops.forward_flops(models.get("fcn_wang", input_shape=(250, 12)))
+    # fcn_wang: 2*250*(8*12*128 + 5*128*256 + 3*256*128) + head, about 128 MFLOP per window
+    assert fcn == pytest.approx(2 * 250 * (8 * 12 * 128 + 5 * 128 * 256 + 3 * 256 * 128), rel=0.01)
+    assert flops.forward_flops(models.get("lstm", input_shape=(250, 12))) > 2 * 250 * 4 * 256 * 256
+
+
+def test_train_and_infer_workers_tiny():
+    r = bench.work_train("fcn_wang", batch_size=8, seconds=0.0, warmup=1, min_steps=2, max_steps=2, records=16)
+    assert r["steps"] == 2 and r["windows_per_s"] > 0 and r["train_gflops"] > 0
+    assert r["deterministic"] is True and r["params"] == 318_279
+    i = bench.work_infer("fcn_wang", seconds=0.0, batches=(1, 2), engines=("keras",))
+    assert i["windows_per_record"] == 7
+    assert set(i["engines"]["keras"]) == {"1", "2"}
+    assert i["engines"]["keras"]["2"]["windows_per_s"] > 0
+
+
+def test_worker_subprocess_and_report(tmp_path):
+    m = bench.run_worker("matmul", 120, n=64, seconds=0.01)
+    assert m["ok"] and m["gflops_best"] > 0 and m["process_s"] > 0
+    bad = bench.run_worker("train", 120, arch="no_such_model", seconds=0.0)
+    assert not bad["ok"] and "no_such_model" in bad["error"]
+
+    def fake(scale):
+        eng = {"1": {"ms_per_record": 10 / scale, "windows_per_s": 70 * scale},
+               "64": {"ms_per_record": 2 / scale, "windows_per_s": 300 * scale}}
+        return {"benchmark": "ecg_keras", "machine": {"cpu_model": "cpu", "cpus": 2, "load_average": [1, 1, 1],
+                                                      "date": "today"},
+                "versions": {"keras": keras.__version__}, "matmul_peak_gflops": 50.0, "total_s": 1, "command": "x",
+                "train": {"resnet1d_wang": {"ok": True, "jit": False, "windows_per_s": 100.0 * scale,
+                                            "train_gflops": 20.0 * scale, "first_step_s": 1.0, "peak_rss_mb": 900}},
+                "infer": {"resnet1d_wang": {"ok": True, "engines": {"keras": eng, "onnx": eng}, "peak_rss_mb": 800}},
+                "data": {"ok": True, "n_records": 10, "n_jobs": 2, "cold_records_per_s": 100.0,
+                         "cached_records_per_s": 1000.0}}
+
+    old, new = fake(1.0), fake(2.0)
+    text = bench.table(new)
+    assert "resnet1d_wang" in text and "200.0" in text and "cached 1000 records/s" in text
+    assert "2.00x" in bench.compare(new, old)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(new))
+    assert json.loads(path.read_text())["train"]["resnet1d_wang"]["windows_per_s"] == 200.0
