@@ -33,3 +33,17 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def scp_statements_csv() -> Path:
     return shared_path("ptb-xl-sample", "scp_statements.csv")
+
+
+def synthetic_env(tmp_path_factory, n_records: int):
+    """Yield a small synthetic PTB-XL where ``--dataset synthetic`` finds it ($ECG_KERAS_DATA set)."""
+    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
+    from ecg_keras.training.data import SYNTHETIC_DIR
+
+    root = tmp_path_factory.mktemp("data")
+    path = generate_synthetic_ptbxl(root / SYNTHETIC_DIR, n_records=n_records, seed=0, sampling_rates=(100,),
+                                    progress=False)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ECG_KERAS_DATA", str(root))
+    yield Path(path)
+    mp.undo()

@@ -6,28 +6,20 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_env
 
 from ecg_keras import models
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.training.finetune import (DiscriminativeAdamW, add_transfer_arguments, discriminative_lrs, finetune,
                                          run_from_args)
 from ecg_keras.training.rundir import RunDir
-from ecg_keras.training.data import SYNTHETIC_DIR
 
 BASE = dict(dataset="synthetic", arch="fcn_wang", batch_size=16, seed=0, verbose=0)
 
 
 @pytest.fixture(scope="module")
 def data_env(tmp_path_factory):
-    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
-
-    root = tmp_path_factory.mktemp("data")
-    path = generate_synthetic_ptbxl(root / SYNTHETIC_DIR, n_records=60, seed=0, sampling_rates=(100,),
-                                    progress=False)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ECG_KERAS_DATA", str(root))
-    yield Path(path)
-    mp.undo()
+    yield from synthetic_env(tmp_path_factory, 60)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_env
 
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.training import cli
 from ecg_keras.training.rundir import RunDir
-from ecg_keras.training.data import SYNTHETIC_DIR
 
 BASE = dict(task="rhythm", dataset="synthetic", arch="fcn_wang", epochs=2, batch_size=16, seed=0, verbose=0)
 
@@ -19,15 +19,7 @@ BASE = dict(task="rhythm", dataset="synthetic", arch="fcn_wang", epochs=2, batch
 @pytest.fixture(scope="module")
 def data_env(tmp_path_factory):
     """A 80-record synthetic PTB-XL (64 train / 8 val / 8 test) and a private data root."""
-    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
-
-    root = tmp_path_factory.mktemp("data")
-    path = generate_synthetic_ptbxl(root / SYNTHETIC_DIR, n_records=80, seed=0, sampling_rates=(100,),
-                                    progress=False)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ECG_KERAS_DATA", str(root))
-    yield Path(path)
-    mp.undo()
+    yield from synthetic_env(tmp_path_factory, 80)
 
 
 @pytest.fixture(scope="module")

@@ -332,17 +332,20 @@ class _Names:
         return self.names[i - self.a]
 
 
+def _finish_fixed(arr: np.ndarray, out_dir: Path | None, n: int) -> np.ndarray | None:
+    """The in-memory array, or None once the memmapped cache file is flushed and described."""
+    if out_dir is None:
+        return arr
+    arr.flush()
+    _write_info(out_dir, n, "fixed")
+    return None
+
+
 def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | None, desc: str, names,
               job: ChunkJob | None = None, n_jobs: int = 1):
     """Read every record; write the cache files into ``out_dir`` when given."""
     if fixed_length and _parallel(job, n_jobs, n) and _fork_available():
-        arr = _fill_parallel(read, n, out_dir, desc, names, job, n_jobs)
-        if out_dir is None:
-            return arr
-        arr.flush()
-        del arr
-        _write_info(out_dir, n, "fixed")
-        return None
+        return _finish_fixed(_fill_parallel(read, n, out_dir, desc, names, job, n_jobs), out_dir, n)
     records = _records(read, n, desc, names, job, n_jobs)
     if fixed_length:
         try:
@@ -359,12 +362,7 @@ def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | N
                 arr[i] = x
         finally:
             records.close()  # stops a pool at once when a record fails
-        if out_dir is None:
-            return arr
-        arr.flush()
-        del arr
-        _write_info(out_dir, n, "fixed")
-        return None
+        return _finish_fixed(arr, out_dir, n)
 
     try:
         records = list(records)

@@ -10,10 +10,10 @@ RNN_ARCHS = ("lstm", "lstm_bidir", "gru")  # lr 1e-3 and gradient clipping 0.25
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm", "age", "sex", "quality")
 NAMED_DATASETS = ("ptbxl", "icbeb2018", "synthetic")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
-#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU). Measured with
-#: ``python -m ecg_keras.training.throughput --arch ARCH --jit/--no-jit`` on the shared 2-core CPU
-#: (docs/RESULTS.md): XLA made xresnet1d101 (the default architecture) ~5x slower (11.8 vs 62.3
-#: windows/s), while resnet1d_wang looked faster with it (77.7 vs 32.4, noisy). Pass --jit to opt in.
+#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU). Measured on
+#: a quiet 2-core CPU with ``python -m ecg_keras.training.throughput --arch ARCH --jit/--no-jit``
+#: (docs/RESULTS.md): xresnet1d101, the default architecture, 125 windows/s without XLA and 31 with
+#: it; resnet1d_wang 125 vs 150 (and within noise in the benchmark). Pass --jit to opt in.
 DEFAULT_JIT = False
 
 
