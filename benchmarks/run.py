@@ -212,7 +212,7 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
     build_s = time.perf_counter() - t_build
     timer = _StepTimer(warmup, seconds, min_steps, max_steps)
     model.fit(ds, epochs=1, steps_per_epoch=warmup + max_steps, verbose=0,
-              callbacks=[OneCycleMomentum(schedule), timer])
+              callbacks=[OneCycleMomentum(schedule), timer], shuffle=False)
     ends = timer.ends
     steps = len(ends) - warmup
     sec = ends[-1] - ends[warmup - 1]

@@ -40,11 +40,11 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
     y = (rng.random((batch_size, num_classes)) < 0.1).astype(np.float32)
     ds = tf.data.Dataset.from_tensors((x, y)).repeat()
     cb = [OneCycleMomentum(schedule)]
-    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=cb)
+    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=cb, shuffle=False)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=cb)
+        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=cb, shuffle=False)
         times.append(time.perf_counter() - t0)
     sec = float(np.median(times))
     return {"what": "train_step", "arch": arch, "jit": jit, "batch_size": batch_size, "steps": steps,
