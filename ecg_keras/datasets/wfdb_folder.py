@@ -40,14 +40,19 @@ def header_path(record: Path | str) -> Path:
     return Path(f"{record}.hea")
 
 
-def read_header_text(record: Path | str) -> dict:
-    """Cheap text parse of a WFDB header (no wfdb call): fs, length, comments, Dx/Age/Sex."""
+def _header_lines(record: Path | str) -> tuple[Path, list[str], list[str]]:
+    """(header path, all lines, non-comment lines) of a WFDB header; missing header -> DataError."""
     hea = header_path(record)
     try:
         lines = hea.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         raise DataError(f"{hea}: WFDB header file is missing") from None
-    body = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    return hea, lines, [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def read_header_text(record: Path | str) -> dict:
+    """Cheap text parse of a WFDB header (no wfdb call): fs, length, comments, Dx/Age/Sex."""
+    hea, lines, body = _header_lines(record)
     if not body:
         raise DataError(f"{hea}: empty or truncated WFDB header")
     parts = body[0].split()
@@ -251,12 +256,7 @@ def _signal_files(records: Sequence[Path]) -> list[Path]:
     """Signal files named in each header (for the cache key); missing header -> DataError."""
     files = []
     for r in records:
-        hea = header_path(r)
-        try:
-            lines = hea.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            raise DataError(f"{hea}: WFDB header file is missing") from None
-        body = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        hea, _, body = _header_lines(r)
         seen = set()
         for ln in body[1:]:
             m = _SIGNAL_LINE.match(ln)
