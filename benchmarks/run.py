@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import ecg_keras  # noqa: E402,F401  (before any TF import: the package's oneDNN default applies to every worker)
 
 ARCHS = ("fcn_wang", "resnet1d_wang", "inception1d", "xresnet1d101", "lstm")
 RECORD_SECONDS = 10
@@ -122,6 +123,16 @@ def versions() -> dict:
     return out
 
 
+def tf_onednn() -> bool | None:
+    """Whether this process's TensorFlow runs oneDNN kernels (decided by TF_ENABLE_ONEDNN_OPTS at import)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
+
+
 def _timed_calls(fn, seconds: float, min_calls: int = 3, max_calls: int = 10_000) -> list[float]:
     times = []
     t_end = time.perf_counter() + seconds
@@ -150,7 +161,7 @@ def work_matmul(n: int = 2048, seconds: float = 3.0) -> dict:
     best, med = min(times), _median(times)
     flops = 2.0 * n**3
     return {"n": n, "calls": len(times), "gflops_best": round(flops / best / 1e9, 1),
-            "gflops_median": round(flops / med / 1e9, 1)}
+            "gflops_median": round(flops / med / 1e9, 1), "onednn": tf_onednn()}
 
 
 class _StepTimer:
@@ -220,6 +231,7 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
     wps = steps * batch_size / sec
     fwd = forward_flops(model)
     return {"arch": arch, "batch_size": batch_size, "jit": cfg.jit, "deterministic": cfg.deterministic,
+            "onednn": tf_onednn(),
             "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
             "build_s": round(build_s, 2), "first_step_s": round(ends[0] - timer.t_begin, 2),
             "warmup_s": round(ends[warmup - 1] - timer.t_begin, 2), "steps": steps, "seconds": round(sec, 2),
@@ -428,9 +440,10 @@ def table(result: dict) -> str:
     lines = [f"{m['cpu_model']}, {m['cpus']} CPUs, load average {m['load_average']} -> {m.get('load_average_end')}; "
              f"TF {result['versions'].get('tensorflow-cpu') or result['versions'].get('tensorflow')}, "
              f"Keras {result['versions'].get('keras')}, ONNX Runtime {result['versions'].get('onnxruntime')}; "
+             f"oneDNN {_on_off(result['matmul'][0].get('onednn') if result.get('matmul') else None)}; "
              f"matmul peak {peak} GFLOP/s; {m['date']}",
              "",
-             "training (batch 128, windows/s; x = vs PyTorch peer, target 1.5x):",
+             "training (batch 128, windows/s; peer = PyTorch figures quoted in the issue, x = vs peer, target 1.5x):",
              f"{'model':14s} {'XLA':>4s} {'win/s':>8s} {'peer':>9s} {'x':>5s} {'GFLOP/s':>8s} {'%peak':>6s} "
              f"{'1st step s':>10s} {'RSS MB':>7s}"]
     for arch, r in result["train"].items():
@@ -445,7 +458,7 @@ def table(result: dict) -> str:
                      f"{_fmt(ratio, '5.2f', '    -')} {r['train_gflops']:8.1f} {_fmt(pct, '6.0f', '     -')} "
                      f"{r['first_step_s']:10.1f} {r['peak_rss_mb']:7.0f}")
     lines += ["", "inference, whole 10-s records with TTA (7 windows, max): windows/s at batch 64 | ms per record "
-              "at batch 1; x = best engine vs PyTorch peer, target 2x:",
+              "at batch 1; x = best engine vs the issue's PyTorch figures, target 2x:",
               f"{'model':14s} {'keras':>16s} {'savedmodel':>16s} {'onnx':>16s} {'peer':>9s} {'x':>5s} {'RSS MB':>7s}"]
     for arch, r in result["infer"].items():
         if not r.get("ok"):
@@ -474,8 +487,39 @@ def table(result: dict) -> str:
                           f"records/s"]
         else:
             lines += ["", f"data: FAILED: {d.get('error')}"]
+    measured = result.get("peer_measured")
+    if measured:
+        lines += ["", f"against the PyTorch peer measured on this machine ({measured['source']}, torch "
+                      f"{measured['torch']}, {measured['timestamp']}): windows/s, x = ecg_keras / peer",
+                  f"{'model':14s} {'train':>8s} {'peer':>8s} {'x':>5s} {'(1.5x)':>7s} {'infer':>8s} {'peer':>8s} "
+                  f"{'x':>5s} {'(2x)':>5s}"]
+        for arch, peer in measured["models"].items():
+            train = (result["train"].get(arch) or {}).get("windows_per_s")
+            infer, _ = best_infer(result["infer"].get(arch) or {})
+            xt = train / peer["train"] if train and peer.get("train") else None
+            xi = infer / peer["infer"] if infer and peer.get("infer") else None
+            lines.append(f"{arch:14s} {_fmt(train)} {_fmt(peer.get('train'))} {_fmt(xt, '5.2f', '    -')} "
+                         f"{_met(xt, TARGET['train']):>7s} {_fmt(infer)} {_fmt(peer.get('infer'))} "
+                         f"{_fmt(xi, '5.2f', '    -')} {_met(xi, TARGET['infer']):>5s}")
     lines += ["", f"total {result.get('total_s')} s; command: {result.get('command')}"]
     return "\n".join(lines)
+
+
+def _on_off(flag) -> str:
+    return "?" if flag is None else ("on" if flag else "off")
+
+
+def _met(ratio, target: float) -> str:
+    return "-" if ratio is None else ("met" if ratio >= target else "no")
+
+
+def load_peer(path: str | Path) -> dict:
+    """Per-window training / inference windows/s of a ``benchmarks/torch_peer.py --output`` JSON."""
+    raw = json.loads(Path(path).read_text())
+    models = {arch: {kind: (r.get(kind) or {}).get("windows_per_s_median") for kind in ("train", "infer")}
+              for arch, r in raw.get("models", {}).items()}
+    return {"source": str(path), "torch": raw["meta"].get("torch"), "timestamp": raw["meta"].get("timestamp"),
+            "models": models}
 
 
 def compare(new: dict, old: dict) -> str:
@@ -528,6 +572,8 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=600, help="seconds per measurement process")
     p.add_argument("--output", default=None, help="result JSON (default benchmarks/results/<date>.json)")
     p.add_argument("--compare", default=None, help="a previous result JSON to compare with")
+    p.add_argument("--peer", default=None,
+                   help="a benchmarks/torch_peer.py --output JSON measured on this machine: adds ratios against it")
     p.add_argument("--quick", action="store_true", help="tiny settings (smoke test): 1 s timings, batch 1 and 4")
     a = p.parse_args(argv)
     tri = {"default": None, "on": True, "off": False}
@@ -537,6 +583,8 @@ def main(argv=None) -> int:
                            batch_size=a.batch_size, records=a.records, warmup=a.warmup, batches=tuple(a.batches),
                            engines=tuple(a.engines), jit=tri[a.jit], deterministic=tri[a.deterministic],
                            data=a.data, timeout=a.timeout, parts=tuple(a.parts))
+    if a.peer:
+        result["peer_measured"] = load_peer(a.peer)
     out = Path(a.output) if a.output else (Path(__file__).resolve().parent / "results"
                                             / f"{_dt.datetime.now():%Y%m%d-%H%M%S}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

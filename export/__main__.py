@@ -8,7 +8,7 @@
 
 RUN_DIR is a training run directory (config.json, classes.json, standardizer.json, model.keras);
 savedmodel/onnx also take the name of a released model (``ecg_keras.list_pretrained()``).
-See docs/SERVING.md for serving the artifacts.
+See "Export and serving" in README.md for serving the artifacts.
 """
 from __future__ import annotations
 

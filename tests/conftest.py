@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import ecg_keras  # noqa: F401  (before any test module imports TF: the package's oneDNN default applies)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Dataset caches and generated data go to a per-session temporary root, never to ~/.ecg_keras.
 if "ECG_KERAS_DATA" not in os.environ:

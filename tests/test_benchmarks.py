@@ -43,6 +43,7 @@ def test_train_and_infer_workers_tiny():
 def test_worker_subprocess_and_report(tmp_path):
     m = bench.run_worker("matmul", 120, n=64, seconds=0.01)
     assert m["ok"] and m["gflops_best"] > 0 and m["process_s"] > 0
+    assert m["onednn"] is True  # the package's default (TF_ENABLE_ONEDNN_OPTS=1), inherited by the worker
     bad = bench.run_worker("train", 120, arch="no_such_model", seconds=0.0)
     assert not bad["ok"] and "no_such_model" in bad["error"]
 
@@ -65,3 +66,25 @@ def test_worker_subprocess_and_report(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(new))
     assert json.loads(path.read_text())["train"]["resnet1d_wang"]["windows_per_s"] == 200.0
+
+
+def test_measured_peer_ratios(tmp_path):
+    """``--peer``: a benchmarks/torch_peer.py JSON gives per-model ratios and met / no against the targets."""
+    peer = {"meta": {"torch": "2.13.0+cpu", "timestamp": "2026-11-29T11:23:31"},
+            "models": {"fcn_wang": {"train": {"windows_per_s_median": 100.0}, "infer": {"windows_per_s_median": 400.0}}}}
+    path = tmp_path / "peer.json"
+    path.write_text(json.dumps(peer))
+    measured = bench.load_peer(path)
+    assert measured["models"] == {"fcn_wang": {"train": 100.0, "infer": 400.0}}
+    eng = {"64": {"windows_per_s": 900.0, "ms_per_record": 1.0}}
+    result = {"machine": {"cpu_model": "cpu", "cpus": 2, "load_average": [1, 1, 1], "date": "today"},
+              "versions": {}, "matmul": [{"onednn": True}], "matmul_peak_gflops": 50.0, "total_s": 1, "command": "x",
+              "train": {"fcn_wang": {"ok": True, "jit": False, "windows_per_s": 160.0, "train_gflops": 20.0,
+                                     "first_step_s": 1.0, "peak_rss_mb": 900}},
+              "infer": {"fcn_wang": {"ok": True, "engines": {"onnx": eng}, "peak_rss_mb": 800}},
+              "peer_measured": measured}
+    text = bench.table(result)
+    assert "oneDNN on" in text
+    section = text.split("against the PyTorch peer measured on this machine")[1]
+    row = next(line for line in section.splitlines() if line.startswith("fcn_wang"))
+    assert row.split() == ["fcn_wang", "160.0", "100.0", "1.60", "met", "900.0", "400.0", "2.25", "met"]

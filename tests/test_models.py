@@ -289,3 +289,52 @@ def test_train_step_and_keras_round_trip(arch, ludb_windows, tmp_path):
 @pytest.mark.parametrize("arch", TRAIN_SLOW)
 def test_train_step_and_keras_round_trip_all(arch, ludb_windows, tmp_path):
     _train_step_and_round_trip(arch, ludb_windows, tmp_path)
+
+
+def _bn_pair(channels: int, rank: int = 3):
+    """A Keras BatchNormalization and a FusedBatchNormalization with the same non-trivial weights."""
+    pair = (keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+            heads.FusedBatchNormalization(momentum=0.9, epsilon=1e-5))
+    for bn in pair:
+        bn.build((None,) * (rank - 1) + (channels,))
+        bn.gamma.assign(np.linspace(0.5, 2.0, channels))
+        bn.beta.assign(np.linspace(-1.0, 1.0, channels))
+        bn.moving_mean.assign(np.full(channels, 0.3))
+        bn.moving_variance.assign(np.full(channels, 2.0))
+    return pair
+
+
+def test_fused_batch_norm_equals_keras_batch_norm():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).normal(1.0, 3.0, (16, 50, 8)), tf.float32)
+
+    def train_pass(bn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = bn(x, training=True)
+            loss = tf.reduce_sum(tf.sin(y))
+        return [np.asarray(t) for t in [y, *tape.gradient(loss, [x, bn.gamma, bn.beta])]]
+
+    plain, fused = _bn_pair(8)
+    got, want = train_pass(fused), train_pass(plain)
+    for g, w in zip(got, want):  # output, dx, dgamma, dbeta
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * np.abs(w).max())
+    assert np.abs(got[0]).max() > 1.0  # not a trivial (all-zero) comparison
+    # the moving statistics move (momentum 0.9) by the same biased batch variance as Keras's layer
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), atol=1e-6)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-6)
+    assert abs(float(fused.moving_variance.numpy().mean()) - 2.0) > 0.1
+    np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), atol=2e-6)
+    # rank-2 inputs (the head) take Keras's code path and give identical results
+    plain2, fused2 = _bn_pair(8, rank=2)
+    np.testing.assert_array_equal(fused2(x[:, 0], training=True), plain2(x[:, 0], training=True))
+
+
+def test_models_use_fused_batch_norm_and_round_trip(tmp_path):
+    model = models.get("resnet1d_wang", num_classes=5)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(isinstance(b, heads.FusedBatchNormalization) for b in bns)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer(bns[0].name)) is heads.FusedBatchNormalization

@@ -127,3 +127,11 @@ def test_experiment_writes_comparison_table(data_env, tmp_path):
     assert table["params"].tolist() == [309765, 473349]  # PROTOCOL.md, 5 classes
     assert "| arch |" in md and (tmp_path / "cmp" / "results.md").exists()
     assert all(RunDir(tmp_path / "cmp" / a).is_complete() for a in table["arch"])
+
+
+def test_train_step_throughput_times_steps_only():
+    from ecg_keras.training.throughput import train_step_throughput
+
+    r = train_step_throughput("fcn_wang", jit=False, batch_size=4, steps=3, warmup=1)
+    assert r["steps"] == 3 and r["params"] == 318_279
+    assert r["windows_per_s"] == pytest.approx(3 * 4 / r["seconds"], rel=0.01)

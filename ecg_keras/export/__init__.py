@@ -6,7 +6,7 @@
     export_onnx(run.model, "xresnet1d101_all.onnx", **run.export_kwargs())
     export_onnx(run.model, "xresnet1d101_all_record.onnx", whole_record=True, **run.export_kwargs())
 
-See docs/SERVING.md for TF Serving and onnxruntime usage.
+See "Export and serving" in README.md for TF Serving and onnxruntime usage.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The directory holds ``saved_model.pb``, ``variables/`` and ``assets/`` (``classes.txt``,
 ``model_card.md``, ``ecg_keras.json`` with the full :class:`ServingSpec`) and the signatures of
 :class:`ServingModule` (``serving_default``, ``predict_record``, ``predict_record_padded``).
-See docs/SERVING.md for the REST requests.
+See "Export and serving" in README.md for the REST requests.
 """
 from __future__ import annotations
 
