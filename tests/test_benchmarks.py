@@ -88,3 +88,19 @@ def test_measured_peer_ratios(tmp_path):
     section = text.split("against the PyTorch peer measured on this machine")[1]
     row = next(line for line in section.splitlines() if line.startswith("fcn_wang"))
     assert row.split() == ["fcn_wang", "160.0", "100.0", "1.60", "met", "900.0", "400.0", "2.25", "met"]
+
+
+def test_kernel_benchmark_implementations_agree():
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks import kernels
+
+    x = tf.random.normal([2, 20, 3], seed=0)
+    for k in (1, 4, 5):  # even kernels pad one more sample on the right, as "SAME" does
+        w = tf.random.normal([k, 3, 4], seed=1)
+        ref = kernels.IMPLEMENTATIONS["conv1d"](x, w).numpy()
+        for impl in ("im2col", "shift_matmul"):
+            np.testing.assert_allclose(kernels.IMPLEMENTATIONS[impl](x, w).numpy(), ref, atol=1e-5)
+    assert kernels.conv_flops(250, 128, 128, 5) == 3 * 2 * 128 * 250 * 128 * 128 * 5
+    assert kernels.measure((20, 3, 4, 5), repeats=1) > 0
