@@ -6,8 +6,9 @@
 
 The train step runs ``model.fit`` on one cached random batch (so only the model is timed), with
 the same compile settings as ``train`` (AdamW one-cycle, BCE on logits); ``warmup`` steps
-(tracing/compilation) are excluded, and steps are timed between batch ends. The pipeline figure iterates ``windows.train_dataset`` over
-random 10-s records. Both report the median of ``repeats`` timings.
+(tracing/compilation) are excluded, and steps are timed between batch ends. The pipeline
+figure iterates ``windows.train_dataset`` over random 10-s records. Both report the median of
+``repeats`` timings.
 """
 from __future__ import annotations
 
