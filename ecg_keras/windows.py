@@ -20,6 +20,8 @@ from ecg_keras.standardize import Standardizer
 
 WINDOW_SECONDS = 2.5
 AGGREGATIONS = ("max", "mean")
+#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (PROTOCOL.md).
+MEAN_TASKS = ("age", "sex")
 
 
 def window_length(sampling_rate: int) -> int:
@@ -156,7 +158,7 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
                     how: str = "max", activation: str | None = "sigmoid", batch_size: int = 256) -> np.ndarray:
     """Test-time augmentation: predict every window, apply ``activation`` to logits, aggregate per record."""
     ds, record_index = eval_dataset(signals, batch_size=batch_size, sampling_rate=sampling_rate,
-                                    standardizer=standardizer, window=_model_window(model, sampling_rate))
+                                    standardizer=standardizer, window=model_window(model, sampling_rate))
     outputs = model.predict(ds, verbose=0)
     if activation == "sigmoid":
         outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))
@@ -165,6 +167,12 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
     return aggregate(outputs, record_index, how=how, n_records=len(signals)).astype(np.float32)
 
 
-def _model_window(model, sampling_rate: int) -> int:
+def aggregation(task: str) -> str:
+    """How window predictions of ``task`` are aggregated per record: "mean" or "max"."""
+    return "mean" if task in MEAN_TASKS else "max"
+
+
+def model_window(model, sampling_rate: int) -> int:
+    """The model's fixed input length, or the benchmark window (2.5 s) for length-agnostic models."""
     length = model.input_shape[1]
     return int(length) if length is not None else window_length(sampling_rate)

@@ -324,10 +324,6 @@ def test_export_parity_default_architectures(arch, how, tmp_path, ludb, standard
 
 # --------------------------------------------------------------------------- CLI / run loading
 def test_load_run_task_defaults(fcn, tmp_path, standardizer):
-    from ecg_keras.training.loop import MEAN_TASKS
-    from ecg_keras.export.run import MEAN_TASKS as EXPORT_MEAN_TASKS
-
-    assert set(EXPORT_MEAN_TASKS) == set(MEAN_TASKS)
     run = load_run(fcn["run"])
     assert (run.aggregation, run.activation, run.classes) == ("max", "sigmoid", CLASSES)
     cfg = json.loads((fcn["run"] / "config.json").read_text())

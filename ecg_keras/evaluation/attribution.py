@@ -119,13 +119,6 @@ class RecordAttribution:
         return int(np.argmax(self.window_logits))
 
 
-def _model_window(model, sampling_rate: int) -> int:
-    from ecg_keras.windows import window_length
-
-    length = model.inputs[0].shape[1]
-    return int(length) if length is not None else window_length(sampling_rate)
-
-
 def combine_windows(window_attr, offsets, scores, length: int, how: str = "max") -> np.ndarray:
     """Per-time-step combination of overlapping window maps (m, window, leads) into (length, leads):
     ``"max"`` = the map of the covering window with the highest score, ``"mean"`` = average of the
@@ -160,7 +153,7 @@ def attribute_record(model, signal, class_index: int, standardizer=None, samplin
     window is explained with ``method`` ("ig" or "lrp") and the maps are combined with
     ``combine`` ("max" or "mean", see :func:`combine_windows`).
     """
-    from ecg_keras.windows import window_index
+    from ecg_keras.windows import model_window, window_index
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -170,7 +163,7 @@ def attribute_record(model, signal, class_index: int, standardizer=None, samplin
     x = standardizer.transform(sig) if standardizer is not None else sig.copy()
     zero_mv = (standardizer.transform(np.zeros((1, 1), np.float32))[0, 0]
                if standardizer is not None else np.float32(0.0))
-    w = _model_window(model, sampling_rate)
+    w = model_window(model, sampling_rate)
     length = len(x)
     if length < w:
         x = np.pad(x, ((0, w - length), (0, 0)))

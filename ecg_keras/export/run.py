@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecg_keras.standardize import Standardizer
+from ecg_keras.windows import aggregation
 
-MEAN_TASKS = ("age", "sex")  # aggregated by MEAN over windows (PROTOCOL.md "Windows")
 REGRESSION_TASKS = ("age",)  # linear output: no sigmoid
 RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
 
@@ -30,7 +30,7 @@ class Run:
 
     @property
     def aggregation(self) -> str:
-        return self.config.get("aggregation") or ("mean" if self.config.get("task") in MEAN_TASKS else "max")
+        return self.config.get("aggregation") or aggregation(self.config.get("task"))
 
     @property
     def activation(self) -> str | None:
@@ -59,10 +59,7 @@ def load_run(run_dir: str | Path) -> Run:
     missing = [f for f in RUN_FILES if not (run_dir / f).exists()]
     if missing:
         raise FileNotFoundError(f"{run_dir} is not a complete run directory: missing {', '.join(missing)}")
-    try:  # registers the architectures' custom layers, if any, before deserialising
-        import ecg_keras.models  # noqa: F401
-    except ImportError:
-        pass
+    import ecg_keras.models  # noqa: F401  (registers the custom layers before deserialising)
     config = json.loads((run_dir / "config.json").read_text())
     classes = [str(c) for c in json.loads((run_dir / "classes.json").read_text())]
     standardizer = Standardizer.load(run_dir / "standardizer.json")
@@ -72,12 +69,11 @@ def load_run(run_dir: str | Path) -> Run:
 
 def load_pretrained(name: str, models_directory: str | Path | None = None) -> Run:
     """A released model (``models/MANIFEST.json`` entry ``name``) as a :class:`Run` for export."""
-    from ecg_keras.zoo import find_entry, pretrained
+    from ecg_keras.zoo import pretrained
 
-    entry = find_entry(name=name, directory=models_directory)
     model = pretrained(name=name, models_directory=models_directory, weights=None)
     info = model.ecg_info
     config = {"arch": info.arch, "task": info.task, "dataset": info.training_data,
               "sampling_rate": info.sampling_rate, "release": name}
     return Run(model=model, classes=list(info.classes), standardizer=info.standardizer, config=config,
-               path=Path(entry["file"]))
+               path=Path(info.entry["file"]))

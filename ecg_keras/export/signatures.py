@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.standardize import Standardizer
-from ecg_keras.windows import AGGREGATIONS, window_length
+from ecg_keras.windows import AGGREGATIONS, model_window
 
 LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 ACTIVATIONS = ("sigmoid", None)
@@ -67,8 +67,7 @@ class ServingSpec:
         """Spec for ``model``: window from the model's fixed input length, else 2.5 s at the rate."""
         classes = tuple(str(c) for c in classes)
         if window is None:
-            fixed = model.input_shape[1]
-            window = int(fixed) if fixed is not None else window_length(sampling_rate)
+            window = model_window(model, sampling_rate)
         stride = stride or window // 2
         leads = int(model.input_shape[-1])
         n_out = int(model.output_shape[-1])
@@ -77,10 +76,6 @@ class ServingSpec:
         return cls(classes=classes, mean=float(standardizer.mean), std=float(standardizer.std),
                    sampling_rate=int(sampling_rate), window=int(window), stride=int(stride), leads=leads,
                    aggregation=aggregation, activation=activation, extra=dict(extra or {}))
-
-    @property
-    def standardizer(self) -> Standardizer:
-        return Standardizer(self.mean, self.std)
 
     def to_dict(self) -> dict:
         d = asdict(self)

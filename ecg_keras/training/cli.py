@@ -103,6 +103,6 @@ def _warn_resume_conflicts(cfg: TrainConfig, given: set) -> None:
         return
     stored = run.read_config()
     for name in sorted(given - {"output", "verbose", "distribute", "data_dir"}):
-        if name in stored and stored[name] != getattr(cfg, name) and not (name == "moms"):
+        if name in stored and stored[name] != getattr(cfg, name):
             print(f"warning: --resume keeps the run's {name}={stored[name]!r}; ignoring {getattr(cfg, name)!r}",
                   file=sys.stderr)

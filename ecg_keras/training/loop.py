@@ -20,16 +20,8 @@ from ecg_keras.standardize import Standardizer
 from ecg_keras.training import rundir as rd
 from ecg_keras.training.config import TrainConfig
 from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, make_optimizer
-from ecg_keras.windows import aggregate, eval_dataset, predict_records, steps_per_epoch, train_dataset, window_length
-
-#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (PROTOCOL.md).
-MEAN_TASKS = ("age", "sex")
-#: Fields of config.json that must match for --resume to continue a run.
-RUN_IDENTITY = ("task", "arch", "dataset", "sampling_rate", "epochs", "batch_size", "lr", "wd", "seed", "split")
-
-
-def aggregation(task: str) -> str:
-    return "mean" if task in MEAN_TASKS else "max"
+from ecg_keras.windows import (aggregate, aggregation, eval_dataset, predict_records, steps_per_epoch, train_dataset,
+                               window_length)
 
 
 # --------------------------------------------------------------------------- setup
