@@ -35,6 +35,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,12 +144,6 @@ def _timed_calls(fn, seconds: float, min_calls: int = 3, max_calls: int = 10_000
     return times
 
 
-def _median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
-
-
 # =========================================================================== workers
 def work_matmul(n: int = 2048, seconds: float = 3.0) -> dict:
     import tensorflow as tf
@@ -158,7 +153,7 @@ def work_matmul(n: int = 2048, seconds: float = 3.0) -> dict:
     f = tf.function(lambda a, b: tf.matmul(a, b))
     f(a, b).numpy()
     times = _timed_calls(lambda: f(a, b).numpy(), seconds, min_calls=5)
-    best, med = min(times), _median(times)
+    best, med = min(times), statistics.median(times)
     flops = 2.0 * n**3
     return {"n": n, "calls": len(times), "gflops_best": round(flops / best / 1e9, 1),
             "gflops_median": round(flops / med / 1e9, 1), "onednn": tf_onednn()}
@@ -235,7 +230,7 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
             "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
             "build_s": round(build_s, 2), "first_step_s": round(ends[0] - timer.t_begin, 2),
             "warmup_s": round(ends[warmup - 1] - timer.t_begin, 2), "steps": steps, "seconds": round(sec, 2),
-            "step_ms_median": round(1e3 * _median(per_step), 1), "step_ms_min": round(1e3 * min(per_step), 1),
+            "step_ms_median": round(1e3 * statistics.median(per_step), 1), "step_ms_min": round(1e3 * min(per_step), 1),
             "windows_per_s": round(wps, 1), "windows_per_s_best_step": round(batch_size / min(per_step), 1),
             "forward_mflop_per_window": round(fwd / 1e6, 2),
             "train_gflops": round(train_flops(model) * wps / 1e9, 2),
@@ -280,7 +275,7 @@ def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("ke
             first = time.perf_counter() - first
             call(x)
             times = _timed_calls(lambda: call(x), seconds)
-            med = _median(times)
+            med = statistics.median(times)
             res[str(b)] = {"first_call_s": round(first, 3), "calls": len(times),
                            "latency_ms": round(1e3 * med, 2), "ms_per_record": round(1e3 * med / b, 3),
                            "records_per_s": round(b / med, 1), "windows_per_s": round(b * n_windows / med, 1)}
@@ -454,7 +449,7 @@ def table(result: dict) -> str:
         ratio = r["windows_per_s"] / peer[1] if peer else None
         pct = 100 * r["train_gflops"] / peak if peak else None
         lines.append(f"{arch:14s} {'on' if r['jit'] else 'off':>4s} {r['windows_per_s']:8.1f} "
-                     f"{(f'{peer[0]}-{peer[1]}' if peer and peer[0] != peer[1] else (peer[1] if peer else '-')):>9} "
+                     f"{_peer_range(peer):>9} "
                      f"{_fmt(ratio, '5.2f', '    -')} {r['train_gflops']:8.1f} {_fmt(pct, '6.0f', '     -')} "
                      f"{r['first_step_s']:10.1f} {r['peak_rss_mb']:7.0f}")
     lines += ["", "inference, whole 10-s records with TTA (7 windows, max): windows/s at batch 64 | ms per record "
@@ -477,7 +472,7 @@ def table(result: dict) -> str:
         best, _ = best_infer(r)
         ratio = best / peer[1] if peer and best else None
         lines.append(f"{arch:14s} {' '.join(cells)} "
-                     f"{(f'{peer[0]}-{peer[1]}' if peer and peer[0] != peer[1] else (peer[1] if peer else '-')):>9} "
+                     f"{_peer_range(peer):>9} "
                      f"{_fmt(ratio, '5.2f', '    -')} {r['peak_rss_mb']:7.0f}")
     d = result.get("data")
     if d:
@@ -503,6 +498,13 @@ def table(result: dict) -> str:
                          f"{_fmt(xi, '5.2f', '    -')} {_met(xi, TARGET['infer']):>5s}")
     lines += ["", f"total {result.get('total_s')} s; command: {result.get('command')}"]
     return "\n".join(lines)
+
+
+def _peer_range(peer) -> str:
+    """A (low, high) peer figure as "low-high", "high" when equal, "-" when missing."""
+    if not peer:
+        return "-"
+    return f"{peer[0]}-{peer[1]}" if peer[0] != peer[1] else str(peer[1])
 
 
 def _on_off(flag) -> str:

@@ -40,7 +40,7 @@ def test_train_and_infer_workers_tiny():
     assert i["engines"]["keras"]["2"]["windows_per_s"] > 0
 
 
-def test_worker_subprocess_and_report(tmp_path):
+def test_worker_subprocess_and_report():
     m = bench.run_worker("matmul", 120, n=64, seconds=0.01)
     assert m["ok"] and m["gflops_best"] > 0 and m["process_s"] > 0
     assert m["onednn"] is True  # the package's default (TF_ENABLE_ONEDNN_OPTS=1), inherited by the worker
@@ -63,9 +63,6 @@ def test_worker_subprocess_and_report(tmp_path):
     text = bench.table(new)
     assert "resnet1d_wang" in text and "200.0" in text and "cached 1000 records/s" in text
     assert "2.00x" in bench.compare(new, old)
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(new))
-    assert json.loads(path.read_text())["train"]["resnet1d_wang"]["windows_per_s"] == 200.0
 
 
 def test_measured_peer_ratios(tmp_path):

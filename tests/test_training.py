@@ -1,5 +1,6 @@
 """train(config): the run directory, reproducibility, age/sex/quality tasks, CLI, experiments."""
 import json
+import time
 from pathlib import Path
 
 import keras
@@ -132,6 +133,9 @@ def test_experiment_writes_comparison_table(data_env, tmp_path):
 def test_train_step_throughput_times_steps_only():
     from ecg_keras.training.throughput import train_step_throughput
 
+    t0 = time.perf_counter()
     r = train_step_throughput("fcn_wang", jit=False, batch_size=4, steps=3, warmup=1)
+    wall = time.perf_counter() - t0
     assert r["steps"] == 3 and r["params"] == 318_279
-    assert r["windows_per_s"] == pytest.approx(3 * 4 / r["seconds"], rel=0.01)
+    # the timed seconds exclude model building, tracing (the warm-up fit) and fit()'s set-up/tear-down
+    assert 0 < r["seconds"] < 0.5 * wall
