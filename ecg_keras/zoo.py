@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 
 from ecg_keras.standardize import Standardizer
+from ecg_keras.training.rundir import write_text
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 MANIFEST = "MANIFEST.json"
@@ -152,12 +153,6 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
     return model
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def release_run(run_dir: str | Path, name: str, directory: str | Path | None = None,
                 url_base: str | None = None) -> dict:
     """Turn a training run directory into a released model: weights, manifest row, model card.
@@ -197,7 +192,7 @@ def release_run(run_dir: str | Path, name: str, directory: str | Path | None = N
         entry["url_base"] = url_base
     (target / entry["card"]).write_text(model_card(entry, config))
     entries = [e for e in read_manifest(target) if e["name"] != name] + [entry]
-    _atomic_write(target / MANIFEST, json.dumps({"models": sorted(entries, key=lambda e: e["name"])}, indent=2))
+    write_text(target / MANIFEST, json.dumps({"models": sorted(entries, key=lambda e: e["name"])}, indent=2))
     return entry
 
 

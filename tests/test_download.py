@@ -142,7 +142,6 @@ def test_download_icbeb2018(server, tmp_path):
 
 
 def test_synthetic_cli(tmp_path):
-    pytest.importorskip("ecg_keras.datasets.synthetic", reason="synthetic generator not written yet")
     dest = tmp_path / "syn"
     assert main(["synthetic", "--dest", str(dest), "--n-records", "30", "--seed", "1"]) == 0
     records = load_ptbxl(dest, cache_dir=False)

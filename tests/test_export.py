@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import onnxruntime as ort
 import pytest
 import tensorflow as tf
 
@@ -28,8 +29,6 @@ from ecg_keras.export import onnx as export_onnx_module
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.windows import eval_windows, predict_records
-
-ort = pytest.importorskip("onnxruntime")
 
 TOL = 1e-5
 CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]  # superdiagnostic

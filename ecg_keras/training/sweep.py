@@ -145,7 +145,7 @@ def score_sweep(runs: list[dict], out: Path, eval_parts: Sequence[str] = ("test"
                 n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """One row per (size, mode): macro AUC point / 5% / 95% (mean over seeds per resample) and,
     on the finetuned rows, the paired difference to scratch."""
-    from ecg_keras.evaluation import draw_bootstrap_indices, macro_auc, save_indices, summarize
+    from ecg_keras.evaluation import bootstrap_scores, draw_bootstrap_indices, macro_auc, save_indices, summarize
 
     y_true, _, ids0 = _load_eval(runs[0]["run_dir"], eval_parts)
     n_pos = (y_true > 0.5).sum(0)
@@ -162,10 +162,8 @@ def score_sweep(runs: list[dict], out: Path, eval_parts: Sequence[str] = ("test"
         yt, yp, ids = _load_eval(r["run_dir"], eval_parts)
         if not (np.array_equal(ids, ids0) and np.array_equal(yt, y_true)):
             raise ValueError(f"{r['run_dir']}: evaluated on other records than the rest of the sweep")
-        yp = yp[:, keep]
-        point = macro_auc(yk, yp)
-        samples = np.array([macro_auc(yk[i], yp[i]) for i in indices])
-        scores[(r["size_folds"], r["mode"], r["seed"])] = (point, samples)
+        summary, samples = bootstrap_scores(yk, yp[:, keep], {"macro_auc": macro_auc}, indices, return_samples=True)
+        scores[(r["size_folds"], r["mode"], r["seed"])] = (summary["macro_auc"]["point"], samples["macro_auc"])
 
     rows = []
     sizes = sorted({r["size_folds"] for r in runs})
