@@ -67,8 +67,9 @@ def cmd_release(args) -> int:
     from ecg_keras.zoo import models_dir, release_run
 
     try:
-        entry = release_run(args.run_dir, args.name, directory=args.models_dir, url_base=args.url_base)
-    except (FileNotFoundError, ValueError) as err:
+        entry = release_run(args.run_dir, args.name, directory=args.models_dir, url_base=args.url_base,
+                            overwrite=args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     target = models_dir(args.models_dir)
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="target directory (default: $ECG_KERAS_MODELS_DIR or the repository's models/; "
                           "runs on synthetic data are refused there)")
     rel.add_argument("--url-base", default=None, help="base URL the weights will be served from")
+    rel.add_argument("--overwrite", action="store_true", help="replace an existing release of the same name")
     rel.set_defaults(func=cmd_release)
     return parser
 

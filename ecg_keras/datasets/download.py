@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ecg_keras.datasets.base import DataError
 from ecg_keras.datasets.cache import default_data_root
+from ecg_keras.paths import UnsafePathError, inside
 
 BASE_URL_ENV = "ECG_KERAS_DOWNLOAD_URL"
 PTBXL_ZIP = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip"
@@ -90,7 +91,10 @@ def verify_sha256sums(root: Path) -> int:
         if len(parts) != 2:
             continue
         expected, name = parts[0].lower(), parts[1].lstrip("*")
-        path = root / name
+        try:
+            path = inside(root, name, f"file name in {sums}")
+        except UnsafePathError as err:
+            raise DataError(str(err)) from None
         if not path.is_file():
             raise DataError(f"{path}: listed in {sums} but missing after extraction")
         if sha256(path) != expected:
