@@ -384,12 +384,13 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                            epochs=start + epochs, initial_epoch=start)
         callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
                      loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
-                     keras.callbacks.TerminateOnNaN(), keras.callbacks.ProgbarLogger(),
+                     keras.callbacks.TerminateOnNaN(), loop.FiniteGuard(), keras.callbacks.ProgbarLogger(),
                      loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose)]
         model.fit(ds, epochs=start + epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks,
                   verbose=verbose, shuffle=False)
         if model.stop_training or len(history) < start + epochs:
-            raise RuntimeError(f"finetuning stopped early in phase {phase} (non-finite loss?); {run.path} is incomplete")
+            raise loop.NonFiniteError(f"finetuning stopped early in phase {phase} (non-finite loss?); "
+                                      f"{run.path} is incomplete")
         if on_phase_end is not None:
             on_phase_end(phase, model)
     for layer in model.layers:
@@ -514,8 +515,8 @@ def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int |
             return 0
         finetune(cfg, opts["init_from"], phase_epochs, train_bn=not opts["no_train_bn"], download=download)
         return 0
-    except (DataError, FileExistsError, FileNotFoundError) as e:
-        print(f"\n{e}", file=sys.stderr)
+    except (DataError, OSError, RuntimeError) as e:  # incl. NonFiniteError, RunLockedError
+        print(f"\nerror: {e}", file=sys.stderr)
         return 1
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
