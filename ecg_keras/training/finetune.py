@@ -222,7 +222,11 @@ def load_source(init_from: str | Path) -> Source:
 # --------------------------------------------------------------------------- data
 def is_ludb(dataset: str) -> bool:
     p = Path(str(dataset)).expanduser()
-    return str(dataset).lower() == "ludb" or (p.is_dir() and (p / "ludb.csv").is_file())
+    if str(dataset).lower() == "ludb":
+        return True
+    from ecg_keras.datasets import detect
+
+    return p.is_dir() and detect(p) == "ludb"
 
 
 def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
