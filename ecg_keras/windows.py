@@ -1,4 +1,4 @@
-"""Sliding-window tf.data pipelines and per-record aggregation (PROTOCOL.md "Windows").
+"""Sliding-window tf.data pipelines and per-record aggregation (docs/PROTOCOL.md "Windows").
 
 Records are concatenated once into one flat (total_samples, leads) tensor; windows are cut by
 vectorised ``tf.gather`` after batching, so fixed- and variable-length datasets share one
@@ -20,7 +20,7 @@ from ecg_keras.standardize import Standardizer
 
 WINDOW_SECONDS = 2.5
 AGGREGATIONS = ("max", "mean")
-#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (PROTOCOL.md).
+#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (docs/PROTOCOL.md).
 MEAN_TASKS = ("age", "sex")
 
 

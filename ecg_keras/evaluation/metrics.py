@@ -1,7 +1,7 @@
 """Metrics of the PTB-XL benchmark (numpy; sklearn only imported lazily where used).
 
 Conventions follow the reference implementation (helme/ecg_ptbxl_benchmarking,
-``code/utils/utils.py``) where it defines a metric, and PROTOCOL.md otherwise:
+``code/utils/utils.py``) where it defines a metric, and docs/PROTOCOL.md otherwise:
 
 * ``macro_auc``: sklearn ``roc_auc_score(average="macro")`` (term-centric).
 * ``fmax``: sample-centric CAFA Fmax over thresholds 0.00, 0.01, ..., 1.00; a label is
@@ -253,7 +253,7 @@ def healthy_mask(y_diagnostic, classes, norm: str = "NORM") -> np.ndarray:
 def subset_masks(healthy) -> dict[str, np.ndarray]:
     """Boolean masks ``{"all", "healthy", "non_healthy"}`` from a boolean ``healthy`` array.
 
-    ``healthy`` = NORM is the record's only diagnostic label (see ``healthy_mask``); PROTOCOL.md
+    ``healthy`` = NORM is the record's only diagnostic label (see ``healthy_mask``); docs/PROTOCOL.md
     evaluates age and sex on all three subsets.
     """
     healthy = np.asarray(healthy)

@@ -1,4 +1,4 @@
-"""In-graph serving functions: raw mV in, probabilities out (PROTOCOL.md "Windows", "Data").
+"""In-graph serving functions: raw mV in, probabilities out (docs/PROTOCOL.md "Windows", "Data").
 
 Everything the Python pipeline (:mod:`ecg_keras.windows`) does around the model happens inside
 the graph here, so an exported artifact needs no ecg_keras code on the serving side:

@@ -1,4 +1,4 @@
-"""Transfer learning: ``finetune(config, init_from) -> run dir`` (PROTOCOL.md "Training", finetuning).
+"""Transfer learning: ``finetune(config, init_from) -> run dir`` (docs/PROTOCOL.md "Training", finetuning).
 
     >>> from ecg_keras.training import TrainConfig
     >>> from ecg_keras.training.finetune import finetune
@@ -58,7 +58,7 @@ from ecg_keras.datasets.base import DataError, Splits, TaskData
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training.config import TrainConfig
 
-#: Epochs of phase 1 (head only) and phase 2 (all layers), PROTOCOL.md.
+#: Epochs of phase 1 (head only) and phase 2 (all layers), docs/PROTOCOL.md.
 PHASE_EPOCHS = (30, 30)
 #: Discriminative learning rates of phase 2: ``slice(lr / 1000, lr / 10)``.
 BACKBONE_DIV, HEAD_DIV = 1000.0, 10.0
