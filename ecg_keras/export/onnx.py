@@ -20,6 +20,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from ecg_keras.export.files import check_target, replace_file
 from ecg_keras.export.signatures import (INPUT_KEY, OUTPUT_KEY, WINDOWS_KEY, ServingSpec, logits_function, record_probabilities,
                                          record_signature, window_probabilities, window_signature)
 from ecg_keras.standardize import Standardizer
@@ -50,13 +51,19 @@ def _name_dynamic_dims(proto, whole_record: bool) -> None:
 
 def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes, sampling_rate: int = 100,
                 whole_record: bool = False, aggregation: str = "max", activation: str | None = "sigmoid",
-                opset: int = DEFAULT_OPSET, extra: dict | None = None) -> Path:
-    """Convert ``model`` (Keras, logits) with in-graph standardisation/activation(/TTA) to ``path``."""
+                opset: int = DEFAULT_OPSET, extra: dict | None = None, overwrite: bool = False) -> Path:
+    """Convert ``model`` (Keras, logits) with in-graph standardisation/activation(/TTA) to ``path``.
+
+    An existing ``path`` is kept (FileExistsError) unless ``overwrite``. The file is written to a
+    temporary name next to ``path`` and renamed onto it, so a failed write (disk full:
+    :class:`~ecg_keras.export.files.ExportError`) leaves the previous file intact.
+    """
     import onnx
     import tf2onnx
 
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
+    check_target(path, overwrite)  # before the (slow) conversion
     spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
                               aggregation=aggregation, activation=activation, extra=extra)
     logits = logits_function(model, spec)
@@ -79,8 +86,8 @@ def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes,
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    with replace_file(path, overwrite=overwrite) as tmp:
+        onnx.save(proto, str(tmp))
     return path
 
 
