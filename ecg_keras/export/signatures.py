@@ -237,7 +237,8 @@ def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: S
     sum), so memory does not grow with the number of windows. Records longer than
     ``spec.max_length`` samples are refused. Records with non-finite samples or a flat lead (within
     their length) raise InvalidArgumentError naming the records and leads (``refuse_invalid``);
-    otherwise (ONNX, which cannot raise) their probabilities are NaN and ``valid`` is False.
+    otherwise (ONNX, which cannot raise; XLA, which ignores assertions: use ``refuse_invalid=False``
+    under ``jit_compile``) their probabilities are NaN and ``valid`` is False.
     """
     w, s = spec.window, spec.stride
     dims, checks = _checked_dims(x, spec)
@@ -270,23 +271,23 @@ def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: S
     n_classes = len(spec.classes)
     n_win = (tf.maximum(total, w) - w) // s + 1  # windows of the padded batch (shorter records: 1)
     valid_per_record = (tf.maximum(lengths, w) - w) // s + 1  # windows inside each record
-    per_step = tf.maximum(1, spec.chunk_windows // tf.maximum(batch, 1))  # windows per record per step
+    # windows per record per step: the batch shares the budget; no more than the record has
+    per_step = tf.minimum(tf.maximum(1, spec.chunk_windows // tf.maximum(batch, 1)), n_win)
     n_steps = (n_win + per_step - 1) // per_step
     if not refuse_invalid:
         n_steps = tf.where(total <= spec.max_length, n_steps, 0)
     offsets = tf.range(w)
+    chunk = tf.range(per_step)  # one fixed chunk shape for every step (XLA needs static shapes in the loop)
 
     def step(i, acc):
-        first = i * per_step
-        m = tf.minimum(per_step, n_win - first)
-        win = first + tf.range(m)  # window numbers of this chunk
+        win = i * per_step + chunk  # window numbers of this chunk; past n_win in the last one (unused)
         index = (win * s)[:, None] + offsets[None, :]  # (m, w) sample positions, may pass the end
         windows = tf.gather(x, tf.minimum(index, total - 1), axis=1)  # (batch, m, w, leads)
         # zeros after standardisation past each record's end (as windows.py pads short records)
         inside = (index[None, :, :] < lengths[:, None, None])[..., None]
         z = tf.where(inside, _standardize(windows, spec), tf.zeros_like(windows))
-        probs = _activate(_logits(model, tf.reshape(z, [batch * m, w, spec.leads])), spec)
-        probs = tf.reshape(probs, [batch, m, n_classes])
+        probs = _activate(_logits(model, tf.reshape(z, [-1, w, spec.leads])), spec)
+        probs = tf.reshape(probs, tf.concat([tf.shape(windows)[:2], [n_classes]], 0))
         use = (win[None, :] < valid_per_record[:, None])[:, :, None]
         if spec.aggregation == "max":
             return i + 1, tf.maximum(acc, tf.reduce_max(tf.where(use, probs, tf.constant(-np.inf, probs.dtype)),
