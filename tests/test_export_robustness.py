@@ -238,8 +238,11 @@ def test_cli_onnx_keeps_an_existing_file_unless_overwrite(run_dir, tmp_path, cap
     assert out.read_bytes() == b"previous good file" and leftovers(tmp_path, {"model.onnx"}) == []
 
     monkeypatch.setattr(onnx, "save", real_save)
-    assert main(["onnx", str(run_dir), "--out", str(out), "--overwrite"]) == 0
-    assert onnx_run(ort.InferenceSession(str(out)), np.zeros((1, 250, 12)))["valid"].tolist() == [False]
+    assert main(["onnx", str(run_dir), "--out", str(out), "--overwrite", "--whole-record",
+                 "--max-record-seconds", "20"]) == 0
+    sess = ort.InferenceSession(str(out))
+    assert json.loads(sess.get_modelmeta().custom_metadata_map["ecg_keras"])["max_length"] == 2000
+    assert onnx_run(sess, np.zeros((1, 250, 12)))["valid"].tolist() == [False]  # flat
     assert leftovers(tmp_path, {"model.onnx"}) == []
 
 

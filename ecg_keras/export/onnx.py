@@ -11,7 +11,7 @@ so the ONNX graph also takes raw mV and returns probabilities:
 
 ONNX has no way to raise on values, so where the SavedModel signatures refuse an input
 (non-finite samples, a flat lead, a record longer than ``max_record_seconds``) the ONNX models
-return ``valid = False`` and NaN probabilities for that row (docs/SERVING.md, "Invalid input").
+return ``valid = False`` and NaN probabilities for that row (README, "Export and serving").
 
 Class names and the serving spec are stored in the model's metadata_props (``classes`` as a
 JSON list, ``ecg_keras`` as the spec JSON). ONNX Runtime checks the declared input shape, so a
