@@ -190,6 +190,14 @@ def test_savedmodel_and_onnx_accept_and_refuse_the_same_inputs(small, records, c
 
 
 # --------------------------------------------------------------------------- atomic writes, --overwrite
+def current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def leftovers(directory: Path, keep: set[str]) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name not in keep)
 
@@ -243,6 +251,7 @@ def test_cli_onnx_keeps_an_existing_file_unless_overwrite(run_dir, tmp_path, cap
     sess = ort.InferenceSession(str(out))
     assert json.loads(sess.get_modelmeta().custom_metadata_map["ecg_keras"])["max_length"] == 2000
     assert onnx_run(sess, np.zeros((1, 250, 12)))["valid"].tolist() == [False]  # flat
+    assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert leftovers(tmp_path, {"model.onnx"}) == []
 
 
@@ -267,6 +276,7 @@ def test_savedmodel_version_kept_unless_overwrite(run_dir, small, tmp_path, caps
         export_savedmodel(small["model"], tmp_path, overwrite=True, **kw)
     assert (version / "saved_model.pb").read_bytes() == before
     assert leftovers(version.parent, {"1"}) == []
+    assert version.stat().st_mode & 0o777 == 0o777 & ~current_umask()  # readable by TF Serving's user
     monkeypatch.undo()
     export_savedmodel(small["model"], tmp_path, overwrite=True, aggregation="mean", **kw)
     assert json.loads((version / "assets" / "ecg_keras.json").read_text())["aggregation"] == "mean"
