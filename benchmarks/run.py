@@ -289,7 +289,8 @@ def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("ke
     tmp = Path(tempfile.mkdtemp(prefix="ecg_keras_bench_"))
     try:
         if "keras" in engines:
-            fused = tf.function(lambda x: record_probabilities(model, x, None, spec)[0],
+            # refuse_invalid=False: XLA ignores assertions and cannot compile their string messages
+            fused = tf.function(lambda x: record_probabilities(model, x, None, spec, refuse_invalid=False)[0],
                                 input_signature=[tf.TensorSpec([None, length, 12], tf.float32)],
                                 jit_compile=bool(cfg.jit) or None)
             measure("keras", lambda x: fused(tf.constant(x)).numpy())
