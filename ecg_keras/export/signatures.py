@@ -180,7 +180,7 @@ def _problem_checks(x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec, 
     """Runtime errors for non-finite samples and flat leads, naming the records and leads.
 
     The error reads e.g. "assertion failed: [non-finite samples (NaN/Inf) in the record(s)] [1]
-    [lead(s)] [\"V2\"] ...": TF Serving returns it as the error of the request (no probabilities).
+    [lead(s)] [V2] ...": TF Serving returns it as the error of the request (no probabilities).
     """
     nonfinite, flat = _signal_problems(x, lengths)
     names = tf.constant([lead_name(j, spec.leads) for j in range(spec.leads)])
