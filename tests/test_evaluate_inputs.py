@@ -106,7 +106,8 @@ def test_run_dir_with_all_nan_predictions_exits_nonzero_naming_the_file(tmp_path
     proc = subprocess.run([sys.executable, str(REPO / "evaluate.py"), str(run), "--out", str(tmp_path / "ev"),
                            "--bootstrap", "5", "--no-plots"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1, proc.stderr
-    assert f"{run / 'predictions' / 'test.npz'} (y_pred): non-finite prediction nan at row 0 (record id 0)" in proc.stderr
+    where = run / "predictions" / "test.npz"
+    assert f"{where} (y_pred): non-finite prediction nan at row 0 (record id 0)" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "ev" / "metrics.json").exists()
 
 

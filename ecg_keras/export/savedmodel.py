@@ -50,9 +50,11 @@ def export_savedmodel(model, out_base: str | Path, *, classes, standardizer: Sta
 
     Returns the version directory. ``extra`` (arch, task, dataset, ...) goes into the metadata
     and the default model card. Whole-record signatures refuse records longer than
-    ``max_record_seconds`` (default 24 h) and run ``chunk_windows`` windows per model call. An existing version directory is kept (FileExistsError) unless
-    ``overwrite``; the new version is built next to it and renamed into place, so a failed export
-    (disk full: :class:`~ecg_keras.export.files.ExportError`) leaves the previous one intact.
+    ``max_record_seconds`` (default 24 h) and run ``chunk_windows`` windows per model call.
+
+    An existing version directory is kept (FileExistsError) unless ``overwrite``; the new version
+    is built next to it and renamed into place, so a failed export (disk full:
+    :class:`~ecg_keras.export.files.ExportError`) leaves the previous one intact.
     """
     spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
                               aggregation=aggregation, activation=activation, max_record_seconds=max_record_seconds,
