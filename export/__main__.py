@@ -5,6 +5,8 @@
     python -m export onnx RUN_DIR --out model.onnx [--whole-record] [--opset 17]
     python -m export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL]
         -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json
+    python -m export from-torch CHECKPOINT --arch ARCH --task TASK --out RUN_DIR --standardizer standard_scaler.pkl
+        -> a run directory from the reference's PyTorch checkpoint (ecg_keras.export.from_torch)
 
 RUN_DIR is a training run directory (config.json, classes.json, standardizer.json, model.keras);
 savedmodel/onnx also take the name of a released model (``ecg_keras.list_pretrained()``).
@@ -126,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--url-base", default=None, help="base URL the weights will be served from")
     rel.add_argument("--overwrite", action="store_true", help="replace an existing release of the same name")
     rel.set_defaults(func=cmd_release)
+
+    from ecg_keras.export.from_torch import add_parser as add_from_torch
+
+    add_from_torch(sub)  # python -m export from-torch CHECKPOINT --arch A --task T --out RUN_DIR
     return parser
 
 
