@@ -423,8 +423,11 @@ def build_model(arch: str, num_classes: int):
     return models.get(arch, num_classes=num_classes)
 
 
-def check_predictions(model, standardizer: Standardizer, data_dir, task: str, expect, classes) -> dict:
+def check_predictions(model, standardizer: Standardizer, data_dir, task: str, expect, classes) -> tuple[dict, dict]:
     """Predict PTB-XL's test fold (fold 10) as the reference does and compare with its y_test_pred.npy.
+
+    Returns the comparison and ``{"ids", "y_true", "y_pred"}`` (written to predictions/test.npz,
+    which ``evaluate.py RUN_DIR`` scores).
 
     Reference protocol (``fastai_model.predict``): 2.5-s windows with stride 1.25 s over every
     test record, sigmoid, element-wise max per record; records without a label of the task dropped.
@@ -445,8 +448,10 @@ def check_predictions(model, standardizer: Standardizer, data_dir, task: str, ex
     got = predict_records(model, test.signals, sampling_rate=SAMPLING_RATE, standardizer=standardizer,
                           how=aggregation(task), activation="sigmoid")
     diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-    return {"data": str(Path(data_dir).resolve()), "expect": str(Path(expect).resolve()),
-            "records": int(len(test)), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    result = {"data": str(Path(data_dir).resolve()), "expect": str(Path(expect).resolve()),
+              "records": int(len(test)), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    arrays = {"ids": np.asarray(test.ids), "y_true": np.asarray(test.y, np.float32), "y_pred": got.astype(np.float32)}
+    return result, arrays
 
 
 def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer, classes=None,
@@ -467,9 +472,9 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     state = read_checkpoint(checkpoint)
     model = build_model(arch, len(classes))
     counts = assign(arch, model, state)
-    result = None
+    result = predictions = None
     if check is not None:
-        result = check_predictions(model, standardizer, check[0], task, check[1], classes)
+        result, predictions = check_predictions(model, standardizer, check[0], task, check[1], classes)
         ok = result["max_abs_diff"] <= tolerance
         log(f"check: {result['records']} test records, max |diff| {result['max_abs_diff']:.3g} vs the reference's "
             f"predictions (tolerance {tolerance:g}): {'OK' if ok else 'FAILED'}")
@@ -499,6 +504,8 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
             standardizer.save(p)
         with rd.atomic_path(run.model, suffix=".keras") as p:
             model.save(p)
+        if predictions is not None:
+            rd.write_npz(run.predictions / "test.npz", **predictions)
         run.mark_complete(source="from-torch")
         if out.exists():
             out.rmdir()  # empty (checked above)

@@ -1,0 +1,203 @@
+"""``python -m export from-torch``: the reference's PyTorch checkpoints as Keras run directories.
+
+Parity: tests/fixtures/from_torch/ARCH.npz hold ``benchmarks/torch_peer.py`` models (the
+reference architectures) with random weights and randomised BatchNorm statistics, and their
+PyTorch logits on 8 real LUDB windows (see tests/torch_fixtures.py, made by
+scripts/make_torch_fixtures.py). No torch is needed here: the state dicts are rebuilt as ``.npz``
+checkpoints and converted through the CLI.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+import torch_fixtures as F
+from conftest import shared_path
+from ecg_keras.export import from_torch as ft
+from ecg_keras.export import load_run
+from ecg_keras.standardize import Standardizer
+
+TOL = 1e-5
+DEFAULT_ARCHS = ("fcn_wang", "resnet1d_wang", "xresnet1d18", "inception1d", "lstm", "lstm_bidir", "gru")
+SLOW_ARCHS = ("xresnet1d34", "xresnet1d50", "xresnet1d101", "xresnet1d152")
+
+
+def cli(*args) -> int:
+    from export.__main__ import main
+
+    return main(["from-torch", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def windows() -> np.ndarray:
+    w = F.ludb_windows(shared_path("ludb-1.0.1", "data"))
+    assert w.shape == (8, F.WINDOW, 12)
+    return w
+
+
+def fixture(arch: str):
+    return np.load(F.FIXTURES / f"{arch}.npz", allow_pickle=False)
+
+
+def write_checkpoint(path, state: dict) -> str:
+    np.savez(path, **state)
+    return str(path)
+
+
+def assert_parity(arch, tmp_path, windows, capsys) -> float:
+    z = fixture(arch)
+    assert str(z["input_digest"]) == F.digest([windows]), "LUDB windows differ from those of the fixture"
+    ckpt = write_checkpoint(tmp_path / f"{arch}.npz", F.state_dict(z))
+    out = tmp_path / "run"
+    assert cli(ckpt, "--arch", arch, "--task", "all", "--out", out, "--mean", 0, "--std", 1) == 0
+    run = load_run(out)
+    logits = run.model.predict(windows, verbose=0)
+    diff = float(np.abs(logits - z["logits"]).max())
+    floor = float(np.abs(z["logits"].astype(np.float64) - z["logits_float64"]).max())
+    with capsys.disabled():
+        print(f"\nPARITY {arch}: max |keras - torch| {diff:.2e} (torch float32 vs float64 {floor:.2e}, "
+              f"|logits| <= {np.abs(z['logits']).max():.2f})")
+    cfg = json.loads((out / "config.json").read_text())
+    prov = cfg["provenance"]
+    assert prov["sha256"] == ft.file_sha256(ckpt) and prov["converter_version"] == ft.CONVERTER_VERSION
+    assert prov["source_file"].endswith(f"{arch}.npz") and prov["tensors"] + prov["aliases"] == len(z["keys"])
+    assert run.classes == sorted(run.classes) and len(run.classes) == 71 and (out / "COMPLETE").exists()
+    assert diff < TOL, (arch, diff)
+    return diff
+
+
+@pytest.mark.parametrize("arch", DEFAULT_ARCHS)
+def test_parity_with_pytorch(arch, tmp_path, windows, capsys):
+    assert_parity(arch, tmp_path, windows, capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", SLOW_ARCHS)
+def test_parity_with_pytorch_deep_xresnets(arch, tmp_path, windows, capsys):
+    assert_parity(arch, tmp_path, windows, capsys)
+
+
+def test_every_architecture_is_mapped_completely():
+    """The plan covers every weight of every architecture and the fixtures' keys exactly (no Keras build
+    of the deep models' weights needed beyond the layer list)."""
+    from ecg_keras import models
+
+    for arch in ft.ARCHS:
+        z = fixture(arch)
+        model = models.get(arch, num_classes=71)
+        entries = ft.plan(arch, model)
+        layers = {l.name: l for l in model.layers}
+        keys = {k for e in entries for k, _ in ft._expected(e, layers[e.layer])}
+        torch_keys = set(z["keys"].tolist()) - set(z["alias_keys"].tolist())
+        torch_keys = {k for k in torch_keys if not k.endswith("num_batches_tracked")}
+        assert keys == torch_keys, (arch, sorted(keys ^ torch_keys)[:5])
+        assert len({e.prefix + str(e.index) for e in entries}) == len(entries)  # no module used twice
+
+
+# --------------------------------------------------------------------------- refusals
+@pytest.fixture(scope="module")
+def xresnet_state() -> dict:
+    return F.state_dict(fixture("xresnet1d18"))
+
+
+def _fails(tmp_path, state, capsys, *needles):
+    ckpt = write_checkpoint(tmp_path / "bad.npz", state)
+    out = tmp_path / "out" / "run"
+    assert cli(ckpt, "--arch", "xresnet1d18", "--task", "all", "--out", out, "--mean", 0, "--std", 1) == 1
+    err = capsys.readouterr().err
+    for needle in needles:
+        assert needle in err, err
+    assert not out.exists() and not (tmp_path / "out").exists()
+    return err
+
+
+def test_tampered_shape_is_named_and_nothing_written(tmp_path, xresnet_state, capsys):
+    bad = dict(xresnet_state)
+    bad["8.4.weight"] = np.zeros((128, 127), np.float32)  # head_dense1 (128, 2 x 64)
+    _fails(tmp_path, bad, capsys, "'8.4.weight' has shape (128, 127), expected (128, 128)", "head_dense1")
+
+
+def test_tampered_key_is_named_and_nothing_written(tmp_path, xresnet_state, capsys):
+    bad = dict(xresnet_state)
+    bad["0.1.running_avg"] = bad.pop("0.1.running_mean")
+    _fails(tmp_path, bad, capsys, "missing tensor '0.1.running_mean'", "stem_bn1",
+           "unexpected tensor '0.1.running_avg'")
+
+
+def test_aliases_must_agree_and_may_stand_alone(tmp_path, xresnet_state, capsys, windows):
+    bad = dict(xresnet_state)
+    bad["4.0.convpath.0.0.0.weight"] = bad["4.0.convpath.0.0.0.weight"] + 1.0
+    _fails(tmp_path, bad, capsys, "'4.0.convpath.0.0.0.weight' must alias '4.0.convs.0.0.weight'")
+    # a state dict saved with only the convpath names (aliases) converts to the same model
+    only = {k: v for k, v in xresnet_state.items() if ".convs." not in k}
+    assert len(only) < len(xresnet_state)
+    ckpt = write_checkpoint(tmp_path / "alias_only.npz", only)
+    assert cli(ckpt, "--arch", "xresnet1d18", "--task", "all", "--out", tmp_path / "run", "--mean", 0, "--std", 1) == 0
+    got = load_run(tmp_path / "run").model.predict(windows, verbose=0)
+    assert np.abs(got - fixture("xresnet1d18")["logits"]).max() < TOL
+
+
+def test_wrong_architecture_and_existing_output_refused(tmp_path, capsys):
+    ckpt = write_checkpoint(tmp_path / "fcn.npz", F.state_dict(fixture("fcn_wang")))
+    assert cli(ckpt, "--arch", "resnet1d_wang", "--task", "all", "--out", tmp_path / "a", "--mean", 0, "--std", 1) == 1
+    assert "missing tensor '3.0.conv1.weight'" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("keep")
+    assert cli(ckpt, "--arch", "fcn_wang", "--task", "all", "--out", tmp_path / "b", "--mean", 0, "--std", 1) == 1
+    assert "already exists" in capsys.readouterr().err and (tmp_path / "b" / "x").read_text() == "keep"
+    assert cli(ckpt, "--arch", "fcn_wang", "--task", "age", "--out", tmp_path / "c", "--mean", 0, "--std", 1) == 1
+    assert "--classes" in capsys.readouterr().err
+    assert cli(ckpt, "--arch", "fcn_wang", "--task", "all", "--out", tmp_path / "d") == 1
+    assert "--standardizer" in capsys.readouterr().err
+
+
+def test_pth_without_torch_says_how(tmp_path, monkeypatch):
+    (tmp_path / "m.pth").write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    with pytest.raises(ft.ConversionError, match=r"needs torch.*ecg_keras\[torch\]"):
+        ft.read_checkpoint(tmp_path / "m.pth")
+
+
+# --------------------------------------------------------------------------- standardiser / classes pickles
+def test_standard_scaler_pickle_read_restricted(tmp_path):
+    from sklearn.preprocessing import MultiLabelBinarizer, StandardScaler
+
+    x = np.random.default_rng(0).normal(0.1, 0.3, (500, 12))
+    ss = StandardScaler().fit(x.flatten()[:, None])  # the reference's scalar scaler
+    (tmp_path / "ss.pkl").write_bytes(pickle.dumps(ss))
+    st = ft.read_standard_scaler(tmp_path / "ss.pkl")
+    assert st.mean == pytest.approx(float(ss.mean_[0])) and st.std == pytest.approx(float(ss.scale_[0]))
+    (tmp_path / "per_lead.pkl").write_bytes(pickle.dumps(StandardScaler().fit(x)))
+    with pytest.raises(ft.ConversionError, match="12 features"):
+        ft.read_standard_scaler(tmp_path / "per_lead.pkl")
+    mlb = MultiLabelBinarizer().fit([["NORM"], ["MI", "CD"]])
+    (tmp_path / "mlb.pkl").write_bytes(pickle.dumps(mlb))
+    assert ft.read_classes(tmp_path / "mlb.pkl") == ["CD", "MI", "NORM"]
+    with pytest.raises(ft.ConversionError, match="MultiLabelBinarizer"):
+        ft.read_standard_scaler(tmp_path / "mlb.pkl")  # a known class, but not the one asked for
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_unpickler_refuses_anything_else(tmp_path):
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(ft.ConversionError, match=r"refused to unpickle (posix|os)\.system"):
+        ft.read_standard_scaler(tmp_path / "evil.pkl")
+    (tmp_path / "dict.pkl").write_bytes(pickle.dumps({"mean_": np.zeros(1)}))
+    with pytest.raises(ft.ConversionError, match="does not hold a pickled sklearn StandardScaler"):
+        ft.read_standard_scaler(tmp_path / "dict.pkl")
+
+
+def test_task_classes_follow_the_reference_order():
+    assert len(ft.task_classes("all")) == 71 and ft.task_classes("all") == sorted(ft.task_classes("all"))
+    assert ft.task_classes("superdiagnostic") == ["CD", "HYP", "MI", "NORM", "STTC"]
+    assert [len(ft.task_classes(t)) for t in ("diagnostic", "subdiagnostic", "form", "rhythm")] == [44, 23, 19, 12]
