@@ -201,3 +201,98 @@ def test_task_classes_follow_the_reference_order():
     assert len(ft.task_classes("all")) == 71 and ft.task_classes("all") == sorted(ft.task_classes("all"))
     assert ft.task_classes("superdiagnostic") == ["CD", "HYP", "MI", "NORM", "STTC"]
     assert [len(ft.task_classes(t)) for t in ("diagnostic", "subdiagnostic", "form", "rhythm")] == [44, 23, 19, 12]
+
+
+# --------------------------------------------------------------------------- --check, export, release, finetune, evaluate
+SUPER = ["CD", "HYP", "MI", "NORM", "STTC"]
+
+
+def _ludb_records() -> list[np.ndarray]:
+    """The four 10-s LUDB records of the export tests (100 Hz, mV)."""
+    import wfdb
+    from scipy.signal import resample_poly
+
+    root = shared_path("ludb-1.0.1", "data")
+    return [resample_poly(wfdb.rdsamp(str(root / r))[0], 1, 5, axis=0).astype(np.float32) for r in "1234"]
+
+
+def _reference_protocol(model, signals, st: Standardizer) -> np.ndarray:
+    """fastai_model.predict written out: 250-sample windows every 125, sigmoid, max per record."""
+    out = []
+    for x in signals:
+        w = np.stack([x[o:o + 250] for o in range(0, len(x) - 250 + 1, 125)])
+        p = 1.0 / (1.0 + np.exp(-model.predict(st.transform(w), verbose=0).astype(np.float64)))
+        out.append(p.max(axis=0))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def ptbxl(tmp_path_factory):
+    from ptbxl_fixture import write_ptbxl_fixture
+
+    from ecg_keras.statements import statements_frame
+
+    tmp = tmp_path_factory.mktemp("ptbxl")
+    statements_frame().to_csv(tmp / "scp_statements.csv")
+    return write_ptbxl_fixture(tmp / "ptbxl", tmp / "scp_statements.csv", n_records=720, sampling_rates=(100,))  # the test fold holds all 71 codes
+
+
+def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
+    """A 5-class fcn_wang checkpoint + the reference's scaler pickle -> run -> SavedModel/ONNX parity,
+    release, --init-from source, evaluate.py; --check against self-made reference predictions."""
+    from sklearn.preprocessing import StandardScaler
+    from test_export import parity
+
+    from ecg_keras import datasets
+    from ecg_keras.datasets.tasks import make_task, split
+    from ecg_keras.evaluation.cli import main as evaluate_main
+    from ecg_keras.training.finetune import load_source
+    from export.__main__ import main as export_main
+
+    state = F.state_dict(fixture("fcn_wang"))
+    state["3.8.weight"], state["3.8.bias"] = state["3.8.weight"][:5], state["3.8.bias"][:5]  # 71 -> 5 outputs
+    ckpt = write_checkpoint(tmp_path / "fcn_wang.npz", state)
+    ludb = _ludb_records()
+    ss = StandardScaler().fit(np.concatenate(ludb).reshape(-1, 1).astype(np.float64))
+    (tmp_path / "standard_scaler.pkl").write_bytes(pickle.dumps(ss))
+    base = ["--arch", "fcn_wang", "--task", "superdiagnostic", "--standardizer", tmp_path / "standard_scaler.pkl"]
+
+    plain = tmp_path / "plain"
+    assert cli(ckpt, *base, "--out", plain) == 0
+    run = load_run(plain)
+    assert run.classes == SUPER and run.standardizer.std == pytest.approx(float(ss.scale_[0]))
+    test = split(make_task(datasets.load(ptbxl, sampling_rate=100), "superdiagnostic")).test
+    assert len(test) >= 40 and test.classes == SUPER and test.y.min(axis=0).max() == 0 and test.y.max(axis=0).min() == 1
+    expected = _reference_protocol(run.model, test.signals, run.standardizer)
+    np.save(tmp_path / "y_test_pred.npy", expected.astype(np.float32))
+
+    checked = tmp_path / "checked"
+    capsys.readouterr()
+    assert cli(ckpt, *base, "--out", checked, "--check", ptbxl, "--expect", tmp_path / "y_test_pred.npy") == 0
+    out = capsys.readouterr().out
+    assert f"check: {len(test)} test records, max |diff|" in out and "OK" in out
+    prov = json.loads((checked / "config.json").read_text())["provenance"]
+    assert prov["check"]["max_abs_diff"] < 1e-6 and prov["check"]["records"] == len(test)
+    with np.load(checked / "predictions" / "test.npz") as z:
+        assert z["y_pred"].shape == (len(test), 5) and np.array_equal(z["ids"], test.ids)
+
+    np.save(tmp_path / "off.npy", (expected + 0.01).astype(np.float32))
+    assert cli(ckpt, *base, "--out", tmp_path / "off", "--check", ptbxl, "--expect", tmp_path / "off.npy") == 1
+    assert "FAILED" in capsys.readouterr().out and not (tmp_path / "off").exists()
+
+    # python -m export savedmodel|onnx|release accept the converted run; serving parity as tests/test_export.py
+    assert export_main(["savedmodel", str(checked), "--out", str(tmp_path / "serving")]) == 0
+    assert export_main(["onnx", str(checked), "--out", str(tmp_path / "window.onnx")]) == 0
+    assert export_main(["onnx", str(checked), "--out", str(tmp_path / "record.onnx"), "--whole-record"]) == 0
+    diffs = parity(run.model, tmp_path / "serving" / "ecg" / "1", tmp_path / "window.onnx", tmp_path / "record.onnx",
+                   ludb, run.standardizer, "max")
+    assert max(diffs.values()) < TOL, diffs
+    assert export_main(["release", str(checked), "--name", "fcn_wang_ref", "--models-dir", str(tmp_path / "models")]) == 0
+    manifest = json.loads((tmp_path / "models" / "MANIFEST.json").read_text())
+    assert "fcn_wang_ref" in json.dumps(manifest)
+
+    source = load_source(checked)  # --init-from
+    assert (source.arch, source.classes, source.task) == ("fcn_wang", SUPER, "superdiagnostic")
+
+    assert evaluate_main([str(checked), "--out", str(tmp_path / "eval"), "--bootstrap", "20", "--no-plots"]) == 0
+    assert (tmp_path / "eval" / "metrics.json").exists()
