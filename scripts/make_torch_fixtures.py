@@ -10,6 +10,12 @@ with random weights (2-D+ tensors regenerated from a seed by tests/torch_fixture
 need not be stored), random BatchNorm affine parameters and head biases, and BatchNorm running
 statistics calibrated on the 8 LUDB windows and then randomly perturbed. The file layout is
 described in tests/torch_fixtures.py.
+
+torch_peer's module names were checked against the reference itself (2026-12-04): its
+code/models/{basic_conv1d,resnet1d,xresnet1d,inception1d,rnn1d}.py (commit ff776de), built with
+fastai_model's arguments and fastai v1's bn_drop_lin/Flatten/Lambda, give for all 11 architectures
+the same state-dict keys, shapes, order and aliases as torch_peer.build, and identical outputs
+once the reference's weights are loaded into torch_peer (load_state_dict(strict=True)).
 """
 from __future__ import annotations
 

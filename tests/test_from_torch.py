@@ -296,3 +296,14 @@ def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
 
     assert evaluate_main([str(checked), "--out", str(tmp_path / "eval"), "--bootstrap", "20", "--no-plots"]) == 0
     assert (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_pth_learner_save_and_plain_state_dict(tmp_path):
+    """Only where torch is installed (not in CI): fastai v1 ``{"model": sd, "opt": ...}`` and plain saves."""
+    torch = pytest.importorskip("torch")
+    sd = {k: torch.from_numpy(np.asarray(v)) for k, v in F.state_dict(fixture("fcn_wang")).items()}
+    torch.save({"model": sd, "opt": {"state": {}, "param_groups": [{"lr": 0.01}]}}, tmp_path / "learner.pth")
+    torch.save(sd, tmp_path / "plain.pt")
+    for name in ("learner.pth", "plain.pt"):
+        got = ft.read_checkpoint(tmp_path / name)
+        assert list(got) == list(sd) and all(np.array_equal(got[k], sd[k].numpy()) for k in sd)

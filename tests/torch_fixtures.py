@@ -7,12 +7,12 @@ statistics and stores, per architecture, ``tests/fixtures/from_torch/ARCH.npz``:
 * ``keys``: the state-dict keys in PyTorch's order (aliases included), ``alias_keys`` /
   ``alias_targets``: keys that are the same tensor as an earlier key (xresnet's ``convpath.0``);
 * the 0-/1-D tensors (biases, BatchNorm) and the (scaled) last Linear weight under ``t/KEY``;
-  every other tensor of 2 or more dimensions is NOT stored but regenerated from ``seed`` by :func:`generated_tensor` (numpy only), which
-  keeps the fixtures small (xresnet1d152 has 2.8 M weights); ``generated_digest`` guards the
-  regeneration;
+  every other tensor of 2 or more dimensions is NOT stored but regenerated from ``seed`` by
+  :func:`generated_tensor` (numpy only), which keeps the fixtures small (xresnet1d152 has 2.8 M
+  weights); ``generated_digest`` guards the regeneration;
 * ``logits`` (``logits_float64``: the same model in float64, the float32 floor): the PyTorch
-  model's outputs (eval mode) for :func:`ludb_windows` (8 real LUDB
-  windows, 100 Hz, 250 x 12, standardised), ``input_digest`` guards those inputs.
+  model's outputs (eval mode) for :func:`ludb_windows` (8 real LUDB windows, 100 Hz, 250 x 12,
+  standardised); ``input_digest`` guards those inputs.
 
 :func:`state_dict` rebuilds the full state dict, which the tests save as an ``.npz`` checkpoint.
 """

@@ -72,7 +72,13 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
             f"{path} is a PyTorch checkpoint and reading it needs torch, which is not installed: "
             "pip install 'ecg_keras[torch]' (or torch alone), or convert it to .npz where torch is: "
             "np.savez('model.npz', **{k: v.cpu().numpy() for k, v in state_dict.items()})") from None
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ConversionError(
+            f"{path}: torch.load(weights_only=True) refused it ({str(e).splitlines()[0]}). Only if you trust "
+            "the file: sd = torch.load(path, weights_only=False)['model']; "
+            "np.savez('model.npz', **{k: v.cpu().numpy() for k, v in sd.items()}) and convert the .npz") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]  # fastai v1 Learner.save(with_opt=True)
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
