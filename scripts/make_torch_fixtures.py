@@ -3,7 +3,8 @@
 Needs PyTorch (not a dependency of the project), numpy, scipy and wfdb, e.g.::
 
     python3.11 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy scipy wfdb
-    /tmp/torchenv/bin/python scripts/make_torch_fixtures.py [--archs fcn_wang,lstm] [--ludb ../shared/data/ludb-1.0.1/data]
+    /tmp/torchenv/bin/python scripts/make_torch_fixtures.py [--archs fcn_wang,lstm] \
+        [--ludb ../shared/data/ludb-1.0.1/data]
 
 Each model is ``benchmarks/torch_peer.py``'s re-implementation of the reference (71 classes),
 with random weights (2-D+ tensors regenerated from a seed by tests/torch_fixtures.py, so they

@@ -203,7 +203,7 @@ def test_task_classes_follow_the_reference_order():
     assert [len(ft.task_classes(t)) for t in ("diagnostic", "subdiagnostic", "form", "rhythm")] == [44, 23, 19, 12]
 
 
-# --------------------------------------------------------------------------- --check, export, release, finetune, evaluate
+# ------------------------------------------------------------------ --check, export, release, finetune, evaluate
 SUPER = ["CD", "HYP", "MI", "NORM", "STTC"]
 
 
@@ -234,7 +234,8 @@ def ptbxl(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("ptbxl")
     statements_frame().to_csv(tmp / "scp_statements.csv")
-    return write_ptbxl_fixture(tmp / "ptbxl", tmp / "scp_statements.csv", n_records=720, sampling_rates=(100,))  # the test fold holds all 71 codes
+    # 720 records: the test fold (every 10th) holds each of the 71 codes once
+    return write_ptbxl_fixture(tmp / "ptbxl", tmp / "scp_statements.csv", n_records=720, sampling_rates=(100,))
 
 
 def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
@@ -287,7 +288,8 @@ def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
     diffs = parity(run.model, tmp_path / "serving" / "ecg" / "1", tmp_path / "window.onnx", tmp_path / "record.onnx",
                    ludb, run.standardizer, "max")
     assert max(diffs.values()) < TOL, diffs
-    assert export_main(["release", str(checked), "--name", "fcn_wang_ref", "--models-dir", str(tmp_path / "models")]) == 0
+    models_dir = str(tmp_path / "models")
+    assert export_main(["release", str(checked), "--name", "fcn_wang_ref", "--models-dir", models_dir]) == 0
     manifest = json.loads((tmp_path / "models" / "MANIFEST.json").read_text())
     assert "fcn_wang_ref" in json.dumps(manifest)
 
@@ -307,3 +309,11 @@ def test_pth_learner_save_and_plain_state_dict(tmp_path):
     for name in ("learner.pth", "plain.pt"):
         got = ft.read_checkpoint(tmp_path / name)
         assert list(got) == list(sd) and all(np.array_equal(got[k], sd[k].numpy()) for k in sd)
+
+
+def test_unfitted_scaler_refused(tmp_path):
+    from sklearn.preprocessing import StandardScaler
+
+    (tmp_path / "unfitted.pkl").write_bytes(pickle.dumps(StandardScaler()))
+    with pytest.raises(ft.ConversionError, match="not fitted"):
+        ft.read_standard_scaler(tmp_path / "unfitted.pkl")

@@ -150,10 +150,11 @@ def _unpickle(path: str | Path, admit: str) -> _PickledObject:
 def read_standard_scaler(path: str | Path) -> Standardizer:
     """The reference's ``standard_scaler.pkl`` (one scalar sklearn StandardScaler) as a Standardizer."""
     state = _unpickle(path, "StandardScaler").state
-    mean = np.asarray(state.get("mean_") if state.get("with_mean", True) else 0.0, dtype=np.float64).ravel()
-    scale = np.asarray(state.get("scale_") if state.get("with_std", True) else 1.0, dtype=np.float64).ravel()
-    if mean.size == 0 or scale.size == 0 or state.get("mean_") is None and state.get("with_mean", True):
+    with_mean, with_std = state.get("with_mean", True), state.get("with_std", True)
+    if (with_mean and state.get("mean_") is None) or (with_std and state.get("scale_") is None):
         raise ConversionError(f"{path}: the StandardScaler is not fitted (no mean_/scale_)")
+    mean = np.asarray(state["mean_"] if with_mean else 0.0, dtype=np.float64).ravel()
+    scale = np.asarray(state["scale_"] if with_std else 1.0, dtype=np.float64).ravel()
     if mean.size != 1 or scale.size != 1:
         raise ConversionError(
             f"{path}: a StandardScaler with {max(mean.size, scale.size)} features; the benchmark's scaler (and "
@@ -225,7 +226,6 @@ def plan(arch: str, model) -> list[Entry]:
     """Keras layer -> PyTorch module for every weighted layer of ``model`` (built by ``models.get(arch)``)."""
     names = [l.name for l in model.layers]
     entries: list[Entry] = []
-    unmapped = []
 
     def add(name, role, prefix, index=0):
         entries.append(Entry(name, role, prefix, index))
@@ -340,10 +340,10 @@ def _expected(entry: Entry, layer) -> list[tuple[str, tuple, object]]:
     raise AssertionError(entry.role)
 
 
-def _fmt(items, more_label="more") -> str:
+def _fmt(items) -> str:
     items = list(items)
     text = "; ".join(items[:_MAX_LISTED])
-    return text + (f"; ... ({len(items) - _MAX_LISTED} {more_label})" if len(items) > _MAX_LISTED else "")
+    return text + (f"; ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
 
 
 def assign(arch: str, model, state: dict[str, np.ndarray]) -> dict:
@@ -531,7 +531,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("from-torch", help="import a PyTorch checkpoint of the benchmark's reference code as a run",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", metavar="CHECKPOINT", help=".npz of state-dict tensors, or .pth/.pt (needs torch)")
-    p.add_argument("--arch", required=True, choices=ARCHS)
+    p.add_argument("--arch", required=True, choices=ARCHS, metavar="ARCH", help=", ".join(ARCHS))
     p.add_argument("--task", required=True, help="task the checkpoint was trained on (all, diagnostic, ...)")
     p.add_argument("--out", required=True, type=Path, help="run directory to create")
     p.add_argument("--classes", help="class names in output order: mlb.pkl, a JSON list or one per line "
