@@ -168,9 +168,10 @@ def test_standard_scaler_pickle_read_restricted(tmp_path):
 
     x = np.random.default_rng(0).normal(0.1, 0.3, (500, 12))
     ss = StandardScaler().fit(x.flatten()[:, None])  # the reference's scalar scaler
-    (tmp_path / "ss.pkl").write_bytes(pickle.dumps(ss))
-    st = ft.read_standard_scaler(tmp_path / "ss.pkl")
-    assert st.mean == pytest.approx(float(ss.mean_[0])) and st.std == pytest.approx(float(ss.scale_[0]))
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):  # the reference's Python 3 wrote protocol 3
+        (tmp_path / "ss.pkl").write_bytes(pickle.dumps(ss, protocol=protocol))
+        st = ft.read_standard_scaler(tmp_path / "ss.pkl")
+        assert st.mean == pytest.approx(float(ss.mean_[0])) and st.std == pytest.approx(float(ss.scale_[0]))
     (tmp_path / "per_lead.pkl").write_bytes(pickle.dumps(StandardScaler().fit(x)))
     with pytest.raises(ft.ConversionError, match="12 features"):
         ft.read_standard_scaler(tmp_path / "per_lead.pkl")

@@ -115,6 +115,9 @@ _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"),
+    # pickle protocols 0-2 build bytes and plain objects through these (harmless: no code of their own)
+    ("_codecs", "encode"), ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"),
+    ("builtins", "object"), ("__builtin__", "object"),
 }
 _SKLEARN_MODULES = {"StandardScaler": ("sklearn.preprocessing._data", "sklearn.preprocessing.data"),
                     "MultiLabelBinarizer": ("sklearn.preprocessing._label", "sklearn.preprocessing.label")}
