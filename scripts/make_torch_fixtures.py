@@ -1,4 +1,4 @@
-"""Write tests/fixtures/from_torch/ARCH.npz: reference-architecture PyTorch models and their logits.
+"""Write tests/fixtures/from_torch/<arch>.npz: reference-architecture PyTorch models and their logits.
 
 Needs PyTorch (not a dependency of the project), numpy, scipy and wfdb, e.g.::
 

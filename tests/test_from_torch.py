@@ -1,6 +1,6 @@
 """``python -m export from-torch``: the reference's PyTorch checkpoints as Keras run directories.
 
-Parity: tests/fixtures/from_torch/ARCH.npz hold ``benchmarks/torch_peer.py`` models (the
+Parity: tests/fixtures/from_torch/<arch>.npz hold ``benchmarks/torch_peer.py`` models (the
 reference architectures) with random weights and randomised BatchNorm statistics, and their
 PyTorch logits on 8 real LUDB windows (see tests/torch_fixtures.py, made by
 scripts/make_torch_fixtures.py). No torch is needed here: the state dicts are rebuilt as ``.npz``

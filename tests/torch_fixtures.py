@@ -2,7 +2,7 @@
 
 ``scripts/make_torch_fixtures.py`` (run where torch is installed) builds each reference
 architecture with ``benchmarks/torch_peer.py``, gives it random weights and randomised BatchNorm
-statistics and stores, per architecture, ``tests/fixtures/from_torch/ARCH.npz``:
+statistics and stores, per architecture, ``tests/fixtures/from_torch/<arch>.npz``:
 
 * ``keys``: the state-dict keys in PyTorch's order (aliases included), ``alias_keys`` /
   ``alias_targets``: keys that are the same tensor as an earlier key (xresnet's ``convpath.0``);

@@ -28,12 +28,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import pickle
 import re
-import shutil
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -471,11 +468,12 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     y_test_pred.npy)``; the run is written only if the max |diff| is within ``tolerance``.
     """
     import ecg_keras
+    from ecg_keras.export.files import replace_directory
     from ecg_keras.training import rundir as rd
     from ecg_keras.windows import aggregation, window_length
 
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists():
         raise FileExistsError(f"{out} already exists; choose another --out")
     classes = list(classes) if classes is not None else task_classes(task)
     state = read_checkpoint(checkpoint)
@@ -503,9 +501,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
               "leads": int(model.input_shape[-1]), "synthetic": False, "source": "from-torch",
               "provenance": provenance}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with replace_directory(out) as tmp:  # built next to ``out``, renamed at the end, umask applied
         run = rd.RunDir(tmp)
         rd.write_json(run.config, config)
         rd.write_json(run.classes, classes)
@@ -516,12 +512,6 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
         if predictions is not None:
             rd.write_npz(run.predictions / "test.npz", **predictions)
         run.mark_complete(source="from-torch")
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log(f"converted {checkpoint.name} ({counts['tensors']} tensors, {counts['aliases']} aliases) -> {out}: "
         f"{arch}, task {task}, {len(classes)} classes, standardizer mean {standardizer.mean:.6g} "
         f"std {standardizer.std:.6g}")
@@ -551,6 +541,8 @@ def add_parser(sub) -> None:
 
 
 def run_cli(args) -> int:
+    from ecg_keras.export.files import ExportError
+
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 1
@@ -572,6 +564,6 @@ def run_cli(args) -> int:
         convert(args.checkpoint, args.arch, args.task, args.out, standardizer=st, classes=classes,
                 dataset=args.dataset, check=(args.check, args.expect) if args.check else None,
                 tolerance=args.tolerance)
-    except (ConversionError, FileNotFoundError, FileExistsError, zipfile.BadZipFile) as e:
+    except (ConversionError, ExportError, FileNotFoundError, FileExistsError, zipfile.BadZipFile) as e:
         return fail(str(e))
     return 0
