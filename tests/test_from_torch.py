@@ -128,6 +128,16 @@ def test_tampered_key_is_named_and_nothing_written(tmp_path, xresnet_state, caps
            "unexpected tensor '0.1.running_avg'")
 
 
+def test_tampered_shape_and_key_together_are_all_named(tmp_path, xresnet_state, capsys):
+    bad = dict(xresnet_state)
+    bad["8.8.weight"] = np.zeros((70, 128), np.float32)  # head_logits: 70 instead of 71 outputs
+    bad["5.1.convs.1.1.bias_renamed"] = bad.pop("5.1.convs.1.1.bias")
+    bad["5.1.convpath.0.1.1.bias_renamed"] = bad.pop("5.1.convpath.0.1.1.bias")  # its alias, renamed alike
+    _fails(tmp_path, bad, capsys, "3 problem(s)", "'8.8.weight' has shape (70, 128), expected (71, 128)",
+           "missing tensor '5.1.convs.1.1.bias' (Keras layer stage2_block2_bn2",
+           "unexpected tensor '5.1.convs.1.1.bias_renamed'")
+
+
 def test_aliases_must_agree_and_may_stand_alone(tmp_path, xresnet_state, capsys, windows):
     bad = dict(xresnet_state)
     bad["4.0.convpath.0.0.0.weight"] = bad["4.0.convpath.0.0.0.weight"] + 1.0
