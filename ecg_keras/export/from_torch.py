@@ -22,6 +22,11 @@ standardizer.json, model.keras, COMPLETE), written to a temporary directory next
 renamed at the end. The reference's ``standard_scaler.pkl`` is ONE scalar StandardScaler fitted on
 all samples of all leads (``ss.fit(np.vstack(X_train).flatten()[:, None])``), i.e. exactly
 :class:`ecg_keras.standardize.Standardizer`; a per-lead scaler is refused.
+
+``--check DATA_DIR --expect y_test_pred.npy`` predicts PTB-XL's test fold with the reference's
+protocol (:func:`check_predictions`), prints the max |diff| against the reference's saved
+predictions and writes the run only within ``--tolerance``; the predictions are kept in
+predictions/test.npz, so that ``evaluate.py RUN_DIR`` scores the imported model.
 """
 from __future__ import annotations
 
