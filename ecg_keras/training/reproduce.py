@@ -38,6 +38,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shutil
 import sys
 import threading
@@ -193,7 +194,7 @@ def estimate(specs: Sequence[RunSpec], out: Path, data: TaskData | None, *, epoc
              steps: int = 5, log=print) -> dict:
     """Runs and epochs still to do, and the training-step time of each architecture measured here
     (:func:`ecg_keras.training.throughput.train_step_throughput`, ``steps`` steps after 2 warm-up
-    steps, batch ``batch_size``, 71 outputs, no XLA). Epoch time = steps per epoch x step time
+    steps (1 if ``steps`` < 3), batch ``batch_size``, 71 outputs, no XLA). Epoch time = steps per epoch x step time
     (training steps only: the per-epoch validation pass and the final evaluation come on top)."""
     from ecg_keras.training.throughput import train_step_throughput
     from ecg_keras.windows import steps_per_epoch
@@ -211,7 +212,7 @@ def estimate(specs: Sequence[RunSpec], out: Path, data: TaskData | None, *, epoc
             n_train[task], exact = PTBXL_TRAIN_UPPER_BOUND, False
     step_s: dict[str, float] = {}
     for arch in dict.fromkeys(s.arch for s in todo if s.arch not in BASELINES):
-        r = train_step_throughput(arch, jit=False, batch_size=batch_size, steps=steps, warmup=2)
+        r = train_step_throughput(arch, jit=False, batch_size=batch_size, steps=steps, warmup=1 if steps < 3 else 2)
         step_s[arch] = r["seconds"] / steps
         log(f"  measured {arch}: {step_s[arch]:.3f} s per step of {batch_size} windows "
             f"({r['windows_per_s']:.0f} windows/s, {r['params']:,} parameters)")
@@ -247,8 +248,8 @@ def format_estimate(est: dict, epochs: int) -> str:
             if r["epoch_s"] is not None:
                 seen.setdefault(r["arch"], []).append(r["epoch_s"])
         for arch, vals in seen.items():
-            lines.append(f"  {arch:<16} {est['step_seconds'][arch]:.3f} s/step, {min(vals) / 60:.1f}-"
-                         f"{max(vals) / 60:.1f} min per epoch")
+            span = f"{min(vals) / 60:.1f}" + (f"-{max(vals) / 60:.1f}" if max(vals) - min(vals) >= 6 else "")
+            lines.append(f"  {arch:<16} {est['step_seconds'][arch]:.3f} s/step, {span} min per epoch")
     lines.append(f"Estimated training time: {_fmt_duration(est['train_seconds'])} (plus validation each epoch, "
                  "evaluation, Wavelet+NN features and the exports).")
     return "\n".join(lines)
@@ -526,7 +527,7 @@ def _diff(point, paper) -> str:
 def _seeds_cell(info: dict) -> str:
     seeds = info.get("seeds")
     if not seeds:
-        return "best runs" if info.get("runs") else ""
+        return f"mean of {len(info['runs'])} runs" if info.get("runs") else ""
     return ",".join(map(str, seeds)) + (f" (best {info['best_seed']})" if len(seeds) > 1 else "")
 
 
@@ -551,7 +552,7 @@ def write_tables(out: Path, evaluation: dict, *, dataset: str, tasks: Sequence[s
 
     def seeds_of(model):
         cells = {_seeds_cell(info[t][model]) for t in tasks if model in info.get(t, {})}
-        return " / ".join(sorted(cells))
+        return " / ".join(sorted(c for c in cells if c))
 
     csv_rows, md = [], []
     title = {"ptbxl": "PTB-XL (Table II)", "icbeb2018": "ICBEB2018", "synthetic": "SYNTHETIC DATA"}[dataset]
@@ -588,7 +589,7 @@ def write_tables(out: Path, evaluation: dict, *, dataset: str, tasks: Sequence[s
                 "F_beta": "F_beta (β = 2), thresholds maximising G_beta on the validation predictions",
                 "G_beta": "G_beta (β = 2), thresholds maximising G_beta on the validation predictions"}[metric]
         tab = tables.results_table({m: by_model[m] for m in order}, metric=metric, tasks=tasks, sort_by=tasks[0])
-        tab.index = [published.display_name(m) for m in tab.index]
+        tab.index = pd.Index([published.display_name(m) for m in tab.index], name="model")
         md += ["", f"## {what}", "", "No paper values recorded for this metric.", "", tables.to_markdown(tab).rstrip()]
     if notes or missing:
         md += ["", "## Notes", ""]
@@ -664,7 +665,8 @@ def _exports_ok(release: Path, entry: dict) -> bool:
         return False
 
 
-def release_best(out: Path, dataset: str, best: dict, log=print) -> tuple[list[str], list[dict]]:
+def release_best(out: Path, dataset: str, best: dict, url_base: str | None = None,
+                 log=print) -> tuple[list[str], list[dict]]:
     """Release the best run of every network and task into ``DIR/release`` (skipping releases whose
     weights and exports are already there), then write ``SHA256SUMS``. Returns (names, failures)."""
     from ecg_keras import zoo
@@ -681,11 +683,11 @@ def release_best(out: Path, dataset: str, best: dict, log=print) -> tuple[list[s
         manifest = {e["name"]: e for e in zoo.read_manifest(release)} if (release / zoo.MANIFEST).exists() else {}
         old = manifest.get(name)
         if (old and old.get("sha256") == zoo.sha256(b["path"] / "model.keras") and old.get("seed") == b["seed"]
-                and _exports_ok(release, old)):
+                and old.get("url_base") == url_base and _exports_ok(release, old)):
             continue
         try:
             log(f"release {name} (seed {b['seed']}): weights, model card, SavedModel, ONNX")
-            zoo.release_run(b["path"], name, directory=release, overwrite=True)
+            zoo.release_run(b["path"], name, directory=release, url_base=url_base, overwrite=True)
             run = load_run(b["path"])
             sm = export_savedmodel(run.model, release / "savedmodel", model_name=name, version=1, overwrite=True,
                                    **run.export_kwargs())
@@ -713,8 +715,8 @@ def release_best(out: Path, dataset: str, best: dict, log=print) -> tuple[list[s
 def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None = None,
               archs: Sequence[str] | None = None, seeds: Sequence[int] = (0,), epochs: int = 50,
               dataset: str = "ptbxl", *, batch_size: int = 128, n_bootstrap: int = 1000, bootstrap_seed: int = 0,
-              synthetic_records: int = 2000, download: bool = False, release: bool = True, dry_run: bool = False,
-              estimate_steps: int = 5, stream=None) -> Outcome:
+              synthetic_records: int = 2000, download: bool = False, release: bool = True, url_base: str | None = None,
+              dry_run: bool = False, estimate_steps: int = 5, stream=None) -> Outcome:
     """Train the grid (tasks x archs x seeds) that is not yet complete, evaluate, tabulate, plot and
     release into ``out`` (see the module docstring). ``dry_run`` only measures and prints the estimate."""
     stream = stream or sys.stdout
@@ -799,7 +801,7 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
         except Exception as err:  # noqa: BLE001
             outcome.failures.append({"what": "figures", "error": f"{type(err).__name__}: {err}"})
         if release:
-            _, failed = release_best(out, dataset, best_runs(specs, out), log=say)
+            _, failed = release_best(out, dataset, best_runs(specs, out), url_base=url_base, log=say)
             outcome.failures += failed
         _write_runs_csv(out, outcome)
         say(outcome.table.read_text())
@@ -851,6 +853,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-records", type=int, default=2000, help="size of the generated set (--dataset synthetic)")
     p.add_argument("--download", action="store_true", help="download PTB-XL / ICBEB2018 if missing")
     p.add_argument("--no-release", dest="release", action="store_false", help="skip DIR/release")
+    p.add_argument("--url-base", default=None,
+                   help="where the release folder will be uploaded: recorded as url_base in MANIFEST.json")
     p.add_argument("--estimate-steps", type=int, default=5, help="timed training steps per architecture (default 5)")
     p.add_argument("--dry-run", action="store_true", help="print the estimate (runs, epochs, measured time) and stop")
     return p
@@ -858,6 +862,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ecg_keras.datasets.base import DataError
     from ecg_keras.training.rundir import RunLockedError
 
@@ -870,7 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = reproduce(ns.data_dir, ns.out, tasks=_list(ns.tasks), archs=_list(ns.archs), seeds=seeds,
                             epochs=ns.epochs, dataset=ns.dataset, batch_size=ns.batch_size, n_bootstrap=ns.bootstrap,
                             bootstrap_seed=ns.bootstrap_seed, synthetic_records=ns.synthetic_records,
-                            download=ns.download, release=ns.release, dry_run=ns.dry_run,
+                            download=ns.download, release=ns.release, url_base=ns.url_base, dry_run=ns.dry_run,
                             estimate_steps=ns.estimate_steps)
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)
