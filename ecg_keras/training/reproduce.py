@@ -601,7 +601,7 @@ def write_tables(out: Path, evaluation: dict, *, dataset: str, tasks: Sequence[s
     with rd.atomic_path(out / "table.csv") as tmp:
         pd.DataFrame(csv_rows).to_csv(tmp, index=False)
     long = tables.long_table(by_model)
-    long.insert(2, "paper", [published.paper_value(dataset, m, t, k) for m, t, k in
+    long.insert(3, "paper", [published.paper_value(dataset, m, t, k) for m, t, k in
                              zip(long["model"], long["task"], long["metric"])])
     with rd.atomic_path(out / "results_long.csv") as tmp:
         long.to_csv(tmp, index=False)
