@@ -158,6 +158,16 @@ def test_a_failed_run_does_not_stop_the_grid(data_dir, tmp_path, monkeypatch, ca
     assert "not complete (left out): superdiagnostic-naive-seed0" in (out / "table.md").read_text()
 
 
+def test_runs_started_with_other_settings_are_refused(data_dir, tmp_path):
+    out = tmp_path / "other"
+    run = rp.RunSpec("rhythm", "naive", 0).path(out)
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": "rhythm", "arch": "naive", "seed": 0, "dataset": "synthetic",
+                                                 "epochs": 5, "batch_size": 32}))
+    with pytest.raises(rp.ReproduceError, match=r"rhythm-naive-seed0: started with epochs 5 \(now 1\)"):
+        rp.reproduce(str(data_dir), out, **{**_kwargs(data_dir), "archs": ["naive"]})
+
+
 def test_arguments_are_checked():
     with pytest.raises(rp.ReproduceError, match="unknown architecture"):
         rp.check_arguments("ptbxl", ["all"], ["resnet9000"], [0], 1)

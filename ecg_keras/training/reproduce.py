@@ -146,6 +146,26 @@ def run_config(spec: RunSpec, out: Path, *, dataset: str, data_dir: str | None, 
                        synthetic_records=synthetic_records, extra={"experiment": "reproduce"})
 
 
+def conflicts(specs: Sequence[RunSpec], configs: dict[RunSpec, TrainConfig]) -> list[str]:
+    """Runs already in ``DIR`` that were started with other settings than this command's."""
+    out = []
+    for s in specs:
+        path = Path(configs[s].output) / "config.json"
+        if not path.exists():
+            continue
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):
+            out.append(f"{s.name}: unreadable {path}")
+            continue
+        differ = [f"{k} {stored.get(k)!r} (now {getattr(configs[s], k)!r})"
+                  for k in ("task", "arch", "seed", "dataset", "epochs", "batch_size")
+                  if stored.get(k) != getattr(configs[s], k)]
+        if differ:
+            out.append(f"{s.name}: started with {', '.join(differ)}")
+    return out
+
+
 def epochs_done(run_path: Path) -> int:
     from ecg_keras.training.rundir import RunDir
 
@@ -631,7 +651,8 @@ def plot_figures(out: Path, evaluation: dict, dataset: str, tasks: Sequence[str]
                 color=["tab:gray" if m in tables.PINNED_LAST else "tab:blue" for m in models])
         paper = np.array([published.paper_value(dataset, m, task) or np.nan for m in models], float)
         if np.isfinite(paper).any():
-            ax.plot(paper, y, "kD", markersize=5, label=f"paper ({published.PAPER_DATA[dataset]})")
+            data_name = {"ptbxl": "PTB-XL", "icbeb2018": "ICBEB2018"}[published.PAPER_DATA[dataset]]
+            ax.plot(paper, y, "kD", markersize=5, label=f"paper ({data_name})")
         ax.set_yticks(y, [published.display_name(m) for m in models])
         vals = np.concatenate([pts, lo, hi, paper])
         vals = vals[np.isfinite(vals)]
@@ -747,7 +768,13 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
     from ecg_keras.training import rundir as rd
 
     out.mkdir(parents=True, exist_ok=True)
+    configs = {s: run_config(s, out, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
+                             synthetic_records=synthetic_records) for s in specs}
     with rd.RunLock(out, log=say):
+        clash = conflicts(specs, configs)
+        if clash:
+            raise ReproduceError(f"{out} holds runs started with other settings; run this command with another --out "
+                                 "(or the original settings):\n  " + "\n  ".join(clash))
         todo = [s for s in specs if not (s.path(out) / "COMPLETE").exists()]
         est = None
         if todo:
@@ -766,8 +793,7 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
             if (path / "COMPLETE").exists():
                 outcome.runs.append({**row, "status": "complete"})
                 continue
-            cfg = run_config(spec, out, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
-                             synthetic_records=synthetic_records)
+            cfg = configs[spec]
             progress.start(i, spec)
             t0 = time.perf_counter()
             log_path = out / row["log"]
