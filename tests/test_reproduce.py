@@ -168,6 +168,23 @@ def test_runs_started_with_other_settings_are_refused(data_dir, tmp_path):
         rp.reproduce(str(data_dir), out, **{**_kwargs(data_dir), "archs": ["naive"]})
 
 
+def test_icbeb2018_table_has_the_challenge_metrics(tmp_path):
+    import numpy as np
+    from test_datasets import write_icbeb_original  # variable-length records, string ids
+
+    write_icbeb_original(tmp_path / "icbeb", n=120)
+    out = tmp_path / "icbeb_out"
+    argv = ["--dataset", "icbeb2018", "--data-dir", str(tmp_path / "icbeb"), "--out", str(out), "--archs",
+            "naive,wavelet_nn", "--epochs", "2", "--bootstrap", "20", "--no-release"]
+    assert rp.main(argv) == 0
+    md = (out / "table.md").read_text()
+    assert "# Benchmark reproduction: ICBEB2018" in md and "paper (ICBEB2018)" in md and "SYNTHETIC" not in md
+    assert "| Wavelet+NN | 0 |" in md and "| 0.905 |" in md
+    assert "## F_beta" in md and "## G_beta" in md
+    with np.load(rp.RunSpec("all", "wavelet_nn", 0).path(out) / "predictions" / "test.npz") as z:
+        assert z["ids"].dtype.kind == "U"  # no pickled object arrays
+
+
 def test_arguments_are_checked():
     with pytest.raises(rp.ReproduceError, match="unknown architecture"):
         rp.check_arguments("ptbxl", ["all"], ["resnet9000"], [0], 1)

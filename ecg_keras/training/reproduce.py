@@ -439,7 +439,9 @@ def train_baseline(cfg: TrainConfig, splits, data_path: str, log=print) -> Path:
             preds = {part: model.predict_proba(feats[part], features=True) for part in ("val", "test")}
         metrics = {}
         for part, td in (("val", va), ("test", te)):
-            rd.write_npz(run.predictions / f"{part}.npz", ids=np.asarray(td.ids), y_true=np.asarray(td.y, np.float32),
+            ids = np.asarray(td.ids)  # string ids (ICBEB2018) as unicode, not pickled objects
+            ids = ids.astype(str) if ids.dtype == object else ids
+            rd.write_npz(run.predictions / f"{part}.npz", ids=ids, y_true=np.asarray(td.y, np.float32),
                          y_pred=np.asarray(preds[part], np.float32))
             try:
                 metrics[part] = {**score(kind, td.y, preds[part]), "n_records": len(td)}
