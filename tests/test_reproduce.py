@@ -74,6 +74,7 @@ def test_grid_writes_table_figures_and_a_loadable_release(uninterrupted):
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["model"] for r in rows][-1] == "naive"
     assert {r["model"]: r["rhythm_paper"] for r in rows} == {"fcn_wang": "0.931", "naive": "0.5"}
+    assert {(r["data"], r["paper_data"]) for r in rows} == {("SYNTHETIC", "PTB-XL")}
     assert sorted(p.name for p in (out / "figures").iterdir()) == [f"synthetic_{t}.png" for t in sorted(TASKS)]
     # the release: sha256s of the manifest match the files, and pretrained() loads every model
     release = out / "release"

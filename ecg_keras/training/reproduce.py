@@ -602,7 +602,9 @@ def write_tables(out: Path, evaluation: dict, *, dataset: str, tasks: Sequence[s
     header = ["model", "seeds"] + [c for t in tasks for c in (t, paper_col, "Δ")]
     md += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + [":---", "---:", "---:"] * len(tasks)) + "|"]
     for model in order:
-        cells, row = [published.display_name(model), seeds_of(model)], {"model": model, "seeds": seeds_of(model)}
+        cells = [published.display_name(model), seeds_of(model)]
+        row = {"model": model, "seeds": seeds_of(model), "data": "SYNTHETIC" if synthetic else dataset,
+               "paper_data": paper_data}
         for t in tasks:
             st = res[t].get(model, {}).get("macro_auc")
             paper = published.paper_value(dataset, model, t)
