@@ -392,7 +392,9 @@ def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Spli
         if bad.any():
             raise NonFiniteError(f"{int(bad.sum())} of {len(bad)} {part} predictions are not finite (first: record "
                                  f"{np.asarray(td.ids)[bad][0]}); {run.path} is not marked COMPLETE")
-        rd.write_npz(run.predictions / f"{part}.npz", ids=np.asarray(td.ids), y_true=np.asarray(td.y, np.float32),
+        ids = np.asarray(td.ids)  # string ids (ICBEB2018) as unicode, not pickled objects
+        ids = ids.astype(str) if ids.dtype == object else ids
+        rd.write_npz(run.predictions / f"{part}.npz", ids=ids, y_true=np.asarray(td.y, np.float32),
                      y_pred=preds.astype(np.float32))
         try:
             metrics[part] = {**score(kind, td.y, preds), "n_records": len(td)}
