@@ -57,8 +57,8 @@ def keras_windows(model, st, x):
 def test_constants_match_serving_graph():
     from ecg_keras.export import signatures
 
-    assert (litert.INPUT_KEY, litert.OUTPUT_KEY, litert.WINDOWS_KEY) == (
-        signatures.INPUT_KEY, signatures.OUTPUT_KEY, signatures.WINDOWS_KEY)
+    assert (litert.INPUT_KEY, litert.OUTPUT_KEY, litert.WINDOWS_KEY, litert.VALID_KEY) == (
+        signatures.INPUT_KEY, signatures.OUTPUT_KEY, signatures.WINDOWS_KEY, signatures.VALID_KEY)
 
 
 def test_float_window_model_parity(setup, records, window_float):
@@ -71,8 +71,8 @@ def test_float_window_model_parity(setup, records, window_float):
     meta = window_float.metadata
     assert meta["classes"] == CLASSES and meta["window"] == 250 and meta["whole_record"] is False
     assert meta["quantize"] is None and meta["mean"] == pytest.approx(st.mean)
-    sig = window_float.interpreter.get_signature_list()
-    assert sig == {"serving_default": {"inputs": ["ecg"], "outputs": ["probabilities"]}}
+    sig = window_float.interpreter.get_signature_list()["serving_default"]
+    assert sig["inputs"] == ["ecg"] and sorted(sig["outputs"]) == ["probabilities", "valid"]
 
 
 def test_float_window_model_parity_on_ludb(setup, window_float):
@@ -98,11 +98,21 @@ def test_whole_record_dynamic_length_parity(setup, records):
     assert np.abs(out["probabilities"] - ref).max() <= TOL
     assert out["n_windows"].tolist() == [7, 7, 7, 7]
     spec = ServingSpec.create(model, **kw)
-    for length in (500, 260, 200, 1):  # shorter than a window: zero-padded after standardisation
+    for length in (500, 260, 200, 30):  # shorter than a window: zero-padded after standardisation
         got = lm.run(records[:2, :length])
         ref = record_probabilities(model, tf.constant(records[:2, :length]), None, spec)[0].numpy()
         assert np.abs(got["probabilities"] - ref).max() <= TOL, length
     assert lm.run(records[:2, :500])["n_windows"].tolist() == [3, 3]
+    # invalid records (LiteRT cannot raise): valid = False and NaN, as the ONNX models; others unchanged
+    bad = records.copy()
+    bad[1, 10, 3] = np.nan
+    bad[2, :, 7] = 0.25  # flat V2
+    raw = lm.run(bad, check=False)
+    assert raw["valid"].tolist() == [True, False, False, True]
+    assert np.isnan(raw["probabilities"][1:3]).all()
+    assert np.abs(raw["probabilities"][[0, 3]] - out["probabilities"][[0, 3]]).max() <= TOL
+    with pytest.raises(ValueError, match=r"record 1: non-finite samples \(NaN/Inf\) in lead\(s\) aVR"):
+        lm(bad)
 
 
 def test_int8_runs_within_loose_bound(setup, records, window_float):
@@ -147,10 +157,17 @@ def test_input_checks(window_float, records):
         window_float(records[:2, :250, :8])
     with pytest.raises(ValueError, match=r"got shape \(2, 300, 12\)"):
         window_float(records[:2, :300])
-    bad = records[:1, :250].copy()
-    bad[0, 0, 0] = np.inf
-    with pytest.raises(ValueError, match="non-finite"):
+    bad = records[:2, :250].copy()
+    bad[1, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"record 1: non-finite samples \(NaN/Inf\) in lead\(s\) I\b"):
         window_float(bad)
+    raw = window_float.run(bad, check=False)
+    assert raw["valid"].tolist() == [True, False] and np.isnan(raw["probabilities"][1]).all()
+    flat = records[:2, :250].copy()
+    flat[0, :, 11] = 0.0
+    with pytest.raises(ValueError, match=r"record 0: flat line \(constant signal\) in lead\(s\) V6"):
+        window_float(flat)
+    assert window_float.run(flat, check=False)["valid"].tolist() == [False, True]
 
 
 def test_existing_output_kept_unless_overwrite(setup, tmp_path):

@@ -15,9 +15,11 @@ The graphs are the serving graphs of :mod:`ecg_keras.export.signatures` (the Sav
 exports use the same functions): :func:`~ecg_keras.export.signatures.window_probabilities`
 standardises with the run's mean/std, runs the model in inference mode and applies the sigmoid.
 
-* window model: input ``ecg`` (batch, window, leads) float32 mV -> ``probabilities`` (batch, classes);
+* window model: input ``ecg`` (batch, window, leads) float32 mV -> ``probabilities`` (batch, classes)
+  and ``valid`` (batch,) bool;
 * whole-record model (``whole_record=True``): input ``ecg`` (batch, length, leads), records of one
-  length per call -> ``probabilities`` (batch, classes) and ``n_windows`` (batch,): windows of
+  length per call -> ``probabilities`` (batch, classes), ``n_windows`` (batch,) and ``valid``
+  (batch,) bool: windows of
   ``window`` samples every ``stride`` (windows past the end dropped; a record shorter than one
   window is zero-padded after standardisation), aggregated by max or mean, as
   ``record_probabilities`` with ``lengths=None``. The length is dynamic by default (the
@@ -32,9 +34,12 @@ padded in mV with the standardiser's mean, which standardises to exactly 0.0 (fl
 ``(m - m) / s``), and the windows go through ``window_probabilities``; the result is
 bit-identical to ``record_probabilities(..., lengths=None)``.
 
-The runtime checks of the serving graphs (``tf.debugging.Assert``: lead count, window length) are
-dropped by the LiteRT converter; :class:`LiteRTModel` checks shapes and finiteness in Python
-before invoking the interpreter.
+LiteRT cannot raise on values: as in the ONNX models, windows (window model) or records
+(whole-record model) with a non-finite sample or a flat lead, and records longer than
+``max_record_seconds``, give ``valid = False`` and NaN probabilities. The shape assertions of the
+serving graphs (``tf.debugging.Assert``: lead count, window length) are dropped by the converter;
+:class:`LiteRTModel` checks shapes and refuses invalid input in Python (ValueError naming the
+records and leads, as the SavedModel signatures do) before invoking the interpreter.
 
 Quantisation (``quantize``): ``None`` float32; ``"float16"`` float16 weights (dequantised at load
 on CPU); ``"dynamic"`` int8 weights, activations quantised on the fly; ``"int8"`` int8 weights and
@@ -64,51 +69,58 @@ if TYPE_CHECKING:  # TensorFlow is imported when a model is converted (``python 
     from ecg_keras.standardize import Standardizer
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
-INPUT_KEY, OUTPUT_KEY, WINDOWS_KEY = "ecg", "probabilities", "n_windows"  # as ecg_keras.export.signatures
+INPUT_KEY, OUTPUT_KEY, WINDOWS_KEY, VALID_KEY = "ecg", "probabilities", "n_windows", "valid"  # as signatures
 METADATA_NAME = "ecg_keras"
 MAX_CALIBRATION = 256  # representative samples for int8 (windows, or records for the whole-record model)
 
 
 # --------------------------------------------------------------------------- graphs
-def litert_record_probabilities(logits, x: "tf.Tensor", spec: "ServingSpec") -> tuple["tf.Tensor", "tf.Tensor"]:
-    """Records of one length (batch, length, leads) raw mV -> ((batch, classes), windows per record).
+def litert_record_probabilities(logits, x: "tf.Tensor", spec: "ServingSpec"
+                                ) -> tuple["tf.Tensor", "tf.Tensor", "tf.Tensor"]:
+    """Records of one length (batch, length, leads) raw mV -> ((batch, classes), windows per record, valid).
 
-    The LiteRT-convertible form of ``record_probabilities(logits, x, None, spec)`` (see the module
-    docstring): every op has a LiteRT builtin kernel.
+    The LiteRT-convertible form of ``record_probabilities(logits, x, None, spec,
+    refuse_invalid=False)`` (see the module docstring): every op has a LiteRT builtin kernel.
+    Records with a non-finite sample or a flat lead, or longer than ``spec.max_length``, get
+    ``valid = False`` and NaN probabilities (LiteRT cannot raise), as in the ONNX models.
     """
     import tensorflow as tf
 
-    from ecg_keras.export.signatures import window_probabilities
+    from ecg_keras.export.signatures import window_probabilities, window_valid
 
     w, s = spec.window, spec.stride
     shape = tf.shape(x)
     batch, total = shape[0], shape[1]
+    valid = tf.logical_and(window_valid(x), total <= spec.max_length)  # per record, over its samples
     padded = tf.maximum(total, w)
     # mV padding that standardises to exactly 0.0, i.e. zero-padding after standardisation.
-    x = tf.pad(x, [[0, 0], [0, padded - total], [0, 0]], constant_values=np.float32(spec.mean))
+    xp = tf.pad(x, [[0, 0], [0, padded - total], [0, 0]], constant_values=np.float32(spec.mean))
     n_win = (padded - w) // s + 1
     index = (tf.range(n_win) * s)[:, None] + tf.range(w)[None, :]  # (n_win, w)
-    windows = tf.reshape(tf.gather(x, index, axis=1), [batch * n_win, w, spec.leads])
+    windows = tf.reshape(tf.gather(xp, index, axis=1), [batch * n_win, w, spec.leads])
+    # refuse_invalid=True: its assertions are dropped by the converter; validity is per record (above)
     probs = tf.reshape(window_probabilities(logits, windows, spec), [batch, n_win, len(spec.classes)])
     agg = tf.reduce_max(probs, axis=1) if spec.aggregation == "max" else tf.reduce_mean(probs, axis=1)
-    return agg, tf.fill([batch], n_win)
+    agg = tf.where(valid[:, None], agg, tf.constant(np.nan, agg.dtype))
+    return agg, tf.fill([batch], n_win), valid
 
 
 def _function(model, spec: "ServingSpec", whole_record: bool, record_length: int | None):
     import tensorflow as tf
 
-    from ecg_keras.export.signatures import (INPUT_KEY, OUTPUT_KEY, WINDOWS_KEY, logits_function,
-                                             window_probabilities, window_signature)
+    from ecg_keras.export.signatures import (INPUT_KEY, OUTPUT_KEY, VALID_KEY, WINDOWS_KEY, logits_function,
+                                             window_probabilities, window_signature, window_valid)
 
     logits = logits_function(model, spec)
     if whole_record:
         def fn(ecg):
-            probs, n = litert_record_probabilities(logits, ecg, spec)
-            return {OUTPUT_KEY: probs, WINDOWS_KEY: n}
+            probs, n, valid = litert_record_probabilities(logits, ecg, spec)
+            return {OUTPUT_KEY: probs, WINDOWS_KEY: n, VALID_KEY: valid}
         signature = [tf.TensorSpec([None, record_length, spec.leads], tf.float32, name=INPUT_KEY)]
     else:
-        def fn(ecg):
-            return {OUTPUT_KEY: window_probabilities(logits, ecg, spec)}
+        def fn(ecg):  # as the ONNX window model: NaN probabilities and valid = False for refused windows
+            return {OUTPUT_KEY: window_probabilities(logits, ecg, spec, refuse_invalid=False),
+                    VALID_KEY: window_valid(ecg)}
         signature = window_signature(spec)
     return tf.function(fn, input_signature=signature)
 
@@ -151,6 +163,10 @@ def calibration_samples(calibration, spec: "ServingSpec", *, whole_record: bool,
     else:
         short = [np.pad(r, [(0, spec.window - len(r)), (0, 0)]) if len(r) < spec.window else r for r in records]
         samples = list(eval_windows(short, window=spec.window, stride=spec.stride)[0])
+    usable = [x for x in samples if np.ptp(x, axis=0).min() > 0]  # flat leads give NaN (valid = False)
+    if not usable:
+        raise ValueError("no calibration sample without a flat lead")
+    samples = usable
     if len(samples) > limit:
         pick = np.sort(np.random.default_rng(seed).choice(len(samples), size=limit, replace=False))
         samples = [samples[i] for i in pick]
@@ -161,7 +177,7 @@ def calibration_samples(calibration, spec: "ServingSpec", *, whole_record: bool,
 def convert_litert(model, *, standardizer: "Standardizer", classes, sampling_rate: int = 100,
                    whole_record: bool = False, record_seconds: float | None = None, aggregation: str = "max",
                    activation: str | None = "sigmoid", quantize: str | None = None, calibration=None,
-                   extra: dict | None = None) -> tuple[bytes, dict]:
+                   max_record_seconds: float | None = None, extra: dict | None = None) -> tuple[bytes, dict]:
     """The LiteRT flatbuffer (bytes, metadata embedded) and its metadata dict; see :func:`export_litert`."""
     import tensorflow as tf
 
@@ -171,8 +187,9 @@ def convert_litert(model, *, standardizer: "Standardizer", classes, sampling_rat
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     if record_seconds is not None and not whole_record:
         raise ValueError("record_seconds applies to the whole-record model (whole_record=True)")
+    limits = {} if max_record_seconds is None else {"max_record_seconds": max_record_seconds}
     spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
-                              aggregation=aggregation, activation=activation, extra=extra)
+                              aggregation=aggregation, activation=activation, extra=extra, **limits)
     record_length = None if record_seconds is None else int(round(record_seconds * spec.sampling_rate))
     if record_length is not None and record_length < 1:
         raise ValueError(f"record_seconds must be positive, got {record_seconds}")
@@ -234,7 +251,8 @@ def read_metadata(path_or_bytes) -> dict:
 def export_litert(model, path: str | Path, *, standardizer: "Standardizer", classes, sampling_rate: int = 100,
                   whole_record: bool = False, record_seconds: float | None = None, aggregation: str = "max",
                   activation: str | None = "sigmoid", quantize: str | None = None, calibration=None,
-                  extra: dict | None = None, overwrite: bool = False) -> Path:
+                  max_record_seconds: float | None = None, extra: dict | None = None,
+                  overwrite: bool = False) -> Path:
     """Convert ``model`` (Keras, logits) to a LiteRT flatbuffer at ``path``; returns ``path``.
 
     Standardisation and activation (and for ``whole_record`` the windows and their aggregation)
@@ -253,7 +271,7 @@ def export_litert(model, path: str | Path, *, standardizer: "Standardizer", clas
     flatbuffer, _ = convert_litert(model, standardizer=standardizer, classes=classes, sampling_rate=sampling_rate,
                                    whole_record=whole_record, record_seconds=record_seconds,
                                    aggregation=aggregation, activation=activation, quantize=quantize,
-                                   calibration=calibration, extra=extra)
+                                   calibration=calibration, max_record_seconds=max_record_seconds, extra=extra)
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
     return path
@@ -284,6 +302,8 @@ class LiteRTModel:
         return list(self.metadata["classes"])
 
     def _check(self, ecg) -> np.ndarray:
+        from ecg_keras.windows import check_signals
+
         m = self.metadata
         x = np.ascontiguousarray(ecg, dtype=np.float32)
         length = None if m["whole_record"] else m["window"]
@@ -293,12 +313,15 @@ class LiteRTModel:
             raise ValueError(f"'{INPUT_KEY}' must be {want} float32 mV, got shape {x.shape}")
         if x.shape[1] < 1:
             raise ValueError(f"records in '{INPUT_KEY}' have no samples")
-        if not np.isfinite(x).all():
-            raise ValueError(f"'{INPUT_KEY}' contains non-finite values (NaN/inf)")
+        # the refusals of the SavedModel signatures / predict_records (DataError, a ValueError, naming
+        # records and leads): non-finite samples, flat leads, records over max_record_seconds
+        check_signals(x, flat="error", max_length=m.get("max_length"))
         return x
 
-    def run(self, ecg) -> dict:
-        return self.runner(**{INPUT_KEY: self._check(ecg)})
+    def run(self, ecg, check: bool = True) -> dict:
+        """All outputs; ``check=False`` feeds ``ecg`` unchecked (invalid rows: ``valid`` False, NaN)."""
+        x = self._check(ecg) if check else np.ascontiguousarray(ecg, dtype=np.float32)
+        return self.runner(**{INPUT_KEY: x})
 
     def __call__(self, ecg) -> np.ndarray:
         return self.run(ecg)[OUTPUT_KEY]
