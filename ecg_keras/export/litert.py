@@ -24,7 +24,9 @@ standardises with the run's mean/std, runs the model in inference mode and appli
   window is zero-padded after standardisation), aggregated by max or mean, as
   ``record_probabilities`` with ``lengths=None``. The length is dynamic by default (the
   interpreter resizes the input); ``record_seconds=10`` fixes it instead (a static graph,
-  which some delegates require).
+  which some delegates require). All windows of a call go through the model as one batch (no
+  chunked loop as in the SavedModel): memory grows with batch x record length, so the model is
+  meant for short records (10 s) on devices.
 
 Why not ``record_probabilities`` itself for the whole-record graph: it masks padded records with a
 boolean ``tensor[:, :, None]`` (a ``StridedSlice`` on ``bool`` with a new axis), which has no
@@ -57,7 +59,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
