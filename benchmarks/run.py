@@ -3,6 +3,13 @@
     python -m benchmarks                                   # all five models, default settings
     python -m benchmarks --compare benchmarks/results/before.json --output benchmarks/results/after.json
     python -m benchmarks --archs resnet1d_wang lstm --train-seconds 30
+    python -m benchmarks --peer-live --peer-python /tmp/torchvenv/bin/python   # + PyTorch, interleaved
+
+The machine's CPU model and ISA flags (avx2, avx512f, avx512_bf16, amx_*) from /proc/cpuinfo are
+recorded (``machine.cpu_model``, ``machine.isa``) and printed in the header: figures from
+machines with different flags are not comparable. ``--peer-live`` runs the PyTorch peer
+(``benchmarks/torch_peer.py``, train at ``--batch-size`` and inference at 64 windows) per model
+right after ours (ours A, peer A, ours B, peer B, ...) and prints ours/peer ratios.
 
 Measured, each in a fresh subprocess (so peak resident memory is per measurement):
 
@@ -81,8 +88,55 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: ISA extensions that decide which kernels TensorFlow / oneDNN / PyTorch can use (amx_* all recorded).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+             "amx_int8", "amx_fp16")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """CPU model and the relevant ISA flags from /proc/cpuinfo (``cpuinfo``: its text, for tests).
+
+    ``{"cpu_model": "AMD EPYC", "isa": ["avx2", "fma", "avx512f", "avx512_bf16", ...]}``: the
+    flags of :data:`ISA_FLAGS` and every ``amx*`` flag present on the first processor, in
+    :data:`ISA_FLAGS` order. ``isa`` is None when /proc/cpuinfo cannot be read (not Linux).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return {"cpu_model": cpu_model(), "isa": None}
+    model, flags = None, None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key in ("flags", "features") and flags is None:  # "Features" on arm64
+            flags = set(value.split())
+        if model is not None and flags is not None:
+            break
+    if flags is None:
+        return {"cpu_model": model or cpu_model(), "isa": None}
+    known = [f for f in ISA_FLAGS if f in flags]
+    known += sorted(f for f in flags if f.startswith("amx") and f not in known)
+    return {"cpu_model": model or cpu_model(), "isa": known}
+
+
+def isa_summary(isa) -> str:
+    """"avx2 fma avx512f avx512_bf16; no amx" for the report header."""
+    if isa is None:
+        return "ISA flags unknown"
+    text = " ".join(isa) or "none of " + " ".join(ISA_FLAGS)
+    if not any(f.startswith("amx") for f in isa):
+        text += "; no amx"
+    if "avx512f" not in isa:
+        text += "; no avx512"
+    return text
+
+
 def machine_info() -> dict:
-    info = {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+    cpu = cpu_info()
+    info = {"cpu_model": cpu["cpu_model"], "isa": cpu["isa"], "cpus": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "date": _dt.datetime.now().isoformat(timespec="seconds"),
             "load_average": load_average(),
             "env": {k: os.environ[k] for k in sorted(os.environ)
@@ -373,40 +427,132 @@ def run_worker(kind: str, timeout: float, log=print, **kwargs) -> dict:
 
 
 # =========================================================================== orchestration
+PEER_SCRIPT = Path(__file__).resolve().parent / "torch_peer.py"
+
+
+def schedule(archs, parts=("train", "infer"), peer: bool = False) -> list[tuple[str, str]]:
+    """The order of the model measurements, as (kind, arch) with kind "train", "infer" or "peer".
+
+    Without the peer: every training run, then every inference run. With ``--peer-live``
+    interleaved per architecture (ours arch A, peer arch A, ours arch B, peer arch B, ...), so
+    that each ratio compares measurements made minutes apart under the same load.
+    """
+    ours = [p for p in ("train", "infer") if p in parts]
+    if not peer:
+        return [(kind, arch) for kind in ours for arch in archs]
+    return [(kind, arch) for arch in archs for kind in (*ours, "peer")]
+
+
+def torch_importable(python: str | None = None) -> bool:
+    """Whether ``import torch`` succeeds in this interpreter (``python=None``) or in ``python``."""
+    if python is None:
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+    try:
+        return subprocess.run([python, "-c", "import torch"], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def resolve_peer_python(peer_python: str | None) -> str:
+    """The interpreter that runs benchmarks/torch_peer.py: ``--peer-python`` or this one if it has torch."""
+    if peer_python:
+        if not torch_importable(peer_python):
+            raise SystemExit(f"error: --peer-python {peer_python}: 'import torch' fails in that interpreter")
+        return peer_python
+    if torch_importable():
+        return sys.executable
+    raise SystemExit("error: --peer-live needs PyTorch: 'import torch' fails in this interpreter; pass "
+                     "--peer-python PATH to a python that has torch (see benchmarks/torch_peer.py)")
+
+
+def run_peer(arch: str, python: str, *, seconds: float, batch_size: int = 128, timeout: float = 600,
+             log=print) -> dict:
+    """benchmarks/torch_peer.py for one architecture in ``python``: its JSON entry for ``arch``."""
+    with tempfile.TemporaryDirectory(prefix="ecg_keras_peer_") as tmp:
+        out = Path(tmp) / "peer.json"
+        cmd = [python, str(PEER_SCRIPT), "--archs", arch, "--seconds", str(seconds), "--batch-size",
+               str(batch_size), "--no-matmul", "--output", str(out)]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "arch": arch, "error": f"timed out after {timeout:.0f} s"}
+        if proc.returncode != 0 or not out.exists():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+            log(f"  peer {arch} failed: exit {proc.returncode}")
+            return {"ok": False, "arch": arch, "error": f"torch_peer.py exited {proc.returncode}: {tail}"}
+        raw = json.loads(out.read_text())
+    entry = raw["models"][arch]
+    return {"ok": True, "arch": arch, "torch": raw["meta"].get("torch"), "timestamp": raw["meta"].get("timestamp"),
+            "train": (entry.get("train") or {}).get("windows_per_s_median"),
+            "infer": (entry.get("infer") or {}).get("windows_per_s_median"),
+            "load_average": [raw["meta"].get("loadavg_before"), raw["meta"].get("loadavg_after")],
+            "process_s": round(time.perf_counter() - t0, 2)}
+
+
+def peer_measured(peers: dict, python: str) -> dict | None:
+    """The live peer runs in the shape of :func:`load_peer` (for the report's ratio table)."""
+    ok = {arch: r for arch, r in peers.items() if r.get("ok")}
+    if not ok:
+        return None
+    first = next(iter(ok.values()))
+    return {"source": f"--peer-live, {python}, interleaved", "torch": first.get("torch"),
+            "timestamp": first.get("timestamp"),
+            "models": {arch: {"train": r.get("train"), "infer": r.get("infer")} for arch, r in ok.items()}}
+
+
 def run_benchmark(archs=ARCHS, *, train_seconds: float = 20.0, infer_seconds: float = 3.0, batch_size: int = 128,
                   records: int = 1024, warmup: int = 3, batches=(1, 64), engines=("keras", "savedmodel", "onnx"),
                   jit=None, deterministic=None, data: bool = True, data_records: int = 300, timeout: float = 600,
-                  parts=("train", "infer"), log=print) -> dict:
+                  parts=("train", "infer"), peer_python: str | None = None, peer_seconds: float | None = None,
+                  log=print) -> dict:
+    """All measurements; ``peer_python``: run benchmarks/torch_peer.py with it, interleaved (``--peer-live``)."""
     t0 = time.perf_counter()
     result = {"benchmark": "ecg_keras", "schema": 1, "machine": machine_info(), "versions": versions(),
               "command": " ".join([Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]]),
               "settings": {"archs": list(archs), "train_seconds": train_seconds, "infer_seconds": infer_seconds,
                            "batch_size": batch_size, "records": records, "warmup": warmup, "batches": list(batches),
-                           "engines": list(engines), "jit": jit, "deterministic": deterministic},
+                           "engines": list(engines), "jit": jit, "deterministic": deterministic,
+                           "peer_python": peer_python},
               "peer": PEER, "train": {}, "infer": {}}
-    log(f"machine: {result['machine']['cpu_model']}, {result['machine']['cpus']} CPUs, "
-        f"load average {result['machine']['load_average']}")
+    log(f"machine: {result['machine']['cpu_model']} ({isa_summary(result['machine'].get('isa'))}), "
+        f"{result['machine']['cpus']} CPUs, load average {result['machine']['load_average']}")
     result["matmul"] = [run_worker("matmul", timeout, log)]
     log(f"  matmul peak: {result['matmul'][0].get('gflops_best')} GFLOP/s")
-    for arch in archs:
-        if "train" not in parts:
-            break
-        r = run_worker("train", timeout, log, arch=arch, batch_size=batch_size, seconds=train_seconds,
-                       warmup=warmup, records=records, jit=jit, deterministic=deterministic)
-        result["train"][arch] = r
-        if r.get("ok"):
-            log(f"  train {arch:14s} {r['windows_per_s']:8.1f} windows/s  ({r['train_gflops']:.1f} GFLOP/s, "
-                f"first step {r['first_step_s']:.1f} s, XLA {'on' if r['jit'] else 'off'}, {r['process_s']:.0f} s)")
-    for arch in archs:
-        if "infer" not in parts:
-            break
-        r = run_worker("infer", timeout, log, arch=arch, seconds=infer_seconds, batches=list(batches),
-                       engines=list(engines), jit=jit)
-        result["infer"][arch] = r
-        if r.get("ok"):
-            best = max(e.get(str(max(batches)), {}).get("windows_per_s", 0) for e in r["engines"].values())
-            log(f"  infer {arch:14s} {best:8.1f} windows/s (best engine, batch {max(batches)}; "
-                f"{r['process_s']:.0f} s)")
+    peers: dict = {}
+    order = schedule(archs, parts, peer=peer_python is not None)
+    result["order"] = [f"{kind} {arch}" for kind, arch in order]
+    for kind, arch in order:
+        if kind == "train":
+            r = run_worker("train", timeout, log, arch=arch, batch_size=batch_size, seconds=train_seconds,
+                           warmup=warmup, records=records, jit=jit, deterministic=deterministic)
+            result["train"][arch] = r
+            if r.get("ok"):
+                log(f"  train {arch:14s} {r['windows_per_s']:8.1f} windows/s  ({r['train_gflops']:.1f} GFLOP/s, "
+                    f"first step {r['first_step_s']:.1f} s, XLA {'on' if r['jit'] else 'off'}, "
+                    f"{r['process_s']:.0f} s)")
+        elif kind == "infer":
+            r = run_worker("infer", timeout, log, arch=arch, seconds=infer_seconds, batches=list(batches),
+                           engines=list(engines), jit=jit)
+            result["infer"][arch] = r
+            if r.get("ok"):
+                best = max(e.get(str(max(batches)), {}).get("windows_per_s", 0) for e in r["engines"].values())
+                log(f"  infer {arch:14s} {best:8.1f} windows/s (best engine, batch {max(batches)}; "
+                    f"{r['process_s']:.0f} s)")
+        else:
+            r = run_peer(arch, peer_python, seconds=train_seconds if peer_seconds is None else peer_seconds,
+                         batch_size=batch_size, timeout=timeout, log=log)
+            peers[arch] = r
+            if r.get("ok"):
+                log(f"  peer  {arch:14s} train {r['train']} / infer {r['infer']} windows/s (torch {r['torch']}, "
+                    f"{r['process_s']:.0f} s)")
+    if peer_python is not None:
+        result["peer_live"] = peers
+        measured = peer_measured(peers, peer_python)
+        if measured:
+            result["peer_measured"] = measured
     if data:
         result["data"] = run_worker("data", timeout, log, n_records=data_records)
     result["matmul"].append(run_worker("matmul", timeout, log))
@@ -434,7 +580,7 @@ def best_infer(r: dict, batch: str = "64") -> tuple[float | None, str | None]:
 def table(result: dict) -> str:
     m = result["machine"]
     peak = result.get("matmul_peak_gflops")
-    lines = [f"{m['cpu_model']}, {m['cpus']} CPUs, load average {m['load_average']} -> {m.get('load_average_end')}; "
+    lines = [f"{m['cpu_model']} ({isa_summary(m.get('isa'))}), {m['cpus']} CPUs, load average {m['load_average']} -> {m.get('load_average_end')}; "
              f"TF {result['versions'].get('tensorflow-cpu') or result['versions'].get('tensorflow')}, "
              f"Keras {result['versions'].get('keras')}, ONNX Runtime {result['versions'].get('onnxruntime')}; "
              f"oneDNN {_on_off(result['matmul'][0].get('onednn') if result.get('matmul') else None)}; "
@@ -579,8 +725,20 @@ def main(argv=None) -> int:
     p.add_argument("--compare", default=None, help="a previous result JSON to compare with")
     p.add_argument("--peer", default=None,
                    help="a benchmarks/torch_peer.py --output JSON measured on this machine: adds ratios against it")
+    p.add_argument("--peer-live", action="store_true",
+                   help="also run benchmarks/torch_peer.py (PyTorch) in this invocation, interleaved per model "
+                        "(ours A, peer A, ours B, ...), and print the ratios; needs torch here or --peer-python")
+    p.add_argument("--peer-python", default=None,
+                   help="with --peer-live: a python that has torch (default: this interpreter)")
+    p.add_argument("--peer-seconds", type=float, default=None,
+                   help="timed seconds per peer measurement (default: --train-seconds)")
     p.add_argument("--quick", action="store_true", help="tiny settings (smoke test): 1 s timings, batch 1 and 4")
     a = p.parse_args(argv)
+    if a.peer_python and not a.peer_live:
+        p.error("--peer-python needs --peer-live")
+    if a.peer_live and a.peer:
+        p.error("--peer-live measures the peer; --peer reads a previous measurement: pass one of them")
+    peer_python = resolve_peer_python(a.peer_python) if a.peer_live else None
     tri = {"default": None, "on": True, "off": False}
     if a.quick:
         a.train_seconds, a.infer_seconds, a.batches, a.records = 1.0, 0.5, [1, 4], 256
@@ -591,7 +749,8 @@ def main(argv=None) -> int:
     result = run_benchmark(a.archs, train_seconds=a.train_seconds, infer_seconds=a.infer_seconds,
                            batch_size=a.batch_size, records=a.records, warmup=a.warmup, batches=tuple(a.batches),
                            engines=tuple(a.engines), jit=tri[a.jit], deterministic=tri[a.deterministic],
-                           data=a.data, timeout=a.timeout, parts=tuple(a.parts))
+                           data=a.data, timeout=a.timeout, parts=tuple(a.parts), peer_python=peer_python,
+                           peer_seconds=a.peer_seconds)
     if a.peer:
         result["peer_measured"] = load_peer(a.peer)
     out = Path(a.output) if a.output else (Path(__file__).resolve().parent / "results"
@@ -604,7 +763,8 @@ def main(argv=None) -> int:
         print()
         print(compare(result, json.loads(Path(a.compare).read_text())))
     print(f"\nwrote {out}")
-    failed = [k for k, v in [*result["train"].items(), *result["infer"].items()] if not v.get("ok")]
+    failed = [k for k, v in [*result["train"].items(), *result["infer"].items(),
+                             *(result.get("peer_live") or {}).items()] if not v.get("ok")]
     return 1 if failed else 0
 
 

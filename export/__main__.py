@@ -1,8 +1,10 @@
-"""python -m export savedmodel|onnx|release — export a trained run for serving.
+"""python -m export savedmodel|onnx|litert|release — export a trained run for serving.
 
     python -m export savedmodel RUN_DIR --out serving [--model-name ecg] [--version 1]
         -> serving/ecg/1/{saved_model.pb, variables/, assets/}   (TF Serving layout)
     python -m export onnx RUN_DIR --out model.onnx [--whole-record] [--opset 17]
+    python -m export litert RUN_DIR --out model.tflite [--quantize float16|dynamic|int8 --calibration DIR]
+        [--whole-record] [--overwrite]
     python -m export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL]
         -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json
     python -m export from-torch CHECKPOINT --arch ARCH --task TASK --out RUN_DIR --standardizer standard_scaler.pkl
@@ -132,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ecg_keras.export.from_torch import add_parser as add_from_torch
 
     add_from_torch(sub)  # python -m export from-torch CHECKPOINT --arch A --task T --out RUN_DIR
+
+    from ecg_keras.export import litert  # python -m export litert (parser and command in ecg_keras/export/litert.py)
+    litert.add_parser(sub)
     return parser
 
 

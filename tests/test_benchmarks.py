@@ -103,3 +103,100 @@ def test_kernel_benchmark_implementations_agree():
             np.testing.assert_allclose(kernels.IMPLEMENTATIONS[impl](x, w).numpy(), ref, atol=1e-5)
     assert kernels.conv_flops(250, 128, 128, 5) == 3 * 2 * 128 * 250 * 128 * 128 * 5
     assert kernels.measure((20, 3, 4, 5), repeats=1) > 0
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 9R14
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512dq avx512_bf16 avx512_vnni amx_bf16 amx_tile amx_int8 amx_complex
+processor\t: 1
+model name\t: should not be read
+flags\t\t: fpu
+"""
+
+
+def test_cpu_model_and_isa_flags():
+    info = bench.cpu_info(CPUINFO)
+    assert info["cpu_model"] == "AMD EPYC 9R14"
+    assert info["isa"] == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+                           "amx_int8", "amx_complex"]
+    avx2_only = bench.cpu_info("model name : Intel Xeon\nflags : sse4_2 avx avx2 fma\n")
+    assert avx2_only["isa"] == ["avx2", "fma"]
+    assert bench.isa_summary(avx2_only["isa"]) == "avx2 fma; no amx; no avx512"
+    assert bench.isa_summary(None) == "ISA flags unknown"
+    assert bench.cpu_info("nothing useful")["isa"] is None
+    here = bench.machine_info()  # this machine's /proc/cpuinfo
+    assert "isa" in here and here["cpu_model"]
+    result = {"machine": {"cpu_model": "AMD EPYC 9R14", "isa": info["isa"], "cpus": 2, "load_average": [1, 1, 1],
+                          "date": "today"}, "versions": {}, "matmul": [], "matmul_peak_gflops": 1.0, "total_s": 1,
+              "command": "x", "train": {}, "infer": {}}
+    assert bench.table(result).splitlines()[0].startswith("AMD EPYC 9R14 (avx2 fma avx512f avx512_vnni avx512_bf16 "
+                                                          "amx_tile amx_bf16 amx_int8 amx_complex), 2 CPUs")
+
+
+def test_peer_live_interleaving_order(monkeypatch):
+    """--peer-live: ours arch A (train, infer), peer arch A, ours arch B, ...; the peer subprocess is mocked."""
+    assert bench.schedule(["a", "b"]) == [("train", "a"), ("train", "b"), ("infer", "a"), ("infer", "b")]
+    calls = []
+
+    def fake_worker(kind, timeout, log=print, **kwargs):
+        calls.append((kind, kwargs.get("arch")))
+        if kind == "matmul":
+            return {"ok": True, "gflops_best": 10.0}
+        if kind == "train":
+            return {"ok": True, "windows_per_s": 300.0, "train_gflops": 1.0, "first_step_s": 1.0, "jit": False,
+                    "process_s": 1, "peak_rss_mb": 1}
+        return {"ok": True, "engines": {"keras": {"64": {"windows_per_s": 1000.0, "ms_per_record": 1.0}}},
+                "process_s": 1, "peak_rss_mb": 1}
+
+    def fake_subprocess_run(cmd, **kwargs):
+        calls.append(("peer", cmd[cmd.index("--archs") + 1]))
+        assert cmd[0] == "/peer/python" and cmd[1].endswith("torch_peer.py") and "--no-matmul" in cmd
+        out = cmd[cmd.index("--output") + 1]
+        arch = cmd[cmd.index("--archs") + 1]
+        with open(out, "w") as f:
+            json.dump({"meta": {"torch": "2.13.0", "timestamp": "t", "loadavg_before": [1, 1, 1]},
+                       "models": {arch: {"train": {"windows_per_s_median": 200.0},
+                                         "infer": {"windows_per_s_median": 400.0}}}}, f)
+        return bench.subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    monkeypatch.setattr(bench.subprocess, "run", fake_subprocess_run)
+    result = bench.run_benchmark(["fcn_wang", "lstm"], data=False, peer_python="/peer/python", log=lambda *a: None)
+    assert calls == [("matmul", None), ("train", "fcn_wang"), ("infer", "fcn_wang"), ("peer", "fcn_wang"),
+                     ("train", "lstm"), ("infer", "lstm"), ("peer", "lstm"), ("matmul", None)]
+    assert result["order"] == ["train fcn_wang", "infer fcn_wang", "peer fcn_wang", "train lstm", "infer lstm",
+                               "peer lstm"]
+    assert result["peer_measured"]["models"]["lstm"] == {"train": 200.0, "infer": 400.0}
+    text = bench.table(result)
+    row = next(line for line in text.split("against the PyTorch peer")[1].splitlines() if line.startswith("lstm"))
+    assert row.split() == ["lstm", "300.0", "200.0", "1.50", "met", "1000.0", "400.0", "2.50", "met"]
+
+
+def test_peer_live_flags(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bench, "torch_importable", lambda python=None: False)
+    with pytest.raises(SystemExit, match="--peer-live needs PyTorch"):
+        bench.main(["--peer-live", "--archs", "fcn_wang"])
+    with pytest.raises(SystemExit, match="import torch' fails in that interpreter"):
+        bench.main(["--peer-live", "--peer-python", "/no/python"])
+    with pytest.raises(SystemExit):
+        bench.main(["--peer-python", "/x/python"])  # without --peer-live
+    assert "--peer-python needs --peer-live" in capsys.readouterr().err
+    seen = {}
+
+    def fake_run(archs, **kwargs):
+        seen.update(kwargs, archs=archs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench, "torch_importable", lambda python=None: python == "/venv/bin/python")
+    monkeypatch.setattr(bench, "run_benchmark", fake_run)
+    with pytest.raises(SystemExit):
+        bench.main(["--peer-live", "--peer-python", "/venv/bin/python", "--archs", "lstm", "--peer-seconds", "5"])
+    assert seen["peer_python"] == "/venv/bin/python" and seen["peer_seconds"] == 5.0 and seen["archs"] == ["lstm"]
+    monkeypatch.setattr(bench, "torch_importable", lambda python=None: python is None)
+    with pytest.raises(SystemExit):
+        bench.main(["--peer-live"])
+    assert seen["peer_python"] == bench.sys.executable
+    with pytest.raises(SystemExit):
+        bench.main(["--archs", "lstm"])
+    assert seen["peer_python"] is None
