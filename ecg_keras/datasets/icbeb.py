@@ -58,8 +58,10 @@ def _find_one(root: Path, name: str) -> Path | None:
     return next(iter(sorted(root.rglob(name))), None)
 
 
-def read_cpsc_mat(path, target_fs: int | None = None) -> tuple[np.ndarray, float, float]:
-    """(signal float32 (N, 12) mV, age, sex 0/1) of one original CPSC 2018 ``.mat`` file."""
+def read_cpsc_mat(path, target_fs: int | None = None, check: bool = True) -> tuple[np.ndarray, float, float]:
+    """(signal float32 (N, 12) mV, age, sex 0/1) of one original CPSC 2018 ``.mat`` file.
+
+    ``check=False`` skips the NaN/inf check (for callers that check the signal themselves)."""
     from scipy.io import loadmat
 
     path = Path(path)
@@ -79,7 +81,8 @@ def read_cpsc_mat(path, target_fs: int | None = None) -> tuple[np.ndarray, float
     if data.ndim != 2 or data.shape[0] != 12:
         raise DataError(f"{path}: ECG.data has shape {data.shape}, expected 12 leads x samples")
     sig = data.T
-    check_finite(sig, path)
+    if check:
+        check_finite(sig, path)
     if target_fs is not None:
         sig = resample(sig, NATIVE_RATE, target_fs, path)
     age = sex = float("nan")
