@@ -91,7 +91,11 @@ def read_cpsc_mat(path, target_fs: int | None = None, check: bool = True) -> tup
         age = _to_float(np.ravel(ecg["age"])[0]) if np.size(ecg["age"]) else float("nan")
     if "sex" in names:
         sex = _sex_code(np.ravel(ecg["sex"])[0]) if np.size(ecg["sex"]) else float("nan")
-    return sig.astype(np.float32), age, sex
+    with np.errstate(over="ignore"):
+        out = sig.astype(np.float32)
+    if check:
+        check_finite(out, path)  # values beyond float32 would become inf
+    return out, age, sex
 
 
 def read_reference(path) -> pd.DataFrame:
