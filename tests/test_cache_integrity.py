@@ -212,3 +212,43 @@ def test_disk_full_while_building_falls_back_and_cleans_up(tmp_path, mode):
     assert proc.returncode == 0, proc.stderr[-3000:]  # no SIGBUS (135), no traceback
     assert "cannot write the signal cache" in proc.stdout and "File too large" in proc.stdout, proc.stdout
     assert "LEFT []" in proc.stdout  # the .tmp-* folder is gone
+
+
+# --------------------------------------------------------------------------- --cache-dir
+def test_cache_option_values():
+    assert cache.cache_option(None) is None and cache.cache_option("") is None
+    assert cache.cache_option("off") is False and cache.cache_option("None") is False
+    assert cache.cache_option(False) is False
+    assert cache.cache_option("/x/y") == "/x/y"
+
+
+def test_train_cache_dir_option(tmp_path_factory, tmp_path):
+    from conftest import synthetic_env
+    from ecg_keras.training.cli import config_from_args, parser
+    from ecg_keras.training.data import load_records
+
+    env = synthetic_env(tmp_path_factory, 30)
+    next(env)
+    try:
+        args = ["--task", "rhythm", "--dataset", "synthetic", "--cache-dir", str(tmp_path / "mycache")]
+        cfg, given = config_from_args(parser().parse_args(args))
+        assert cfg.cache_dir == str(tmp_path / "mycache") and "cache_dir" in given
+        records, _ = load_records(cfg, log=lambda *a: None)
+        assert len(list((tmp_path / "mycache").glob("ptbxl-synthetic-100hz-*"))) == 1
+        default = cache.default_cache_dir()
+        before = sorted(default.glob("*")) if default.exists() else []
+        cfg_off, _ = config_from_args(parser().parse_args(args[:-1] + ["off"]))
+        off, _ = load_records(cfg_off, log=lambda *a: None)
+        assert not isinstance(off.signals, np.memmap)  # read without a cache
+        assert (sorted(default.glob("*")) if default.exists() else []) == before
+        np.testing.assert_array_equal(np.asarray(records.signals), off.signals)
+    finally:
+        next(env, None)
+
+
+def test_evaluate_attribution_has_cache_dir():
+    from ecg_keras.evaluation.insights_cli import build_parser
+
+    ns = build_parser().parse_args(["attribution", "RUN", "--class", "X", "--data-dir", "D", "--cache-dir", "off",
+                                    "--record", "1", "--out", "o.png"])
+    assert ns.cache_dir == "off"

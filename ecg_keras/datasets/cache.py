@@ -107,6 +107,14 @@ def make_key(dataset: str, sampling_rate: int, files: Sequence[Path], root: Path
     return CacheKey(safe, int(sampling_rate), h.hexdigest()[:16])
 
 
+def cache_option(value):
+    """A ``--cache-dir`` value as the readers take it: None/"" = the default cache, "off" (or
+    "none", "false", "0") = no cache (False), else the folder."""
+    if value is None or value is False or str(value).strip() == "":
+        return False if value is False else None
+    return False if str(value).strip().lower() in ("off", "none", "false", "0") else str(value)
+
+
 def resolve_cache_dir(cache_dir) -> Path | None:
     """``None`` -> default cache dir, ``False`` -> no caching, else the given path."""
     if cache_dir is False:

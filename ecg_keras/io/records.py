@@ -67,12 +67,12 @@ def _kind(path: Path) -> tuple[str, Path]:
         return "wfdb", path
     if suffix in (".dat", ".mat") and path.with_suffix(".hea").is_file():
         return "wfdb", path.with_suffix("")
+    if not path.exists():
+        raise DataError(f"{path}: no such record (no file, and no WFDB header {path}.hea)")
     if suffix == ".mat":
         return "cpsc", path
     if suffix in (".npy", ".csv"):
         return suffix[1:], path
-    if not path.exists():
-        raise DataError(f"{path}: no such record (no file, and no WFDB header {path}.hea)")
     raise DataError(f"{path}: unknown record format (expected a WFDB record, .mat, .npy or .csv)")
 
 

@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=S, help="architecture from ecg_keras.models.list_models() (default xresnet1d101)")
     p.add_argument("--dataset", default=S, help="ptbxl (default), icbeb2018, synthetic, or a WFDB folder")
     p.add_argument("--data-dir", default=S, help="dataset folder (default: <$ECG_KERAS_DATA or ~/.ecg_keras/datasets>/<dataset>)")
+    p.add_argument("--cache-dir", default=S, metavar="DIR",
+                   help="signal cache folder (default <data root>/cache; 'off' reads without a cache)")
     p.add_argument("--download", action="store_true", help="download PTB-XL / ICBEB2018 if missing")
     p.add_argument("--sampling-rate", type=int, choices=(100, 500), default=S, help="Hz (default 100)")
     p.add_argument("--epochs", type=int, default=S, help="default 50")
@@ -102,7 +104,7 @@ def _warn_resume_conflicts(cfg: TrainConfig, given: set) -> None:
     if not run.config.exists():
         return
     stored = run.read_config()
-    for name in sorted(given - {"output", "verbose", "distribute", "data_dir"}):
+    for name in sorted(given - {"output", "verbose", "distribute", "data_dir", "cache_dir"}):
         if name in stored and stored[name] != getattr(cfg, name):
             print(f"warning: --resume keeps the run's {name}={stored[name]!r}; ignoring {getattr(cfg, name)!r}",
                   file=sys.stderr)
