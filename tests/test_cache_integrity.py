@@ -252,3 +252,31 @@ def test_evaluate_attribution_has_cache_dir():
     ns = build_parser().parse_args(["attribution", "RUN", "--class", "X", "--data-dir", "D", "--cache-dir", "off",
                                     "--record", "1", "--out", "o.png"])
     assert ns.cache_dir == "off"
+
+
+_PARALLEL_RECORDS = _records(12, variable=False)
+
+
+def _chunk(start: int, stop: int):
+    return [_PARALLEL_RECORDS[i] for i in range(start, stop)]
+
+
+def test_disk_full_in_parallel_workers_falls_back(tmp_path, monkeypatch):
+    """Forked workers write their records with pwrite; ENOSPC there -> warning, uncached read, no .tmp-*."""
+    import errno
+
+    if not cache._fork_available():
+        pytest.skip("parallel cache filling needs fork")
+    monkeypatch.setattr(cache, "PARALLEL_MIN_RECORDS", 0)
+    monkeypatch.setattr(cache, "MAX_CHUNK", 2)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache.os, "pwrite", full)
+    key = cache.CacheKey("toy", 100, "a" * 16)
+    with pytest.warns(cache.CacheWarning, match="No space left on device"):
+        got = cache.load_signals(lambda i: _PARALLEL_RECORDS[i], 12, key=key, cache_dir=tmp_path, fixed_length=True,
+                                 job=lambda a, b: (_chunk, (a, b)), n_jobs=2)
+    _same(got, _PARALLEL_RECORDS)
+    assert list(tmp_path.iterdir()) == []
