@@ -237,14 +237,15 @@ def _is_number(text) -> bool:
 def _read_csv(path: Path, fs, leads, units) -> Record:
     import pandas as pd
 
+    sep = _delimiter(path)
     try:
-        table = pd.read_csv(path, sep=None, engine="python")
+        table = pd.read_csv(path, sep=sep)
+        header = not all(_is_number(c) for c in table.columns)
+        if not header:
+            table = pd.read_csv(path, sep=sep, header=None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv_error()) as e:
         raise DataError(f"{path}: not a readable CSV table ({type(e).__name__}: {e})") from None
     notes: list[str] = []
-    header = not all(_is_number(c) for c in table.columns)
-    if not header:
-        table = pd.read_csv(path, sep=None, engine="python", header=None)
     cols = [str(c).strip() for c in table.columns]
     time = None
     keep = []
@@ -284,6 +285,16 @@ def _read_csv(path: Path, fs, leads, units) -> Record:
     if len(names) != values.shape[1]:
         raise DataError(f"{path}: {values.shape[1]} signal columns but {len(names)} lead names")
     return Record(str(path), path, values * _scale(units, path, "all"), _check_fs(fs, path), names, notes)
+
+
+def _delimiter(path: Path) -> str:
+    """The separator of the first line: tab, semicolon or comma (the default)."""
+    with open(path, "rb") as f:
+        first = f.read(4096).split(b"\n", 1)[0]
+    for sep in (b"\t", b";"):
+        if sep in first and b"," not in first:
+            return sep.decode()
+    return ","
 
 
 def csv_error():
