@@ -77,7 +77,7 @@ def _kind(path: Path) -> tuple[str, Path]:
 
 
 def find_records(paths: Sequence[str | Path]) -> list[Path]:
-    """The records named by ``paths``; a folder stands for every record below it (sorted).
+    """The records named by ``paths``; a folder stands for every record below it (in natural order).
 
     In a folder a ``.mat`` or ``.dat`` next to a ``.hea`` of the same name belongs to that WFDB
     record. A path that is neither a folder nor a record gives a DataError.
@@ -86,7 +86,7 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             found = []
-            for f in sorted(p.rglob("*")):
+            for f in sorted(p.rglob("*"), key=_natural):
                 s = f.suffix.lower()
                 if not f.is_file() or s not in SUFFIXES:
                     continue
@@ -100,6 +100,13 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
             _kind(p)
             out.append(p)
     return out
+
+
+def _natural(path: Path) -> list:
+    """Sort key: digit runs compare as numbers (data/2 before data/10)."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
 
 
 def record_name(path: Path) -> str:
