@@ -6,11 +6,12 @@ truncated ``.mat``/``.npy`` files, random CSV text, huge values. The property: a
 valid result or raises ``DataError`` -- never another exception, never a hang (each example runs
 under a deadline), and a failed cached read leaves neither a cache entry nor a temporary folder.
 Examples are derandomised (the same ones on every run) and few, so the module takes well under
-a minute.
+a minute; ``ECG_KERAS_FUZZ_EXAMPLES=500`` runs a deeper random search.
 """
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,7 +29,9 @@ from ecg_keras.datasets.ptbxl import read_database
 from ecg_keras.datasets.wfdb_folder import load_wfdb_folder, read_header_text, read_record
 from ecg_keras.io.records import check_signal, read_any, to_model_input
 
-FUZZ = settings(max_examples=40, deadline=5000, derandomize=True, database=None,
+# $ECG_KERAS_FUZZ_EXAMPLES=500 for a deeper (random, not derandomised) search by hand.
+_DEEP = int(os.environ.get("ECG_KERAS_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(max_examples=_DEEP or 40, deadline=5000, derandomize=not _DEEP, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
@@ -266,3 +269,31 @@ def test_check_signal_names_record_and_lead():
     x[5, 0] = 5000.0
     with pytest.raises(DataError, match="rec9: lead I reaches 5000 mV.*units"):
         check_signal(x, 500, "rec9")
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=300), st.lists(st.sampled_from(
+    ["Recording", "First_label", "Second_label", "Third_label", ",", "\n", "A0001", "A0002", "1", "9", "10", "0",
+     "1.5", "x", "-3", "\"\"", "nan"]), max_size=60).map(lambda t: "".join(t).encode())))
+def test_icbeb_reference_table(content):
+    from ecg_keras.datasets.icbeb import read_reference
+
+    folder = _tmp()
+    try:
+        path = folder / "REFERENCE.csv"
+        path.write_bytes(content)
+        _expect_data_error_or_result(read_reference, path)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_mat_with_a_damaged_struct_size_is_refused_at_once(tmp_path):
+    """Found by this module: one flipped byte made loadmat build a 33-million-element struct (~10 s)."""
+    import time
+
+    path = tmp_path / "A0001.mat"
+    path.write_bytes(VALID_MAT[:163] + b"\x02" + VALID_MAT[164:])
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"A0001.mat: 'ECG' is a struct of shape \(33554433, 1\)"):
+        read_cpsc_mat(path)
+    assert time.perf_counter() - start < 2.0

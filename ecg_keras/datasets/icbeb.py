@@ -62,17 +62,26 @@ def read_cpsc_mat(path, target_fs: int | None = None, check: bool = True) -> tup
     """(signal float32 (N, 12) mV, age, sex 0/1) of one original CPSC 2018 ``.mat`` file.
 
     ``check=False`` skips the NaN/inf check (for callers that check the signal themselves)."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat, whosmat
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: MATLAB file is missing")
     try:
-        mat = loadmat(path)
+        # The directory first (cheap): a damaged size field must not make loadmat build a huge struct.
+        variables = {name: (shape, kind) for name, shape, kind in whosmat(path)}
+        if "ECG" not in variables:
+            raise DataError(f"{path}: no struct 'ECG' in the MATLAB file (found {sorted(variables)})")
+        shape, kind = variables["ECG"]
+        if kind != "struct" or int(np.prod(shape)) != 1:
+            raise DataError(f"{path}: 'ECG' is a {kind} of shape {tuple(shape)}, expected one struct")
+        mat = loadmat(path, variable_names=["ECG"])
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {e})") from None
     if "ECG" not in mat:
-        raise DataError(f"{path}: no struct 'ECG' in the MATLAB file (found {sorted(k for k in mat if not k.startswith('__'))})")
+        raise DataError(f"{path}: no struct 'ECG' in the MATLAB file")
     try:
         ecg = mat["ECG"][0, 0]
         data = np.asarray(ecg["data"], dtype=np.float64)
