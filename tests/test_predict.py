@@ -247,3 +247,16 @@ def test_ludb_folder_of_200_records(run, tmp_path):
     assert main([str(run), str(folder), "--out", str(tmp_path / "all.csv")]) == 0
     table = pd.read_csv(tmp_path / "all.csv")
     assert len(table) == 200 and table["valid"].all()
+
+
+def test_ecg_paper_is_drawn_at_true_scale(tmp_path):
+    import matplotlib.image
+
+    from ecg_keras.evaluation import ecg_paper
+
+    png = ecg_paper.plot_ecg_paper(_signal(seconds=12.0), 500.0, tmp_path / "p.png", title="t",
+                                   predictions=[("SR", 0.9), ("AFIB", 0.1)], dpi=100)
+    h, w = matplotlib.image.imread(png).shape[:2]
+    grid_w = ecg_paper.CAL_MM + 10.0 * ecg_paper.MM_PER_S  # 10 s at 25 mm/s
+    assert w == pytest.approx((grid_w + ecg_paper.PANEL_MM + 6) / 25.4 * 100, abs=2)
+    assert h == pytest.approx((4 * ecg_paper.ROW_MM + 23) / 25.4 * 100, abs=2)

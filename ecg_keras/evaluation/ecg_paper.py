@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+from ecg_keras.io.records import LEAD_NAMES as LEADS
+
 LAYOUT = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 MM_PER_S, MM_PER_MV = 25.0, 10.0
 SEGMENT_S = 2.5
