@@ -127,8 +127,8 @@ def _load_run_dir(path: Path) -> Predictor:
 
     try:
         run = load_run(path)
-    except (FileNotFoundError, ValueError, OSError, json.JSONDecodeError) as e:
-        raise ModelError(f"{path}: cannot load the run directory ({e})") from None
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for a damaged or unsafe model
+        raise ModelError(f"{path}: cannot load the run directory ({type(e).__name__}: {e})") from None
     cfg = run.config
     data = str(cfg.get("dataset_name") or cfg.get("dataset") or "unknown")
     synthetic = _is_synthetic(cfg.get("synthetic"), data)
@@ -181,7 +181,10 @@ def _load_savedmodel(path: Path) -> Predictor:
     except (OSError, json.JSONDecodeError) as e:
         raise ModelError(f"{path}: SavedModel without ecg_keras metadata (assets/ecg_keras.json: {e})") from None
     classes, rate, agg, extra = _spec_fields(spec, path)
-    loaded = tf.saved_model.load(str(path))
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as e:  # noqa: BLE001 - TF raises many types for a damaged SavedModel
+        raise ModelError(f"{path}: cannot load the SavedModel ({type(e).__name__}: {e})") from None
     if "predict_record" not in loaded.signatures:
         raise ModelError(f"{path}: SavedModel has no predict_record signature")
     signature = loaded.signatures["predict_record"]
@@ -485,6 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     if ns.top < 1:
         print("error: --top must be >= 1", file=sys.stderr)
+        return 2
+    if ns.explain and not ns.plot:
+        print("error: --explain draws into the plots; pass --plot DIR too", file=sys.stderr)
         return 2
     if ns.out and Path(ns.out).suffix.lower() not in (".csv", ".json"):
         print(f"error: --out must end in .csv or .json, got {ns.out}", file=sys.stderr)
