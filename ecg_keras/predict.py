@@ -44,6 +44,9 @@ from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, find_records, read_any, record_name, to_model_input
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s")
+#: Records are predicted in groups of at most ``batch`` records and this many samples (at the
+#: model's rate; 2e6 = 5.6 h at 100 Hz), so memory stays bounded for folders and long records.
+MAX_BATCH_SAMPLES = 2_000_000
 
 
 class ModelError(Exception):
@@ -276,7 +279,7 @@ class Item:
     problem: str | None = None
     fs: float | None = None
     duration: float | None = None
-    x: np.ndarray | None = None  # model input (model rate)
+    x: np.ndarray | None = None  # model input (model rate); released after prediction and on_item
     native: np.ndarray | None = None  # checked signal at the file's rate, model lead order
     probabilities: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
@@ -321,24 +324,32 @@ def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", b
         leads = [x.strip() for x in leads.split(",") if x.strip()]
     show = len(todo) > 1 if progress is None else progress
     items: list[Item] = []
+    pending: list[Item] = []
+
+    def flush():
+        ok = [it for it in pending if it.problem is None]
+        if ok:
+            probs = model([it.x for it in ok])
+            for it, p in zip(ok, probs):
+                if not np.all(np.isfinite(p)):
+                    it.problem = f"{it.name}: the model returned non-finite probabilities"
+                else:
+                    it.probabilities = p
+        for it in pending:
+            if on_item is not None:
+                on_item(it, model)
+            it.x = it.native = None  # signals are not kept: memory stays bounded
+        items.extend(pending)
+        pending.clear()
+
     with tqdm(total=len(todo), desc="predicting", unit="rec", disable=not show, file=sys.stderr) as bar:
-        for start in range(0, len(todo), batch):
-            chunk = []
-            for t in todo[start:start + batch]:
-                chunk.append(t if isinstance(t, Item) else _prepare(t, model, fs, leads, units))
-                bar.update(1)
-            ok = [it for it in chunk if it.problem is None]
-            if ok:
-                probs = model([it.x for it in ok])
-                for it, p in zip(ok, probs):
-                    if not np.all(np.isfinite(p)):
-                        it.problem = f"{it.name}: the model returned non-finite probabilities"
-                    else:
-                        it.probabilities = p
-            for it in chunk:
-                if on_item is not None:
-                    on_item(it, model)
-            items += chunk
+        for t in todo:
+            pending.append(t if isinstance(t, Item) else _prepare(t, model, fs, leads, units))
+            bar.update(1)
+            samples = sum(len(it.x) for it in pending if it.x is not None)
+            if len(pending) >= batch or samples >= MAX_BATCH_SAMPLES:
+                flush()
+        flush()
     return model, items
 
 

@@ -260,3 +260,16 @@ def test_ecg_paper_is_drawn_at_true_scale(tmp_path):
     grid_w = ecg_paper.CAL_MM + 10.0 * ecg_paper.MM_PER_S  # 10 s at 25 mm/s
     assert w == pytest.approx((grid_w + ecg_paper.PANEL_MM + 6) / 25.4 * 100, abs=2)
     assert h == pytest.approx((4 * ecg_paper.ROW_MM + 23) / 25.4 * 100, abs=2)
+
+
+def test_grouping_does_not_change_results(predictor, tmp_path, monkeypatch):
+    import ecg_keras.predict as predict_module
+
+    paths = []
+    for i, seconds in enumerate((10.0, 3.0, 25.0)):
+        np.save(tmp_path / f"r{i}.npy", _signal(seconds=seconds, seed=i))
+        paths.append(tmp_path / f"r{i}.npy")
+    together = predict(predictor, paths, fs=500, progress=False)[CLASSES].to_numpy(float)
+    monkeypatch.setattr(predict_module, "MAX_BATCH_SAMPLES", 1)  # one record per model call
+    alone = predict(predictor, paths, fs=500, progress=False)[CLASSES].to_numpy(float)
+    np.testing.assert_allclose(alone, together, atol=1e-6)
