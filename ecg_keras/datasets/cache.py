@@ -4,13 +4,22 @@ A cache entry is a directory ``<cache_dir>/<dataset>-<rate>hz-<hash>/`` holding
 
 * ``signals.npy``: (n, length, 12) for fixed-length datasets, or (total, 12) with the records
   concatenated for variable-length ones, plus ``lengths.npy`` (n,);
-* ``info.json``: number of records, layout, dataset, sampling rate, cache format version.
+* ``info.json``: number of records, layout, cache format version and, per array file, its
+  size in bytes and CRC-32 (``{"files": {"signals.npy": {"size": ..., "crc32": ...}}}``).
 
 The hash covers the cache format version, the dataset name, the sampling rate, any extra
 processing parameters and the ordered list of source files with their sizes and mtimes, so
 editing, adding or removing a file gives a new entry. An entry is built in a temporary directory
 next to it and renamed into place in one step, so a crash never leaves a half-written entry.
-A later load opens the arrays with ``mmap_mode="r"`` and never touches the source files.
+A later load checks every array file against its size and CRC-32 record (one sequential read,
+about 0.25 s per GB) and opens the arrays with ``mmap_mode="r"``; it never touches the source
+files. An entry whose record does not match (a 0-byte file, corruption that keeps the size, an
+entry of an older format) is rebuilt.
+
+Files are written with ordinary writes (never through a memory map), so a full disk raises an
+``OSError`` (ENOSPC) instead of a SIGBUS. Whenever the cache cannot be written -- a read-only or
+unwritable cache directory, a full disk -- a :class:`CacheWarning` is issued, the temporary folder
+is removed and the signals are read without the cache.
 """
 from __future__ import annotations
 
@@ -22,6 +31,8 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +42,7 @@ import numpy as np
 
 from ecg_keras.datasets.base import DataError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: info.json records the size and CRC-32 of each array file
 DATA_ENV = "ECG_KERAS_DATA"
 PROGRESS_MIN_RECORDS = 200  # show a progress bar when reading at least this many records
 PARALLEL_MIN_RECORDS = 2000  # below this many records a process pool costs more than it saves
@@ -41,6 +52,16 @@ Reader = Callable[[int], np.ndarray]
 # ``job(start, stop)`` -> (picklable function, args); ``function(*args)`` returns (or yields)
 # the records ``start..stop-1`` in order, like ``read``. It runs in a worker process.
 ChunkJob = Callable[[int, int], tuple]
+ARRAY_FILES = ("signals.npy", "lengths.npy")
+_HASH_CHUNK = 1 << 24
+
+
+class CacheWarning(UserWarning):
+    """The signal cache could not be used or written; the data were read without it."""
+
+
+class CacheWriteError(Exception):
+    """Writing a cache entry failed (e.g. ENOSPC); the message names the file."""
 
 
 def default_data_root() -> Path:
@@ -86,6 +107,14 @@ def make_key(dataset: str, sampling_rate: int, files: Sequence[Path], root: Path
     return CacheKey(safe, int(sampling_rate), h.hexdigest()[:16])
 
 
+def cache_option(value):
+    """A ``--cache-dir`` value as the readers take it: None/"" = the default cache, "off" (or
+    "none", "false", "0") = no cache (False), else the folder."""
+    if value is None or value is False or str(value).strip() == "":
+        return False if value is False else None
+    return False if str(value).strip().lower() in ("off", "none", "false", "0") else str(value)
+
+
 def resolve_cache_dir(cache_dir) -> Path | None:
     """``None`` -> default cache dir, ``False`` -> no caching, else the given path."""
     if cache_dir is False:
@@ -120,19 +149,32 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
     cached = _open_entry(entry, n)
     if cached is not None:
         return cached
-    directory.mkdir(parents=True, exist_ok=True)
-    if entry.exists():  # stale or damaged entry under the same key: rebuild it
-        shutil.rmtree(entry, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key.dirname}.tmp-", dir=directory))
+    uncached = (read, n, None, fixed_length, desc, names, job, n_jobs)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _remove_stale(entry, directory)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key.dirname}.tmp-", dir=directory))
+    except OSError as e:
+        _warn(f"signal cache {directory} is not writable ({e}); reading {desc.removeprefix('reading ')} "
+              f"without the cache")
+        return _read_all(*uncached)
     try:
         _read_all(read, n, tmp, fixed_length, desc, names, job, n_jobs)
-        if sidecar is not None:
-            (tmp / "sidecar.json").write_text(json.dumps(sidecar()))
+        try:
+            if sidecar is not None:
+                (tmp / "sidecar.json").write_text(json.dumps(sidecar()))
+            _write_info(tmp, n)
+        except OSError as e:
+            raise CacheWriteError(f"{tmp}: {e}") from None
         try:
             os.rename(tmp, entry)
-        except OSError:  # another process finished the same entry first
+        except OSError as e:  # another process finished the same entry first?
             if _open_entry(entry, n) is None:
-                raise
+                raise CacheWriteError(f"{entry}: cannot move the new entry into place ({e})") from None
+    except CacheWriteError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _warn(f"cannot write the signal cache ({e}); reading {desc.removeprefix('reading ')} without the cache")
+        return _read_all(*uncached)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -140,6 +182,19 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
     if cached is None:
         raise DataError(f"{entry}: cache entry unreadable right after writing it")
     return cached
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+def _remove_stale(entry: Path, directory: Path) -> None:
+    """Move a stale or damaged entry out of the way and delete it (OSError when that fails)."""
+    if not entry.exists():
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{entry.name}.stale-", dir=directory))
+    os.rename(entry, aside / entry.name)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def open_cached(key: CacheKey | None, cache_dir, n: int):
@@ -274,14 +329,40 @@ def _chunk_list(fn: Callable, args: tuple) -> list[np.ndarray]:
 _SHARED_OUT: np.ndarray | None = None
 
 
-def _chunk_fill(fn: Callable, args: tuple, start: int, first_shape: tuple, names) -> None:
-    """Worker: check the records of one chunk and write them into ``_SHARED_OUT[start:]``,
-    failing at the first bad record like a serial read."""
+def _chunk_fill(fn: Callable, args: tuple, start: int, first_shape: tuple, names, path=None,
+                data_offset: int = 0) -> None:
+    """Worker: check the records of one chunk and write them into ``_SHARED_OUT[start:]`` (or,
+    with ``path``, at their place in that ``.npy`` file with ordinary writes), failing at the
+    first bad record like a serial read."""
     out = _SHARED_OUT
-    for i, x in enumerate(fn(*args), start=start):
-        x = _check(x, names, i)
-        _check_length(x, first_shape, names, i)
-        out[i] = x
+    fd = None
+    try:
+        if path is not None:
+            fd = _os_call(os.open, path, path, os.O_WRONLY)
+        for i, x in enumerate(fn(*args), start=start):
+            x = _check(x, names, i)
+            _check_length(x, first_shape, names, i)
+            if fd is None:
+                out[i] = x
+            else:
+                _pwrite_all(fd, x.tobytes(), data_offset + i * x.nbytes, path)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _os_call(fn, path, *args):
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise CacheWriteError(f"{path}: {e}") from None
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int, path) -> None:
+    view = memoryview(data)
+    while view:
+        written = _os_call(os.pwrite, path, fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _shared_empty(shape: tuple) -> np.ndarray:
@@ -300,11 +381,16 @@ def _fill_parallel(read: Reader, n: int, out_dir: Path | None, desc: str, names,
     with _progress(n, desc) as bar:
         first = _check(read(0), names, 0)
         shape = (n,) + first.shape
+        path, offset = None, 0
         if out_dir is None:
             arr = _shared_empty(shape)
-        else:
-            arr = np.lib.format.open_memmap(out_dir / "signals.npy", mode="w+", dtype=np.float32, shape=shape)
-        arr[0] = first
+            arr[0] = first
+        else:  # workers write their records into the file with pwrite (no memory map)
+            arr = None
+            path = str(out_dir / "signals.npy")
+            with _NpyWriter(out_dir / "signals.npy", shape) as w:
+                w.write(first)
+                offset = w.data_offset
         bar.update(1)
         bounds = _chunks(1, n, n_jobs)
         _SHARED_OUT = arr
@@ -312,7 +398,7 @@ def _fill_parallel(read: Reader, n: int, out_dir: Path | None, desc: str, names,
             pool = _pool(n_jobs, len(bounds))
             try:
                 task = lambda a, b: (_chunk_fill, *job(a, b), a, first.shape,  # noqa: E731
-                                     None if names is None else _Names(names, a, b))
+                                     None if names is None else _Names(names, a, b), path, offset)
                 for a, b, _ in _run_chunks(pool, bounds, task):
                     bar.update(b - a)
             finally:
@@ -332,13 +418,41 @@ class _Names:
         return self.names[i - self.a]
 
 
-def _finish_fixed(arr: np.ndarray, out_dir: Path | None, n: int) -> np.ndarray | None:
-    """The in-memory array, or None once the memmapped cache file is flushed and described."""
-    if out_dir is None:
-        return arr
-    arr.flush()
-    _write_info(out_dir, n, "fixed")
-    return None
+class _NpyWriter:
+    """A float32 ``.npy`` file of ``shape`` written record by record with ordinary writes; any
+    OSError (ENOSPC, EFBIG, EACCES) becomes a :class:`CacheWriteError` naming the file."""
+
+    def __init__(self, path: Path, shape: tuple):
+        self.path, self.shape = Path(path), tuple(int(d) for d in shape)
+        self.f = _os_call(open, self.path, self.path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+                  "shape": self.shape}
+        _os_call(np.lib.format.write_array_header_1_0, self.path, self.f, header)
+        self.data_offset = self.f.tell()
+
+    def write(self, x: np.ndarray) -> None:
+        _os_call(self.f.write, self.path, np.ascontiguousarray(x, dtype="<f4").tobytes())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                _os_call(self.f.flush, self.path)
+                _os_call(os.fsync, self.path, self.f.fileno())
+        finally:
+            try:
+                self.f.close()
+            except OSError as e:
+                if exc[0] is None:
+                    raise CacheWriteError(f"{self.path}: {e}") from None
+        return False
+
+
+def _finish_fixed(arr: np.ndarray | None, out_dir: Path | None, n: int) -> np.ndarray | None:
+    """The in-memory array, or None when the records went into the cache file."""
+    return arr if out_dir is None else None
 
 
 def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | None, desc: str, names,
@@ -353,16 +467,19 @@ def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | N
             shape = (n,) + first.shape
             if out_dir is None:
                 arr = np.empty(shape, np.float32)
-            else:
-                arr = np.lib.format.open_memmap(out_dir / "signals.npy", mode="w+", dtype=np.float32,
-                                                shape=shape)
-            arr[0] = first
-            for i, x in enumerate(records, start=1):
-                _check_length(x, first.shape, names, i)
-                arr[i] = x
+                arr[0] = first
+                for i, x in enumerate(records, start=1):
+                    _check_length(x, first.shape, names, i)
+                    arr[i] = x
+                return arr
+            with _NpyWriter(out_dir / "signals.npy", shape) as w:
+                w.write(first)
+                for i, x in enumerate(records, start=1):
+                    _check_length(x, first.shape, names, i)
+                    w.write(x)
+            return None
         finally:
             records.close()  # stops a pool at once when a record fails
-        return _finish_fixed(arr, out_dir, n)
 
     try:
         records = list(records)
@@ -375,25 +492,60 @@ def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | N
     if out_dir is None:
         return np.stack(records) if as_array else records
     if as_array:
-        _save_npy(out_dir / "signals.npy", np.stack(records))
-        _write_info(out_dir, n, "fixed")
+        with _NpyWriter(out_dir / "signals.npy", (n,) + records[0].shape) as w:
+            for x in records:
+                w.write(x)
     else:
-        _save_npy(out_dir / "signals.npy", np.concatenate(records, axis=0))
+        with _NpyWriter(out_dir / "signals.npy", (int(lengths.sum()), records[0].shape[1])) as w:
+            for x in records:
+                w.write(x)
         _save_npy(out_dir / "lengths.npy", lengths)
-        _write_info(out_dir, n, "variable")
     return None
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, arr)
+    try:
+        with open(path, "wb") as f:
+            np.save(f, arr)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise CacheWriteError(f"{path}: {e}") from None
+
+
+def file_record(path: Path) -> dict:
+    """``{"size": bytes, "crc32": int}`` of a file (read sequentially in 16 MB chunks)."""
+    crc, size = 0, 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return {"size": size, "crc32": crc}
+
+
+def _write_info(out_dir: Path, n: int) -> None:
+    """info.json: layout (from the files present) and the size/CRC-32 record of every array."""
+    layout = "variable" if (out_dir / "lengths.npy").exists() else "fixed"
+    files = {name: file_record(out_dir / name) for name in ARRAY_FILES if (out_dir / name).exists()}
+    info = {"version": CACHE_VERSION, "n_records": n, "layout": layout, "files": files}
+    with open(out_dir / "info.json", "w") as f:
+        f.write(json.dumps(info))
         f.flush()
         os.fsync(f.fileno())
 
 
-def _write_info(out_dir: Path, n: int, layout: str) -> None:
-    info = {"version": CACHE_VERSION, "n_records": n, "layout": layout}
-    (out_dir / "info.json").write_text(json.dumps(info))
+def _files_match(entry: Path, info: dict) -> bool:
+    """Every array file the layout needs exists with the recorded size and CRC-32."""
+    files = info.get("files")
+    needed = ("signals.npy",) if info.get("layout") == "fixed" else ARRAY_FILES
+    if not isinstance(files, dict) or any(name not in files for name in needed):
+        return False
+    for name in needed:
+        want = files[name]
+        path = entry / name
+        if os.stat(path).st_size != want.get("size") or file_record(path) != want:
+            return False
+    return True
 
 
 def _open_entry(entry: Path, n: int):
@@ -401,6 +553,8 @@ def _open_entry(entry: Path, n: int):
     try:
         info = json.loads((entry / "info.json").read_text())
         if info.get("version") != CACHE_VERSION or info.get("n_records") != n:
+            return None
+        if not _files_match(entry, info):
             return None
         data = np.load(entry / "signals.npy", mmap_mode="r")
         if info["layout"] == "fixed":
@@ -410,5 +564,5 @@ def _open_entry(entry: Path, n: int):
             return None
         ends = np.cumsum(lengths)
         return [data[e - l:e] for e, l in zip(ends, lengths)]
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+    except Exception:  # noqa: BLE001 - any damage (EOFError of a 0-byte file, ...) means "rebuild"
         return None

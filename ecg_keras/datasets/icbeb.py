@@ -58,19 +58,30 @@ def _find_one(root: Path, name: str) -> Path | None:
     return next(iter(sorted(root.rglob(name))), None)
 
 
-def read_cpsc_mat(path, target_fs: int | None = None) -> tuple[np.ndarray, float, float]:
-    """(signal float32 (N, 12) mV, age, sex 0/1) of one original CPSC 2018 ``.mat`` file."""
-    from scipy.io import loadmat
+def read_cpsc_mat(path, target_fs: int | None = None, check: bool = True) -> tuple[np.ndarray, float, float]:
+    """(signal float32 (N, 12) mV, age, sex 0/1) of one original CPSC 2018 ``.mat`` file.
+
+    ``check=False`` skips the NaN/inf check (for callers that check the signal themselves)."""
+    from scipy.io import loadmat, whosmat
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: MATLAB file is missing")
     try:
-        mat = loadmat(path)
+        # The directory first (cheap): a damaged size field must not make loadmat build a huge struct.
+        variables = {name: (shape, kind) for name, shape, kind in whosmat(path)}
+        if "ECG" not in variables:
+            raise DataError(f"{path}: no struct 'ECG' in the MATLAB file (found {sorted(variables)})")
+        shape, kind = variables["ECG"]
+        if kind != "struct" or int(np.prod(shape)) != 1:
+            raise DataError(f"{path}: 'ECG' is a {kind} of shape {tuple(shape)}, expected one struct")
+        mat = loadmat(path, variable_names=["ECG"])
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {e})") from None
     if "ECG" not in mat:
-        raise DataError(f"{path}: no struct 'ECG' in the MATLAB file (found {sorted(k for k in mat if not k.startswith('__'))})")
+        raise DataError(f"{path}: no struct 'ECG' in the MATLAB file")
     try:
         ecg = mat["ECG"][0, 0]
         data = np.asarray(ecg["data"], dtype=np.float64)
@@ -79,7 +90,8 @@ def read_cpsc_mat(path, target_fs: int | None = None) -> tuple[np.ndarray, float
     if data.ndim != 2 or data.shape[0] != 12:
         raise DataError(f"{path}: ECG.data has shape {data.shape}, expected 12 leads x samples")
     sig = data.T
-    check_finite(sig, path)
+    if check:
+        check_finite(sig, path)
     if target_fs is not None:
         sig = resample(sig, NATIVE_RATE, target_fs, path)
     age = sex = float("nan")
@@ -88,7 +100,11 @@ def read_cpsc_mat(path, target_fs: int | None = None) -> tuple[np.ndarray, float
         age = _to_float(np.ravel(ecg["age"])[0]) if np.size(ecg["age"]) else float("nan")
     if "sex" in names:
         sex = _sex_code(np.ravel(ecg["sex"])[0]) if np.size(ecg["sex"]) else float("nan")
-    return sig.astype(np.float32), age, sex
+    with np.errstate(over="ignore"):
+        out = sig.astype(np.float32)
+    if check:
+        check_finite(out, path)  # values beyond float32 would become inf
+    return out, age, sex
 
 
 def read_reference(path) -> pd.DataFrame:

@@ -64,6 +64,8 @@ def read_header_text(record: Path | str) -> dict:
             info["sig_len"] = int(parts[3])
     except ValueError:
         raise DataError(f"{hea}: invalid WFDB record line {body[0]!r}") from None
+    if info["fs"] is None or not math.isfinite(info["fs"]) or info["fs"] <= 0:
+        raise DataError(f"{hea}: WFDB record line {body[0]!r} has no valid sampling frequency")
     for ln in lines:
         s = ln.strip()
         if s.startswith("#"):
@@ -96,7 +98,12 @@ def read_record(record: Path | str, expected_fs: float | None = None,
         raise DataError(f"{hea}: {len(names)} leads {names}, expected 12 leads {list(LEADS)}")
     if tuple(names) != LEADS:
         raise DataError(f"{hea}: lead order {names} differs from the expected {list(LEADS)}")
-    fs = float(fields["fs"])
+    try:
+        fs = float(fields["fs"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{hea}: no valid sampling frequency in the header") from None
+    if not math.isfinite(fs) or fs <= 0:
+        raise DataError(f"{hea}: invalid sampling frequency {fs:g} Hz")
     if expected_fs is not None and not math.isclose(fs, float(expected_fs)):
         raise DataError(f"{hea}: sampling frequency {fs:g} Hz, expected {float(expected_fs):g} Hz")
     sig = np.asarray(sig, dtype=np.float64)
@@ -117,7 +124,10 @@ def read_record(record: Path | str, expected_fs: float | None = None,
     check_finite(sig, hea)
     if target_fs is not None:
         sig = resample(sig, fs, target_fs, hea)
-    return sig.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out = sig.astype(np.float32)
+    check_finite(out, hea)  # values beyond float32 (a damaged gain) would become inf
+    return out
 
 
 def _rdsamp(record: Path | str, hea: Path) -> tuple[np.ndarray, dict]:

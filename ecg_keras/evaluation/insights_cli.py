@@ -133,7 +133,7 @@ def cmd_uncertainty(args) -> list[Path]:
 
 # --------------------------------------------------------------------------- attribution
 
-def _read_signal_from_root(root: Path, record: str, sampling_rate: int) -> np.ndarray:
+def _read_signal_from_root(root: Path, record: str, sampling_rate: int, cache_dir=None) -> np.ndarray:
     """One record from a dataset folder: PTB-XL reads just that WFDB file (same reader and checks
     as ``load_ptbxl``); other layouts go through ``ecg_keras.datasets.load``."""
     from ecg_keras import datasets
@@ -150,7 +150,7 @@ def _read_signal_from_root(root: Path, record: str, sampling_rate: int) -> np.nd
             raise InsightsError(f"record {record} is not in {root / 'ptbxl_database.csv'}")
         name = db.loc[keys[str(record)], RATES[sampling_rate]]
         return read_record(root / str(name).strip(), expected_fs=sampling_rate)
-    rs = datasets.load(root, sampling_rate=sampling_rate)
+    rs = datasets.load(root, sampling_rate=sampling_rate, cache_dir=cache_dir)
     keys = [str(i) for i in rs.meta.index]
     if str(record) not in keys:
         raise InsightsError(f"record {record} is not in {root}")
@@ -191,7 +191,9 @@ def cmd_attribution(args) -> list[Path]:
     else:
         if args.record is None:
             raise InsightsError("--data-dir needs --record ID")
-        signal = _read_signal_from_root(Path(args.data_dir), args.record, fs)
+        from ecg_keras.datasets.cache import cache_option
+
+        signal = _read_signal_from_root(Path(args.data_dir), args.record, fs, cache_option(args.cache_dir))
         record = args.record
     model = keras.models.load_model(run / "model.keras", compile=False)
     c = classes.index(args.cls)
@@ -241,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--class", dest="cls", required=True, metavar="CODE", help="class name in classes.json")
     a.add_argument("--data-dir", metavar="ROOT", help="dataset folder (PTB-XL root, or any layout "
                                                       "ecg_keras.datasets.load reads)")
+    a.add_argument("--cache-dir", metavar="DIR",
+                   help="signal cache folder for --data-dir (default <data root>/cache; 'off': no cache)")
     a.add_argument("--npy", metavar="SIGNAL.npy", help="alternatively: a (T, 12) signal in mV")
     a.add_argument("--sampling-rate", type=int, help="default: the run's config.json")
     a.add_argument("--method", choices=("ig", "lrp"), default="ig",

@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=S, help="architecture from ecg_keras.models.list_models() (default xresnet1d101)")
     p.add_argument("--dataset", default=S, help="ptbxl (default), icbeb2018, synthetic, or a WFDB folder")
     p.add_argument("--data-dir", default=S, help="dataset folder (default: <$ECG_KERAS_DATA or ~/.ecg_keras/datasets>/<dataset>)")
+    p.add_argument("--cache-dir", default=S, metavar="DIR",
+                   help="signal cache folder (default <data root>/cache; 'off' reads without a cache)")
     p.add_argument("--download", action="store_true", help="download PTB-XL / ICBEB2018 if missing")
     p.add_argument("--sampling-rate", type=int, choices=(100, 500), default=S, help="Hz (default 100)")
     p.add_argument("--epochs", type=int, default=S, help="default 50")
@@ -104,7 +106,7 @@ def _check_resume_conflicts(cfg: TrainConfig, given: set) -> None:
         return  # train() names what is missing
     stored = run.read_config()
     differ = [f"--{name.replace('_', '-')} {getattr(cfg, name)!r} (the run has {stored[name]!r})"
-              for name in sorted(given - {"output", "verbose", "distribute", "data_dir"})
+              for name in sorted(given - {"output", "verbose", "distribute", "data_dir", "cache_dir"})
               if isinstance(stored, dict) and name in stored and stored[name] != getattr(cfg, name)]
     if differ:
         raise ValueError(f"--resume continues {run.path} as it was started; these flags differ: {'; '.join(differ)}. "

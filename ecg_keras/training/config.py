@@ -26,6 +26,7 @@ class TrainConfig:
     arch: str = "xresnet1d101"
     dataset: str = "ptbxl"  # ptbxl | icbeb2018 | synthetic | path to a WFDB folder
     data_dir: str | None = None
+    cache_dir: str | None = None  # signal cache folder (None: <data root>/cache; "off": no cache)
     sampling_rate: int = 100
     epochs: int = 50
     batch_size: int = 128

@@ -65,6 +65,9 @@ def load_records(config: TrainConfig, download: bool = False, log=print) -> tupl
     """The RecordSet named by ``config.dataset`` and its root folder (the synthetic set is
     generated if missing)."""
     path = dataset_root(config)
+    from ecg_keras.datasets.cache import cache_option
+
+    cache = cache_option(config.cache_dir)
     if config.dataset == "synthetic":
         root = _find_root(path, MARKERS["synthetic"])
         if root is None:
@@ -74,7 +77,7 @@ def load_records(config: TrainConfig, download: bool = False, log=print) -> tupl
             root = Path(generate_synthetic_ptbxl(path, n_records=config.synthetic_records, seed=0))
         from ecg_keras.datasets.ptbxl import load_ptbxl
 
-        return load_ptbxl(root, sampling_rate=config.sampling_rate), root
+        return load_ptbxl(root, sampling_rate=config.sampling_rate, cache_dir=cache), root
     if config.dataset in ("ptbxl", "icbeb2018"):
         root = _find_root(path, MARKERS[config.dataset])
         if root is None and download:
@@ -86,15 +89,15 @@ def load_records(config: TrainConfig, download: bool = False, log=print) -> tupl
         if config.dataset == "ptbxl":
             from ecg_keras.datasets.ptbxl import load_ptbxl
 
-            return load_ptbxl(root, sampling_rate=config.sampling_rate), root
+            return load_ptbxl(root, sampling_rate=config.sampling_rate, cache_dir=cache), root
         from ecg_keras.datasets.icbeb import load_icbeb2018
 
-        return load_icbeb2018(root, sampling_rate=config.sampling_rate), root
+        return load_icbeb2018(root, sampling_rate=config.sampling_rate, cache_dir=cache), root
     if not path.is_dir():
         raise DataError(f"--dataset {config.dataset!r} is neither one of ptbxl, icbeb2018, synthetic nor a folder")
     from ecg_keras.datasets import load  # the one layout detector: PTB-XL, ICBEB, LUDB or any WFDB folder
 
-    return load(path, sampling_rate=config.sampling_rate), path
+    return load(path, sampling_rate=config.sampling_rate, cache_dir=cache), path
 
 
 def load_splits(config: TrainConfig, download: bool = False, log=print) -> tuple[Splits, RecordSet, Path]:

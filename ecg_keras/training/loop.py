@@ -236,7 +236,8 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
             return run.path
         config = TrainConfig.from_dict({**stored.to_dict(), "resume": True, "verbose": config.verbose,
                                         "distribute": config.distribute, "output": config.output,
-                                        "data_dir": config.data_dir or stored.data_dir}).resolved()
+                                        "data_dir": config.data_dir or stored.data_dir,
+                                        "cache_dir": config.cache_dir}).resolved()
     elif not run.is_empty():
         raise FileExistsError(f"{run.path} already holds a run; pass --resume to continue it or choose another --output")
 

@@ -1,0 +1,376 @@
+"""One ECG record from a file, in mV with named leads, checked, at the model's rate and lead order.
+
+Readers (every problem is a :class:`~ecg_keras.datasets.base.DataError` naming the file):
+
+* WFDB: ``NAME.hea`` (+ its signal files; ``.dat`` or CinC ``.mat``), given as ``NAME``,
+  ``NAME.hea`` or the signal file. Sampling rate, lead names and units (mV, uV, V) come from
+  the header (read by ``ecg_keras.datasets.wfdb_folder``: the fast format-16 reader, else wfdb).
+* CPSC 2018 / ICBEB ``.mat`` (struct ``ECG`` with ``data`` 12 x N in mV, 500 Hz, standard
+  lead order), read by ``ecg_keras.datasets.icbeb.read_cpsc_mat``.
+* ``.npy``: a (samples, leads) array (a (leads, samples) one is transposed); needs ``fs``.
+* ``.csv``: one column per lead, one row per sample. A header row names the leads; a ``time``
+  column (seconds) gives the sampling rate when ``fs`` is not passed and is otherwise dropped.
+
+``.npy`` and ``.csv`` are in ``units`` (default mV). Files that cannot name their leads are taken
+in the standard order I, II, III, aVR, aVL, aVF, V1-V6 (``Record.notes`` says so) unless
+``leads`` is passed.
+
+Checks before a model sees a record (:func:`check_signal`): every lead finite (NaN/Inf come from
+lead-off and damaged files), no flat lead (peak-to-peak below ``FLAT_MV`` over the whole record:
+a disconnected or zeroed lead), amplitudes below ``MAX_MV`` (larger values mean wrong units).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ecg_keras.datasets.base import DataError
+
+LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+FLAT_MV = 0.01  # a lead whose peak-to-peak amplitude over the record is below 10 uV is flat
+MAX_MV = 100.0  # |x| above this is not an ECG in mV (wrong units or corrupt data)
+UNITS = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
+CPSC_RATE = 500
+TIME_COLUMNS = ("time", "t", "time_s", "seconds", "sec", "s")
+INDEX_COLUMNS = ("sample", "index", "unnamed: 0", "")
+_ALIASES = {"D1": "I", "DI": "I", "D2": "II", "DII": "II", "D3": "III", "DIII": "III"}
+SUFFIXES = (".hea", ".mat", ".npy", ".csv")
+
+
+@dataclass
+class Record:
+    """A record as read: ``signal`` (samples, leads) float64 in mV, in the file's lead order."""
+
+    name: str
+    path: Path
+    signal: np.ndarray
+    fs: float
+    leads: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return len(self.signal) / self.fs
+
+
+# --------------------------------------------------------------------------- finding records
+def _kind(path: Path) -> tuple[str, Path]:
+    """("wfdb" | "cpsc" | "npy" | "csv", path to read) of a record argument."""
+    suffix = path.suffix.lower()
+    if suffix == ".hea":
+        return "wfdb", path.with_suffix("")
+    if Path(f"{path}.hea").is_file():
+        return "wfdb", path
+    if suffix in (".dat", ".mat") and path.with_suffix(".hea").is_file():
+        return "wfdb", path.with_suffix("")
+    if not path.exists():
+        raise DataError(f"{path}: no such record (no file, and no WFDB header {path}.hea)")
+    if suffix == ".mat":
+        return "cpsc", path
+    if suffix in (".npy", ".csv"):
+        return suffix[1:], path
+    raise DataError(f"{path}: unknown record format (expected a WFDB record, .mat, .npy or .csv)")
+
+
+def find_records(paths: Sequence[str | Path]) -> list[Path]:
+    """The records named by ``paths``; a folder stands for every record below it (in natural order).
+
+    In a folder a ``.mat`` or ``.dat`` next to a ``.hea`` of the same name belongs to that WFDB
+    record. A path that is neither a folder nor a record gives a DataError.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = []
+            for f in sorted(p.rglob("*"), key=_natural):
+                s = f.suffix.lower()
+                if not f.is_file() or s not in SUFFIXES:
+                    continue
+                if s == ".mat" and f.with_suffix(".hea").is_file():
+                    continue
+                found.append(f)
+            if not found:
+                raise DataError(f"{p}: no records (*.hea, *.mat, *.npy, *.csv) in this folder")
+            out += found
+        else:
+            _kind(p)
+            out.append(p)
+    return out
+
+
+def _natural(path: Path) -> list:
+    """Sort key: digit runs compare as numbers (data/2 before data/10)."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
+
+
+def record_name(path: Path) -> str:
+    """Display name: the path without the WFDB suffixes (``data/1`` for ``data/1.hea``)."""
+    kind, p = _kind(path)
+    return str(p) if kind == "wfdb" else str(path)
+
+
+# --------------------------------------------------------------------------- readers
+def read_any(path: str | Path, fs: float | None = None, leads: Sequence[str] | None = None,
+             units: str = "mV") -> Record:
+    """Read one record (see the module docstring). ``fs``/``leads``/``units`` apply to files
+    that cannot say (``.npy``, ``.csv``); for WFDB and ``.mat`` a different ``fs`` is an error."""
+    path = Path(path)
+    kind, p = _kind(path)
+    try:
+        if kind == "wfdb":
+            rec = _read_wfdb(p)
+        elif kind == "cpsc":
+            rec = _read_cpsc(p)
+        elif kind == "npy":
+            rec = _read_npy(p, fs, leads, units)
+        else:
+            rec = _read_csv(p, fs, leads, units)
+    except DataError:
+        raise
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as e:  # noqa: BLE001 - any other failure of a third-party parser
+        raise DataError(f"{p}: cannot read ({type(e).__name__}: {e})") from None
+    if fs is not None and kind in ("wfdb", "cpsc") and not math.isclose(float(fs), rec.fs):
+        raise DataError(f"{p}: the file says {rec.fs:g} Hz but --fs {float(fs):g} was given")
+    if leads is not None and kind in ("wfdb", "cpsc"):
+        rec.notes.append("--leads ignored: the file names its leads")
+    return rec
+
+
+def _check_fs(fs, where) -> float:
+    try:
+        fs = float(fs)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: no valid sampling frequency ({fs!r})") from None
+    if not math.isfinite(fs) or fs <= 0 or fs > 100_000:
+        raise DataError(f"{where}: invalid sampling frequency {fs:g} Hz")
+    return fs
+
+
+def _scale(unit, where, lead) -> float:
+    u = str(unit).strip().lower()
+    if u not in UNITS:
+        raise DataError(f"{where}: lead {lead} has unit {unit!r}; expected mV, uV or V")
+    return UNITS[u]
+
+
+def _as_2d(sig, where) -> np.ndarray:
+    try:
+        sig = np.asarray(sig, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: the signal is not numeric") from None
+    if sig.ndim != 2 or sig.shape[0] == 0 or sig.shape[1] == 0:
+        raise DataError(f"{where}: signal of shape {sig.shape}, expected (samples, leads)")
+    return sig
+
+
+def _read_wfdb(record: Path) -> Record:
+    from ecg_keras.datasets.wfdb_folder import _rdsamp, header_path
+
+    hea = header_path(record)
+    sig, fields = _rdsamp(record, hea)
+    if not isinstance(fields, dict):
+        raise DataError(f"{hea}: not a WFDB header")
+    sig = _as_2d(sig, hea)
+    fs = _check_fs(fields.get("fs"), hea)
+    names = [str(n).strip() for n in (fields.get("sig_name") or [])]
+    if len(names) != sig.shape[1]:
+        raise DataError(f"{hea}: {len(names)} lead names for {sig.shape[1]} signals")
+    units = list(fields.get("units") or ["mV"] * len(names))
+    if len(units) != len(names):
+        raise DataError(f"{hea}: {len(units)} units for {len(names)} leads")
+    scale = np.array([_scale(u, hea, n) for u, n in zip(units, names)])
+    return Record(str(record), hea, sig * scale, fs, names)
+
+
+def _read_cpsc(path: Path) -> Record:
+    from ecg_keras.datasets.icbeb import read_cpsc_mat
+
+    sig, _, _ = read_cpsc_mat(path, check=False)  # check_signal names the lead and time instead
+    return Record(str(path), path, _as_2d(sig, path), float(CPSC_RATE), list(LEAD_NAMES))
+
+
+def _oriented(arr: np.ndarray, n_leads: int, where) -> np.ndarray:
+    if arr.shape[1] != n_leads and arr.shape[0] == n_leads:
+        return arr.T
+    if arr.shape[1] != n_leads:
+        raise DataError(f"{where}: {arr.shape[1]} columns but {n_leads} leads "
+                        f"({'--leads' if n_leads != 12 else 'the standard 12'})")
+    return arr
+
+
+def _file_leads(leads, n_columns: int, where, notes: list) -> list[str]:
+    if leads is not None:
+        return [str(x).strip() for x in leads]
+    if n_columns in (12,):
+        notes.append("lead order not stated in the file: assumed I, II, III, aVR, aVL, aVF, V1-V6 "
+                     "(pass --leads to state it)")
+        return list(LEAD_NAMES)
+    raise DataError(f"{where}: {n_columns} columns and no lead names; pass --leads")
+
+
+def _read_npy(path: Path, fs, leads, units) -> Record:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{path}: array of dtype {arr.dtype}, expected numbers")
+    arr = _as_2d(arr, path)
+    if fs is None:
+        raise DataError(f"{path}: a .npy file does not store its sampling rate; pass --fs HZ")
+    notes: list[str] = []
+    n = len(leads) if leads is not None else (12 if 12 in arr.shape else arr.shape[1])
+    arr = _oriented(arr, n, path)
+    names = _file_leads(leads, arr.shape[1], path, notes)
+    return Record(str(path), path, arr * _scale(units, path, "all"), _check_fs(fs, path), names, notes)
+
+
+def _is_number(text) -> bool:
+    try:
+        float(str(text))
+        return True
+    except ValueError:
+        return False
+
+
+def _read_csv(path: Path, fs, leads, units) -> Record:
+    import pandas as pd
+
+    sep = _delimiter(path)
+    try:
+        table = pd.read_csv(path, sep=sep)
+        header = not all(_is_number(c) for c in table.columns)
+        if not header:
+            table = pd.read_csv(path, sep=sep, header=None)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv_error()) as e:
+        raise DataError(f"{path}: not a readable CSV table ({type(e).__name__}: {e})") from None
+    notes: list[str] = []
+    cols = [str(c).strip() for c in table.columns]
+    time = None
+    keep = []
+    for c, raw in zip(cols, table.columns):
+        low = c.lower()
+        if header and low in TIME_COLUMNS:
+            time = pd.to_numeric(table[raw], errors="coerce").to_numpy(float)
+        elif header and (low in INDEX_COLUMNS or low.startswith("unnamed:")):
+            continue
+        else:
+            keep.append((c, raw))
+    if not keep or len(table) == 0:
+        raise DataError(f"{path}: no signal columns")
+    values = np.empty((len(table), len(keep)))
+    for j, (c, raw) in enumerate(keep):
+        col = pd.to_numeric(table[raw], errors="coerce")
+        text = table[raw].astype(str).str.strip().str.lower()
+        # empty cells and written NaN/Inf stay NaN/Inf (check_signal names the lead); text is an error
+        bad = col.isna() & table[raw].notna() & ~text.isin(("nan", "inf", "-inf", "+inf", "infinity", "-infinity"))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: row {row + 1 + header}, column {c!r}: {table[raw].iloc[row]!r} is not a number")
+        values[:, j] = col.to_numpy(float)
+    if fs is None and time is not None and len(time) > 1:
+        steps = np.diff(time)
+        if np.all(np.isfinite(steps)) and np.median(steps) > 0:
+            fs = 1.0 / float(np.median(steps))
+            notes.append(f"sampling rate {fs:g} Hz from the time column")
+    if fs is None:
+        raise DataError(f"{path}: the CSV has no time column; pass --fs HZ")
+    if header and leads is None:
+        names = [c for c, _ in keep]
+    else:
+        names = _file_leads(leads, values.shape[1], path, notes)
+        if len(names) != values.shape[1]:
+            values = _oriented(values, len(names), path)
+    if len(names) != values.shape[1]:
+        raise DataError(f"{path}: {values.shape[1]} signal columns but {len(names)} lead names")
+    return Record(str(path), path, values * _scale(units, path, "all"), _check_fs(fs, path), names, notes)
+
+
+def _delimiter(path: Path) -> str:
+    """The separator of the first line: tab, semicolon or comma (the default)."""
+    with open(path, "rb") as f:
+        first = f.read(4096).split(b"\n", 1)[0]
+    for sep in (b"\t", b";"):
+        if sep in first and b"," not in first:
+            return sep.decode()
+    return ","
+
+
+def csv_error():
+    import csv
+
+    return csv.Error
+
+
+# --------------------------------------------------------------------------- leads and checks
+def _normal(name: str) -> str:
+    n = str(name).upper().replace(" ", "").replace("_", "").replace("-", "")
+    if n.startswith("LEAD"):
+        n = n[4:]
+    return _ALIASES.get(n, n)
+
+
+def match_leads(names: Sequence[str], where, wanted: Sequence[str] = LEAD_NAMES) -> list[int]:
+    """Column of each ``wanted`` lead in a file whose leads are ``names`` (case-insensitive; aVR,
+    AVR, avr, "lead II", D2 ...). Missing or duplicate leads give a DataError naming them."""
+    normal = [_normal(n) for n in names]
+    dup = sorted({names[i] for i, n in enumerate(normal) if normal.count(n) > 1})
+    if dup:
+        raise DataError(f"{where}: lead names appear twice: {dup}")
+    index = []
+    missing = []
+    for lead in wanted:
+        key = _normal(lead)
+        if key in normal:
+            index.append(normal.index(key))
+        else:
+            missing.append(lead)
+    if missing:
+        raise DataError(f"{where}: cannot match the leads {missing} the model needs; the file has "
+                        f"{list(names)}")
+    return index
+
+
+def check_signal(signal: np.ndarray, fs: float, where, leads: Sequence[str] = LEAD_NAMES) -> None:
+    """DataError naming the record and lead for non-finite samples, a flat lead or huge values."""
+    for j, lead in enumerate(leads):
+        x = signal[:, j]
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{where}: lead {lead} has {int(bad.sum())} NaN/Inf sample(s) "
+                            f"(first at sample {first}, {first / fs:.3f} s)")
+    for j, lead in enumerate(leads):
+        x = signal[:, j]
+        if float(x.max() - x.min()) < FLAT_MV:
+            raise DataError(f"{where}: lead {lead} is a flat line (peak-to-peak {float(x.max() - x.min()):.3g} mV "
+                            f"< {FLAT_MV} mV over {len(x) / fs:.1f} s): lead off or missing")
+    peak = float(np.abs(signal).max())
+    if peak > MAX_MV:
+        j = int(np.abs(signal).max(axis=0).argmax())
+        raise DataError(f"{where}: lead {leads[j]} reaches {peak:.4g} mV (> {MAX_MV:g} mV): wrong units "
+                        "(pass --units uV?) or corrupt data")
+
+
+def to_model_input(record: Record, sampling_rate: int, wanted: Sequence[str] = LEAD_NAMES
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(model input (samples at ``sampling_rate``, leads) float32, the checked signal at the
+    file's rate in model lead order (for plots)). Leads reordered by name, then checked, then
+    resampled (polyphase, ``ecg_keras.datasets.wfdb_folder.resample``)."""
+    from ecg_keras.datasets.wfdb_folder import resample
+
+    idx = match_leads(record.leads, record.name, wanted)
+    native = np.ascontiguousarray(record.signal[:, idx], dtype=np.float64)
+    check_signal(native, record.fs, record.name, wanted)
+    x = resample(native, record.fs, sampling_rate, record.name)
+    if len(x) == 0:
+        raise DataError(f"{record.name}: too short to resample to {sampling_rate} Hz")
+    return np.asarray(x, dtype=np.float32), native

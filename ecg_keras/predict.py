@@ -1,0 +1,536 @@
+"""Run a model on people's own ECG records: records in, probabilities (and plots) out.
+
+    python -m ecg_keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
+                                [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
+
+MODEL is a released model name (``models/MANIFEST.json``), a training run directory, a
+SavedModel directory (a version directory, or its model directory: the highest version is used)
+or an ONNX file exported by ``ecg_keras.export`` (its metadata, or a sidecar ``FILE.json``
+holding the serving spec, gives classes, rate and aggregation). RECORD is a WFDB record, a
+CPSC/ICBEB ``.mat``, a ``.npy`` or ``.csv`` (samples x leads; ``--fs``/``--leads``/``--units``
+where the file cannot say) or a folder of them (see :mod:`ecg_keras.io.records`).
+
+Each record is read, its leads are matched to the model's by name, it is checked, resampled to
+the model's rate and predicted with the model's own whole-record rule (windows of the model's
+length, stride half a window, max or mean over windows, as at evaluation).
+
+**Invalid records.** A record that cannot be read, whose leads cannot be matched, or whose
+signal has NaN/Inf samples, a flat lead or values beyond 100 mV is *never* sent to the model:
+its row is marked ``valid=False`` with the reason (naming the record and the lead, e.g.
+"lead V2 has 1 NaN/Inf sample(s)"), its probabilities are left empty, the other records are
+still predicted and written, and the command exits with status 1. Status 0 means every record
+was valid; status 2 is a usage or model-loading error.
+
+Output: one row per record with every class probability (``--out``: CSV, or JSON with the
+model identity), and in the console the model identity (name, sha256, training data: models
+trained on SYNTHETIC data say so) and the top-K classes per record. ``--plot DIR`` writes one
+PNG per record on ECG paper (:func:`ecg_keras.evaluation.ecg_paper.plot_ecg_paper`), with
+``--explain`` the integrated-gradients attribution of the top class shaded over time.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ecg_keras.datasets.base import DataError
+from ecg_keras.io.records import LEAD_NAMES, find_records, read_any, record_name, to_model_input
+
+RESERVED = ("record", "valid", "problem", "fs", "duration_s")
+#: Records are predicted in groups of at most ``batch`` records and this many samples (at the
+#: model's rate; 2e6 = 5.6 h at 100 Hz), so memory stays bounded for folders and long records.
+MAX_BATCH_SAMPLES = 2_000_000
+
+
+class ModelError(Exception):
+    """The MODEL argument cannot be loaded; the message says why."""
+
+
+@dataclass
+class Predictor:
+    """A loaded model with what predict needs: classes, rate, aggregation, identity."""
+
+    name: str
+    kind: str  # release | run | savedmodel | onnx
+    source: str
+    classes: list[str]
+    sampling_rate: int
+    aggregation: str
+    training_data: str
+    synthetic: bool
+    sha256: str | None
+    predict_fn: Callable[[list[np.ndarray]], np.ndarray] = field(repr=False)
+    arch: str | None = None
+    task: str | None = None
+    keras_model: object = field(default=None, repr=False)
+    standardizer: object = field(default=None, repr=False)
+    sha256_of: str = ""
+
+    def identity(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "source": self.source, "arch": self.arch, "task": self.task,
+                "training_data": self.training_data, "synthetic": self.synthetic, "sha256": self.sha256,
+                "sha256_of": self.sha256_of, "sampling_rate": self.sampling_rate, "aggregation": self.aggregation,
+                "classes": list(self.classes)}
+
+    def describe(self) -> str:
+        lines = [f"model: {self.name} ({self.kind}: {self.source})"
+                 + (f", {self.arch}" if self.arch else "") + (f", task {self.task}" if self.task else "")
+                 + f", {self.sampling_rate} Hz, {self.aggregation} over windows"]
+        if self.synthetic:
+            lines.append("  trained on: SYNTHETIC data (generated PTB-XL-like signals) -- for demonstrating the "
+                         "pipeline only; its outputs say nothing about a real ECG")
+        else:
+            lines.append(f"  trained on: {self.training_data}")
+        lines.append(f"  sha256 ({self.sha256_of or 'weights'}): {self.sha256 or 'unknown'}")
+        lines.append("  research use only; not a medical device")
+        return "\n".join(lines)
+
+    def __call__(self, signals: list[np.ndarray]) -> np.ndarray:
+        return np.asarray(self.predict_fn(signals), dtype=np.float64)
+
+
+def _sha256(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_synthetic(*values) -> bool:
+    return any(v is True or (isinstance(v, str) and "synthetic" in v.lower()) for v in values)
+
+
+# --------------------------------------------------------------------------- model loading
+def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_data: str, synthetic: bool
+              ) -> Predictor:
+    from ecg_keras.windows import predict_records
+
+    def fn(signals):
+        return predict_records(run.model, signals, sampling_rate=run.sampling_rate, standardizer=run.standardizer,
+                               how=run.aggregation, activation=run.activation)
+
+    return Predictor(name=name, kind=kind, source=str(run.path), classes=list(run.classes),
+                     sampling_rate=run.sampling_rate, aggregation=run.aggregation, training_data=training_data,
+                     synthetic=synthetic, sha256=sha, sha256_of=sha_of, predict_fn=fn,
+                     arch=run.config.get("arch"), task=run.config.get("task"), keras_model=run.model,
+                     standardizer=run.standardizer)
+
+
+def _load_run_dir(path: Path) -> Predictor:
+    from ecg_keras.export.run import load_run
+
+    try:
+        run = load_run(path)
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for a damaged or unsafe model
+        raise ModelError(f"{path}: cannot load the run directory ({type(e).__name__}: {e})") from None
+    cfg = run.config
+    data = str(cfg.get("dataset_name") or cfg.get("dataset") or "unknown")
+    synthetic = _is_synthetic(cfg.get("synthetic"), data)
+    return _from_run(run, "run", path.name, _sha256([path / "model.keras"]), "model.keras",
+                     "synthetic" if synthetic else data, synthetic)
+
+
+def _load_release(name: str, models_directory=None) -> Predictor:
+    from ecg_keras.export.run import load_pretrained
+
+    try:
+        run = load_pretrained(name, models_directory)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise ModelError(f"{name!r} is not a run directory, SavedModel, ONNX file or released model ({e})") from None
+    entry = run.model.ecg_info.entry
+    synthetic = _is_synthetic(entry.get("synthetic"), entry.get("training_data"))
+    return _from_run(run, "release", name, entry.get("sha256"), entry.get("file", "weights"),
+                     str(entry.get("training_data")), synthetic)
+
+
+def _savedmodel_dir(path: Path) -> Path | None:
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    if versions:
+        return max(versions, key=lambda p: int(p.name))
+    return None
+
+
+def _spec_fields(spec: dict, where) -> tuple[list[str], int, str, dict]:
+    try:
+        classes = [str(c) for c in spec["classes"]]
+        rate = int(spec["sampling_rate"])
+        agg = str(spec.get("aggregation", "max"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"{where}: serving spec lacks classes/sampling_rate ({e})") from None
+    lead_order = spec.get("lead_order")
+    if lead_order is not None and [str(x).upper() for x in lead_order] != [x.upper() for x in LEAD_NAMES]:
+        raise ModelError(f"{where}: model leads {lead_order} are not the 12 standard leads")
+    return classes, rate, agg, dict(spec.get("extra") or {})
+
+
+def _load_savedmodel(path: Path) -> Predictor:
+    import tensorflow as tf
+
+    from ecg_keras.export.savedmodel import read_metadata
+
+    try:
+        spec = read_metadata(path)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"{path}: SavedModel without ecg_keras metadata (assets/ecg_keras.json: {e})") from None
+    classes, rate, agg, extra = _spec_fields(spec, path)
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as e:  # noqa: BLE001 - TF raises many types for a damaged SavedModel
+        raise ModelError(f"{path}: cannot load the SavedModel ({type(e).__name__}: {e})") from None
+    if "predict_record" not in loaded.signatures:
+        raise ModelError(f"{path}: SavedModel has no predict_record signature")
+    signature = loaded.signatures["predict_record"]
+
+    def fn(signals):
+        return np.stack([signature(ecg=tf.constant(np.asarray(x, np.float32)[None]))["probabilities"].numpy()[0]
+                         for x in signals])
+
+    files = [path / "saved_model.pb"] + sorted((path / "variables").glob("*"))
+    data = str(extra.get("dataset", "unknown"))
+    synthetic = _is_synthetic(extra.get("synthetic"), data)
+    model = Predictor(name=f"{path.parent.name}/{path.name}", kind="savedmodel", source=str(path), classes=classes,
+                      sampling_rate=rate, aggregation=agg, training_data="synthetic" if synthetic else data,
+                      synthetic=synthetic, sha256=_sha256(files), sha256_of="saved_model.pb + variables",
+                      predict_fn=fn, arch=extra.get("arch"), task=extra.get("task"))
+    model._loaded = loaded  # keep the SavedModel's resources alive
+    return model
+
+
+def _load_onnx(path: Path) -> Predictor:
+    import onnxruntime as ort
+
+    from ecg_keras.export.onnx import read_metadata
+    from ecg_keras.windows import aggregate, eval_windows
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise ModelError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
+    try:
+        spec = read_metadata(session)
+    except (KeyError, json.JSONDecodeError):
+        sidecar = next((p for p in (path.with_suffix(".json"), Path(f"{path}.json")) if p.is_file()), None)
+        if sidecar is None:
+            raise ModelError(f"{path}: no ecg_keras metadata in the ONNX file and no sidecar {path.with_suffix('.json')}"
+                             " with its serving spec (classes, sampling_rate, window, aggregation); export it with "
+                             "`python -m export onnx` or write the sidecar") from None
+        try:
+            spec = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelError(f"{sidecar}: unreadable serving spec ({e})") from None
+    classes, rate, agg, extra = _spec_fields(spec, path)
+    whole = bool(spec.get("whole_record", False))
+    window, stride = int(spec.get("window", 0) or 0), int(spec.get("stride", 0) or 0)
+
+    def fn(signals):
+        if whole:
+            return np.stack([session.run(["probabilities"], {"ecg": np.asarray(x, np.float32)[None]})[0][0]
+                             for x in signals])
+        windows, index = eval_windows(signals, sampling_rate=rate, window=window or None, stride=stride or None)
+        probs = np.concatenate([session.run(["probabilities"], {"ecg": windows[i:i + 256]})[0]
+                                for i in range(0, len(windows), 256)])
+        return aggregate(probs, index, how=agg, n_records=len(signals))
+
+    data = str(extra.get("dataset", "unknown"))
+    synthetic = _is_synthetic(extra.get("synthetic"), data)
+    return Predictor(name=path.name, kind="onnx", source=str(path), classes=classes, sampling_rate=rate,
+                     aggregation=agg, training_data="synthetic" if synthetic else data, synthetic=synthetic,
+                     sha256=_sha256([path]), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),
+                     task=extra.get("task"))
+
+
+def load_model(source, models_directory=None) -> Predictor:
+    """A :class:`Predictor` for a released name, run directory, SavedModel directory or ONNX file."""
+    if isinstance(source, Predictor):
+        return source
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        if (path / "model.keras").exists() and (path / "config.json").exists():
+            return _load_run_dir(path)
+        sm = _savedmodel_dir(path)
+        if sm is not None:
+            return _load_savedmodel(sm)
+        raise ModelError(f"{path}: neither a run directory (model.keras + config.json) nor a SavedModel")
+    if path.is_file():
+        if path.suffix.lower() == ".onnx":
+            return _load_onnx(path)
+        raise ModelError(f"{path}: a model file must be .onnx (or pass a run/SavedModel directory)")
+    return _load_release(str(source), models_directory)
+
+
+# --------------------------------------------------------------------------- prediction
+@dataclass
+class Item:
+    """One record through the pipeline (kept for plots; not returned by :func:`predict`)."""
+
+    name: str
+    path: Path | None = None
+    problem: str | None = None
+    fs: float | None = None
+    duration: float | None = None
+    x: np.ndarray | None = None  # model input (model rate); released after prediction and on_item
+    native: np.ndarray | None = None  # checked signal at the file's rate, model lead order
+    probabilities: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    plot: Path | None = None
+
+
+def _prepare(path: Path, model: Predictor, fs, leads, units) -> Item:
+    try:
+        name = record_name(path)
+    except DataError:
+        name = str(path)
+    item = Item(name=name, path=path)
+    try:
+        rec = read_any(path, fs=fs, leads=leads, units=units)
+        item.fs, item.duration, item.notes = rec.fs, rec.duration, rec.notes
+        item.x, item.native = to_model_input(rec, model.sampling_rate)
+    except DataError as e:
+        item.problem = str(e)
+    return item
+
+
+def _expand(records) -> list[Item | Path]:
+    out: list[Item | Path] = []
+    for r in ([records] if isinstance(records, (str, Path)) else records):
+        try:
+            out += find_records([r])
+        except DataError as e:
+            out.append(Item(name=str(r), problem=str(e)))
+    return out
+
+
+def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", batch: int = 32,
+                    progress: bool | None = None, models_directory=None, on_item=None) -> tuple[Predictor, list[Item]]:
+    """Load ``model`` and predict ``records`` (paths or folders); returns the model and one
+    :class:`Item` per record. ``on_item(item, model)`` is called for every record after its
+    prediction (plots)."""
+    from tqdm.auto import tqdm
+
+    model = load_model(model, models_directory)
+    todo = _expand(records)
+    if leads is not None and isinstance(leads, str):
+        leads = [x.strip() for x in leads.split(",") if x.strip()]
+    show = len(todo) > 1 if progress is None else progress
+    items: list[Item] = []
+    pending: list[Item] = []
+
+    def flush():
+        ok = [it for it in pending if it.problem is None]
+        if ok:
+            probs = model([it.x for it in ok])
+            for it, p in zip(ok, probs):
+                if not np.all(np.isfinite(p)):
+                    it.problem = f"{it.name}: the model returned non-finite probabilities"
+                else:
+                    it.probabilities = p
+        for it in pending:
+            if on_item is not None:
+                on_item(it, model)
+            it.x = it.native = None  # signals are not kept: memory stays bounded
+        items.extend(pending)
+        pending.clear()
+
+    with tqdm(total=len(todo), desc="predicting", unit="rec", disable=not show, file=sys.stderr) as bar:
+        for t in todo:
+            pending.append(t if isinstance(t, Item) else _prepare(t, model, fs, leads, units))
+            bar.update(1)
+            samples = sum(len(it.x) for it in pending if it.x is not None)
+            if len(pending) >= batch or samples >= MAX_BATCH_SAMPLES:
+                flush()
+        flush()
+    return model, items
+
+
+def to_frame(model: Predictor, items: list[Item]) -> pd.DataFrame:
+    """One row per record: record, valid, problem, fs, duration_s, then one column per class."""
+    rows = []
+    for it in items:
+        row = {"record": it.name, "valid": it.problem is None, "problem": it.problem or "",
+               "fs": it.fs, "duration_s": None if it.duration is None else round(it.duration, 3)}
+        for j, c in enumerate(model.classes):
+            row[c] = float(it.probabilities[j]) if it.probabilities is not None else np.nan
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(RESERVED) + list(model.classes))
+    frame.attrs["model"] = model.identity()
+    return frame
+
+
+def predict(model, records, *, fs: float | None = None, leads: Sequence[str] | str | None = None,
+            units: str = "mV", plot_dir=None, explain: bool = False, top: int = 3,
+            progress: bool | None = None, models_directory=None) -> pd.DataFrame:
+    """Probabilities of every class for each record (see the module docstring).
+
+    ``model``: released name, run directory, SavedModel directory, ONNX file or a loaded
+    :class:`Predictor`. ``records``: paths of records or folders. Returns a DataFrame (see
+    :func:`to_frame`) whose ``attrs["model"]`` is the model identity; invalid records have
+    ``valid=False``, the reason in ``problem`` and NaN probabilities. ``plot_dir``: one PNG per
+    valid record (``explain``: with the top class's attribution).
+    """
+    hook = _plot_hook(Path(plot_dir), top, explain) if plot_dir is not None else None
+    model, items = run_predictions(model, records, fs=fs, leads=leads, units=units, progress=progress,
+                                   models_directory=models_directory, on_item=hook)
+    return to_frame(model, items)
+
+
+# --------------------------------------------------------------------------- plots
+def _safe(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip("/"))
+    return keep[-120:] or "record"
+
+
+def _plot_hook(out: Path, top: int, explain: bool, method: str = "ig"):
+    from ecg_keras.evaluation.ecg_paper import plot_ecg_paper
+
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    warned = []
+
+    def hook(item: Item, model: Predictor):
+        if item.probabilities is None:
+            return
+        order = np.argsort(-item.probabilities)[:max(1, top)]
+        preds = [(model.classes[j], float(item.probabilities[j])) for j in order]
+        attribution = None
+        if explain:
+            if model.keras_model is None:
+                if not warned:
+                    print(f"warning: --explain needs the Keras model (a run directory or a released model); "
+                          f"{model.kind} models are plotted without attribution", file=sys.stderr)
+                    warned.append(1)
+            else:
+                from ecg_keras.evaluation.attribution import attribute_record
+
+                res = attribute_record(model.keras_model, item.x, int(order[0]), model.standardizer,
+                                       model.sampling_rate, method=method, steps=32)
+                attribution = res.attribution
+        stem = _safe(item.name)
+        while stem in used:
+            stem += "_"
+        used.add(stem)
+        title = f"{item.name}  ({item.fs:g} Hz, {item.duration:.1f} s)"
+        model_line = (f"{model.name} ({model.arch or model.kind}, task {model.task or '?'}, trained on "
+                      f"{'SYNTHETIC data' if model.synthetic else model.training_data})")
+        item.plot = plot_ecg_paper(item.native, item.fs, out / f"{stem}.png", title=title, predictions=preds,
+                                   model_line=model_line, warning="SYNTHETIC-trained model: not for real ECGs"
+                                   if model.synthetic else None, attribution=attribution,
+                                   attribution_fs=model.sampling_rate,
+                                   attribution_label=f"integrated gradients of {preds[0][0]}" if explain else None)
+
+    return hook
+
+
+# --------------------------------------------------------------------------- console
+def format_table(frame: pd.DataFrame, classes: Sequence[str], top: int = 3) -> str:
+    """Records with their top-K classes (probability), invalid records with the reason."""
+    width = max([len("record")] + [len(str(r)) for r in frame["record"]])
+    width = min(width, 60)
+    k = max(1, min(top, len(classes)))
+    header = f"{'record':<{width}}  " + "  ".join(f"{'top ' + str(i + 1):<16}" for i in range(k))
+    lines = [header, "-" * len(header)]
+    for _, row in frame.iterrows():
+        name = str(row["record"])
+        name = name if len(name) <= width else "..." + name[-(width - 3):]
+        if not row["valid"]:
+            lines.append(f"{name:<{width}}  INVALID: {row['problem']}")
+            continue
+        probs = np.array([row[c] for c in classes], dtype=float)
+        order = np.argsort(-probs)[:k]
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{classes[j] + ' ' + format(probs[j], '.3f'):<16}"
+                                                     for j in order))
+    return "\n".join(lines)
+
+
+def write_output(frame: pd.DataFrame, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        classes = frame.attrs["model"]["classes"]
+        records = []
+        for _, row in frame.iterrows():
+            records.append({"record": row["record"], "valid": bool(row["valid"]), "problem": row["problem"] or None,
+                            "fs": None if pd.isna(row["fs"]) else float(row["fs"]),
+                            "duration_s": None if pd.isna(row["duration_s"]) else float(row["duration_s"]),
+                            "probabilities": None if not row["valid"] else {c: float(row[c]) for c in classes}})
+        path.write_text(json.dumps({"model": frame.attrs["model"], "records": records}, indent=2))
+    else:
+        out = frame.copy()
+        ident = frame.attrs["model"]
+        out["model"] = ident["name"]
+        out["model_sha256"] = ident["sha256"]
+        out["training_data"] = "SYNTHETIC" if ident["synthetic"] else ident["training_data"]
+        out.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecg-keras predict", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Exit status: 0 every record valid, 1 some record invalid (see the "
+                                       "'problem' column), 2 usage or model error.")
+    p.add_argument("model", metavar="MODEL", help="released name, run directory, SavedModel directory or .onnx file")
+    p.add_argument("records", nargs="+", metavar="RECORD", help="WFDB record, .mat, .npy, .csv or a folder of them")
+    p.add_argument("--out", metavar="FILE", help="write all rows to FILE.csv or FILE.json")
+    p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper")
+    p.add_argument("--explain", action="store_true", help="with --plot: shade the top class's attribution")
+    p.add_argument("--explain-method", choices=("ig", "lrp"), default="ig",
+                   help="integrated gradients (default) or epsilon-LRP (convolutional models)")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per record (default 3)")
+    p.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of .npy/.csv records")
+    p.add_argument("--leads", metavar="I,II,...", help="lead names of .npy/.csv columns (default the standard 12)")
+    p.add_argument("--units", default="mV", choices=("mV", "uV", "V"), help="units of .npy/.csv values (default mV)")
+    p.add_argument("--models-dir", metavar="DIR", help="where released models live (default models/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    if ns.top < 1:
+        print("error: --top must be >= 1", file=sys.stderr)
+        return 2
+    if ns.explain and not ns.plot:
+        print("error: --explain draws into the plots; pass --plot DIR too", file=sys.stderr)
+        return 2
+    if ns.out and Path(ns.out).suffix.lower() not in (".csv", ".json"):
+        print(f"error: --out must end in .csv or .json, got {ns.out}", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(ns.model, ns.models_dir)
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(model.describe())
+    hook = (_plot_hook(Path(ns.plot), ns.top, ns.explain, ns.explain_method) if ns.plot else None)
+    model, items = run_predictions(model, ns.records, fs=ns.fs, leads=ns.leads, units=ns.units,
+                                   progress=False if ns.no_progress else None, on_item=hook)
+    frame = to_frame(model, items)
+    notes = sorted({n for it in items for n in it.notes})
+    for n in notes:
+        print(f"note: {n}")
+    print(format_table(frame, model.classes, ns.top))
+    if ns.out:
+        print(f"wrote {write_output(frame, Path(ns.out))}")
+    if ns.plot:
+        n_png = sum(1 for it in items if it.plot is not None)
+        print(f"wrote {n_png} plot(s) to {ns.plot}")
+    invalid = int((~frame["valid"]).sum())
+    if invalid:
+        print(f"{invalid} of {len(frame)} record(s) invalid: not predicted (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
