@@ -6,6 +6,7 @@ through :func:`inside`.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -37,3 +38,17 @@ def inside(directory: str | Path, relative: str, what: str = "file name") -> Pat
     if path != base and base not in path.parents:
         raise UnsafePathError(f"{what} {relative!r} resolves to {path}, outside {base}")
     return base / rel
+
+
+def umask() -> int:
+    """The process's file-mode creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path, base: int = 0o666) -> None:
+    """Give ``path`` the mode a plain create would have (``base & ~umask``). Temporary files and
+    folders are created 0600/0700; what replaces a user's file must be readable like one (e.g. a
+    SavedModel served by TF Serving under another user, a cache shared by a lab)."""
+    os.chmod(path, base & ~umask())

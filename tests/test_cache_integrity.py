@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -68,6 +69,9 @@ def test_entry_records_size_and_crc(tmp_path, fixed):
     for name in names:
         assert info["files"][name] == cache.file_record(entry / name)
         assert info["files"][name]["size"] == (entry / name).stat().st_size
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o777 & ~mask  # readable by whoever shares the data root
 
 
 def _zero(path: Path) -> None:

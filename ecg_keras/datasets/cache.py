@@ -41,6 +41,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ecg_keras.datasets.base import DataError
+from ecg_keras.paths import follow_umask
 
 CACHE_VERSION = 2  # 2: info.json records the size and CRC-32 of each array file
 DATA_ENV = "ECG_KERAS_DATA"
@@ -154,6 +155,7 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
         directory.mkdir(parents=True, exist_ok=True)
         _remove_stale(entry, directory)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key.dirname}.tmp-", dir=directory))
+        follow_umask(tmp, 0o777)  # mkdtemp makes it 0700: others sharing the data root could not read it
     except OSError as e:
         _warn(f"signal cache {directory} is not writable ({e}); reading {desc.removeprefix('reading ')} "
               f"without the cache")

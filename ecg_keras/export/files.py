@@ -20,6 +20,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ecg_keras.paths import follow_umask
 from ecg_keras.training.rundir import atomic_path
 
 
@@ -41,18 +42,6 @@ def _disk_full(path: Path, err: BaseException) -> ExportError:
                        "files were removed. Free some space or choose another output location.")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _follow_umask(path: Path, base: int) -> None:
-    """Temporary files and directories are created 0600/0700; the artifact gets the user's umask
-    (a SavedModel served by TF Serving under another user must be readable)."""
-    os.chmod(path, base & ~_umask())
-
-
 def check_target(path: str | Path, overwrite: bool, hint: str = "pass overwrite=True to replace it") -> Path:
     """``path``, or FileExistsError when it exists and ``overwrite`` is false (``hint`` says what to do)."""
     path = Path(path)
@@ -70,7 +59,7 @@ def replace_file(path: str | Path, *, overwrite: bool = False):
     try:
         with atomic_path(path) as tmp:
             yield tmp
-            _follow_umask(tmp, 0o666)
+            follow_umask(tmp, 0o666)
     except Exception as err:
         if _is_disk_full(err):
             raise _disk_full(path, err) from err
@@ -93,7 +82,7 @@ def replace_directory(path: str | Path, *, overwrite: bool = False):
             if _is_disk_full(err):
                 raise _disk_full(path, err) from err
             raise
-        _follow_umask(tmp, 0o777)
+        follow_umask(tmp, 0o777)
         if path.exists():  # keep the old version until the new one is in place
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, old / path.name)

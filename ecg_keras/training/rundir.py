@@ -33,14 +33,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from ecg_keras.paths import follow_umask
+
 COMPLETE = "COMPLETE"
 LOCK = ".lock"
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextmanager
@@ -51,7 +48,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a replaced file keeps the usual mode
+    follow_umask(tmp)  # mkstemp creates 0600
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -200,7 +197,7 @@ class RunLock:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
