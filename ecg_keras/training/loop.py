@@ -18,7 +18,7 @@ from ecg_keras.standardize import Standardizer
 from ecg_keras.training import rundir as rd
 from ecg_keras.training.config import TrainConfig
 from ecg_keras.training.distribute import is_chief, make_strategy  # noqa: F401  (re-exported)
-from ecg_keras.training import distribute as dist
+from ecg_keras.training import distribute as dist, precision
 from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, make_optimizer
 from ecg_keras.windows import (aggregate, aggregation, eval_dataset, predict_records, steps_per_epoch, train_dataset,
                                window_length)
@@ -72,7 +72,7 @@ def compile_model(model: keras.Model, config: TrainConfig, kind: str, total_step
     loss = (keras.losses.MeanSquaredError() if kind == "regression"
             else keras.losses.BinaryCrossentropy(from_logits=True))
     model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(config.jit))
-    optimizer.build(model.trainable_variables)
+    model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer (mixed_float16) builds AdamW too
     return schedule
 
 
@@ -246,7 +246,7 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
         with rd.atomic_path(run.standardizer) as tmp:
             standardizer.save(tmp)
 
-    with strategy.scope():
+    with strategy.scope(), precision.policy(config.precision):
         model = build_model(config, len(classes), (window, leads))
         if kind == "regression":  # start the linear output at the training mean (targets in raw units)
             dense = _output_dense(model)
