@@ -193,3 +193,21 @@ def test_multiworker_sigkill_after_checkpoint_then_resume(multiworker_data, mult
         got = np.load(out / "predictions" / f"{part}.npz")["y_pred"]
         want = np.load(multiworker_run / "predictions" / f"{part}.npz")["y_pred"]
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_multiworker_finetune_two_local_workers(multiworker_data, multiworker_run, tmp_path):
+    """--init-from with --distribute multiworker: 2 workers finetune the uninterrupted run (new head)."""
+    import numpy as np
+
+    out = tmp_path / "ft"
+    codes, logs = _two_workers(multiworker_data, out, "--task", "superdiagnostic", "--init-from",
+                               str(multiworker_run), "--phase-epochs", "1,1", timeout=800)
+    assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
+    complete = json.loads((out / "COMPLETE").read_text())
+    assert complete["workers"] == 2 and complete["weights_identical_across_workers"] is True
+    config = json.loads((out / "config.json").read_text())
+    assert config["replicas"] == 2 and config["init_from"] == str(multiworker_run)
+    hist = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
+    assert hist["phase"].tolist() == [1, 2]
