@@ -153,11 +153,26 @@ def all_agree(strategy: tf.distribute.Strategy, values) -> bool:
     return bool((rows == rows[:1]).all())
 
 
-def weights_fingerprint(model) -> np.ndarray:
-    """Per-variable sums and sums of squares (float64) of the model's variables: equal on every
-    worker when the weights are (the same computation on identical arrays)."""
+def synchronize_batchnorm(model) -> None:
+    """BatchNorm statistics over the global batch (= one device on the global batch), and the
+    same moving statistics on every replica."""
+    import keras
+
+    def walk(layer):
+        for sub in getattr(layer, "layers", []):
+            yield sub
+            yield from walk(sub)
+
+    for layer in walk(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
+def weights_fingerprint(variables) -> np.ndarray:
+    """Per-variable sums and sums of squares (float64) of ``variables``: equal on every worker
+    when the weights are (the same computation on identical arrays)."""
     out = []
-    for v in model.variables:
+    for v in variables:
         a = np.asarray(keras.ops.convert_to_numpy(v), np.float64).ravel()
         out += [a.sum(), np.square(a).sum()]
     return np.asarray(out, np.float64)

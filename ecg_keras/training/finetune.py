@@ -353,6 +353,8 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
         if kind == "regression":
             dense = model.get_layer("head_logits")
             dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
+    if config.distribute != "none" and config.sync_batchnorm:
+        dist.synchronize_batchnorm(model)  # as in loop.train: statistics of the global batch
     dist.prepare_fit(model, strategy)
     lrs = discriminative_lrs(config.lr, len(groups))
     info = {**config.to_dict(), "versions": loop.versions(), "data_fingerprint": fingerprint(splits),
@@ -412,7 +414,8 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
         layer.trainable = True
     train_seconds = time.perf_counter() - t0
     workers = dist.num_workers(strategy)
-    if not dist.all_agree(strategy, dist.weights_fingerprint(model)):
+    compared = model.variables if config.sync_batchnorm else model.trainable_variables
+    if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
         raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
     if not chief:
         dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory

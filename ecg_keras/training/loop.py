@@ -293,7 +293,9 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
             raise RuntimeError(f"training stopped early (non-finite loss?); {run.path} is left incomplete")
     train_seconds = time.perf_counter() - t0
     workers = dist.num_workers(strategy)
-    if not dist.all_agree(strategy, dist.weights_fingerprint(model)):
+    # all variables; with --no-sync-bn each worker keeps its own BatchNorm moving statistics
+    compared = model.variables if config.sync_batchnorm else model.trainable_variables
+    if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
         raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
     if not chief:
         dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory
