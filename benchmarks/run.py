@@ -61,11 +61,7 @@ TARGET = {"train": 1.5, "infer": 2.0}  # acceptance: x the peer's (upper) figure
 
 
 # =========================================================================== helpers
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
+from ecg_keras.datasets.throughput import load_average  # noqa: E402  (one copy, shared with the data tool)
 
 
 def peak_rss_mb() -> float:
@@ -175,11 +171,15 @@ class _StepTimer:
             def on_train_begin(self, logs=None):
                 self.t_begin = time.perf_counter()
 
+            def timing_start(self) -> float:
+                """End of the last warm-up step (the start of training without warm-up)."""
+                return self.ends[self.warmup - 1] if self.warmup else self.t_begin
+
             def on_train_batch_end(self, batch, logs=None):
                 now = time.perf_counter()
                 self.ends.append(now)
                 timed = len(self.ends) - self.warmup
-                if timed >= self.max_steps or (timed >= self.min_steps and now - self.ends[self.warmup - 1]
+                if timed >= self.max_steps or (timed >= self.min_steps and now - self.timing_start()
                                                >= self.seconds):
                     self.model.stop_training = True
 
@@ -221,15 +221,16 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
               callbacks=[OneCycleMomentum(schedule), timer], shuffle=False)
     ends = timer.ends
     steps = len(ends) - warmup
-    sec = ends[-1] - ends[warmup - 1]
-    per_step = [b - a for a, b in zip(ends[warmup - 1:-1], ends[warmup:])]
+    start = timer.timing_start()
+    sec = ends[-1] - start
+    per_step = list(np.diff([start, *ends[warmup:]]))
     wps = steps * batch_size / sec
     fwd = forward_flops(model)
     return {"arch": arch, "batch_size": batch_size, "jit": cfg.jit, "deterministic": cfg.deterministic,
             "onednn": tf_onednn(),
             "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
             "build_s": round(build_s, 2), "first_step_s": round(ends[0] - timer.t_begin, 2),
-            "warmup_s": round(ends[warmup - 1] - timer.t_begin, 2), "steps": steps, "seconds": round(sec, 2),
+            "warmup_s": round(start - timer.t_begin, 2), "steps": steps, "seconds": round(sec, 2),
             "step_ms_median": round(1e3 * statistics.median(per_step), 1), "step_ms_min": round(1e3 * min(per_step), 1),
             "windows_per_s": round(wps, 1), "windows_per_s_best_step": round(batch_size / min(per_step), 1),
             "forward_mflop_per_window": round(fwd / 1e6, 2),
@@ -288,7 +289,8 @@ def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("ke
     tmp = Path(tempfile.mkdtemp(prefix="ecg_keras_bench_"))
     try:
         if "keras" in engines:
-            fused = tf.function(lambda x: record_probabilities(model, x, None, spec)[0],
+            # refuse_invalid=False: XLA ignores assertions and cannot compile their string messages
+            fused = tf.function(lambda x: record_probabilities(model, x, None, spec, refuse_invalid=False)[0],
                                 input_signature=[tf.TensorSpec([None, length, 12], tf.float32)],
                                 jit_compile=bool(cfg.jit) or None)
             measure("keras", lambda x: fused(tf.constant(x)).numpy())
@@ -561,7 +563,8 @@ def main(argv=None) -> int:
     p.add_argument("--infer-seconds", type=float, default=2.0, help="timed inference per engine and batch size")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--records", type=int, default=1024, help="random 10-s records behind the training pipeline")
-    p.add_argument("--warmup", type=int, default=3, help="training steps excluded from the timing")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="training steps excluded from the timing (default 3; 1 with --quick; 0 times tracing too)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="inference batch sizes (records)")
     p.add_argument("--engines", nargs="+", default=["keras", "savedmodel", "onnx"],
                    choices=["keras", "savedmodel", "onnx"])
@@ -580,7 +583,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     tri = {"default": None, "on": True, "off": False}
     if a.quick:
-        a.train_seconds, a.infer_seconds, a.batches, a.warmup, a.records = 1.0, 0.5, [1, 4], 1, 256
+        a.train_seconds, a.infer_seconds, a.batches, a.records = 1.0, 0.5, [1, 4], 256
+    if a.warmup is None:
+        a.warmup = 1 if a.quick else 3
+    if a.warmup < 0:
+        p.error(f"--warmup must be >= 0, got {a.warmup}")
     result = run_benchmark(a.archs, train_seconds=a.train_seconds, infer_seconds=a.infer_seconds,
                            batch_size=a.batch_size, records=a.records, warmup=a.warmup, batches=tuple(a.batches),
                            engines=tuple(a.engines), jit=tri[a.jit], deterministic=tri[a.deterministic],

@@ -21,7 +21,7 @@ has the wheel on disk)::
 What is measured (float32, random data, ``torch.set_num_threads(--threads)``, default 2)
 ----------------------------------------------------------------------------------------
 * ``params``: trainable parameters at 71 classes, asserted against the parameter-count table
-  of /work/shared/PROTOCOL.md (for the LSTMs PyTorch has two bias vectors per gate set, Keras
+  of docs/PROTOCOL.md (for the LSTMs PyTorch has two bias vectors per gate set, Keras
   one: the Keras-equivalent count, 4*units fewer per layer and direction, is printed and
   checked too).
 * ``train``: windows/s at batch 128 (``--batch-size``) of one full training step on random
@@ -41,7 +41,7 @@ Usage::
 
     /tmp/torchvenv/bin/python benchmarks/torch_peer.py                      # five models, 15 s each
     /tmp/torchvenv/bin/python benchmarks/torch_peer.py --archs fcn_wang,lstm --seconds 30 \\
-        --output benchmarks/results/torch_peer.json
+        --output /tmp/torch_peer.json
     /tmp/torchvenv/bin/python benchmarks/torch_peer.py --check              # params + shapes only
 
 Run it on an otherwise idle machine (the load average before/after is recorded in the JSON).
@@ -67,7 +67,7 @@ INPUT_CHANNELS = 12
 WINDOW = 250
 DEFAULT_ARCHS = ("fcn_wang", "resnet1d_wang", "xresnet1d101", "inception1d", "lstm")
 
-#: trainable parameters at 71 classes (12 leads), /work/shared/PROTOCOL.md. For the LSTMs the
+#: trainable parameters at 71 classes (12 leads), docs/PROTOCOL.md. For the LSTMs the
 #: table gives the Keras count; PyTorch has an extra bias vector (4*units) per layer and direction.
 PROTOCOL_PARAMS = {
     "fcn_wang": 318_279,
@@ -478,7 +478,7 @@ def count_params(m: nn.Module) -> int:
 def check_params(arch: str, n: int) -> dict:
     expected_torch = PROTOCOL_PARAMS[arch] + TORCH_EXTRA_BIAS.get(arch, 0)
     keras_equiv = n - TORCH_EXTRA_BIAS.get(arch, 0)
-    assert n == expected_torch, f"{arch}: {n} trainable parameters, expected {expected_torch} (PROTOCOL.md)"
+    assert n == expected_torch, f"{arch}: {n} trainable parameters, expected {expected_torch} (docs/PROTOCOL.md)"
     return {"params": n, "params_keras_equivalent": keras_equiv, "params_protocol": PROTOCOL_PARAMS[arch]}
 
 

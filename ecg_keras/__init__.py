@@ -32,3 +32,59 @@ def list_pretrained(*args, **kwargs) -> list[str]:
     from ecg_keras.zoo import list_pretrained as _list_pretrained
 
     return _list_pretrained(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- Keras custom objects
+# ``keras.saving.load_model("model.keras")`` looks custom classes (FusedBatchNormalization, TimeStep,
+# the LR schedules; registered as "ecg_keras>Name") up in Keras's registry only: Keras imports the
+# ``module`` named in the file for its own packages (keras, keras_hub, ...) but never for others.
+# So the registering modules must have run, and ``import ecg_keras`` is enough: when Keras is
+# already imported they are imported now, otherwise right after Keras finishes importing (a
+# one-shot import hook), so that ``import ecg_keras`` alone does not pay for importing Keras.
+_KERAS_MODULES = ("ecg_keras.models", "ecg_keras.training.schedule")
+
+
+def _register_keras_objects() -> None:
+    import importlib
+    import sys
+    import warnings
+
+    for name in _KERAS_MODULES:
+        if name not in sys.modules:  # a module that is importing right now registers itself
+            try:
+                importlib.import_module(name)
+            except Exception as err:  # never break ``import keras``
+                warnings.warn(f"ecg_keras: could not register its Keras classes ({name}: {err}); "
+                              f"import {name} before keras.saving.load_model", stacklevel=2)
+
+
+def _register_after_keras_import() -> None:
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    if "keras" in sys.modules:
+        _register_keras_objects()
+        return
+
+    class _AfterKeras(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):
+            if fullname != "keras":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec("keras")
+            if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_and_register(module):
+                exec_module(module)
+                _register_keras_objects()
+
+            spec.loader.exec_module = exec_and_register
+            return spec
+
+    sys.meta_path.insert(0, _AfterKeras())
+
+
+_register_after_keras_import()

@@ -1,4 +1,4 @@
-"""One scalar mean and std over all training samples of all leads (PROTOCOL.md "Data")."""
+"""One scalar mean and std over all training samples of all leads (docs/PROTOCOL.md "Data")."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Sliding-window tf.data pipelines and per-record aggregation (PROTOCOL.md "Windows").
+"""Sliding-window tf.data pipelines and per-record aggregation (docs/PROTOCOL.md "Windows").
 
 Records are concatenated once into one flat (total_samples, leads) tensor; windows are cut by
 vectorised ``tf.gather`` after batching, so fixed- and variable-length datasets share one
@@ -10,6 +10,7 @@ the training mean) to exactly one window: they give one training crop and one ev
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,8 +20,15 @@ import tensorflow as tf
 from ecg_keras.standardize import Standardizer
 
 WINDOW_SECONDS = 2.5
+#: Lead order of the benchmark's 12-lead records (and of the exported models' input).
+LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+#: Longest record :func:`predict_records` and the exported whole-record models accept by default:
+#: 24 h (a Holter recording), 8,640,000 samples at 100 Hz. Windows are processed in bounded
+#: batches, so memory grows with the record itself (48 bytes per 12-lead sample), not with its windows.
+MAX_RECORD_SECONDS = 24 * 3600
+FLAT_POLICIES = ("error", "warn", "ignore")
 AGGREGATIONS = ("max", "mean")
-#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (PROTOCOL.md).
+#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (docs/PROTOCOL.md).
 MEAN_TASKS = ("age", "sex")
 
 
@@ -154,9 +162,66 @@ def aggregate(window_preds: np.ndarray, record_index: np.ndarray, how: str = "ma
     return np.add.reduceat(sorted_preds.astype(np.float64), bounds, axis=0) / counts[:, None]
 
 
+def lead_name(index: int, n_leads: int) -> str:
+    """``V2`` for index 7 of 12 leads; ``lead 3`` when the record is not a standard 12-lead one."""
+    return LEAD_NAMES[index] if n_leads == len(LEAD_NAMES) else f"lead {index}"
+
+
+def check_signals(signals, *, flat: str = "error", max_length: int | None = None) -> list[int]:
+    """Refuse records the models must not answer; returns the indices of records with a flat lead.
+
+    * non-finite samples (NaN/Inf: lead-off, corrupted files): always a ``DataError`` naming the
+      record index and the lead(s);
+    * a flat lead (zero variance over the whole record, i.e. constant: lead-off or a missing lead
+      stored as zeros): ``flat="error"`` raises ``DataError``, ``"warn"`` warns (naming record and
+      leads), ``"ignore"`` accepts;
+    * records longer than ``max_length`` samples: ``DataError``.
+    """
+    from ecg_keras.datasets.base import DataError
+
+    if flat not in FLAT_POLICIES:
+        raise ValueError(f"flat must be one of {FLAT_POLICIES}, got {flat!r}")
+    flat_records, messages = [], []
+    for i in range(len(signals)):
+        r = np.asarray(signals[i])
+        if r.ndim != 2:
+            raise DataError(f"record {i}: expected (length, leads), got shape {r.shape}")
+        if max_length is not None and len(r) > max_length:
+            raise DataError(f"record {i}: {len(r)} samples exceed the maximum record length of {max_length} "
+                            "samples (max_record_seconds); split the record or raise the limit")
+        bad = ~np.isfinite(r).all(axis=0)
+        if bad.any():
+            leads = ", ".join(lead_name(j, r.shape[1]) for j in np.flatnonzero(bad))
+            raise DataError(f"record {i}: non-finite samples (NaN/Inf) in lead(s) {leads}; the models do not "
+                            "answer such input (lead-off or a corrupted file?)")
+        constant = (r.max(axis=0) == r.min(axis=0)) if len(r) else np.zeros(r.shape[1], bool)
+        if constant.any() and flat != "ignore":
+            leads = ", ".join(lead_name(j, r.shape[1]) for j in np.flatnonzero(constant))
+            messages.append(f"record {i}: flat line (constant signal) in lead(s) {leads}")
+            flat_records.append(i)
+    if messages and flat == "error":
+        raise DataError("; ".join(messages[:10]) + (f" (and {len(messages) - 10} more records)" if len(messages) > 10
+                                                    else "") + "; pass flat='warn' or 'ignore' to predict anyway")
+    if messages and flat == "warn":
+        warnings.warn("; ".join(messages[:10]) + (f" (and {len(messages) - 10} more records)"
+                                                  if len(messages) > 10 else ""), stacklevel=3)
+    return flat_records
+
+
 def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: Standardizer | None = None,
-                    how: str = "max", activation: str | None = "sigmoid", batch_size: int = 256) -> np.ndarray:
-    """Test-time augmentation: predict every window, apply ``activation`` to logits, aggregate per record."""
+                    how: str = "max", activation: str | None = "sigmoid", batch_size: int = 256,
+                    flat: str = "warn", max_record_seconds: float | None = MAX_RECORD_SECONDS) -> np.ndarray:
+    """Test-time augmentation: predict every window, apply ``activation`` to logits, aggregate per record.
+
+    Windows go through the model ``batch_size`` at a time (across and within records), so a long
+    record never becomes one batch. Input checks (:func:`check_signals`): NaN/Inf is refused
+    (``DataError`` naming the record index and lead); a flat lead is reported by a warning
+    (``flat="warn"``, the default: benchmark test sets are scored in full, as in the reference) or
+    refused (``flat="error"``); a record longer than ``max_record_seconds`` (default 24 h, None: no
+    limit) is refused.
+    """
+    max_length = None if max_record_seconds is None else int(max_record_seconds * sampling_rate)
+    check_signals(signals, flat=flat, max_length=max_length)
     ds, record_index = eval_dataset(signals, batch_size=batch_size, sampling_rate=sampling_rate,
                                     standardizer=standardizer, window=model_window(model, sampling_rate))
     outputs = model.predict(ds, verbose=0)

@@ -11,21 +11,32 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
+from ecg_keras.paths import UnsafePathError, check_name, inside
 from ecg_keras.standardize import Standardizer
-from ecg_keras.training.rundir import write_text
+from ecg_keras.training.rundir import atomic_path
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 MANIFEST = "MANIFEST.json"
 BASE_URL_ENV = "ECG_KERAS_WEIGHTS_URL"
 
 
+#: Fields every manifest entry must have.
+REQUIRED_FIELDS = ("name", "arch", "task", "classes", "standardizer", "sampling_rate", "window", "training_data",
+                   "file", "sha256")
+
+
 class ChecksumError(ValueError):
     """A weights file does not have the sha256 its manifest entry states."""
+
+
+class ManifestError(ValueError):
+    """A manifest, or one of its entries, is malformed or unsafe."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +63,25 @@ def read_manifest(directory: str | Path | None = None) -> list[dict]:
     if not path.exists():
         return []
     try:
-        return list(json.loads(path.read_text())["models"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a valid model manifest ({err})") from None
+        entries = list(json.loads(path.read_text())["models"])
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{path}: not a valid model manifest ({err})") from None
+    for i, entry in enumerate(entries):
+        _check_entry(entry, f"{path}: entry {i}")
+    return entries
+
+
+def _check_entry(entry, where: str) -> None:
+    if not isinstance(entry, dict):
+        raise ManifestError(f"{where} is not an object")
+    missing = [k for k in REQUIRED_FIELDS if k not in entry]
+    if missing:
+        raise ManifestError(f"{where} ({entry.get('name', 'unnamed')!r}) lacks {', '.join(missing)}")
+    try:
+        check_name(entry["name"])
+        check_name(entry["file"], "manifest 'file' field")
+    except UnsafePathError as err:
+        raise ManifestError(f"{where}: {err}") from None
 
 
 def list_pretrained(directory: str | Path | None = None) -> list[str]:
@@ -72,24 +99,34 @@ def sha256(path: str | Path) -> str:
 
 def find_entry(arch: str | None = None, task: str | None = None, weights: str | None = None,
                name: str | None = None, directory: str | Path | None = None) -> dict:
-    """The manifest entry named ``name``, or the one matching arch, task and training data."""
+    """The one manifest entry named ``name``, or matching arch, task and training data
+    (``weights=None``: any training data). No match, or several, raises ValueError."""
     entries = read_manifest(directory)
     if name is not None:
         hits = [e for e in entries if e["name"] == name]
+        wanted = f"name={name!r}"
     else:
         hits = [e for e in entries if e["arch"] == arch and e["task"] == task
-                and weights in (e.get("training_data"), e.get("dataset"))]
+                and (weights is None or weights in (e.get("training_data"), e.get("dataset")))]
+        wanted = f"arch={arch!r}, task={task!r}" + (f", weights={weights!r}" if weights is not None else "")
     if not hits:
-        wanted = name or f"arch={arch!r}, task={task!r}, weights={weights!r}"
         raise ValueError(f"no released model for {wanted}; available: {list_pretrained(directory) or 'none'}"
                          f" (manifest: {models_dir(directory) / MANIFEST})")
+    if len(hits) > 1:
+        raise ValueError(f"{len(hits)} released models match {wanted}: {', '.join(e['name'] for e in hits)}; "
+                         "pass name= to choose one")
     return hits[0]
 
 
 def resolve_weights(entry: dict, directory: str | Path | None = None, base_url: str | None = None,
                     cache_dir: str | Path | None = None) -> Path:
-    """Local path of the entry's weights file, downloading it when needed; sha256 always checked."""
-    local = models_dir(directory) / entry["file"]
+    """Local path of the entry's weights file, downloading it when needed; sha256 always checked.
+
+    The entry's ``file`` must be a plain name: it is only ever joined inside the models
+    directory or the cache, and only the cache's copy is deleted when a download is rejected.
+    """
+    _check_entry(entry, "manifest entry")
+    local = inside(models_dir(directory), entry["file"], "manifest 'file' field")
     if local.exists():
         path = local
     else:
@@ -98,13 +135,14 @@ def resolve_weights(entry: dict, directory: str | Path | None = None, base_url: 
             raise FileNotFoundError(f"{local} is missing and no base URL is configured "
                                     f"(pass base_url= or set ${BASE_URL_ENV})")
         cache = Path(cache_dir or Path.home() / ".ecg_keras")
-        (cache / "models").mkdir(parents=True, exist_ok=True)  # else get_file falls back to /tmp/.keras
+        cached = inside(cache / "models", entry["file"], "manifest 'file' field")
+        cached.parent.mkdir(parents=True, exist_ok=True)  # else get_file falls back to /tmp/.keras
         try:
             path = Path(keras.utils.get_file(entry["file"], origin=f"{base_url.rstrip('/')}/{entry['file']}",
                                              file_hash=entry["sha256"], hash_algorithm="sha256",
                                              cache_dir=str(cache), cache_subdir="models"))
         except ValueError as err:
-            (cache / "models" / entry["file"]).unlink(missing_ok=True)
+            cached.unlink(missing_ok=True)
             raise ChecksumError(f"{entry['file']} downloaded from {base_url}: {err}") from None
     actual = sha256(path)
     if actual != entry["sha256"]:
@@ -133,14 +171,13 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
     """
     from ecg_keras import models
 
-    if weights and Path(weights).is_dir():
+    if weights is not None and Path(weights).is_dir():
         models_directory, weights = weights, None
-        entry = (find_entry(name=name, directory=models_directory) if name
-                 else find_entry(arch, task, None, directory=models_directory)
-                 if any(e["arch"] == arch and e["task"] == task for e in read_manifest(models_directory))
-                 else read_manifest(models_directory)[0])
-    else:
-        entry = find_entry(arch, task, weights, name=name, directory=models_directory)
+        if not (Path(models_directory) / MANIFEST).is_file():
+            raise FileNotFoundError(f"weights={str(models_directory)!r} is a directory without {MANIFEST}")
+    elif weights is None and name is None:
+        raise ValueError("pass weights= (training data such as 'ptbxl', or a release directory) or name=")
+    entry = find_entry(arch, task, weights, name=name, directory=models_directory)
     path = resolve_weights(entry, models_directory, base_url, cache_dir)
     model = keras.saving.load_model(path, compile=False)
     info = _info(entry)
@@ -154,11 +191,15 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
 
 
 def release_run(run_dir: str | Path, name: str, directory: str | Path | None = None,
-                url_base: str | None = None) -> dict:
+                url_base: str | None = None, overwrite: bool = False) -> dict:
     """Turn a training run directory into a released model: weights, manifest row, model card.
 
-    Runs trained on synthetic data are refused for the repository's own ``models/``.
+    Runs trained on synthetic data are refused for the repository's own ``models/``. An existing
+    release of the same name is replaced only with ``overwrite=True``; the three files are
+    written to temporary names first, so a failure (e.g. a full disk) leaves the previous
+    release intact.
     """
+    check_name(name)
     run_dir = Path(run_dir)
     target = models_dir(directory)
     for required in ("config.json", "classes.json", "standardizer.json", "model.keras"):
@@ -171,9 +212,11 @@ def release_run(run_dir: str | Path, name: str, directory: str | Path | None = N
     if synthetic and target.resolve() == REPO_MODELS_DIR.resolve():
         raise ValueError(f"{run_dir} was trained on synthetic data; only runs on real data are released "
                          f"into {REPO_MODELS_DIR}")
-    target.mkdir(parents=True, exist_ok=True)
-    weights_file = f"{name}.keras"
-    shutil.copyfile(run_dir / "model.keras", target / weights_file)
+    entries = [e for e in read_manifest(target) if e["name"] != name]
+    weights_file, card = f"{name}.keras", f"{name}.md"
+    if not overwrite and (len(entries) < len(read_manifest(target)) or (target / weights_file).exists()):
+        raise FileExistsError(f"{target / weights_file}: a release named {name!r} exists; pass overwrite=True "
+                              "(--overwrite) to replace it")
     from ecg_keras.windows import window_length
 
     sampling_rate = int(config.get("sampling_rate", 100))
@@ -186,13 +229,17 @@ def release_run(run_dir: str | Path, name: str, directory: str | Path | None = N
         "metrics": {split: {k: v for k, v in m.items() if isinstance(v, (int, float))}
                     for split, m in metrics.items() if isinstance(m, dict)},
         "license": "CC-BY-4.0" if "ptbxl" in dataset else config.get("license", "see training data"),
-        "file": weights_file, "sha256": sha256(target / weights_file), "card": f"{name}.md",
+        "file": weights_file, "sha256": None, "card": card,
     }
     if url_base:
         entry["url_base"] = url_base
-    (target / entry["card"]).write_text(model_card(entry, config))
-    entries = [e for e in read_manifest(target) if e["name"] != name] + [entry]
-    write_text(target / MANIFEST, json.dumps({"models": sorted(entries, key=lambda e: e["name"])}, indent=2))
+    with ExitStack() as stack:  # renamed in reverse order of entry: weights, card, manifest last
+        manifest_tmp, card_tmp, weights_tmp = (stack.enter_context(atomic_path(target / f))
+                                               for f in (MANIFEST, card, weights_file))
+        shutil.copyfile(run_dir / "model.keras", weights_tmp)
+        entry["sha256"] = sha256(weights_tmp)
+        card_tmp.write_text(model_card(entry, config))
+        manifest_tmp.write_text(json.dumps({"models": sorted(entries + [entry], key=lambda e: e["name"])}, indent=2))
     return entry
 
 

@@ -34,6 +34,8 @@ def test_train_and_infer_workers_tiny():
     r = bench.work_train("fcn_wang", batch_size=8, seconds=0.0, warmup=1, min_steps=2, max_steps=2, records=16)
     assert r["steps"] == 2 and r["windows_per_s"] > 0 and r["train_gflops"] > 0
     assert r["deterministic"] is True and r["params"] == 318_279
+    cold = bench.work_train("fcn_wang", batch_size=8, seconds=0.0, warmup=0, min_steps=2, max_steps=2, records=16)
+    assert cold["steps"] == 2 and cold["warmup_s"] == 0 and 0 < cold["windows_per_s"] < float("inf")
     i = bench.work_infer("fcn_wang", seconds=0.0, batches=(1, 2), engines=("keras",))
     assert i["windows_per_record"] == 7
     assert set(i["engines"]["keras"]) == {"1", "2"}

@@ -136,6 +136,13 @@ def test_download_icbeb2018(server, tmp_path):
     pd.DataFrame(rows, columns=["Recording", "First_label"]).to_csv(served / "REFERENCE.csv", index=False)
     hashes = {f: _sha256(served / f) for f in ("REFERENCE.csv", "TrainingSet1.zip", "TrainingSet2.zip",
                                                "TrainingSet3.zip")}
+    # ICBEB publishes no hashes: without --hash the download is refused unless verification is waived
+    with pytest.raises(DataError, match="cannot be verified.*TrainingSet3.zip.*--no-verify"):
+        download("icbeb2018", tmp_path / "unverified", base_url=url, file_hashes={k: v for k, v in hashes.items()
+                                                                                 if k != "TrainingSet3.zip"})
+    with pytest.raises(DataError, match="cannot be verified"):  # nor is the unverified tree reused silently
+        download("icbeb2018", tmp_path / "unverified", base_url="http://127.0.0.1:9/")
+    assert download("icbeb2018", tmp_path / "unverified", base_url=url, verify=False).is_dir()
     root = download("icbeb2018", tmp_path / "icbeb", base_url=url, file_hashes=hashes)
     records = load_icbeb2018(root, cache_dir=False)
     assert len(records) == 9 and [len(s) for s in records.signals] == [600] * 9

@@ -239,7 +239,7 @@ def test_onnx_rejects_wrong_lead_count(fcn):
 def test_export_refuses_mismatched_classes_and_existing_version(fcn, tmp_path, standardizer):
     with pytest.raises(ValueError, match="5 outputs but 3 class names"):
         export_savedmodel(fcn["model"], tmp_path, classes=["a", "b", "c"], standardizer=standardizer)
-    with pytest.raises(FileExistsError, match="another --version"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True to replace it, or choose another version"):
         export_savedmodel(fcn["model"], fcn["sm"].parents[1], model_name="ecg", version=3, classes=CLASSES,
                           standardizer=standardizer)
 

@@ -89,7 +89,7 @@ def test_fmax_all_thresholds_skipped_is_nan():
 
 
 def _fmax_loop(y, p):
-    """Literal transcription of the PROTOCOL.md definition, one threshold at a time."""
+    """Literal transcription of the docs/PROTOCOL.md definition, one threshold at a time."""
     best = np.nan
     for j in range(101):
         pred = p >= j / 100

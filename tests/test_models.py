@@ -1,4 +1,4 @@
-"""The model zoo: parameter counts (PROTOCOL.md table), PyTorch-faithful shapes, training step on
+"""The model zoo: parameter counts (docs/PROTOCOL.md table), PyTorch-faithful shapes, training step on
 real LUDB windows, .keras round trip, headless / head replacement, naming and initialisation.
 
 Default suite: every architecture for parameter counts and forward passes (250; conv models also
@@ -19,7 +19,7 @@ from ecg_keras.models import heads
 
 from conftest import shared_path
 
-# PROTOCOL.md, "Trainable parameter counts of the reference models" (71 classes, 5 classes)
+# docs/PROTOCOL.md, "Trainable parameter counts of the reference models" (71 classes, 5 classes)
 PARAM_COUNTS = {
     "fcn_wang": (318_279, 309_765),
     "resnet1d_wang": (481_863, 473_349),

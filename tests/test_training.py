@@ -125,7 +125,7 @@ def test_experiment_writes_comparison_table(data_env, tmp_path):
     table = pd.read_csv(tmp_path / "cmp" / "results.csv")
     assert table["arch"].tolist() == ["fcn_wang", "resnet1d_wang"]
     assert {"params", "val_macro_auc", "test_macro_auc", "train_s"} <= set(table.columns)
-    assert table["params"].tolist() == [309765, 473349]  # PROTOCOL.md, 5 classes
+    assert table["params"].tolist() == [309765, 473349]  # docs/PROTOCOL.md, 5 classes
     assert "| arch |" in md and (tmp_path / "cmp" / "results.md").exists()
     assert all(RunDir(tmp_path / "cmp" / a).is_complete() for a in table["arch"])
 

@@ -109,3 +109,86 @@ def test_missing_model_and_synthetic_release_into_repo_are_refused(tmp_path):
     with pytest.raises(ValueError, match="synthetic"):
         release_run(tmp_path / "run", "demo", directory=REPO_MODELS_DIR)
     assert all(not e.get("synthetic") for e in read_manifest(REPO_MODELS_DIR))
+
+
+def _release(tmp_path, name="demo", **kw):
+    if not (tmp_path / "run").exists():
+        _fake_run(tmp_path / "run")
+    return release_run(tmp_path / "run", name, directory=tmp_path / "release", **kw)
+
+
+def test_manifest_file_outside_its_directory_is_refused_and_deletes_nothing(tmp_path, monkeypatch):
+    """A tampered manifest with ``file: ../../victim`` and a wrong sha256, no server reachable."""
+    home = tmp_path / "home"
+    (home / ".ecg_keras" / "models").mkdir(parents=True)
+    victim = home / "victim"
+    victim.write_text("precious")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ECG_KERAS_WEIGHTS_URL", "http://127.0.0.1:9/unreachable")
+    entry = _release(tmp_path)
+    manifest = tmp_path / "client" / "MANIFEST.json"
+    manifest.parent.mkdir()
+    for bad in ("../../victim", "/etc/passwd", "sub/../../victim"):
+        manifest.write_text(json.dumps({"models": [{**entry, "file": bad, "sha256": "0" * 64}]}))
+        with pytest.raises(ValueError, match="file"):
+            ecg_keras.pretrained(name="demo", weights=str(manifest.parent))
+        with pytest.raises(ValueError, match="file"):
+            from ecg_keras.zoo import resolve_weights
+
+            resolve_weights({**entry, "file": bad}, manifest.parent)
+    assert victim.read_text() == "precious"
+
+
+def test_release_names_must_be_plain(tmp_path, capsys):
+    from export.__main__ import main
+
+    _fake_run(tmp_path / "run")
+    for bad in ("../x", "a/b", "..", ".hidden", "", "x/../../y"):
+        assert main(["release", str(tmp_path / "run"), "--name", bad, "--models-dir", str(tmp_path / "rel")]) == 1
+        assert "invalid release name" in capsys.readouterr().err
+    assert not (tmp_path / "rel").exists() and not (tmp_path / "x.keras").exists()
+
+
+def test_pretrained_returns_exactly_the_requested_entry_or_raises(tmp_path):
+    _release(tmp_path, "first")
+    release = tmp_path / "release"
+    with pytest.raises(ValueError, match="no released model for arch='xresnet1d101'"):
+        ecg_keras.pretrained(arch="xresnet1d101", task="all", weights=str(release))
+    assert ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights=str(release)).ecg_info.name == "first"
+    _release(tmp_path, "second")
+    with pytest.raises(ValueError, match="2 released models match"):
+        ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights=str(release))
+    assert ecg_keras.pretrained(name="second", weights=str(release)).ecg_info.name == "second"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="without MANIFEST.json"):
+        ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights=str(empty))
+
+
+def test_manifest_entry_missing_fields_is_a_clear_error(tmp_path):
+    entry = _release(tmp_path)
+    manifest = tmp_path / "release" / "MANIFEST.json"
+    manifest.write_text(json.dumps({"models": [{k: v for k, v in entry.items() if k not in ("sha256", "classes")}]}))
+    with pytest.raises(ValueError, match="lacks classes, sha256"):
+        ecg_keras.list_pretrained(tmp_path / "release")
+
+
+def test_rerelease_needs_overwrite_and_a_failed_write_keeps_the_previous_release(tmp_path, monkeypatch):
+    from ecg_keras import zoo
+
+    first = _release(tmp_path)
+    release = tmp_path / "release"
+    before = {p.name: p.read_bytes() for p in release.iterdir()}
+    with pytest.raises(FileExistsError, match="overwrite"):
+        _release(tmp_path)
+
+    def full_disk(src, dst):
+        Path(dst).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zoo.shutil, "copyfile", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        _release(tmp_path, overwrite=True)
+    assert {p.name: p.read_bytes() for p in release.iterdir()} == before  # no temporary file left either
+    monkeypatch.undo()
+    assert _release(tmp_path, overwrite=True)["sha256"] == first["sha256"]

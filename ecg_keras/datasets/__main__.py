@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     d.add_argument("--base-url", default=None, help="mirror base URL (default: the official source)")
     d.add_argument("--hash", action="append", default=[], metavar="FILE=SHA256",
                    help="expected hash of a remote file (repeatable)")
+    d.add_argument("--no-verify", action="store_true",
+                   help="accept data that cannot be verified (no SHA256SUMS.txt and no --hash)")
     d.add_argument("--force", action="store_true", help="download again even if present")
     s = sub.add_parser("synthetic", help="write a synthetic PTB-XL-layout dataset (labelled SYNTHETIC)")
     s.add_argument("--dest", required=True)
@@ -78,7 +80,8 @@ def main(argv=None) -> int:
                 if not sep:
                     parser.error(f"--hash expects FILE=SHA256, got {item!r}")
                 hashes[file] = digest
-            root = download(args.name, args.dest, base_url=args.base_url, file_hashes=hashes, force=args.force)
+            root = download(args.name, args.dest, base_url=args.base_url, file_hashes=hashes, force=args.force,
+                            verify=not args.no_verify)
             print(root)
         elif args.command == "synthetic":
             from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ecg_keras.datasets.base import DataError
 from ecg_keras.datasets.cache import default_data_root
+from ecg_keras.paths import UnsafePathError, inside
 
 BASE_URL_ENV = "ECG_KERAS_DOWNLOAD_URL"
 PTBXL_ZIP = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip"
@@ -90,13 +91,19 @@ def verify_sha256sums(root: Path) -> int:
         if len(parts) != 2:
             continue
         expected, name = parts[0].lower(), parts[1].lstrip("*")
-        path = root / name
+        try:
+            path = inside(root, name, f"file name in {sums}")
+        except UnsafePathError as err:
+            raise DataError(str(err)) from None
         if not path.is_file():
             raise DataError(f"{path}: listed in {sums} but missing after extraction")
         if sha256(path) != expected:
             raise DataError(f"{path}: sha256 differs from {sums}; the download is corrupt")
         count += 1
     return count
+
+
+VERIFIED = ".ecg_keras_verified"
 
 
 def download(name: str, dest=None, *, base_url: str | None = None, file_hashes: dict | None = None,
@@ -106,6 +113,8 @@ def download(name: str, dest=None, *, base_url: str | None = None, file_hashes: 
     ``dest`` defaults to ``default_data_root() / name``. Returns the dataset root (the folder
     to pass to ``load_ptbxl`` / ``load_icbeb2018``). Already-present data is reused unless
     ``force``. ``file_hashes`` maps remote file names to expected sha256 (or md5) digests.
+    The data must be verifiable: every file has a known hash, or the extracted tree has
+    PhysioNet's ``SHA256SUMS.txt``; otherwise a DataError, unless ``verify=False``.
     """
     if name not in SOURCES:
         raise ValueError(f"unknown dataset {name!r}; one of {sorted(SOURCES)}")
@@ -115,6 +124,8 @@ def download(name: str, dest=None, *, base_url: str | None = None, file_hashes: 
     if not force:
         root = find_root(dest, source.marker)
         if root is not None:
+            if verify and not (root / VERIFIED).exists():
+                _verify(root, name, unhashed=[f.name for f in source.files])
             return root
     base = base_url or os.environ.get(BASE_URL_ENV) or source.base_url
     base = base if base.endswith("/") else base + "/"
@@ -148,6 +159,15 @@ def download(name: str, dest=None, *, base_url: str | None = None, file_hashes: 
     if root is None:
         raise DataError(f"{dest}: downloaded {name} but found no {source.marker}")
     if verify:
-        verify_sha256sums(root)
+        _verify(root, name, unhashed=[f.name for f in source.files if not hashes.get(f.name, f.file_hash)])
     return root
+
+
+def _verify(root: Path, name: str, unhashed: list[str]) -> None:
+    """Check SHA256SUMS.txt; without it, every file must have had a known hash. Marks success."""
+    if not verify_sha256sums(root) and unhashed:
+        raise DataError(f"{root}: {name} cannot be verified: no SHA256SUMS.txt and no known hash for "
+                        f"{', '.join(unhashed)}; pass --hash FILE=SHA256 for each, or --no-verify "
+                        "(download(..., verify=False)) to accept unverified data")
+    (root / VERIFIED).write_text("sha256 verified\n")
 

@@ -1,4 +1,4 @@
-"""PTB-XL reader for the PhysioNet layout (PROTOCOL.md "Data").
+"""PTB-XL reader for the PhysioNet layout (docs/PROTOCOL.md "Data").
 
 ``root`` holds ``ptbxl_database.csv`` (index ``ecg_id``; ``scp_codes`` a dict literal),
 ``scp_statements.csv`` (index = SCP code) and the WFDB records named by ``filename_lr``

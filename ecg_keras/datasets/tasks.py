@@ -1,4 +1,4 @@
-"""Task views of a RecordSet (PROTOCOL.md "Data") and train/validation/test splits.
+"""Task views of a RecordSet (docs/PROTOCOL.md "Data") and train/validation/test splits.
 
 PTB-XL record sets (``meta`` has ``scp_codes`` and ``statements`` is set) answer
 

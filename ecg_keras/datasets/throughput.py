@@ -114,7 +114,7 @@ def measure_throughput(root=None, *, n_records: int = 300, sampling_rates: Seque
             source = str(root)
         result: dict = {"source": source, "n_jobs": effective_n_jobs(n_jobs), "cpus": os.cpu_count(),
                         "usable_cpus": effective_n_jobs(None), "repeats": repeats,
-                        "load_average": _load_average(), "fast_wfdb": fastwfdb.enabled(),
+                        "load_average": load_average(), "fast_wfdb": fastwfdb.enabled(),
                         "python": platform.python_version(), "cold": {}, "cached": {}, "seconds": {}}
         for fs in sampling_rates:
             n = len(load_ptbxl(root, sampling_rate=fs, cache_dir=False, n_jobs=n_jobs).signals)  # warm-up
@@ -131,14 +131,15 @@ def measure_throughput(root=None, *, n_records: int = 300, sampling_rates: Seque
             result["cold"][fs] = n / cold
             result["cached"][fs] = n / warm
             result["seconds"][fs] = {"cold": cold, "cached": warm}
-        result["load_average_after"] = _load_average()
+        result["load_average_after"] = load_average()
         return result
     finally:
         cache.PROGRESS_MIN_RECORDS = progress_min
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load_average():
+def load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages, or None where the OS has none."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):

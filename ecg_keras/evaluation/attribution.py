@@ -1,4 +1,4 @@
-"""Attribution maps per lead over time (PROTOCOL.md "Metrics": interpretability).
+"""Attribution maps per lead over time (docs/PROTOCOL.md "Metrics": interpretability).
 
 Two methods, both explaining one class *logit* of a model (models output logits):
 

@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals on the test set (PROTOCOL.md, "Confidence intervals").
+"""Bootstrap confidence intervals on the test set (docs/PROTOCOL.md, "Confidence intervals").
 
 Draw the resamples once (``draw_bootstrap_indices``), store them (``save_indices``) and score
 every model on exactly those resamples (``bootstrap_scores``).

@@ -53,17 +53,80 @@ class EvaluationError(ValueError):
 
 # --------------------------------------------------------------------------- raw-array mode
 
-def _load_array(path: str, what: str) -> np.ndarray:
+def _read_npy(path, what: str) -> np.ndarray:
+    """A plain .npy array, or EvaluationError naming ``what``, the file and the problem (never a traceback)."""
     p = Path(path)
     if not p.is_file():
         raise EvaluationError(f"{what}: {p} does not exist")
-    arr = np.load(p, allow_pickle=False)
-    return arr[:, None] if arr.ndim == 1 else arr
+    if p.stat().st_size == 0:
+        raise EvaluationError(f"{what}: {p} is empty (0 bytes)")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as e:
+        raise EvaluationError(f"{what}: {p} is not a readable .npy array ({e})") from e
+    if not isinstance(arr, np.ndarray):  # np.load returns an NpzFile for .npz archives
+        arr.close()
+        raise EvaluationError(f"{what}: {p} is an .npz archive; give a single .npy array "
+                              "(np.save(path, array))")
+    return arr
+
+
+def _load_array(path: str, what: str) -> np.ndarray:
+    arr = _read_npy(path, what)
+    if arr.dtype.kind not in "biuf":
+        raise EvaluationError(f"{what}: {path} holds {arr.dtype} values; expected numbers "
+                              "(0/1 labels or probabilities)")
+    arr = arr[:, None] if arr.ndim == 1 else arr
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise EvaluationError(f"{what}: {path} must be a non-empty (n_samples, n_classes) array, "
+                              f"got shape {arr.shape}")
+    return arr
+
+
+def _first_bad(mask: np.ndarray, ids=None) -> str:
+    """'row 3 (record id X), column 1; 7 row(s) affected' for the first True of a 2-D mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    r = int(rows[0])
+    c = int(np.flatnonzero(mask[r])[0])
+    rid = f" (record id {ids[r]})" if ids is not None else ""
+    return f"row {r}{rid}, column {c}; {len(rows)} row(s) affected"
+
+
+def check_labels(y: np.ndarray, where: str, ids=None) -> None:
+    """Labels must be finite 0/1 values."""
+    bad = ~np.isin(y, (0, 1))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise EvaluationError(f"{where}: labels must be 0 or 1, found {y[r, c].item()} at "
+                              f"{_first_bad(bad, ids)}")
+
+
+def check_predictions(p: np.ndarray, where: str, ids=None, probabilities: bool = True) -> None:
+    """Predictions must be finite (a NaN is a diverged model, never a score) and, for
+    probability tasks, within [0, 1]."""
+    bad = ~np.isfinite(p)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise EvaluationError(f"{where}: non-finite prediction {p[r, c].item()} at {_first_bad(bad, ids)}; "
+                              "the model diverged or its output is corrupt, nothing is scored")
+    if probabilities:
+        bad = (p < 0) | (p > 1)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise EvaluationError(f"{where}: predictions must be probabilities in [0, 1], found "
+                                  f"{p[r, c].item()} at {_first_bad(bad, ids)}")
 
 
 def _indices(y_true, args, n_samples: int) -> np.ndarray:
     if args.bootstrap_ids:
-        return bs.load_indices(args.bootstrap_ids, n_samples)
+        idx = _read_npy(args.bootstrap_ids, "--bootstrap-ids")
+        if idx.ndim != 2 or idx.size == 0:
+            raise EvaluationError(f"--bootstrap-ids: {args.bootstrap_ids} must be a non-empty (n_resamples, "
+                                  f"n_samples) integer array, got shape {idx.shape}")
+        try:
+            return bs.load_indices(args.bootstrap_ids, n_samples)
+        except ValueError as e:
+            raise EvaluationError(f"--bootstrap-ids: {e}") from e
     return bs.draw_bootstrap_indices(y_true, n=args.bootstrap, seed=args.seed)
 
 
@@ -72,6 +135,8 @@ def run_arrays(args) -> dict:
     y_pred = _load_array(args.y_pred, "--y-pred")
     if y_true.shape != y_pred.shape:
         raise EvaluationError(f"--y-true {y_true.shape} and --y-pred {y_pred.shape} differ in shape")
+    check_labels(y_true, f"--y-true {args.y_true}")
+    check_predictions(y_pred, f"--y-pred {args.y_pred}")
     idx = _indices(y_true, args, len(y_true))
     if args.save_ids:
         bs.save_indices(args.save_ids, idx)
@@ -139,12 +204,19 @@ def _read_json(path: Path):
 
 
 def _load_predictions(path: Path, n_classes: int) -> Predictions:
-    with np.load(path, allow_pickle=False) as z:
-        missing = {"ids", "y_true", "y_pred"} - set(z.files)
-        if missing:
-            raise EvaluationError(f"{path}: missing array(s) {sorted(missing)}")
-        ids, yt, yp = z["ids"], z["y_true"], z["y_pred"]
-        healthy = z["healthy"].astype(bool) if "healthy" in z.files else None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"ids", "y_true", "y_pred"} - set(z.files)
+            if missing:
+                raise EvaluationError(f"{path}: missing array(s) {sorted(missing)}")
+            ids, yt, yp = z["ids"], z["y_true"], z["y_pred"]
+            healthy = z["healthy"].astype(bool) if "healthy" in z.files else None
+    except (ValueError, EOFError, OSError, AttributeError) as e:  # 0-byte, truncated, not an .npz
+        if isinstance(e, EvaluationError):
+            raise
+        raise EvaluationError(f"{path}: not a readable predictions .npz ({e})") from e
+    if yt.dtype.kind not in "biuf" or yp.dtype.kind not in "biuf":
+        raise EvaluationError(f"{path}: y_true ({yt.dtype}) and y_pred ({yp.dtype}) must be numeric")
     yt = yt[:, None] if yt.ndim == 1 else yt
     yp = yp[:, None] if yp.ndim == 1 else yp
     if yt.shape != yp.shape or yt.shape[0] != len(ids):
@@ -156,6 +228,7 @@ def _load_predictions(path: Path, n_classes: int) -> Predictions:
         raise EvaluationError(f"{path}: duplicate record ids")
     if ids.dtype == object:
         ids = ids.astype(str)
+    check_predictions(yp, f"{path} (y_pred)", ids, probabilities=False)  # range: per task kind, see run_dirs
     return Predictions(ids, yt.astype(np.float64), yp.astype(np.float64), healthy)
 
 
@@ -287,6 +360,12 @@ def run_dirs(args) -> dict:
     pngs: list[Path] = []
     for (dataset, task), members in groups.items():
         kind = members[0].kind
+        if kind != "regression":
+            for r in members:
+                for split, p in r.splits.items():
+                    where = f"{r.path / 'predictions' / f'{split}.npz'}"
+                    check_labels(p.y_true, f"{where} (y_true)", p.ids)
+                    check_predictions(p.y_pred, f"{where} (y_pred)", p.ids)
         models = _group_models(members)
         test0 = models[0].splits["test"]
         subsets = {"": None}
@@ -416,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return insights_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.bootstrap < 1:
+        parser.error(f"--bootstrap must be at least 1, got {args.bootstrap}")
     raw = args.y_true is not None or args.y_pred is not None
     try:
         if raw:
@@ -432,7 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.print_help()
             return 2
-    except (EvaluationError, ValueError, RuntimeError) as e:
+    except (EvaluationError, ValueError, RuntimeError, OSError) as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -57,7 +57,7 @@ def propagate(y_score, classes: Sequence[str], mapping, level: str = "superdiagn
     """Scores of the ``level`` nodes ("subdiagnostic"/"subclass" or "superdiagnostic"/"class")
     from diagnostic-level columns ``classes``; returns ``(scores (n, n_nodes), node names)``.
 
-    ``reduce="sum"`` (probabilities: sum of children clipped at 1, PROTOCOL.md) or ``"max"``
+    ``reduce="sum"`` (probabilities: sum of children clipped at 1, docs/PROTOCOL.md) or ``"max"``
     (binary labels: a node is positive when any child is). Classes absent from the mapping are
     ignored.
     """

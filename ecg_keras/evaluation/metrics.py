@@ -1,7 +1,8 @@
 """Metrics of the PTB-XL benchmark (numpy; sklearn only imported lazily where used).
 
-Conventions follow the reference implementation (helme/ecg_ptbxl_benchmarking,
-``code/utils/utils.py``) where it defines a metric, and PROTOCOL.md otherwise:
+Every metric refuses non-finite input (``ValueError``): a NaN prediction is a diverged model,
+never a score. Conventions follow the reference implementation (helme/ecg_ptbxl_benchmarking,
+``code/utils/utils.py``) where it defines a metric, and docs/PROTOCOL.md otherwise:
 
 * ``macro_auc``: sklearn ``roc_auc_score(average="macro")`` (term-centric).
 * ``fmax``: sample-centric CAFA Fmax over thresholds 0.00, 0.01, ..., 1.00; a label is
@@ -24,8 +25,21 @@ FMAX_THRESHOLDS = np.arange(101) / 100.0
 GBETA_THRESHOLDS = np.linspace(0.0, 1.0, 100)
 
 
-def _as_2d(y: np.ndarray, name: str) -> np.ndarray:
+def _finite(y, name: str) -> np.ndarray:
+    """``y`` as an array; ValueError when it holds NaN/Inf (a diverged model must not get a score)."""
     y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {y.dtype}")
+    bad = ~np.isfinite(y)
+    if bad.any():
+        first = np.argwhere(bad)[0].tolist()
+        raise ValueError(f"{name} contains {int(bad.sum())} non-finite value(s) (first {y[tuple(first)]} at index "
+                         f"{first}); metrics are not computed on NaN/Inf")
+    return y
+
+
+def _as_2d(y: np.ndarray, name: str) -> np.ndarray:
+    y = _finite(y, name)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2:
@@ -220,22 +234,26 @@ def apply_thresholds(p, thr) -> np.ndarray:
 
 def mae(y_true, y_pred) -> float:
     """Mean absolute error (age regression, years)."""
+    y_true, y_pred = _finite(y_true, "y_true"), _finite(y_pred, "y_pred")
     return float(np.mean(np.abs(np.ravel(y_true).astype(float) - np.ravel(y_pred))))
 
 
 def r2(y_true, y_pred) -> float:
     """Coefficient of determination R^2 (sklearn ``r2_score``)."""
     from sklearn import metrics as skm
+    y_true, y_pred = _finite(y_true, "y_true"), _finite(y_pred, "y_pred")
     return float(skm.r2_score(np.ravel(y_true), np.ravel(y_pred)))
 
 
 def accuracy(y_true, y_score, threshold: float = 0.5) -> float:
     """Binary accuracy of probabilities thresholded at ``threshold`` (positive iff >= threshold)."""
+    y_true, y_score = _finite(y_true, "y_true"), _finite(y_score, "y_score")
     return float(np.mean((np.ravel(y_score) >= threshold) == (np.ravel(y_true) > 0.5)))
 
 
 def auc(y_true, y_score) -> float:
     """Binary ROC AUC (sex, signal quality); same value as sklearn ``roc_auc_score``."""
+    y_true, y_score = _finite(y_true, "y_true"), _finite(y_score, "y_score")
     return macro_auc(np.ravel(y_true), np.ravel(y_score))
 
 
@@ -253,7 +271,7 @@ def healthy_mask(y_diagnostic, classes, norm: str = "NORM") -> np.ndarray:
 def subset_masks(healthy) -> dict[str, np.ndarray]:
     """Boolean masks ``{"all", "healthy", "non_healthy"}`` from a boolean ``healthy`` array.
 
-    ``healthy`` = NORM is the record's only diagnostic label (see ``healthy_mask``); PROTOCOL.md
+    ``healthy`` = NORM is the record's only diagnostic label (see ``healthy_mask``); docs/PROTOCOL.md
     evaluates age and sex on all three subsets.
     """
     healthy = np.asarray(healthy)

@@ -1,4 +1,4 @@
-"""Model uncertainty against the cardiologists' diagnosis likelihoods (PROTOCOL.md "Metrics").
+"""Model uncertainty against the cardiologists' diagnosis likelihoods (docs/PROTOCOL.md "Metrics").
 
 The uncertainty of a prediction is the standard deviation of the predicted probability over an
 ensemble of identically configured models trained with different seeds

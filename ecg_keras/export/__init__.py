@@ -10,6 +10,7 @@ See "Export and serving" in README.md for TF Serving and onnxruntime usage.
 """
 from __future__ import annotations
 
+from ecg_keras.export.files import ExportError
 from ecg_keras.export.onnx import DEFAULT_OPSET, export_onnx
 from ecg_keras.export.run import Run, load_pretrained, load_run
 from ecg_keras.export.savedmodel import default_model_card, export_savedmodel, read_metadata
@@ -17,7 +18,7 @@ from ecg_keras.export.signatures import (LEAD_NAMES, ServingModule, ServingSpec,
                                          window_probabilities)
 
 __all__ = [
-    "DEFAULT_OPSET", "LEAD_NAMES", "Run", "ServingModule", "ServingSpec", "default_model_card",
+    "DEFAULT_OPSET", "ExportError", "LEAD_NAMES", "Run", "ServingModule", "ServingSpec", "default_model_card",
     "export_onnx", "export_savedmodel", "load_pretrained", "load_run", "read_metadata", "record_probabilities",
     "window_probabilities",
 ]

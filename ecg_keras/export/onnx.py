@@ -3,10 +3,15 @@
 The converted functions are the ones the SavedModel serves (:mod:`ecg_keras.export.signatures`),
 so the ONNX graph also takes raw mV and returns probabilities:
 
-* window model: input ``ecg`` (batch, window, leads) -> ``probabilities`` (batch, classes);
+* window model: input ``ecg`` (batch, window, leads) -> ``probabilities`` (batch, classes) and
+  ``valid`` (batch,) bool;
 * whole-record model (``whole_record=True``): input ``ecg`` (batch, length, leads) with a
-  dynamic length (records in one batch share it) -> ``probabilities`` (batch, classes) and
-  ``n_windows`` (batch,).
+  dynamic length (records in one batch share it) -> ``probabilities`` (batch, classes),
+  ``n_windows`` (batch,) and ``valid`` (batch,) bool.
+
+ONNX has no way to raise on values, so where the SavedModel signatures refuse an input
+(non-finite samples, a flat lead, a record longer than ``max_record_seconds``) the ONNX models
+return ``valid = False`` and NaN probabilities for that row (README, "Export and serving").
 
 Class names and the serving spec are stored in the model's metadata_props (``classes`` as a
 JSON list, ``ecg_keras`` as the spec JSON). ONNX Runtime checks the declared input shape, so a
@@ -20,8 +25,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ecg_keras.export.signatures import (INPUT_KEY, OUTPUT_KEY, WINDOWS_KEY, ServingSpec, logits_function, record_probabilities,
-                                         record_signature, window_probabilities, window_signature)
+from ecg_keras.export.files import check_target, replace_file
+from ecg_keras.export.signatures import (CHUNK_WINDOWS, INPUT_KEY, OUTPUT_KEY, VALID_KEY, WINDOWS_KEY, ServingSpec,
+                                         logits_function, record_probabilities, record_signature,
+                                         window_probabilities, window_signature, window_valid)
+from ecg_keras.windows import MAX_RECORD_SECONDS
 from ecg_keras.standardize import Standardizer
 
 DEFAULT_OPSET = 17
@@ -50,24 +58,35 @@ def _name_dynamic_dims(proto, whole_record: bool) -> None:
 
 def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes, sampling_rate: int = 100,
                 whole_record: bool = False, aggregation: str = "max", activation: str | None = "sigmoid",
-                opset: int = DEFAULT_OPSET, extra: dict | None = None) -> Path:
-    """Convert ``model`` (Keras, logits) with in-graph standardisation/activation(/TTA) to ``path``."""
+                opset: int = DEFAULT_OPSET, extra: dict | None = None, overwrite: bool = False,
+                max_record_seconds: float = MAX_RECORD_SECONDS, chunk_windows: int = CHUNK_WINDOWS) -> Path:
+    """Convert ``model`` (Keras, logits) with in-graph standardisation/activation(/TTA) to ``path``.
+
+    An existing ``path`` is kept (FileExistsError) unless ``overwrite``. The file is written to a
+    temporary name next to ``path`` and renamed onto it, so a failed write (disk full:
+    :class:`~ecg_keras.export.files.ExportError`) leaves the previous file intact.
+    """
     import onnx
     import tf2onnx
 
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
+    check_target(path, overwrite)  # before the (slow) conversion
     spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
-                              aggregation=aggregation, activation=activation, extra=extra)
+                              aggregation=aggregation, activation=activation, max_record_seconds=max_record_seconds,
+                              chunk_windows=chunk_windows, extra=extra)
     logits = logits_function(model, spec)
+    # ONNX cannot raise on values: inputs the SavedModel refuses (non-finite samples, a flat lead,
+    # records over max_record_seconds) give valid = False and NaN probabilities instead.
     if whole_record:
         def fn(ecg):
-            probs, n = record_probabilities(logits, ecg, None, spec)
-            return {OUTPUT_KEY: probs, WINDOWS_KEY: n}
+            probs, n, valid = record_probabilities(logits, ecg, None, spec, refuse_invalid=False)
+            return {OUTPUT_KEY: probs, WINDOWS_KEY: n, VALID_KEY: valid}
         signature = record_signature(spec)
     else:
         def fn(ecg):
-            return {OUTPUT_KEY: window_probabilities(logits, ecg, spec)}
+            return {OUTPUT_KEY: window_probabilities(logits, ecg, spec, refuse_invalid=False),
+                    VALID_KEY: window_valid(ecg)}
         signature = window_signature(spec)
     _patch_tf2onnx_numpy2()
     proto, _ = tf2onnx.convert.from_function(tf.function(fn, input_signature=signature), input_signature=signature,
@@ -79,8 +98,8 @@ def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes,
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    with replace_file(path, overwrite=overwrite) as tmp:
+        onnx.save(proto, str(tmp))
     return path
 
 

@@ -1,4 +1,4 @@
-"""In-graph serving functions: raw mV in, probabilities out (PROTOCOL.md "Windows", "Data").
+"""In-graph serving functions: raw mV in, probabilities out (docs/PROTOCOL.md "Windows", "Data").
 
 Everything the Python pipeline (:mod:`ecg_keras.windows`) does around the model happens inside
 the graph here, so an exported artifact needs no ecg_keras code on the serving side:
@@ -11,7 +11,14 @@ the graph here, so an exported artifact needs no ecg_keras code on the serving s
   standardisation to one window), aggregated per record by element-wise max or mean.
 
 Windows are cut with ``tf.gather`` on an index built from ``tf.range`` (not ``tf.signal.frame``)
-so that the same function converts to ONNX with tf2onnx and keeps a dynamic record length.
+so that the same function converts to ONNX with tf2onnx and keeps a dynamic record length. They
+go through the model ``chunk_windows`` (256) at a time in a ``tf.while_loop`` that aggregates on
+the fly: a 1-h record at 100 Hz adds ~0.3 GB of memory for fcn_wang instead of ~1.2 GB when all
+its windows were one batch. Records over ``max_record_seconds`` (24 h) are refused.
+
+Input the models must not answer: non-finite samples and flat leads (constant over the record or
+window) make the SavedModel signatures fail with InvalidArgumentError naming the records and
+leads; the ONNX models (which cannot raise) flag them with ``valid = False`` and NaN probabilities.
 """
 from __future__ import annotations
 
@@ -24,9 +31,12 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.standardize import Standardizer
-from ecg_keras.windows import AGGREGATIONS, model_window
+from ecg_keras.windows import AGGREGATIONS, LEAD_NAMES, MAX_RECORD_SECONDS, lead_name, model_window
 
-LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+#: Windows per model call in the whole-record functions (records of a batch share the budget:
+#: max(1, CHUNK_WINDOWS // batch) windows of every record per step).
+CHUNK_WINDOWS = 256
+VALID_KEY = "valid"
 ACTIVATIONS = ("sigmoid", None)
 INPUT_KEY = "ecg"
 LENGTH_KEY = "length"
@@ -48,6 +58,8 @@ class ServingSpec:
     leads: int = 12
     aggregation: str = "max"
     activation: str | None = "sigmoid"
+    max_record_seconds: float = MAX_RECORD_SECONDS  # longer records are refused
+    chunk_windows: int = CHUNK_WINDOWS  # windows per model call for whole records
     extra: dict = field(default_factory=dict)  # arch, task, dataset ... (documentation only)
 
     def __post_init__(self):
@@ -59,11 +71,21 @@ class ServingSpec:
             raise ValueError("classes must not be empty")
         if self.window < 1 or self.stride < 1:
             raise ValueError(f"window and stride must be positive, got {self.window}, {self.stride}")
+        if self.chunk_windows < 1:
+            raise ValueError(f"chunk_windows must be positive, got {self.chunk_windows}")
+        if not self.max_record_seconds > 0:
+            raise ValueError(f"max_record_seconds must be positive, got {self.max_record_seconds}")
+
+    @property
+    def max_length(self) -> int:
+        """Longest accepted record in samples (``max_record_seconds`` at the sampling rate)."""
+        return int(self.max_record_seconds * self.sampling_rate)
 
     @classmethod
     def create(cls, model, *, classes, standardizer: Standardizer, sampling_rate: int = 100,
                aggregation: str = "max", activation: str | None = "sigmoid", window: int | None = None,
-               stride: int | None = None, extra: dict | None = None) -> "ServingSpec":
+               stride: int | None = None, max_record_seconds: float = MAX_RECORD_SECONDS,
+               chunk_windows: int = CHUNK_WINDOWS, extra: dict | None = None) -> "ServingSpec":
         """Spec for ``model``: window from the model's fixed input length, else 2.5 s at the rate."""
         classes = tuple(str(c) for c in classes)
         if window is None:
@@ -75,13 +97,15 @@ class ServingSpec:
             raise ValueError(f"model has {n_out} outputs but {len(classes)} class names were given")
         return cls(classes=classes, mean=float(standardizer.mean), std=float(standardizer.std),
                    sampling_rate=int(sampling_rate), window=int(window), stride=int(stride), leads=leads,
-                   aggregation=aggregation, activation=activation, extra=dict(extra or {}))
+                   aggregation=aggregation, activation=activation, max_record_seconds=float(max_record_seconds),
+                   chunk_windows=int(chunk_windows), extra=dict(extra or {}))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = list(self.classes)
         d["lead_order"] = list(LEAD_NAMES) if self.leads == 12 else None
         d["units"] = "mV"
+        d["max_length"] = self.max_length
         return d
 
 
@@ -132,10 +156,61 @@ def _logits(model, z: tf.Tensor) -> tf.Tensor:
     return model(z, training=False) if isinstance(model, keras.Layer) else model(z)
 
 
-def window_probabilities(model, x: tf.Tensor, spec: ServingSpec) -> tf.Tensor:
+def _signal_problems(x: tf.Tensor, lengths: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+    """(batch, leads) booleans: non-finite samples, and flat leads (constant over the record).
+
+    Only the first ``lengths[i]`` samples of record i count (the rest is padding).
+    """
+    finite = tf.math.is_finite(x)
+    if lengths is not None:
+        inside = (tf.range(tf.shape(x)[1])[None, :] < lengths[:, None])[:, :, None]
+        usable = tf.logical_and(finite, inside)
+        nonfinite = tf.reduce_any(tf.logical_and(tf.logical_not(finite), inside), axis=1)
+    else:
+        usable = finite
+        nonfinite = tf.reduce_any(tf.logical_not(finite), axis=1)
+    inf = tf.constant(np.inf, x.dtype)
+    hi = tf.reduce_max(tf.where(usable, x, -inf), axis=1)
+    lo = tf.reduce_min(tf.where(usable, x, inf), axis=1)
+    flat = tf.logical_and(tf.equal(hi, lo), tf.logical_not(nonfinite))
+    return nonfinite, flat
+
+
+def _problem_checks(x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec, what: str) -> list:
+    """Runtime errors for non-finite samples and flat leads, naming the records and leads.
+
+    The error reads e.g. "assertion failed: [non-finite samples (NaN/Inf) in the record(s)] [1]
+    [lead(s)] [V2] ...": TF Serving returns it as the error of the request (no probabilities).
+    """
+    nonfinite, flat = _signal_problems(x, lengths)
+    names = tf.constant([lead_name(j, spec.leads) for j in range(spec.leads)])
+    checks = []
+    for bad, text in ((nonfinite, "non-finite samples (NaN/Inf)"),
+                      (flat, "a flat line (constant signal: lead-off or a missing lead)")):
+        checks.append(_assert(
+            tf.logical_not(tf.reduce_any(bad)),
+            f"{text} in the {what}(s) (0-based index in the batch)", tf.where(tf.reduce_any(bad, axis=1))[:, 0],
+            "lead(s)", tf.boolean_mask(names, tf.reduce_any(bad, axis=0)),
+            "; the model does not answer such input"))
+    return checks
+
+
+def _valid(x: tf.Tensor, lengths: tf.Tensor | None) -> tf.Tensor:
+    """(batch,) bool: no non-finite sample and no flat lead (ONNX, which cannot raise)."""
+    nonfinite, flat = _signal_problems(x, lengths)
+    return tf.logical_not(tf.reduce_any(tf.logical_or(nonfinite, flat), axis=1))
+
+
+def _mask_invalid(probs: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    return tf.where(valid[:, None], probs, tf.constant(np.nan, probs.dtype))
+
+
+def window_probabilities(model, x: tf.Tensor, spec: ServingSpec, *, refuse_invalid: bool = True) -> tf.Tensor:
     """(batch, window, leads) raw mV -> (batch, classes): standardise, model, activation.
 
-    ``model``: a Keras model (logits) or the :func:`logits_function` of one.
+    ``model``: a Keras model (logits) or the :func:`logits_function` of one. Windows with
+    non-finite samples or a flat lead raise InvalidArgumentError (``refuse_invalid``), else (ONNX)
+    get NaN probabilities: use :func:`window_valid` for the flag.
     """
     dims, checks = _checked_dims(x, spec)
     n = dims[1]
@@ -144,22 +219,42 @@ def window_probabilities(model, x: tf.Tensor, spec: ServingSpec) -> tf.Tensor:
         f"expected windows of {spec.window} samples ({spec.window / spec.sampling_rate:g} s at "
         f"{spec.sampling_rate} Hz; use the predict_record signature for whole records), got", n)]
     with tf.control_dependencies(checks):
-        z = _standardize(tf.identity(x), spec)
-    return _activate(_logits(model, z), spec)
+        x = tf.identity(x)
+    if refuse_invalid:
+        with tf.control_dependencies(_problem_checks(x, None, spec, "window")):
+            x = tf.identity(x)
+    probs = _activate(_logits(model, _standardize(x, spec)), spec)
+    return probs if refuse_invalid else _mask_invalid(probs, _valid(x, None))
 
 
-def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec
-                         ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Whole records (batch, length, leads) raw mV -> ((batch, classes), windows per record).
+def window_valid(x: tf.Tensor) -> tf.Tensor:
+    """(batch,) bool: the window has only finite samples and no flat lead."""
+    return _valid(x, None)
+
+
+def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec, *,
+                         refuse_invalid: bool = True) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Whole records (batch, length, leads) raw mV -> ((batch, classes), windows per record, valid).
 
     ``lengths`` (batch,) int32 gives each record's true length when shorter records are
     zero-padded at the end to the batch's length (``None``: every record fills the tensor).
+
+    Windows are cut, standardised and run through the model in chunks of at most
+    ``spec.chunk_windows`` windows (``tf.while_loop``), and aggregated on the fly (running max or
+    sum), so memory does not grow with the number of windows. Records longer than
+    ``spec.max_length`` samples are refused. Records with non-finite samples or a flat lead (within
+    their length) raise InvalidArgumentError naming the records and leads (``refuse_invalid``);
+    otherwise (ONNX, which cannot raise; XLA, which ignores assertions: use ``refuse_invalid=False``
+    under ``jit_compile``) their probabilities are NaN and ``valid`` is False.
     """
     w, s = spec.window, spec.stride
     dims, checks = _checked_dims(x, spec)
     batch, total = dims[0], dims[1]
-    checks += [_assert(
-        total > 0, f"records in '{INPUT_KEY}' have no samples: expected (batch, length >= 1, {spec.leads})")]
+    checks += [
+        _assert(total > 0, f"records in '{INPUT_KEY}' have no samples: expected (batch, length >= 1, {spec.leads})"),
+        _assert(total <= spec.max_length,
+                f"records longer than {spec.max_length} samples ({spec.max_record_seconds:g} s at "
+                f"{spec.sampling_rate} Hz, the export's max_record_seconds) are refused; split the record. Got", total)]
     if lengths is None:
         lengths = tf.fill([batch], total)
     else:
@@ -173,25 +268,47 @@ def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: S
                     f"of '{INPUT_KEY}', got", lengths),
         ]
     with tf.control_dependencies(checks):
-        z = _standardize(tf.identity(x), spec)
-    padded = tf.maximum(total, w)
-    z = tf.pad(z, [[0, 0], [0, padded - total], [0, 0]])  # zeros after standardisation, as windows.py
-    inside = tf.range(padded)[None, :] < lengths[:, None]  # samples past a record's end -> 0
-    z = tf.where(inside[:, :, None], z, tf.zeros_like(z))
-    n_win = (padded - w) // s + 1
-    index = (tf.range(n_win) * s)[:, None] + tf.range(w)[None, :]  # (n_win, w)
-    windows = tf.gather(z, index, axis=1)  # (batch, n_win, w, leads)
-    flat = tf.reshape(windows, [batch * n_win, w, spec.leads])
-    probs = _activate(_logits(model, flat), spec)
-    probs = tf.reshape(probs, [batch, n_win, len(spec.classes)])
+        x = tf.identity(x)
+    if refuse_invalid:
+        valid = tf.ones([batch], tf.bool)
+        with tf.control_dependencies(_problem_checks(x, lengths, spec, "record")):
+            x = tf.identity(x)
+    else:  # ONNX: no error possible; over-long records are flagged and skipped (no window is computed)
+        valid = tf.logical_and(_valid(x, lengths), total <= spec.max_length)
+    n_classes = len(spec.classes)
+    n_win = (tf.maximum(total, w) - w) // s + 1  # windows of the padded batch (shorter records: 1)
     valid_per_record = (tf.maximum(lengths, w) - w) // s + 1  # windows inside each record
-    valid = (tf.range(n_win)[None, :] < valid_per_record[:, None])[:, :, None]
-    if spec.aggregation == "max":
-        agg = tf.reduce_max(tf.where(valid, probs, tf.constant(-np.inf, probs.dtype)), axis=1)
-    else:
-        agg = (tf.reduce_sum(tf.where(valid, probs, tf.zeros_like(probs)), axis=1)
-               / tf.cast(valid_per_record, probs.dtype)[:, None])
-    return agg, valid_per_record
+    # windows per record per step: the batch shares the budget; no more than the record has
+    per_step = tf.minimum(tf.maximum(1, spec.chunk_windows // tf.maximum(batch, 1)), n_win)
+    n_steps = (n_win + per_step - 1) // per_step
+    if not refuse_invalid:
+        n_steps = tf.where(total <= spec.max_length, n_steps, 0)
+    offsets = tf.range(w)
+    chunk = tf.range(per_step)  # one fixed chunk shape for every step (XLA needs static shapes in the loop)
+
+    def step(i, acc):
+        win = i * per_step + chunk  # window numbers of this chunk; past n_win in the last one (unused)
+        index = (win * s)[:, None] + offsets[None, :]  # (m, w) sample positions, may pass the end
+        windows = tf.gather(x, tf.minimum(index, total - 1), axis=1)  # (batch, m, w, leads)
+        # zeros after standardisation past each record's end (as windows.py pads short records)
+        inside = (index[None, :, :] < lengths[:, None, None])[..., None]
+        z = tf.where(inside, _standardize(windows, spec), tf.zeros_like(windows))
+        probs = _activate(_logits(model, tf.reshape(z, [-1, w, spec.leads])), spec)
+        probs = tf.reshape(probs, tf.concat([tf.shape(windows)[:2], [n_classes]], 0))
+        use = (win[None, :] < valid_per_record[:, None])[:, :, None]
+        if spec.aggregation == "max":
+            return i + 1, tf.maximum(acc, tf.reduce_max(tf.where(use, probs, tf.constant(-np.inf, probs.dtype)),
+                                                        axis=1))
+        return i + 1, acc + tf.reduce_sum(tf.where(use, probs, tf.zeros_like(probs)), axis=1)
+
+    init = tf.fill([batch, n_classes], tf.constant(-np.inf if spec.aggregation == "max" else 0.0, tf.float32))
+    _, agg = tf.while_loop(lambda i, acc: i < n_steps, step, [tf.constant(0), init],
+                           shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, n_classes])])
+    if spec.aggregation == "mean":
+        agg = agg / tf.cast(valid_per_record, agg.dtype)[:, None]
+    if not refuse_invalid:
+        agg = _mask_invalid(agg, valid)
+    return agg, valid_per_record, valid
 
 
 def window_signature(spec: ServingSpec) -> list[tf.TensorSpec]:
@@ -233,7 +350,7 @@ class ServingModule(tf.Module):
             return {OUTPUT_KEY: probs, CLASSES_KEY: label(probs)}
 
         def padded_records(ecg, length):
-            probs, n = record_probabilities(logits, ecg, length, spec)
+            probs, n, _ = record_probabilities(logits, ecg, length, spec)
             return {OUTPUT_KEY: probs, CLASSES_KEY: label(probs), WINDOWS_KEY: n}
 
         serving_default = tf.function(windows, input_signature=window_signature(spec))

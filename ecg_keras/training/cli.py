@@ -90,22 +90,25 @@ def main(argv=None) -> int:
         from ecg_keras.training.loop import train
 
         if cfg.resume:
-            _warn_resume_conflicts(cfg, given)
+            _check_resume_conflicts(cfg, given)
         train(cfg, download=ns.download)
         return 0
-    except (DataError, FileExistsError) as e:
-        print(f"\n{e}", file=sys.stderr)
+    except (DataError, OSError, ValueError, RuntimeError) as e:  # incl. NonFiniteError, RunLockedError
+        print(f"\nerror: {e}", file=sys.stderr)
         return 1
 
 
-def _warn_resume_conflicts(cfg: TrainConfig, given: set) -> None:
+def _check_resume_conflicts(cfg: TrainConfig, given: set) -> None:
+    """--resume continues the stored configuration: a flag that contradicts it is an error."""
     from ecg_keras.training.rundir import RunDir
 
     run = RunDir(cfg.resolved().output)
     if not run.config.exists():
-        return
+        return  # train() names what is missing
     stored = run.read_config()
-    for name in sorted(given - {"output", "verbose", "distribute", "data_dir"}):
-        if name in stored and stored[name] != getattr(cfg, name):
-            print(f"warning: --resume keeps the run's {name}={stored[name]!r}; ignoring {getattr(cfg, name)!r}",
-                  file=sys.stderr)
+    differ = [f"--{name.replace('_', '-')} {getattr(cfg, name)!r} (the run has {stored[name]!r})"
+              for name in sorted(given - {"output", "verbose", "distribute", "data_dir"})
+              if isinstance(stored, dict) and name in stored and stored[name] != getattr(cfg, name)]
+    if differ:
+        raise ValueError(f"--resume continues {run.path} as it was started; these flags differ: {'; '.join(differ)}. "
+                         "Drop them, or start a new run in another --output")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,9 +66,15 @@ class TrainConfig:
             raise ValueError(f"--split must be strat or random, got {self.split!r}")
         if self.sampling_rate not in (100, 500):
             raise ValueError(f"--sampling-rate must be 100 or 500, got {self.sampling_rate}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        checks = {"lr": (self.lr, "> 0", lambda v: v > 0), "wd": (self.wd, ">= 0", lambda v: v >= 0),
+                  "clipnorm": (self.clipnorm, "> 0", lambda v: v > 0),
+                  "keep_checkpoints": (self.keep_checkpoints, ">= 0", lambda v: v >= 0)}
+        for name, (value, rule, ok) in checks.items():
+            if value is not None and not (math.isfinite(value) and ok(value)):
+                raise ValueError(f"--{name.replace('_', '-')} must be finite and {rule}, got {value}")
 
     @property
     def is_rnn(self) -> bool:

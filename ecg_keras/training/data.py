@@ -92,9 +92,9 @@ def load_records(config: TrainConfig, download: bool = False, log=print) -> tupl
         return load_icbeb2018(root, sampling_rate=config.sampling_rate), root
     if not path.is_dir():
         raise DataError(f"--dataset {config.dataset!r} is neither one of ptbxl, icbeb2018, synthetic nor a folder")
-    from ecg_keras.datasets.wfdb_folder import load_wfdb_folder
+    from ecg_keras.datasets import load  # the one layout detector: PTB-XL, ICBEB, LUDB or any WFDB folder
 
-    return load_wfdb_folder(path, sampling_rate=config.sampling_rate), path
+    return load(path, sampling_rate=config.sampling_rate), path
 
 
 def load_splits(config: TrainConfig, download: bool = False, log=print) -> tuple[Splits, RecordSet, Path]:

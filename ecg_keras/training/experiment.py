@@ -15,7 +15,7 @@ import pandas as pd
 from ecg_keras.training import rundir as rd
 from ecg_keras.training.config import TrainConfig
 
-#: The architectures of the PTB-XL benchmark table (PROTOCOL.md).
+#: The architectures of the PTB-XL benchmark table (docs/PROTOCOL.md).
 BENCHMARK_ARCHS = ("fcn_wang", "resnet1d_wang", "xresnet1d101", "inception1d", "lstm", "lstm_bidir")
 
 

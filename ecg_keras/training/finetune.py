@@ -1,4 +1,4 @@
-"""Transfer learning: ``finetune(config, init_from) -> run dir`` (PROTOCOL.md "Training", finetuning).
+"""Transfer learning: ``finetune(config, init_from) -> run dir`` (docs/PROTOCOL.md "Training", finetuning).
 
     >>> from ecg_keras.training import TrainConfig
     >>> from ecg_keras.training.finetune import finetune
@@ -60,7 +60,7 @@ from ecg_keras.datasets.base import DataError, Splits, TaskData
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training.config import TrainConfig
 
-#: Epochs of phase 1 (head only) and phase 2 (all layers), PROTOCOL.md.
+#: Epochs of phase 1 (head only) and phase 2 (all layers), docs/PROTOCOL.md.
 PHASE_EPOCHS = (30, 30)
 #: Discriminative learning rates of phase 2: ``slice(lr / 1000, lr / 10)``.
 BACKBONE_DIV, HEAD_DIV = 1000.0, 10.0
@@ -224,7 +224,11 @@ def load_source(init_from: str | Path) -> Source:
 # --------------------------------------------------------------------------- data
 def is_ludb(dataset: str) -> bool:
     p = Path(str(dataset)).expanduser()
-    return str(dataset).lower() == "ludb" or (p.is_dir() and (p / "ludb.csv").is_file())
+    if str(dataset).lower() == "ludb":
+        return True
+    from ecg_keras.datasets import detect
+
+    return p.is_dir() and detect(p) == "ludb"
 
 
 def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
@@ -402,12 +406,13 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
             ds = dist.shard_by_data(ds)
         callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
                      loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
-                     keras.callbacks.TerminateOnNaN(), keras.callbacks.ProgbarLogger(),
+                     keras.callbacks.TerminateOnNaN(), loop.FiniteGuard(), keras.callbacks.ProgbarLogger(),
                      loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose, write=chief)]
         model.fit(ds, epochs=start + epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks,
                   verbose=verbose, shuffle=False)
         if model.stop_training or len(history) < start + epochs:
-            raise RuntimeError(f"finetuning stopped early in phase {phase} (non-finite loss?); {run.path} is incomplete")
+            raise loop.NonFiniteError(f"finetuning stopped early in phase {phase} (non-finite loss?); "
+                                      f"{run.path} is incomplete")
         if on_phase_end is not None:
             on_phase_end(phase, model)
     for layer in model.layers:
@@ -542,8 +547,8 @@ def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int |
             return 0
         finetune(cfg, opts["init_from"], phase_epochs, train_bn=not opts["no_train_bn"], download=download)
         return 0
-    except (DataError, FileExistsError, FileNotFoundError) as e:
-        print(f"\n{e}", file=sys.stderr)
+    except (DataError, OSError, RuntimeError) as e:  # incl. NonFiniteError, RunLockedError
+        print(f"\nerror: {e}", file=sys.stderr)
         return 1
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

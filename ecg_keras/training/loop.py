@@ -2,6 +2,7 @@
 checkpoints, exact resume, optional tf.distribute, and the final artefacts of a run."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -139,6 +140,22 @@ class ValidationMetrics(keras.callbacks.Callback):
             logs["val_" + key] = float("nan")
 
 
+class NonFiniteError(RuntimeError):
+    """Training diverged: a loss or a prediction is NaN or infinite."""
+
+
+class FiniteGuard(keras.callbacks.Callback):
+    """Stop at the first epoch whose loss or validation loss (hence validation predictions) is not
+    finite. It raises before EpochLog and Checkpointer run, so that epoch is neither logged nor
+    checkpointed and ``--resume`` restarts from the last finite one."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = {k: v for k, v in (logs or {}).items() if k in ("loss", "val_loss") and not np.isfinite(v)}
+        if bad:
+            raise NonFiniteError(f"epoch {epoch + 1}: {', '.join(f'{k} = {v}' for k, v in bad.items())}; training "
+                                 "diverged (try a lower --lr). No checkpoint was written for this epoch.")
+
+
 class EpochLog(keras.callbacks.Callback):
     """One history row per epoch (lr, beta_1, time); rewrites history.csv; prints time left."""
 
@@ -191,15 +208,15 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
     strategy = make_strategy(config.distribute)
     chief = is_chief(strategy)  # with several workers only the chief writes the run directory
     run = rd.RunDir(config.output)
-    if config.resume and run.config.exists():
+    if config.resume:
+        stored = _stored_config(run)
         if run.is_complete():
             log(f"{run.path} is already complete; nothing to resume.")
             return run.path
-        stored = TrainConfig.from_dict(run.read_config())
         config = TrainConfig.from_dict({**stored.to_dict(), "resume": True, "verbose": config.verbose,
                                         "distribute": config.distribute, "output": config.output,
                                         "data_dir": config.data_dir or stored.data_dir}).resolved()
-    elif not config.resume and not run.is_empty():
+    elif not run.is_empty():
         raise FileExistsError(f"{run.path} already holds a run; pass --resume to continue it or choose another --output")
 
     set_seed(config.seed, config.deterministic)
@@ -209,6 +226,29 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
     if not dist.all_agree(strategy, [float(ckpt["epoch"]) if ckpt else -1.0]):
         raise RuntimeError(f"the workers see different checkpoints in {run.path}; --output must be one shared "
                            "directory (see docs/DISTRIBUTED.md)")
+    with rd.claim(run, resume=config.resume, log=log) if chief else contextlib.nullcontext():
+        return _train(config, run, strategy, chief, splits, ckpt, data_path=data_path, download=download, log=log)
+
+
+def _stored_config(run: rd.RunDir) -> TrainConfig:
+    """The TrainConfig of the run in ``run`` (for --resume); a clear error if there is none."""
+    if not run.path.exists():
+        raise FileNotFoundError(f"--resume: {run.path} does not exist; drop --resume to start a new run there")
+    if not run.config.exists():
+        raise FileNotFoundError(f"--resume: {run.path} holds no run (no config.json); drop --resume to start one")
+    try:
+        stored = run.read_config()
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"--resume: {run.config} is not a training run's config ({err})") from None
+    missing = [k for k in ("arch", "task", "dataset", "data_fingerprint") if not isinstance(stored, dict) or k not in stored]
+    if missing:
+        raise ValueError(f"--resume: {run.config} is not an ecg_keras training run's config (no "
+                         f"{', '.join(missing)}); choose another --output")
+    return TrainConfig.from_dict(stored)
+
+
+def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy, chief: bool,
+           splits: Splits | None, ckpt: dict | None, *, data_path: str | None, download: bool, log) -> Path:
 
     records = None
     if splits is None:
@@ -262,7 +302,7 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
     history: list[dict] = []
     initial_epoch = 0
     if ckpt is not None:
-        source.restore_checkpoint(model, ckpt)
+        rd.RunDir(config.output).restore_checkpoint(model, ckpt)  # the chief's (shared) checkpoint
         initial_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
         log(f"Resuming {run.path} after epoch {initial_epoch} (optimizer step {ckpt['iterations']}).")
 
@@ -283,6 +323,7 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
         callbacks = [OneCycleMomentum(schedule),
                      ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
                      keras.callbacks.TerminateOnNaN(),
+                     FiniteGuard(),
                      keras.callbacks.ProgbarLogger(),
                      EpochLog(run, history, schedule, config.epochs, verbose=config.verbose, write=chief)]
         if chief:
@@ -290,7 +331,7 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
         model.fit(ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
         if model.stop_training or len(history) < config.epochs:
-            raise RuntimeError(f"training stopped early (non-finite loss?); {run.path} is left incomplete")
+            raise NonFiniteError(f"training stopped early (non-finite loss?); {run.path} is left incomplete")
     train_seconds = time.perf_counter() - t0
     workers = dist.num_workers(strategy)
     # all variables; with --no-sync-bn each worker keeps its own BatchNorm moving statistics
@@ -336,6 +377,10 @@ def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Spli
         preds = predict_records(final, td.signals, sampling_rate=config.sampling_rate, standardizer=standardizer,
                                 how=how, activation=None if kind == "regression" else "sigmoid",
                                 batch_size=config.eval_batch_size)
+        bad = ~np.isfinite(preds).all(axis=tuple(range(1, preds.ndim)))
+        if bad.any():
+            raise NonFiniteError(f"{int(bad.sum())} of {len(bad)} {part} predictions are not finite (first: record "
+                                 f"{np.asarray(td.ids)[bad][0]}); {run.path} is not marked COMPLETE")
         rd.write_npz(run.predictions / f"{part}.npz", ids=np.asarray(td.ids), y_true=np.asarray(td.y, np.float32),
                      y_pred=preds.astype(np.float32))
         try:

@@ -13,14 +13,17 @@ Layout (read by ``evaluate.py RUN_DIR``)::
     predictions/val.npz, predictions/test.npz   ids, y_true, y_pred (aggregated per record)
     metrics.json         {"val": {...}, "test": {...}}
     COMPLETE             written last; a run without it is unfinished (resume with --resume)
+    .lock                held while a process writes the run (pid, host); see :func:`claim`
 
 Every file is written to a temporary name and renamed, so a killed process leaves either the
-old or the new version, never a torn file.
+old or the new version, never a torn file. Files get the modes the user's umask allows.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -31,6 +34,13 @@ import numpy as np
 from keras import ops
 
 COMPLETE = "COMPLETE"
+LOCK = ".lock"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -41,6 +51,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a replaced file keeps the usual mode
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -103,7 +114,10 @@ class RunDir:
         return self.marker.exists()
 
     def is_empty(self) -> bool:
-        return not self.path.exists() or not any(self.path.iterdir())
+        """No run state here (a lock file alone does not count)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"{self.path} is a file; --output must be a directory")
+        return not self.path.exists() or not any(p.name != LOCK for p in self.path.iterdir())
 
     def mark_complete(self, **info) -> None:
         write_json(self.marker, {"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info})
@@ -165,3 +179,93 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.run.save_checkpoint(self.model, epoch + 1, self.history, keep=self.keep)
+
+
+# ---------------------------------------------------------------------- writer lock
+class RunLockedError(RuntimeError):
+    """Another process is writing this run directory."""
+
+
+class RunLock:
+    """Exclusive lock on a run directory: ``RUN/.lock``, ``flock``-ed while held, holding the
+    holder's pid and host. ``flock`` ends with its process, so a lock left by a killed process is
+    recovered (with a message); a lock file written on another host is respected."""
+
+    def __init__(self, directory: str | Path, log=print):
+        self.directory, self.log, self.fd = Path(directory), log, None
+        self.path = self.directory / LOCK
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_lock(fd)
+                os.close(fd)
+                raise RunLockedError(f"{self.directory} is being written by pid {holder.get('pid', '?')} on "
+                                     f"{holder.get('host', '?')} (since {holder.get('started', '?')}); wait for it "
+                                     "to finish or choose another --output") from None
+            try:  # the file may have been removed and recreated by its previous holder meanwhile
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        previous = _read_lock(fd)
+        if previous and previous.get("host") != socket.gethostname():
+            os.close(fd)
+            raise RunLockedError(f"{self.path} was written by pid {previous.get('pid')} on {previous.get('host')}; "
+                                 "if no process there writes this run any more, delete that file")
+        if previous:
+            self.log(f"note: recovered the stale lock of pid {previous.get('pid')} on {self.directory} "
+                     "(that process is no longer running)")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)  # anyone who opened the old inode sees no holder
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read_lock(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (ValueError, OSError):
+        return {}
+
+
+@contextmanager
+def claim(run: RunDir, resume: bool, log=print):
+    """Hold ``run``'s lock while writing it. A fresh run (``resume=False``) must find the directory
+    empty. If the block fails before the first checkpoint, the files it created are removed (and
+    the directory, if it created it), so the same command can simply be run again."""
+    run.is_empty()  # raises if the path is a file
+    created = not run.path.exists()
+    try:
+        with RunLock(run.path, log=log):
+            if not resume and not run.is_empty():
+                raise FileExistsError(f"{run.path} already holds a run; pass --resume to continue it or choose "
+                                      "another --output")
+            before = {p.name for p in run.path.iterdir()}
+            try:
+                yield run
+            except BaseException:
+                if not run.is_complete() and not (run.checkpoints / "latest.json").exists():
+                    for p in run.path.iterdir():
+                        if p.name not in before and p.name != LOCK:
+                            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+                raise
+    finally:
+        if created and run.path.is_dir() and not any(run.path.iterdir()):
+            run.path.rmdir()

@@ -1,4 +1,4 @@
-"""One-cycle policy with fastai v1 semantics (PROTOCOL.md "Training").
+"""One-cycle policy with fastai v1 semantics (docs/PROTOCOL.md "Training").
 
 For ``total_steps`` optimiser steps, ``a1 = int(total_steps * pct_start)`` warm-up steps and
 ``a2 = total_steps - a1`` annealing steps, the value used by step ``k`` (0-based, i.e. the
@@ -126,7 +126,7 @@ class OneCycleAdamW(keras.optimizers.AdamW):
     and recomputes ``beta_1 ** t``, ``beta_2 ** t`` and Adam's step size in every variable's
     update: with the one-cycle schedule that is ~40 scalar ops per variable, which made the first
     (tracing) train step of xresnet1d101 take ~65 s instead of ~42 s on a 2-core CPU and added
-    hundreds of tiny ops to every step (docs/results_performance.md).
+    hundreds of tiny ops to every step (docs/RESULTS.md).
     Here they are computed once at the start of :meth:`apply` (same float32 arithmetic, hence
     identical updates); everything else is Keras's AdamW. Under a multi-replica strategy
     (replica threads share the optimiser) the stock per-variable path is used.
