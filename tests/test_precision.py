@@ -65,8 +65,9 @@ def test_mixed_bfloat16_run_exports_float32_savedmodel_and_onnx(synthetic, tmp_p
     out = sig(ecg=tf.constant(x))["probabilities"].numpy()
     assert out.dtype == np.float32 and sig.structured_outputs["probabilities"].dtype == tf.float32
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
-    (probs,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    outputs = {o.name: o.type for o in sess.get_outputs()}
+    assert sess.get_inputs()[0].type == "tensor(float)" and outputs["probabilities"] == "tensor(float)"
+    (probs,) = sess.run(["probabilities"], {sess.get_inputs()[0].name: x})
     assert probs.dtype == np.float32 and probs.shape == (3, 5)
     np.testing.assert_allclose(probs, out, atol=1e-5)
 
