@@ -29,9 +29,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-KINDS = ("none", "mirrored", "multiworker")
-
-
 _MULTIWORKER: list = []  # one MultiWorkerMirroredStrategy per process (sweeps train many runs)
 
 

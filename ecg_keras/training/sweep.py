@@ -94,7 +94,8 @@ def sweep(config: TrainConfig, init_from: str | Path | None, sizes: Sequence[flo
     if splits is None:
         splits, data_path, synthetic = load_transfer_splits(config, download=download, log=log)
     out = Path(output or config.output or Path("runs") / f"sweep-{Path(str(config.dataset)).name}-{config.task}-{config.arch}")
-    chief = dist.is_chief(dist.make_strategy(config.distribute))  # the other workers only train
+    # the other workers of a multi-worker sweep only train
+    chief = config.distribute != "multiworker" or dist.is_chief(dist.make_strategy("multiworker"))
     if chief:
         out.mkdir(parents=True, exist_ok=True)
     modes = [m for m in MODES if init_from is not None or m == "scratch"]
