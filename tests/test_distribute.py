@@ -73,39 +73,141 @@ def test_mirrored_on_two_logical_cpus_matches_single_device(tmp_path):
     np.testing.assert_allclose(mirrored["test"], single["test"], atol=1e-4)
 
 
-def _free_port():
+# --------------------------------------------------------------------------- multi-worker
+# Two MultiWorkerMirroredStrategy workers on 127.0.0.1 ($TF_CONFIG), real subprocesses.
+KILL_AFTER = """
+import os, signal, sys
+from ecg_keras.training import loop, rundir
+kill = int(os.environ["ECG_KERAS_TEST_KILL_AFTER_EPOCH"])
+checkpoint_end, epoch_end = rundir.Checkpointer.on_epoch_end, loop.EpochLog.on_epoch_end
+
+def after_checkpoint(self, epoch, logs=None):  # the chief: SIGKILL right after writing the checkpoint
+    checkpoint_end(self, epoch, logs)
+    if epoch + 1 == kill:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def after_epoch(self, epoch, logs=None):  # the other worker (no checkpoint of its own): after the epoch
+    epoch_end(self, epoch, logs)
+    if not self.write and epoch + 1 == kill:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+rundir.Checkpointer.on_epoch_end, loop.EpochLog.on_epoch_end = after_checkpoint, after_epoch
+from ecg_keras.training.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _free_ports(n):
     import socket
 
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _two_workers(data, out, *extra, kill_after=None, timeout=300):
+    """Run train.py as worker 0 and 1 of one cluster; return (return codes, outputs)."""
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    args = ["--task", "rhythm", "--dataset", "synthetic", "--data-dir", str(data), "--arch", "fcn_wang", "--epochs",
+            "2", "--batch-size", "16", "--seed", "2", "--output", str(out), "--distribute", "multiworker", "--quiet",
+            *extra]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "ECG_KERAS_DATA": str(Path(data).parent),
+               "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+               "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
+        if kill_after is None:
+            cmd = [sys.executable, str(REPO / "train.py"), *args]
+        else:
+            cmd, env["ECG_KERAS_TEST_KILL_AFTER_EPOCH"] = [sys.executable, "-c", KILL_AFTER, *args], str(kill_after)
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        logs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return [p.returncode for p in procs], logs
+
+
+@pytest.fixture(scope="module")
+def multiworker_data(tmp_path_factory):
+    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
+
+    return generate_synthetic_ptbxl(tmp_path_factory.mktemp("mw") / "ptbxl-synthetic", n_records=80, seed=0,
+                                    sampling_rates=(100,), progress=False)
+
+
+@pytest.fixture(scope="module")
+def multiworker_run(multiworker_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mw_runs") / "uninterrupted"
+    codes, logs = _two_workers(multiworker_data, out)
+    assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
+    return out
+
+
+@pytest.mark.timeout(400)
+def test_multiworker_two_local_workers_write_one_run_dir(multiworker_run):
+    """fcn_wang, 2 epochs, 2 workers: one complete run directory written by the chief alone."""
+    import numpy as np
+
+    out = multiworker_run
+    assert sorted(p.name for p in out.iterdir()) == [
+        "COMPLETE", "checkpoints", "classes.json", "config.json", "history.csv", "history.png", "metrics.json",
+        "model.keras", "predictions", "standardizer.json"]
+    assert not list(out.rglob(".*"))  # no temporary files left behind
+    config = json.loads((out / "config.json").read_text())
+    assert config["replicas"] == 2 and config["distribute"] == "multiworker"
+    complete = json.loads((out / "COMPLETE").read_text())
+    assert complete["workers"] == 2 and complete["weights_identical_across_workers"] is True
+    hist = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
+    assert hist["epoch"].tolist() == [1, 2] and np.isfinite(hist["loss"]).all()
+    assert json.loads((out / "metrics.json").read_text())["epochs_trained"] == 2
+
+
+@pytest.mark.timeout(500)
+def test_multiworker_sigkill_after_checkpoint_then_resume(multiworker_data, multiworker_run, tmp_path):
+    """Both workers SIGKILLed after epoch 1's checkpoint, restarted with --resume: the run completes
+    with each epoch once in history.csv and the uninterrupted run's predictions."""
+    import numpy as np
+
+    out = tmp_path / "killed"
+    codes, logs = _two_workers(multiworker_data, out, kill_after=1)
+    assert codes == [-9, -9], "\n".join(l[-3000:] for l in logs)
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["epoch"] == 1
+    assert not (out / "COMPLETE").exists()
+
+    codes, logs = _two_workers(multiworker_data, out, "--resume")
+    assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
+    assert (out / "COMPLETE").exists()
+    hist = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
+    ref_hist = np.genfromtxt(multiworker_run / "history.csv", delimiter=",", names=True)
+    assert hist["epoch"].tolist() == [1, 2]
+    np.testing.assert_allclose(hist["loss"], ref_hist["loss"], rtol=1e-5)
+    for part in ("val", "test"):
+        got = np.load(out / "predictions" / f"{part}.npz")["y_pred"]
+        want = np.load(multiworker_run / "predictions" / f"{part}.npz")["y_pred"]
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_multiworker_two_local_workers_write_one_run_dir(tmp_path):
-    """Two MultiWorkerMirroredStrategy workers on localhost ($TF_CONFIG): the chief writes the run."""
+def test_multiworker_finetune_two_local_workers(multiworker_data, multiworker_run, tmp_path):
+    """--init-from with --distribute multiworker: 2 workers finetune the uninterrupted run (new head)."""
     import numpy as np
-    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
 
-    data = generate_synthetic_ptbxl(tmp_path / "ptbxl-synthetic", n_records=80, seed=0, sampling_rates=(100,),
-                                    progress=False)
-    workers = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
-    out = tmp_path / "run"
-    procs = []
-    for i in range(2):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-        env = {**os.environ, "PYTHONPATH": str(REPO), "ECG_KERAS_DATA": str(tmp_path), "TF_CONFIG": tf_config,
-               "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-        procs.append(subprocess.Popen(
-            [sys.executable, str(REPO / "train.py"), "--task", "rhythm", "--dataset", "synthetic", "--data-dir",
-             str(data), "--arch", "fcn_wang", "--epochs", "3", "--batch-size", "16", "--output", str(out),
-             "--distribute", "multiworker", "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True))
-    logs = [p.communicate(timeout=800)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), "\n".join(l[-2000:] for l in logs)
-    assert (out / "COMPLETE").exists()
+    out = tmp_path / "ft"
+    codes, logs = _two_workers(multiworker_data, out, "--task", "superdiagnostic", "--init-from",
+                               str(multiworker_run), "--phase-epochs", "1,1", timeout=800)
+    assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
+    complete = json.loads((out / "COMPLETE").read_text())
+    assert complete["workers"] == 2 and complete["weights_identical_across_workers"] is True
     config = json.loads((out / "config.json").read_text())
-    assert config["replicas"] == 2 and config["distribute"] == "multiworker"
+    assert config["replicas"] == 2 and config["init_from"] == str(multiworker_run)
     hist = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
-    assert hist["loss"][-1] < hist["loss"][0]
+    assert hist["phase"].tolist() == [1, 2]

@@ -150,3 +150,32 @@ def test_cli_flags_parse_and_reach_finetune(source_run, tmp_path, monkeypatch):
     cli.config_from_args(plain)  # the namespace is clean for the normal training path
     with pytest.raises(SystemExit):
         p.parse_args(["--phase-epochs", "30"])
+
+
+def test_finetune_accepts_distribute(source_run, tmp_path):
+    """--distribute mirrored (one local CPU here: one replica) finetunes to a complete run (its dropout
+    masks are drawn differently under a strategy, so it is not compared with the one-device run);
+    two workers on two processes: tests/test_distribute.py's slow test."""
+    out = tmp_path / "mirrored"
+    run = finetune(TrainConfig(task="superdiagnostic", output=str(out), distribute="mirrored",
+                               **{**BASE, "arch": "xresnet1d101"}), source_run, phase_epochs=(1, 1))
+    assert RunDir(run).is_complete()
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    assert cfg["distribute"] == "mirrored" and cfg["replicas"] == 1
+    hist = pd.read_csv(Path(run) / "history.csv")
+    assert hist["phase"].tolist() == [1, 2] and np.isfinite(hist[["loss", "val_loss"]].to_numpy()).all()
+    with pytest.raises(ValueError, match="float32"):
+        finetune(TrainConfig(task="rhythm", output=str(tmp_path / "bf16"), precision="mixed_bfloat16", **BASE),
+                 source_run, phase_epochs=(1, 0))
+
+
+def test_sweep_cli_passes_distribute(source_run, tmp_path, monkeypatch):
+    from ecg_keras.training import cli, sweep
+
+    ns = add_transfer_arguments(cli.parser()).parse_args(
+        ["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(source_run), "--sweep-train-size", "1",
+         "--distribute", "mirrored", "--output", str(tmp_path / "s"), "--quiet"])
+    seen = {}
+    monkeypatch.setattr(sweep, "sweep", lambda cfg, init, **kw: seen.update(cfg=cfg) or tmp_path / "s")
+    assert run_from_args(ns) == 0
+    assert seen["cfg"].distribute == "mirrored"

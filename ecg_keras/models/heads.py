@@ -188,6 +188,12 @@ def _head_dropouts(head_units: Sequence[int], head_dropout) -> list[float]:
     return ps
 
 
+def output_dtype():
+    """The output layer's dtype: float32 under a mixed-precision policy (logits, loss and
+    probabilities stay float32), else None (the global policy, i.e. float32)."""
+    return "float32" if keras.config.dtype_policy().name != "float32" else None
+
+
 def classification_head(
     features,
     num_classes: int,
@@ -212,6 +218,7 @@ def classification_head(
             units,
             kernel_initializer=kaiming_normal(),
             name=f"{HEAD_PREFIX}logits" if last else f"{HEAD_PREFIX}dense{i}",
+            dtype=output_dtype() if last else None,
         )(x)
         if not last:
             x = layers.ReLU(name=f"{HEAD_PREFIX}relu{i}")(x)
@@ -312,7 +319,8 @@ def replace_head(
     elif reinit == "logits":
         x = model.get_layer(f"{HEAD_PREFIX}logits").input
         out = layers.Dense(
-            num_classes, kernel_initializer=kaiming_normal(), name=f"{HEAD_PREFIX}logits"
+            num_classes, kernel_initializer=kaiming_normal(), name=f"{HEAD_PREFIX}logits",
+            dtype=output_dtype(),
         )(x)
         if classifier_activation is not None:
             out = layers.Activation(classifier_activation, name=f"{HEAD_PREFIX}activation")(out)

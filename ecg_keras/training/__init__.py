@@ -9,7 +9,7 @@ imported lazily, so ``train.py --help`` stays fast.
 from ecg_keras.training.config import TASKS, TrainConfig
 
 _LAZY = {
-    "train": "loop", "make_strategy": "loop", "set_seed": "loop", "score": "loop",
+    "train": "loop", "make_strategy": "distribute", "set_seed": "loop", "score": "loop",
     "RunDir": "rundir", "OneCycle": "schedule", "OneCycleMomentum": "schedule", "make_optimizer": "schedule",
     "one_cycle_values": "schedule", "run_experiment": "experiment",
 }

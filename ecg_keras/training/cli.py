@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, TASKS, TrainConfig
+from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, PRECISIONS, TASKS, TrainConfig
 
 EXAMPLES = """examples:
   python train.py --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --output after its last checkpoint")
     p.add_argument("--distribute", choices=DISTRIBUTE, default=S,
                    help="tf.distribute: mirrored (local GPUs/CPUs) or multiworker ($TF_CONFIG)")
+    p.add_argument("--precision", choices=PRECISIONS, default=S,
+                   help="training dtype policy (default float32); logits, probabilities and exports stay float32 "
+                        "(see docs/RESULTS.md, Mixed precision)")
     p.add_argument("--jit", dest="jit", action="store_true", default=S,
                    help=f"XLA-compile the train step (default {'on' if DEFAULT_JIT else 'off'} on one device, off with --distribute; see docs/RESULTS.md)")
     p.add_argument("--no-jit", dest="jit", action="store_false", default=S)

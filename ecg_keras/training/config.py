@@ -11,6 +11,7 @@ RNN_ARCHS = ("lstm", "lstm_bidir", "gru")  # lr 1e-3 and gradient clipping 0.25
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm", "age", "sex", "quality")
 NAMED_DATASETS = ("ptbxl", "icbeb2018", "synthetic")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies (training/precision.py)
 #: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU). Measured on
 #: a quiet 2-core CPU with ``python -m ecg_keras.training.throughput --arch ARCH --jit/--no-jit``
 #: (docs/RESULTS.md): xresnet1d101, the default architecture, 125 windows/s without XLA and 31 with
@@ -40,6 +41,7 @@ class TrainConfig:
     jit: bool | None = None  # None: DEFAULT_JIT without distribution, off with it
     deterministic: bool = True
     sync_batchnorm: bool = True  # with --distribute: BatchNorm statistics over the global batch
+    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16 (training only; outputs stay float32)
     clipnorm: float | None = None  # global gradient-norm clipping; 0.25 for RNNs
     pct_start: float = 0.3
     div_factor: float = 25.0
@@ -59,6 +61,8 @@ class TrainConfig:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.distribute not in DISTRIBUTE:
             raise ValueError(f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {self.distribute!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.split not in ("strat", "random"):
             raise ValueError(f"--split must be strat or random, got {self.split!r}")
         if self.sampling_rate not in (100, 500):

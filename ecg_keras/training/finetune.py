@@ -33,7 +33,9 @@ head's.
 (:func:`ecg_keras.zoo.pretrained`). The run directory has the layout of :func:`train`'s
 (:mod:`ecg_keras.training.rundir`) plus ``config.json["init_from"]`` and ``["finetune"]`` and a
 ``phase`` column in ``history.csv``. Finetuning runs are not resumable: ``resume=True`` returns a
-complete run unchanged and restarts an unfinished one. tf.distribute is not supported here.
+complete run unchanged and restarts an unfinished one. ``--distribute mirrored | multiworker``
+works as for :func:`loop.train` (the chief alone writes; docs/DISTRIBUTED.md); ``--precision``
+other than float32 is not supported here (the source model's layers are stored in float32).
 
 Command line (wired into ``train.py`` by :func:`add_transfer_arguments` / :func:`run_from_args`)::
 
@@ -296,7 +298,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     import pandas as pd  # noqa: F401  (EpochLog writes history.csv with pandas)
 
     from ecg_keras import models
-    from ecg_keras.training import loop, rundir as rd
+    from ecg_keras.training import distribute as dist, loop, rundir as rd
     from ecg_keras.training.data import fingerprint
     from ecg_keras.training.schedule import OneCycleMomentum
     from ecg_keras.windows import steps_per_epoch, train_dataset, window_length
@@ -304,9 +306,13 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     p1, p2 = (int(e) for e in phase_epochs)
     if p1 < 0 or p2 < 0 or p1 + p2 < 1:
         raise ValueError(f"phase_epochs must be two non-negative epoch counts, not both 0; got {tuple(phase_epochs)}")
-    if config.distribute != "none":
-        raise ValueError("finetuning does not support --distribute; run it on one device")
-    source = load_source(init_from)
+    if config.precision != "float32":
+        raise ValueError("finetuning trains in float32 only (the source model is stored in float32); "
+                         f"drop --precision {config.precision}")
+    strategy = dist.make_strategy(config.distribute)
+    chief = dist.is_chief(strategy)  # with several workers only the chief writes the run directory
+    with strategy.scope():
+        source = load_source(init_from)
     if source.sampling_rate != config.sampling_rate:
         raise ValueError(f"{init_from} was trained at {source.sampling_rate} Hz; finetune with "
                          f"--sampling-rate {source.sampling_rate} (got {config.sampling_rate})")
@@ -325,6 +331,9 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
             raise FileExistsError(f"{run.path} already holds a run; choose another --output "
                                   "(an unfinished finetuning run restarts with --resume)")
         log(f"Restarting the unfinished finetuning run {run.path} (finetuning runs do not resume mid-way).")
+    # every worker has looked at the run directory before the chief clears or writes it
+    dist.all_agree(strategy, [0.0])
+    if chief and not run.is_empty():
         shutil.rmtree(run.path)
 
     loop.set_seed(config.seed, config.deterministic)
@@ -342,25 +351,31 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     standardizer = source.standardizer
     steps = steps_per_epoch(len(train_td), config.batch_size)
 
-    model = models.replace_head(source.model, len(classes), reinit=reinit)
-    groups = models.layer_groups(model, source.arch)
-    if kind == "regression":
-        dense = model.get_layer("head_logits")
-        dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
+    with strategy.scope():
+        model = models.replace_head(source.model, len(classes), reinit=reinit)
+        groups = models.layer_groups(model, source.arch)
+        if kind == "regression":
+            dense = model.get_layer("head_logits")
+            dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
+    if config.distribute != "none" and config.sync_batchnorm:
+        dist.synchronize_batchnorm(model)  # as in loop.train: statistics of the global batch
+    dist.prepare_fit(model, strategy)
     lrs = discriminative_lrs(config.lr, len(groups))
     info = {**config.to_dict(), "versions": loop.versions(), "data_fingerprint": fingerprint(splits),
             "kind": kind, "classes": classes, "aggregation": how, "window": window, "leads": leads,
-            "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": steps * (p1 + p2), "replicas": 1,
+            "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": steps * (p1 + p2),
+            "replicas": strategy.num_replicas_in_sync,
             "resume": False, "data_path": data_path, "init_from": str(init_from),
             "finetune": {"source": source.description, "source_classes": list(source.classes),
                          "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
                          "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
                          "layer_groups": [[layer.name for layer in g] for g in groups]}}
-    run.path.mkdir(parents=True, exist_ok=True)
-    rd.write_json(run.config, info)
-    rd.write_json(run.classes, classes)
-    with rd.atomic_path(run.standardizer) as tmp:
-        standardizer.save(tmp)
+    if chief:
+        run.path.mkdir(parents=True, exist_ok=True)
+        rd.write_json(run.config, info)
+        rd.write_json(run.classes, classes)
+        with rd.atomic_path(run.standardizer) as tmp:
+            standardizer.save(tmp)
     if config.verbose:
         log(f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(train_td)} train / "
             f"{len(val_td)} val / {len(test_td)} test records, {len(classes)} outputs; phase 1 (head) {p1} epochs "
@@ -380,16 +395,19 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
             lr_max, mult = config.lr, None
         else:  # schedule at the head's lr; other groups scaled relative to it
             lr_max, mult = lrs[-1], group_multipliers(groups, [x / lrs[-1] for x in lrs])
-        opt, schedule = make_discriminative_optimizer(lr_max, steps * epochs, mult, config=config)
-        model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
-        opt.build(model.trainable_variables)
+        with strategy.scope():
+            opt, schedule = make_discriminative_optimizer(lr_max, steps * epochs, mult, config=config)
+            model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
+            opt.build(model.trainable_variables)
         ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
                            sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
                            epochs=start + epochs, initial_epoch=start)
+        if config.distribute != "none":
+            ds = dist.shard_by_data(ds)
         callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
                      loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
                      keras.callbacks.TerminateOnNaN(), loop.FiniteGuard(), keras.callbacks.ProgbarLogger(),
-                     loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose)]
+                     loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose, write=chief)]
         model.fit(ds, epochs=start + epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks,
                   verbose=verbose, shuffle=False)
         if model.stop_training or len(history) < start + epochs:
@@ -400,9 +418,18 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     for layer in model.layers:
         layer.trainable = True
     train_seconds = time.perf_counter() - t0
+    workers = dist.num_workers(strategy)
+    compared = model.variables if config.sync_batchnorm else model.trainable_variables
+    if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
+        raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
+    if not chief:
+        dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory
+        return run.path
     result = loop.finish(run, model, config, splits, standardizer, kind, how, history)
     result["train_seconds_this_process"] = round(train_seconds, 1)
-    run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"])
+    extra = {"workers": workers, "weights_identical_across_workers": True} if workers > 1 else {}
+    run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"], **extra)
+    dist.all_agree(strategy, [0.0])  # the other workers return once the run is complete
     if config.verbose:
         key = "mae" if kind == "regression" else "macro_auc"
         log(f"Done: val {key} {result['val'].get(key, float('nan')):.4f}, test {key} "
@@ -515,7 +542,8 @@ def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int |
             out = sweep.sweep(cfg, opts["init_from"], sizes=sizes, phase_epochs=phase_epochs, seeds=seeds,
                               eval_parts=eval_parts, n_bootstrap=opts["bootstrap"] or sweep.N_BOOTSTRAP,
                               train_bn=not opts["no_train_bn"], download=download)
-            print((Path(out) / "results.md").read_text())
+            if (Path(out) / "results.md").exists():  # not on the other workers of a multi-worker sweep
+                print((Path(out) / "results.md").read_text())
             return 0
         finetune(cfg, opts["init_from"], phase_epochs, train_bn=not opts["no_train_bn"], download=download)
         return 0

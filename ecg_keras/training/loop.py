@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +18,8 @@ from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import rundir as rd
 from ecg_keras.training.config import TrainConfig
+from ecg_keras.training.distribute import is_chief, make_strategy  # noqa: F401  (re-exported)
+from ecg_keras.training import distribute as dist, precision
 from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, make_optimizer
 from ecg_keras.windows import (aggregate, aggregation, eval_dataset, predict_records, steps_per_epoch, train_dataset,
                                window_length)
@@ -31,33 +31,6 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-def make_strategy(kind: str = "none") -> tf.distribute.Strategy:
-    """``none`` (default strategy), ``mirrored`` (all local GPUs, else all logical CPUs) or
-    ``multiworker`` (``MultiWorkerMirroredStrategy`` configured by $TF_CONFIG)."""
-    if kind in (None, "none"):
-        return tf.distribute.get_strategy()
-    if kind == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if kind == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            print("warning: --distribute multiworker without $TF_CONFIG trains on this worker only", file=sys.stderr)
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown distribution {kind!r}")
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if task_type is None or task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type == "worker" and task_id == 0 and not has_chief
 
 
 def versions() -> dict:
@@ -100,7 +73,7 @@ def compile_model(model: keras.Model, config: TrainConfig, kind: str, total_step
     loss = (keras.losses.MeanSquaredError() if kind == "regression"
             else keras.losses.BinaryCrossentropy(from_logits=True))
     model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(config.jit))
-    optimizer.build(model.trainable_variables)
+    model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer (mixed_float16) builds AdamW too
     return schedule
 
 
@@ -152,6 +125,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         self.kind, self.how, self.y = kind, how, np.asarray(data.y)
         self.ds, self.record_index = eval_dataset(data.signals, batch_size=batch_size, sampling_rate=data.sampling_rate,
                                                   standardizer=standardizer)
+        self.ds = dist.shard_by_data(self.ds)  # under MultiWorkerMirroredStrategy: each worker predicts a slice
 
     def on_epoch_end(self, epoch, logs=None):
         logits = self.model.predict(self.ds, verbose=0)
@@ -185,9 +159,11 @@ class FiniteGuard(keras.callbacks.Callback):
 class EpochLog(keras.callbacks.Callback):
     """One history row per epoch (lr, beta_1, time); rewrites history.csv; prints time left."""
 
-    def __init__(self, run: rd.RunDir, rows: list[dict], schedule: OneCycle, epochs: int, verbose: int = 1):
+    def __init__(self, run: rd.RunDir, rows: list[dict], schedule: OneCycle, epochs: int, verbose: int = 1,
+                 write: bool = True):
         super().__init__()
         self.run, self.rows, self.schedule, self.epochs, self.verbose = run, rows, schedule, epochs, verbose
+        self.write = write  # False on the non-chief workers of a multi-worker run
         self._t0 = self._t_epoch = 0.0
         self._epoch_times: list[float] = []
 
@@ -206,7 +182,8 @@ class EpochLog(keras.callbacks.Callback):
                "val_loss": row.pop("val_loss", float("nan")), **row}
         row.pop("learning_rate", None)
         self.rows.append(row)
-        rd.write_text(self.run.history_csv, pd.DataFrame(self.rows).to_csv(index=False))
+        if self.write:
+            rd.write_text(self.run.history_csv, pd.DataFrame(self.rows).to_csv(index=False))
         self._epoch_times.append(seconds)
         left = (self.epochs - epoch - 1) * float(np.median(self._epoch_times))
         if self.verbose:
@@ -228,6 +205,8 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
     continues after the newest checkpoint; a complete run is returned unchanged.
     """
     config = config.resolved()
+    strategy = make_strategy(config.distribute)
+    chief = is_chief(strategy)  # with several workers only the chief writes the run directory
     run = rd.RunDir(config.output)
     if config.resume:
         stored = _stored_config(run)
@@ -242,10 +221,14 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
         raise FileExistsError(f"{run.path} already holds a run; pass --resume to continue it or choose another --output")
 
     set_seed(config.seed, config.deterministic)
-    strategy = make_strategy(config.distribute)
-    chief = is_chief(strategy)
+    source = rd.RunDir(config.output)  # every worker resumes from the chief's (shared) checkpoint
+    ckpt = source.latest_checkpoint() if config.resume else None
+    # Every worker has read the run directory before the chief writes to it, and all agree where to start.
+    if not dist.all_agree(strategy, [float(ckpt["epoch"]) if ckpt else -1.0]):
+        raise RuntimeError(f"the workers see different checkpoints in {run.path}; --output must be one shared "
+                           "directory (see docs/DISTRIBUTED.md)")
     with rd.claim(run, resume=config.resume, log=log) if chief else contextlib.nullcontext():
-        return _train(config, run, strategy, chief, splits, data_path=data_path, download=download, log=log)
+        return _train(config, run, strategy, chief, splits, ckpt, data_path=data_path, download=download, log=log)
 
 
 def _stored_config(run: rd.RunDir) -> TrainConfig:
@@ -266,9 +249,7 @@ def _stored_config(run: rd.RunDir) -> TrainConfig:
 
 
 def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy, chief: bool,
-           splits: Splits | None, *, data_path: str | None, download: bool, log) -> Path:
-    if not chief:  # other workers write their (identical) files to a scratch directory
-        run = rd.RunDir(tempfile.mkdtemp(prefix="ecg_keras_worker_"))
+           splits: Splits | None, ckpt: dict | None, *, data_path: str | None, download: bool, log) -> Path:
 
     records = None
     if splits is None:
@@ -299,14 +280,14 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
         old = run.read_config()
         if old.get("data_fingerprint") != info["data_fingerprint"]:
             raise ValueError(f"the data differs from the data {run.path} was trained on; cannot resume")
-    else:
+    elif chief:
         run.path.mkdir(parents=True, exist_ok=True)
         rd.write_json(run.config, info)
         rd.write_json(run.classes, classes)
         with rd.atomic_path(run.standardizer) as tmp:
             standardizer.save(tmp)
 
-    with strategy.scope():
+    with strategy.scope(), precision.policy(config.precision):
         model = build_model(config, len(classes), (window, leads))
         if kind == "regression":  # start the linear output at the training mean (targets in raw units)
             dense = _output_dense(model)
@@ -318,12 +299,11 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
                     layer.synchronized = True  # = single-device training on the global batch
         schedule = compile_model(model, config, kind, total_steps)
 
+    dist.prepare_fit(model, strategy)
     history: list[dict] = []
     initial_epoch = 0
-    source = rd.RunDir(config.output)  # every worker resumes from the chief's (shared) checkpoint
-    ckpt = source.latest_checkpoint() if config.resume else None
     if ckpt is not None:
-        source.restore_checkpoint(model, ckpt)
+        rd.RunDir(config.output).restore_checkpoint(model, ckpt)  # the chief's (shared) checkpoint
         initial_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
         log(f"Resuming {run.path} after epoch {initial_epoch} (optimizer step {ckpt['iterations']}).")
 
@@ -339,33 +319,42 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
                            sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
                            epochs=config.epochs, initial_epoch=initial_epoch)
         if config.distribute != "none":
-            opts = tf.data.Options()
-            opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-            ds = ds.with_options(opts)
+            ds = dist.shard_by_data(ds)
         verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
         callbacks = [OneCycleMomentum(schedule),
                      ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
                      keras.callbacks.TerminateOnNaN(),
                      FiniteGuard(),
                      keras.callbacks.ProgbarLogger(),
-                     EpochLog(run, history, schedule, config.epochs, verbose=config.verbose),
-                     rd.Checkpointer(run, history, keep=config.keep_checkpoints)]
+                     EpochLog(run, history, schedule, config.epochs, verbose=config.verbose, write=chief)]
+        if chief:
+            callbacks.append(rd.Checkpointer(run, history, keep=config.keep_checkpoints))
         model.fit(ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
         if model.stop_training or len(history) < config.epochs:
             raise NonFiniteError(f"training stopped early (non-finite loss?); {run.path} is left incomplete")
     train_seconds = time.perf_counter() - t0
+    workers = dist.num_workers(strategy)
+    # all variables; with --no-sync-bn each worker keeps its own BatchNorm moving statistics
+    compared = model.variables if config.sync_batchnorm else model.trainable_variables
+    if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
+        raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
+    if not chief:
+        dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory
+        if config.verbose:
+            log(f"Worker {dist.task_name(strategy)} done (the chief writes {run.path}).")
+        return Path(config.output)
 
     result = finish(run, model, config, splits, standardizer, kind, how, history)
     result["train_seconds_this_process"] = round(train_seconds, 1)
-    run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"])
+    extra = {"workers": workers, "weights_identical_across_workers": True} if workers > 1 else {}
+    run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"], **extra)
+    dist.all_agree(strategy, [0.0])  # the other workers return once the run is complete
     if config.verbose:
         key = _headline(kind)
         log(f"Done: val {key} {result['val'].get(key, float('nan')):.4f}, test {key} "
             f"{result['test'].get(key, float('nan')):.4f}{' (SYNTHETIC data)' if synthetic else ''}. "
             f"Run directory: {run.path}")
-    if not chief:
-        shutil.rmtree(run.path, ignore_errors=True)
     return Path(config.output)
 
 

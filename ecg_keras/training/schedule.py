@@ -104,13 +104,17 @@ class OneCycleMomentum(keras.callbacks.Callback):
         self._step = 0
 
     def on_train_begin(self, logs=None):
-        opt = self.model.optimizer
+        opt = self._optimizer()
         if not isinstance(opt.beta_1, keras.Variable):
             raise TypeError("optimizer.beta_1 must be a keras.Variable; build it with make_optimizer()")
         self._step = int(ops.convert_to_numpy(opt.iterations))
 
+    def _optimizer(self):  # the AdamW itself, also under a LossScaleOptimizer (mixed_float16)
+        opt = self.model.optimizer
+        return getattr(opt, "inner_optimizer", opt)
+
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.beta_1.assign(self.schedule.momentum(self._step))
+        self._optimizer().beta_1.assign(self.schedule.momentum(self._step))
         self._step += 1
 
 

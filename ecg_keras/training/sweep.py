@@ -18,6 +18,9 @@ no run uses its validation fold for any decision — the final epoch is kept). B
 (5%/95%) use one stored set of resamples (``bootstrap_indices.npy``) for every run; with several
 seeds the score per resample is the mean over seeds. ``diff`` is finetuned minus scratch on the
 same resamples (paired). Outputs: ``results.csv``, ``results.md``, ``sweep.png``, ``sweep.json``.
+
+With ``config.distribute`` every run trains under that strategy (``multiworker``: every worker
+runs the same sweep command; the chief alone writes the runs and the sweep's tables).
 """
 from __future__ import annotations
 
@@ -83,7 +86,7 @@ def sweep(config: TrainConfig, init_from: str | Path | None, sizes: Sequence[flo
     ``init_from=None`` trains from scratch only. ``config.epochs`` is the scratch runs' epoch
     count, ``phase_epochs`` the finetuned runs'. Returns the sweep directory.
     """
-    from ecg_keras.training import rundir as rd
+    from ecg_keras.training import distribute as dist, rundir as rd
     from ecg_keras.training.loop import train
 
     seeds = list(seeds) if seeds else [config.seed]
@@ -91,7 +94,10 @@ def sweep(config: TrainConfig, init_from: str | Path | None, sizes: Sequence[flo
     if splits is None:
         splits, data_path, synthetic = load_transfer_splits(config, download=download, log=log)
     out = Path(output or config.output or Path("runs") / f"sweep-{Path(str(config.dataset)).name}-{config.task}-{config.arch}")
-    out.mkdir(parents=True, exist_ok=True)
+    # the other workers of a multi-worker sweep only train
+    chief = config.distribute != "multiworker" or dist.is_chief(dist.make_strategy("multiworker"))
+    if chief:
+        out.mkdir(parents=True, exist_ok=True)
     modes = [m for m in MODES if init_from is not None or m == "scratch"]
     runs = []
     for size in sizes:
@@ -115,6 +121,8 @@ def sweep(config: TrainConfig, init_from: str | Path | None, sizes: Sequence[flo
                               data_path=data_path, log=log)
                 runs.append({"size_folds": size, "n_train": len(subset), "seed": seed, "mode": mode,
                              "run_dir": str(run_dir)})
+    if not chief:
+        return out
     table, meta = score_sweep(runs, out, eval_parts=eval_parts, n_bootstrap=n_bootstrap)
     meta.update({"config": config.to_dict(), "init_from": None if init_from is None else str(init_from),
                  "phase_epochs": list(phase_epochs), "sizes": list(sizes), "seeds": seeds, "synthetic": synthetic,

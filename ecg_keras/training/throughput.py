@@ -3,6 +3,7 @@
     python -m ecg_keras.training.throughput --arch resnet1d_wang --no-jit
     python -m ecg_keras.training.throughput --arch xresnet1d101 --jit --steps 20
     python -m ecg_keras.training.throughput --pipeline          # train_dataset alone
+    python -m ecg_keras.training.throughput --arch fcn_wang --precision mixed_bfloat16
 
 The train step runs ``model.fit`` on one cached random batch (so only the model is timed), with
 the same compile settings as ``train`` (AdamW one-cycle, BCE on logits); ``warmup`` steps
@@ -21,21 +22,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: int = 20, warmup: int = 5,
-                          repeats: int = 1, num_classes: int = 71, sampling_rate: int = 100, seed: int = 0) -> dict:
+                          repeats: int = 1, num_classes: int = 71, sampling_rate: int = 100, seed: int = 0,
+                          precision: str = "float32") -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
 
     from ecg_keras.training.config import TrainConfig
     from ecg_keras.training.loop import build_model, compile_model, set_seed
+    from ecg_keras.training.precision import policy
     from ecg_keras.training.schedule import OneCycleMomentum
     from ecg_keras.windows import window_length
 
     set_seed(seed, deterministic=False)
     window = window_length(sampling_rate)
-    cfg = TrainConfig(arch=arch, jit=jit).resolved()
-    model = build_model(cfg, num_classes, (window, 12))
-    schedule = compile_model(model, cfg, "multilabel", total_steps=10 * (steps + warmup) * (repeats + 1))
+    cfg = TrainConfig(arch=arch, jit=jit, precision=precision).resolved()
+    with policy(precision):
+        model = build_model(cfg, num_classes, (window, 12))
+        schedule = compile_model(model, cfg, "multilabel", total_steps=10 * (steps + warmup) * (repeats + 1))
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch_size, window, 12)).astype(np.float32)
     y = (rng.random((batch_size, num_classes)) < 0.1).astype(np.float32)
@@ -52,7 +56,8 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
         # take seconds (a wait after the last step), and is not part of a training step
         times.append(ends[-1] - ends[0])
     sec = float(np.median(times))
-    return {"what": "train_step", "arch": arch, "jit": jit, "batch_size": batch_size, "steps": steps,
+    return {"what": "train_step", "arch": arch, "jit": jit, "precision": precision, "batch_size": batch_size,
+            "steps": steps,
             "seconds": round(sec, 3), "windows_per_s": round(steps * batch_size / sec, 1),
             "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)), "keras": keras.__version__}
 
@@ -91,12 +96,14 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32")
     p.add_argument("--pipeline", action="store_true", help="time windows.train_dataset instead of the train step")
     a = p.parse_args(argv)
     if a.pipeline:
         result = pipeline_throughput(batch_size=a.batch_size, steps=max(a.steps, 50), repeats=max(a.repeats, 3))
     else:
-        result = train_step_throughput(a.arch, a.jit, a.batch_size, a.steps, a.warmup, a.repeats)
+        result = train_step_throughput(a.arch, a.jit, a.batch_size, a.steps, a.warmup, a.repeats,
+                                       precision=a.precision)
     print(json.dumps(result))
     return 0
 
