@@ -179,3 +179,21 @@ def test_sweep_cli_passes_distribute(source_run, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "sweep", lambda cfg, init, **kw: seen.update(cfg=cfg) or tmp_path / "s")
     assert run_from_args(ns) == 0
     assert seen["cfg"].distribute == "mirrored"
+
+
+def test_finetune_takes_the_run_lock_and_a_failed_start_leaves_nothing(source_run, tmp_path):
+    from ecg_keras.training import rundir as rd
+
+    out = tmp_path / "ft"
+    with rd.claim(rd.RunDir(out), resume=False):
+        with pytest.raises(rd.RunLockedError, match="being written by pid"):
+            finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0))
+    assert not out.exists()
+
+    def fail(phase, model):
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0),
+                 on_phase_end=fail)
+    assert not out.exists()  # nothing to resume from: the same command simply runs again

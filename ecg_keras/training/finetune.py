@@ -45,9 +45,9 @@ Command line (wired into ``train.py`` by :func:`add_transfer_arguments` / :func:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -333,109 +333,110 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
         log(f"Restarting the unfinished finetuning run {run.path} (finetuning runs do not resume mid-way).")
     # every worker has looked at the run directory before the chief clears or writes it
     dist.all_agree(strategy, [0.0])
-    if chief and not run.is_empty():
-        shutil.rmtree(run.path)
+    with rd.claim(run, resume=config.resume, log=log) if chief else contextlib.nullcontext():
+        if chief:
+            rd.clear(run)  # an unfinished finetuning run restarts from its first epoch
 
-    loop.set_seed(config.seed, config.deterministic)
-    synthetic = False
-    if splits is None:
-        splits, data_path, synthetic = load_transfer_splits(config, download=download, log=log)
-    synthetic = synthetic or config.dataset == "synthetic"
-    train_td, val_td, test_td = splits.train, splits.val, splits.test
-    kind, classes, how = train_td.kind, list(train_td.classes), loop.aggregation(config.task)
-    leads = int(np.asarray(train_td.signals[0]).shape[-1])
-    window = window_length(config.sampling_rate)
-    src_in = tuple(source.model.input_shape[1:])
-    if src_in[-1] != leads:
-        raise DataError(f"{init_from} expects {src_in[-1]} leads, the data has {leads}")
-    standardizer = source.standardizer
-    steps = steps_per_epoch(len(train_td), config.batch_size)
+        loop.set_seed(config.seed, config.deterministic)
+        synthetic = False
+        if splits is None:
+            splits, data_path, synthetic = load_transfer_splits(config, download=download, log=log)
+        synthetic = synthetic or config.dataset == "synthetic"
+        train_td, val_td, test_td = splits.train, splits.val, splits.test
+        kind, classes, how = train_td.kind, list(train_td.classes), loop.aggregation(config.task)
+        leads = int(np.asarray(train_td.signals[0]).shape[-1])
+        window = window_length(config.sampling_rate)
+        src_in = tuple(source.model.input_shape[1:])
+        if src_in[-1] != leads:
+            raise DataError(f"{init_from} expects {src_in[-1]} leads, the data has {leads}")
+        standardizer = source.standardizer
+        steps = steps_per_epoch(len(train_td), config.batch_size)
 
-    with strategy.scope():
-        model = models.replace_head(source.model, len(classes), reinit=reinit)
-        groups = models.layer_groups(model, source.arch)
-        if kind == "regression":
-            dense = model.get_layer("head_logits")
-            dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
-    if config.distribute != "none" and config.sync_batchnorm:
-        dist.synchronize_batchnorm(model)  # as in loop.train: statistics of the global batch
-    dist.prepare_fit(model, strategy)
-    lrs = discriminative_lrs(config.lr, len(groups))
-    info = {**config.to_dict(), "versions": loop.versions(), "data_fingerprint": fingerprint(splits),
-            "kind": kind, "classes": classes, "aggregation": how, "window": window, "leads": leads,
-            "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": steps * (p1 + p2),
-            "replicas": strategy.num_replicas_in_sync,
-            "resume": False, "data_path": data_path, "init_from": str(init_from),
-            "finetune": {"source": source.description, "source_classes": list(source.classes),
-                         "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
-                         "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
-                         "layer_groups": [[layer.name for layer in g] for g in groups]}}
-    if chief:
-        run.path.mkdir(parents=True, exist_ok=True)
-        rd.write_json(run.config, info)
-        rd.write_json(run.classes, classes)
-        with rd.atomic_path(run.standardizer) as tmp:
-            standardizer.save(tmp)
-    if config.verbose:
-        log(f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(train_td)} train / "
-            f"{len(val_td)} val / {len(test_td)} test records, {len(classes)} outputs; phase 1 (head) {p1} epochs "
-            f"at lr {config.lr:g}, phase 2 (all layers) {p2} epochs at lrs "
-            f"{', '.join(f'{x:g}' for x in lrs)}\n  run directory: {run.path}")
-
-    loss = (keras.losses.MeanSquaredError() if kind == "regression"
-            else keras.losses.BinaryCrossentropy(from_logits=True))
-    history: list[dict] = []
-    verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
-    t0 = time.perf_counter()
-    for phase, epochs, start in ((1, p1, 0), (2, p2, p1)):
-        if epochs == 0:
-            continue
-        set_phase_trainable(model, groups, phase, train_bn)
-        if phase == 1:
-            lr_max, mult = config.lr, None
-        else:  # schedule at the head's lr; other groups scaled relative to it
-            lr_max, mult = lrs[-1], group_multipliers(groups, [x / lrs[-1] for x in lrs])
         with strategy.scope():
-            opt, schedule = make_discriminative_optimizer(lr_max, steps * epochs, mult, config=config)
-            model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
-            opt.build(model.trainable_variables)
-        ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
-                           sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
-                           epochs=start + epochs, initial_epoch=start)
-        if config.distribute != "none":
-            ds = dist.shard_by_data(ds)
-        callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
-                     loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
-                     keras.callbacks.TerminateOnNaN(), loop.FiniteGuard(), keras.callbacks.ProgbarLogger(),
-                     loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose, write=chief)]
-        model.fit(ds, epochs=start + epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks,
-                  verbose=verbose, shuffle=False)
-        if model.stop_training or len(history) < start + epochs:
-            raise loop.NonFiniteError(f"finetuning stopped early in phase {phase} (non-finite loss?); "
-                                      f"{run.path} is incomplete")
-        if on_phase_end is not None:
-            on_phase_end(phase, model)
-    for layer in model.layers:
-        layer.trainable = True
-    train_seconds = time.perf_counter() - t0
-    workers = dist.num_workers(strategy)
-    compared = model.variables if config.sync_batchnorm else model.trainable_variables
-    if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
-        raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
-    if not chief:
-        dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory
+            model = models.replace_head(source.model, len(classes), reinit=reinit)
+            groups = models.layer_groups(model, source.arch)
+            if kind == "regression":
+                dense = model.get_layer("head_logits")
+                dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
+        if config.distribute != "none" and config.sync_batchnorm:
+            dist.synchronize_batchnorm(model)  # as in loop.train: statistics of the global batch
+        dist.prepare_fit(model, strategy)
+        lrs = discriminative_lrs(config.lr, len(groups))
+        info = {**config.to_dict(), "versions": loop.versions(), "data_fingerprint": fingerprint(splits),
+                "kind": kind, "classes": classes, "aggregation": how, "window": window, "leads": leads,
+                "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": steps * (p1 + p2),
+                "replicas": strategy.num_replicas_in_sync,
+                "resume": False, "data_path": data_path, "init_from": str(init_from),
+                "finetune": {"source": source.description, "source_classes": list(source.classes),
+                             "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
+                             "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
+                             "layer_groups": [[layer.name for layer in g] for g in groups]}}
+        if chief:
+            run.path.mkdir(parents=True, exist_ok=True)
+            rd.write_json(run.config, info)
+            rd.write_json(run.classes, classes)
+            with rd.atomic_path(run.standardizer) as tmp:
+                standardizer.save(tmp)
+        if config.verbose:
+            log(f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(train_td)} train / "
+                f"{len(val_td)} val / {len(test_td)} test records, {len(classes)} outputs; phase 1 (head) {p1} epochs "
+                f"at lr {config.lr:g}, phase 2 (all layers) {p2} epochs at lrs "
+                f"{', '.join(f'{x:g}' for x in lrs)}\n  run directory: {run.path}")
+
+        loss = (keras.losses.MeanSquaredError() if kind == "regression"
+                else keras.losses.BinaryCrossentropy(from_logits=True))
+        history: list[dict] = []
+        verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
+        t0 = time.perf_counter()
+        for phase, epochs, start in ((1, p1, 0), (2, p2, p1)):
+            if epochs == 0:
+                continue
+            set_phase_trainable(model, groups, phase, train_bn)
+            if phase == 1:
+                lr_max, mult = config.lr, None
+            else:  # schedule at the head's lr; other groups scaled relative to it
+                lr_max, mult = lrs[-1], group_multipliers(groups, [x / lrs[-1] for x in lrs])
+            with strategy.scope():
+                opt, schedule = make_discriminative_optimizer(lr_max, steps * epochs, mult, config=config)
+                model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
+                opt.build(model.trainable_variables)
+            ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
+                               sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
+                               epochs=start + epochs, initial_epoch=start)
+            if config.distribute != "none":
+                ds = dist.shard_by_data(ds)
+            callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
+                         loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
+                         keras.callbacks.TerminateOnNaN(), loop.FiniteGuard(), keras.callbacks.ProgbarLogger(),
+                         loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose, write=chief)]
+            model.fit(ds, epochs=start + epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks,
+                      verbose=verbose, shuffle=False)
+            if model.stop_training or len(history) < start + epochs:
+                raise loop.NonFiniteError(f"finetuning stopped early in phase {phase} (non-finite loss?); "
+                                          f"{run.path} is incomplete")
+            if on_phase_end is not None:
+                on_phase_end(phase, model)
+        for layer in model.layers:
+            layer.trainable = True
+        train_seconds = time.perf_counter() - t0
+        workers = dist.num_workers(strategy)
+        compared = model.variables if config.sync_batchnorm else model.trainable_variables
+        if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
+            raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
+        if not chief:
+            dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory
+            return run.path
+        result = loop.finish(run, model, config, splits, standardizer, kind, how, history)
+        result["train_seconds_this_process"] = round(train_seconds, 1)
+        extra = {"workers": workers, "weights_identical_across_workers": True} if workers > 1 else {}
+        run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"], **extra)
+        dist.all_agree(strategy, [0.0])  # the other workers return once the run is complete
+        if config.verbose:
+            key = "mae" if kind == "regression" else "macro_auc"
+            log(f"Done: val {key} {result['val'].get(key, float('nan')):.4f}, test {key} "
+                f"{result['test'].get(key, float('nan')):.4f}{' (SYNTHETIC data)' if synthetic else ''}. "
+                f"Run directory: {run.path}")
         return run.path
-    result = loop.finish(run, model, config, splits, standardizer, kind, how, history)
-    result["train_seconds_this_process"] = round(train_seconds, 1)
-    extra = {"workers": workers, "weights_identical_across_workers": True} if workers > 1 else {}
-    run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"], **extra)
-    dist.all_agree(strategy, [0.0])  # the other workers return once the run is complete
-    if config.verbose:
-        key = "mae" if kind == "regression" else "macro_auc"
-        log(f"Done: val {key} {result['val'].get(key, float('nan')):.4f}, test {key} "
-            f"{result['test'].get(key, float('nan')):.4f}{' (SYNTHETIC data)' if synthetic else ''}. "
-            f"Run directory: {run.path}")
-    return run.path
 
 
 def _phase_tag_class():

@@ -242,6 +242,13 @@ def _read_lock(fd: int) -> dict:
         return {}
 
 
+def clear(run: RunDir) -> None:
+    """Remove everything in ``run`` but its lock (call while holding it)."""
+    for p in run.path.iterdir() if run.path.is_dir() else ():
+        if p.name != LOCK:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 @contextmanager
 def claim(run: RunDir, resume: bool, log=print):
     """Hold ``run``'s lock while writing it. A fresh run (``resume=False``) must find the directory
