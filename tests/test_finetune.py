@@ -10,8 +10,8 @@ from conftest import synthetic_env
 
 from ecg_keras import models
 from ecg_keras.training import TrainConfig, train
-from ecg_keras.training.finetune import (DiscriminativeAdamW, add_transfer_arguments, discriminative_lrs, finetune,
-                                         run_from_args)
+from ecg_keras.training.cli import add_transfer_arguments, run_from_args
+from ecg_keras.training.finetune import DiscriminativeAdamW, discriminative_lrs, finetune
 from ecg_keras.training.rundir import RunDir
 
 BASE = dict(dataset="synthetic", arch="fcn_wang", batch_size=16, seed=0, verbose=0)

@@ -53,9 +53,9 @@ def _split(run, split: str):
 
 
 def _load_runs(paths):
-    from .cli import _name_runs, load_run
+    from .runs import load_run, name_runs
     runs = [load_run(p) for p in paths]
-    _name_runs(runs)
+    name_runs(runs)
     return runs
 
 
@@ -262,7 +262,7 @@ _COMMANDS = {"hierarchy": cmd_hierarchy, "uncertainty": cmd_uncertainty, "attrib
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .cli import EvaluationError
+    from .runs import EvaluationError
     try:
         written = _COMMANDS[args.command](args)
     except (InsightsError, EvaluationError, ValueError, NotImplementedError, OSError) as e:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, PRECISIONS, TASKS, TrainConfig
+from ecg_keras.training.finetune import PHASE_EPOCHS
 
 EXAMPLES = """examples:
   python train.py --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
@@ -53,15 +55,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default=None, metavar="NAME",
                    help="train several --archs on one task into <output or runs>/NAME and write a comparison table")
     p.add_argument("--archs", default=None, help="comma-separated architectures for --experiment")
-    from ecg_keras.training.finetune import add_transfer_arguments
-
     add_transfer_arguments(p)
     return p
 
 
 def config_from_args(ns: argparse.Namespace) -> tuple[TrainConfig, set]:
-    from ecg_keras.training.finetune import TRANSFER_ARGS
-
     special = {"download", "resume", "quiet", "experiment", "archs", *TRANSFER_ARGS}
     given = {k: v for k, v in vars(ns).items() if k not in special}
     cfg = TrainConfig(**given, resume=ns.resume, verbose=0 if ns.quiet else 1)
@@ -70,8 +68,6 @@ def config_from_args(ns: argparse.Namespace) -> tuple[TrainConfig, set]:
 
 def main(argv=None) -> int:
     ns = parser().parse_args(argv)
-    from ecg_keras.training.finetune import run_from_args
-
     if (code := run_from_args(ns)) is not None:
         return code
     from ecg_keras.datasets.base import DataError
@@ -114,3 +110,100 @@ def _check_resume_conflicts(cfg: TrainConfig, given: set) -> None:
     if differ:
         raise ValueError(f"--resume continues {run.path} as it was started; these flags differ: {'; '.join(differ)}. "
                          "Drop them, or start a new run in another --output")
+
+
+# --------------------------------------------------------------------------- transfer options
+def _phase_epochs(text: str) -> tuple[int, int]:
+    parts = [p for p in str(text).replace(" ", "").split(",") if p]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2 or min(values) < 0 or sum(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected two epoch counts like 30,30; got {text!r}")
+    return values
+
+
+def _sizes(text: str) -> tuple[float, ...]:
+    from fractions import Fraction
+
+    try:
+        values = tuple(float(Fraction(p)) for p in str(text).replace(" ", "").split(",") if p)
+    except (ValueError, ZeroDivisionError):
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected training sizes in folds like 1/8,1/4,1,8; got {text!r}")
+    return values
+
+
+TRANSFER_ARGS = ("init_from", "phase_epochs", "sweep_train_size", "sweep_eval", "sweep_seeds", "bootstrap",
+                 "no_train_bn")
+
+
+def add_transfer_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--init-from``, ``--phase-epochs``, ``--sweep-train-size`` and their options (idempotent)."""
+    if any("--init-from" in a.option_strings for a in parser._actions):
+        return parser
+    g = parser.add_argument_group("transfer learning")
+    g.add_argument("--init-from", default=None, metavar="NAME_OR_RUN_DIR",
+                   help="finetune a pretrained model: a run directory or a released model name (new head, "
+                        "gradual unfreezing, discriminative lrs, the source's standardiser)")
+    g.add_argument("--phase-epochs", type=_phase_epochs, default=None, metavar="P1,P2",
+                   help=f"finetuning epochs: head only, then all layers (default {PHASE_EPOCHS[0]},{PHASE_EPOCHS[1]})")
+    g.add_argument("--no-train-bn", action="store_true", default=False,
+                   help="also freeze the backbone's BatchNorm layers in phase 1 (reference: they train)")
+    g.add_argument("--sweep-train-size", nargs="?", const="default", default=None, metavar="SIZES",
+                   help="training-size sweep: finetune (with --init-from) and train from scratch on subsets of the "
+                        "training folds; SIZES in folds, default 1/8,1/4,1/2,1,2,4,8")
+    g.add_argument("--sweep-eval", default=None, metavar="PARTS",
+                   help="splits the sweep scores on: test (default) or val,test (pooled; valid because no "
+                        "model selection uses the validation fold)")
+    g.add_argument("--sweep-seeds", default=None, metavar="SEEDS", help="comma-separated seeds per size (default: --seed)")
+    g.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples of the sweep (default 1000)")
+    return parser
+
+
+def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int | None:
+    """Run a finetuning or sweep request from ``train.py``'s parsed arguments.
+
+    Returns None when no transfer option was given (the caller trains as usual); the transfer
+    attributes are removed from ``ns`` either way, so ``config_from_args(ns)`` accepts it.
+    """
+    from ecg_keras.datasets.base import DataError
+    from ecg_keras.training.finetune import finetune
+
+    opts = {k: getattr(ns, k, None) for k in TRANSFER_ARGS}
+    for k in TRANSFER_ARGS:
+        if hasattr(ns, k):
+            delattr(ns, k)
+    if opts["init_from"] is None and opts["sweep_train_size"] is None:
+        for k in ("phase_epochs", "sweep_eval", "sweep_seeds", "bootstrap"):
+            if opts[k] is not None:
+                print(f"error: --{k.replace('_', '-')} needs --init-from or --sweep-train-size", file=sys.stderr)
+                return 2
+        return None
+    download = bool(getattr(ns, "download", False)) if download is None else download
+    try:
+        cfg, _ = config_from_args(ns)
+        phase_epochs = opts["phase_epochs"] or PHASE_EPOCHS
+        if opts["sweep_train_size"] is not None:
+            from ecg_keras.training import sweep
+
+            sizes = sweep.TRAIN_SIZES if opts["sweep_train_size"] == "default" else _sizes(opts["sweep_train_size"])
+            seeds = ([int(s) for s in opts["sweep_seeds"].split(",") if s.strip()] if opts["sweep_seeds"]
+                     else [cfg.seed])
+            eval_parts = tuple(p.strip() for p in (opts["sweep_eval"] or "test").split(",") if p.strip())
+            out = sweep.sweep(cfg, opts["init_from"], sizes=sizes, phase_epochs=phase_epochs, seeds=seeds,
+                              eval_parts=eval_parts, n_bootstrap=opts["bootstrap"] or sweep.N_BOOTSTRAP,
+                              train_bn=not opts["no_train_bn"], download=download)
+            if (Path(out) / "results.md").exists():  # not on the other workers of a multi-worker sweep
+                print((Path(out) / "results.md").read_text())
+            return 0
+        finetune(cfg, opts["init_from"], phase_epochs, train_bn=not opts["no_train_bn"], download=download)
+        return 0
+    except (DataError, OSError, RuntimeError) as e:  # incl. NonFiniteError, RunLockedError
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -3,7 +3,6 @@ checkpoints, exact resume, optional tf.distribute, and the final artefacts of a 
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import subprocess
 import sys

@@ -478,7 +478,7 @@ def best_runs(specs: Sequence[RunSpec], out: Path) -> dict[tuple[str, str], dict
 
 
 def _subset(pred, keep):
-    from ecg_keras.evaluation.cli import Predictions
+    from ecg_keras.evaluation.runs import Predictions
 
     return Predictions(pred.ids, pred.y_true[:, keep], pred.y_pred[:, keep], pred.healthy)
 

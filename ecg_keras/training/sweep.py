@@ -264,16 +264,3 @@ def plot_sweep(table: pd.DataFrame, path, title: str | None = None) -> Path:
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)
-
-
-def main(argv=None) -> int:
-    """``python -m ecg_keras.training.sweep ...`` = ``train.py`` with the transfer options wired in."""
-    from ecg_keras.training.finetune import main as ft_main
-
-    return ft_main(argv)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())
