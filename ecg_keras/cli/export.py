@@ -1,9 +1,11 @@
-"""python -m export savedmodel|onnx|release — export a trained run for serving.
+"""ecg-keras export savedmodel|onnx|release — export a trained run for serving.
 
-    python -m export savedmodel RUN_DIR --out serving [--model-name ecg] [--version 1]
+Also ``python -m ecg_keras export`` and, in a checkout, ``python -m export``.
+
+    ecg-keras export savedmodel RUN_DIR --out serving [--model-name ecg] [--version 1]
         -> serving/ecg/1/{saved_model.pb, variables/, assets/}   (TF Serving layout)
-    python -m export onnx RUN_DIR --out model.onnx [--whole-record] [--opset 17]
-    python -m export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL]
+    ecg-keras export onnx RUN_DIR --out model.onnx [--whole-record] [--opset 17]
+    ecg-keras export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL]
         -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json
 
 RUN_DIR is a training run directory (config.json, classes.json, standardizer.json, model.keras);
@@ -79,7 +81,7 @@ def cmd_release(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="ecg-keras export", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     sm = sub.add_parser("savedmodel", help="SavedModel in TF Serving's layout <out>/<model-name>/<version>/")
@@ -102,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("run_dir", metavar="RUN_DIR")
     rel.add_argument("--name", required=True, help="release name (file stem and manifest key)")
     rel.add_argument("--models-dir", default=None,
-                     help="target directory (default: $ECG_KERAS_MODELS_DIR or the repository's models/; "
-                          "runs on synthetic data are refused there)")
+                     help="target directory (default: $ECG_KERAS_MODELS_DIR or the package's manifest directory "
+                          "ecg_keras/released/; runs on synthetic data are refused there)")
     rel.add_argument("--url-base", default=None, help="base URL the weights will be served from")
     rel.add_argument("--overwrite", action="store_true", help="replace an existing release of the same name")
     rel.set_defaults(func=cmd_release)
