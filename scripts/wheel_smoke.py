@@ -85,9 +85,20 @@ def free_port() -> int:
 
 
 def build(dist: Path) -> Path:
+    """sdist and wheel with ``python -m build``, ``twine check``ed; the sdist must build the same wheel."""
+    import zipfile
+
     run([sys.executable, "-m", "build", "--outdir", dist, REPO])
     run([sys.executable, "-m", "twine", "check", "--strict", *sorted(dist.iterdir())])
-    return Path(glob.glob(str(dist / "*.whl"))[0])
+    wheel, sdist = Path(glob.glob(str(dist / "*.whl"))[0]), Path(glob.glob(str(dist / "*.tar.gz"))[0])
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", dist / "from_sdist", sdist])
+    from_sdist = next((dist / "from_sdist").glob("*.whl"))
+    names = [sorted(zipfile.ZipFile(w).namelist()) for w in (wheel, from_sdist)]
+    if names[0] != names[1]:
+        sys.exit(f"FAILED: the sdist builds a different wheel: {sorted(set(names[0]) ^ set(names[1]))}")
+    print(f"sdist {sdist.name} ({sdist.stat().st_size / 1e3:.0f} kB) builds the same wheel as {wheel.name} "
+          f"({wheel.stat().st_size / 1e3:.0f} kB)", flush=True)
+    return wheel
 
 
 def install(py: Path, wheel: Path) -> None:
@@ -96,7 +107,8 @@ def install(py: Path, wheel: Path) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     pip = [py, "-m", "pip", "--disable-pip-version-check"]
     target = ["-c", REPO / "constraints.txt", f"{wheel.resolve()}[cpu]"]
-    offline = [*pip, "install", "--quiet", "--no-index", "--find-links", cache, *target]
+    # --no-compile: byte-compiling all of TensorFlow takes longer than the modules the commands import
+    offline = [*pip, "install", "--quiet", "--no-compile", "--no-index", "--find-links", cache, *target]
     if subprocess.run([str(c) for c in offline], capture_output=True).returncode == 0:
         print(f"+ installed {wheel.name}[cpu] from the wheel cache {cache}", flush=True)
         return
