@@ -241,6 +241,9 @@ def release_run(run_dir: str | Path, name: str, directory: str | Path | None = N
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     dataset = str(config.get("dataset_name") or config.get("dataset"))
     synthetic = bool(config.get("synthetic")) or "synthetic" in dataset
+    if target.resolve() == RELEASED_DIR.resolve() and not (RELEASED_DIR.parents[1] / "setup.cfg").is_file():
+        raise ValueError(f"{target} is the installed package's manifest, not a release target: "
+                         "pass a models directory (--models-dir DIR)")
     if synthetic and target.resolve() == RELEASED_DIR.resolve():
         raise ValueError(f"{run_dir} was trained on synthetic data; only runs on real data are released "
                          f"into {RELEASED_DIR}")

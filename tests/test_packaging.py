@@ -137,6 +137,19 @@ def test_package_manifest_is_package_data_and_lists_only_real_data_releases():
     assert all(not e.get("synthetic") for e in zoo.read_manifest(zoo.RELEASED_DIR))
 
 
+def test_an_installed_package_is_not_a_release_target(tmp_path, monkeypatch):
+    installed = tmp_path / "site-packages" / "ecg_keras" / "released"  # no setup.cfg two levels up
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(zoo, "RELEASED_DIR", installed)
+    monkeypatch.delenv("ECG_KERAS_MODELS_DIR", raising=False)
+    (tmp_path / "run").mkdir()
+    for name in ("config.json", "classes.json", "standardizer.json", "model.keras"):
+        (tmp_path / "run" / name).write_text("{}")
+    with pytest.raises(ValueError, match="--models-dir"):
+        zoo.release_run(tmp_path / "run", "demo")
+    assert not list(installed.iterdir())
+
+
 @pytest.mark.timeout(900)
 def test_wheel_installs_into_a_fresh_venv_and_works_outside_the_checkout(wheel, tmp_path):
     """scripts/wheel_smoke.py with this Python: fresh venv, WHEEL[cpu] with constraints.txt, then
