@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os as _os
+from importlib.util import find_spec as _find_spec
 
 __version__ = "0.1.0"
 
@@ -12,26 +13,23 @@ __version__ = "0.1.0"
 # applies if ecg_keras is imported before tensorflow/keras; TF_ENABLE_ONEDNN_OPTS=0 opts out.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+# TensorFlow is not in the package's requirements, so that an installed build (GPU `tensorflow`,
+# `tensorflow-cpu`, ...) is kept as it is; the extras install one (see README "Install").
+if _find_spec("tensorflow") is None:
+    raise ImportError("ecg_keras needs TensorFlow (2.21), which is not installed: "
+                      "pip install 'ecg_keras[cpu]' for the CPU build, 'ecg_keras[and-cuda]' for NVIDIA GPUs, "
+                      "or install a TensorFlow build of your choice first")
 
-def list_models() -> list[str]:
-    """Names of every architecture in the registry."""
+# Imported without TensorFlow or Keras: ``import ecg_keras`` stays fast and TF starts with oneDNN on.
+from ecg_keras.zoo import list_pretrained, pretrained  # noqa: E402
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered architectures, optionally filtered by a glob ``pattern``
+    (:func:`ecg_keras.models.list_models`)."""
     from ecg_keras.models import list_models as _list_models
 
-    return _list_models()
-
-
-def pretrained(*args, **kwargs):
-    """A released model with ``model.ecg_info`` (classes, standardiser); see :func:`ecg_keras.zoo.pretrained`."""
-    from ecg_keras.zoo import pretrained as _pretrained
-
-    return _pretrained(*args, **kwargs)
-
-
-def list_pretrained(*args, **kwargs) -> list[str]:
-    """Names of the released models in ``models/MANIFEST.json``."""
-    from ecg_keras.zoo import list_pretrained as _list_pretrained
-
-    return _list_pretrained(*args, **kwargs)
+    return _list_models(pattern)
 
 
 # --------------------------------------------------------------------------- Keras custom objects
@@ -88,3 +86,6 @@ def _register_after_keras_import() -> None:
 
 
 _register_after_keras_import()
+
+
+__all__ = ["__version__", "list_models", "list_pretrained", "pretrained"]

@@ -1,9 +1,17 @@
-"""Released weights: ``models/MANIFEST.json``, ``pretrained()`` and ``release_run()``.
+"""Released weights: the manifest, ``pretrained()`` and ``release_run()``.
+
+A models directory holds ``MANIFEST.json`` and, optionally, the weights files it lists. The
+package's own is ``ecg_keras/released/`` (package data; the wheel ships the manifest and model
+cards, never weights): the source of truth for ``list_pretrained()`` / ``pretrained()`` and,
+in a checkout, the release target for runs on real data (``ecg-keras export release``).
+``--models-dir`` / ``models_directory=`` / ``$ECG_KERAS_MODELS_DIR`` point at any other one.
 
 A manifest entry records everything needed to use a model: name, arch, task, classes,
 standardiser, sampling rate, window, training data (and whether it is synthetic), metrics,
-licence, file and sha256. Files are resolved from a local models directory, else fetched from
-a base URL with ``keras.utils.get_file`` and the sha256 checked either way.
+licence, file and sha256, and where to download the file: ``url``, or ``url_base`` + ``file``.
+A file beside the manifest is used as it is; otherwise it is fetched with
+``keras.utils.get_file`` into ``$ECG_KERAS_HOME/models`` (default ``~/.ecg_keras/models``),
+where later calls find it without the network. The sha256 is checked either way.
 """
 from __future__ import annotations
 
@@ -15,15 +23,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-
 from ecg_keras.paths import UnsafePathError, check_name, inside
 from ecg_keras.standardize import Standardizer
-from ecg_keras.training.rundir import atomic_path
 
-REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+# keras (so TensorFlow) is imported inside the functions that need it: ``import ecg_keras``
+# imports this module and must not start TensorFlow (see ecg_keras/__init__.py).
+
+#: The package's models directory: MANIFEST.json is package data (installed with the wheel).
+RELEASED_DIR = Path(__file__).resolve().parent / "released"
+REPO_MODELS_DIR = RELEASED_DIR  # former name (the repository's models/ folder moved here)
 MANIFEST = "MANIFEST.json"
 BASE_URL_ENV = "ECG_KERAS_WEIGHTS_URL"
+HOME_ENV = "ECG_KERAS_HOME"
 
 
 #: Fields every manifest entry must have.
@@ -55,7 +66,14 @@ class PretrainedInfo:
 
 
 def models_dir(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get("ECG_KERAS_MODELS_DIR") or REPO_MODELS_DIR)
+    """``path``, else ``$ECG_KERAS_MODELS_DIR``, else the package's :data:`RELEASED_DIR`."""
+    return Path(path or os.environ.get("ECG_KERAS_MODELS_DIR") or RELEASED_DIR)
+
+
+def cache_root(path: str | Path | None = None) -> Path:
+    """Where downloaded weights are kept (in its ``models/``): ``path``, else ``$ECG_KERAS_HOME``,
+    else ``~/.ecg_keras``."""
+    return Path(path or os.environ.get(HOME_ENV) or Path.home() / ".ecg_keras").expanduser()
 
 
 def read_manifest(directory: str | Path | None = None) -> list[dict]:
@@ -122,28 +140,34 @@ def resolve_weights(entry: dict, directory: str | Path | None = None, base_url: 
                     cache_dir: str | Path | None = None) -> Path:
     """Local path of the entry's weights file, downloading it when needed; sha256 always checked.
 
-    The entry's ``file`` must be a plain name: it is only ever joined inside the models
-    directory or the cache, and only the cache's copy is deleted when a download is rejected.
+    Looked up beside the manifest (``directory``), else in the cache (``cache_dir`` /
+    :func:`cache_root`), else downloaded there from ``base_url`` (or ``$ECG_KERAS_WEIGHTS_URL``)
+    + file, the entry's ``url``, or its ``url_base`` + file. The entry's ``file`` must be a plain
+    name: it is only ever joined inside the models directory or the cache, and only the cache's
+    copy is deleted when a download is rejected.
     """
+    import keras
+
     _check_entry(entry, "manifest entry")
     local = inside(models_dir(directory), entry["file"], "manifest 'file' field")
     if local.exists():
         path = local
     else:
-        base_url = base_url or os.environ.get(BASE_URL_ENV) or entry.get("url_base")
-        if not base_url:
-            raise FileNotFoundError(f"{local} is missing and no base URL is configured "
+        base_url = base_url or os.environ.get(BASE_URL_ENV)
+        origin = (f"{base_url.rstrip('/')}/{entry['file']}" if base_url else entry.get("url")
+                  or (f"{entry['url_base'].rstrip('/')}/{entry['file']}" if entry.get("url_base") else None))
+        if not origin:
+            raise FileNotFoundError(f"{local} is missing and its manifest entry has no url or url_base "
                                     f"(pass base_url= or set ${BASE_URL_ENV})")
-        cache = Path(cache_dir or Path.home() / ".ecg_keras")
+        cache = cache_root(cache_dir)
         cached = inside(cache / "models", entry["file"], "manifest 'file' field")
         cached.parent.mkdir(parents=True, exist_ok=True)  # else get_file falls back to /tmp/.keras
-        try:
-            path = Path(keras.utils.get_file(entry["file"], origin=f"{base_url.rstrip('/')}/{entry['file']}",
-                                             file_hash=entry["sha256"], hash_algorithm="sha256",
-                                             cache_dir=str(cache), cache_subdir="models"))
+        try:  # a cached file with the right sha256 is returned without a download
+            path = Path(keras.utils.get_file(entry["file"], origin=origin, file_hash=entry["sha256"],
+                                             hash_algorithm="sha256", cache_dir=str(cache), cache_subdir="models"))
         except ValueError as err:
             cached.unlink(missing_ok=True)
-            raise ChecksumError(f"{entry['file']} downloaded from {base_url}: {err}") from None
+            raise ChecksumError(f"{entry['file']} downloaded from {origin}: {err}") from None
     actual = sha256(path)
     if actual != entry["sha256"]:
         raise ChecksumError(f"{path}: sha256 {actual} does not match the manifest's {entry['sha256']} "
@@ -168,7 +192,13 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
     ``weights`` names the training data of a manifest entry (e.g. "ptbxl") or is a path to a
     release directory containing ``MANIFEST.json``. ``include_top=False`` returns the pooled
     backbone; ``num_classes`` with ``include_top=True`` puts a fresh output layer on it.
+    Weights beside the manifest are used as they are; otherwise they come from the cache
+    (``cache_dir``, default ``$ECG_KERAS_HOME/models`` or ``~/.ecg_keras/models``) or are
+    downloaded there (``base_url`` / ``$ECG_KERAS_WEIGHTS_URL``, else the entry's URL), sha256
+    checked. ``models_directory`` defaults to ``$ECG_KERAS_MODELS_DIR`` or the package's manifest.
     """
+    import keras
+
     from ecg_keras import models
 
     if weights is not None and Path(weights).is_dir():
@@ -194,11 +224,13 @@ def release_run(run_dir: str | Path, name: str, directory: str | Path | None = N
                 url_base: str | None = None, overwrite: bool = False) -> dict:
     """Turn a training run directory into a released model: weights, manifest row, model card.
 
-    Runs trained on synthetic data are refused for the repository's own ``models/``. An existing
+    Runs trained on synthetic data are refused for the package's :data:`RELEASED_DIR`. An existing
     release of the same name is replaced only with ``overwrite=True``; the three files are
     written to temporary names first, so a failure (e.g. a full disk) leaves the previous
     release intact.
     """
+    from ecg_keras.training.rundir import atomic_path
+
     check_name(name)
     run_dir = Path(run_dir)
     target = models_dir(directory)
@@ -209,9 +241,12 @@ def release_run(run_dir: str | Path, name: str, directory: str | Path | None = N
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     dataset = str(config.get("dataset_name") or config.get("dataset"))
     synthetic = bool(config.get("synthetic")) or "synthetic" in dataset
-    if synthetic and target.resolve() == REPO_MODELS_DIR.resolve():
+    if target.resolve() == RELEASED_DIR.resolve() and not (RELEASED_DIR.parents[1] / "setup.cfg").is_file():
+        raise ValueError(f"{target} is the installed package's manifest, not a release target: "
+                         "pass a models directory (--models-dir DIR)")
+    if synthetic and target.resolve() == RELEASED_DIR.resolve():
         raise ValueError(f"{run_dir} was trained on synthetic data; only runs on real data are released "
-                         f"into {REPO_MODELS_DIR}")
+                         f"into {RELEASED_DIR}")
     entries = [e for e in read_manifest(target) if e["name"] != name]
     weights_file, card = f"{name}.keras", f"{name}.md"
     if not overwrite and (len(entries) < len(read_manifest(target)) or (target / weights_file).exists()):

@@ -1,1 +1,1 @@
-"""Command-line export tools over :mod:`ecg_keras.export` (run ``python -m export --help``)."""
+"""Checkout shim: ``python -m export`` runs :mod:`ecg_keras.cli.export` (installed as ``ecg-keras export``)."""

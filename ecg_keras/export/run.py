@@ -68,7 +68,7 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def load_pretrained(name: str, models_directory: str | Path | None = None) -> Run:
-    """A released model (``models/MANIFEST.json`` entry ``name``) as a :class:`Run` for export."""
+    """A released model (manifest entry ``name``, see :mod:`ecg_keras.zoo`) as a :class:`Run` for export."""
     from ecg_keras.zoo import pretrained
 
     model = pretrained(name=name, models_directory=models_directory, weights=None)

@@ -69,7 +69,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
     def _fusable(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None and not self.synchronized
-                and not self.renorm and self.scale and self.center and len(inputs.shape) == 3
+                and not getattr(self, "renorm", False)  # Keras 3.12 (Python 3.10's last) has no renorm
+                and self.scale and self.center and len(inputs.shape) == 3
                 and self.axis % 3 == 2 and keras.backend.standardize_dtype(inputs.dtype) == "float32")
 
     def call(self, inputs, training=None, mask=None):

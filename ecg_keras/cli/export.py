@@ -1,0 +1,160 @@
+"""ecg-keras export savedmodel|onnx|litert|release|from-torch — export a trained run for serving.
+
+Also ``python -m ecg_keras export`` and, in a checkout, ``python -m export``.
+
+    ecg-keras export savedmodel RUN_DIR --out serving [--model-name ecg] [--version 1]
+        -> serving/ecg/1/{saved_model.pb, variables/, assets/}   (TF Serving layout)
+    ecg-keras export onnx RUN_DIR --out model.onnx [--whole-record] [--opset 17]
+    ecg-keras export litert RUN_DIR --out model.tflite [--quantize float16|dynamic|int8 --calibration DIR]
+        [--whole-record] [--overwrite]
+    ecg-keras export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL]
+        -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json
+    ecg-keras export from-torch CHECKPOINT --arch ARCH --task TASK --out RUN_DIR --standardizer standard_scaler.pkl
+        -> a run directory from the reference's PyTorch checkpoint (ecg_keras.export.from_torch)
+
+RUN_DIR is a training run directory (config.json, classes.json, standardizer.json, model.keras);
+savedmodel/onnx also take the name of a released model (``ecg_keras.list_pretrained()``).
+See "Export and serving" in README.md for serving the artifacts.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _load(source: str):
+    from ecg_keras.export import load_pretrained, load_run
+    from ecg_keras.zoo import list_pretrained
+
+    if Path(source).is_dir():
+        return load_run(source)
+    if source in list_pretrained():
+        return load_pretrained(source)
+    raise SystemExit(f"error: {source} is neither a run directory (config.json, classes.json, standardizer.json, "
+                     f"model.keras) nor a released model ({', '.join(list_pretrained()) or 'none released'})")
+
+
+def _limits(args) -> dict:
+    return {} if args.max_record_seconds is None else {"max_record_seconds": args.max_record_seconds}
+
+
+def _refuse_existing(path: Path, overwrite: bool, what: str) -> None:
+    """Fail before loading the model when the output exists (the message names the CLI flag)."""
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it{what}")
+
+
+def cmd_savedmodel(args) -> int:
+    from ecg_keras.export import export_savedmodel
+
+    _refuse_existing(Path(args.out) / args.model_name / str(args.version), args.overwrite,
+                     ", or choose another --version")
+    run = _load(args.source)
+    start = time.perf_counter()
+    out = export_savedmodel(run.model, args.out, model_name=args.model_name, version=args.version,
+                            overwrite=args.overwrite, **_limits(args), **run.export_kwargs())
+    seconds = time.perf_counter() - start
+    print(f"SavedModel: {out} ({_size(out) / 1e6:.1f} MB, {seconds:.1f} s); signatures serving_default, "
+          f"predict_record, predict_record_padded; {len(run.classes)} classes, {run.sampling_rate} Hz, "
+          f"aggregation {run.aggregation}")
+    return 0
+
+
+def cmd_onnx(args) -> int:
+    from ecg_keras.export import export_onnx
+
+    _refuse_existing(args.out, args.overwrite, "")
+    run = _load(args.source)
+    start = time.perf_counter()
+    out = export_onnx(run.model, args.out, whole_record=args.whole_record, opset=args.opset, overwrite=args.overwrite,
+                      **_limits(args), **run.export_kwargs())
+    seconds = time.perf_counter() - start
+    kind = "whole-record" if args.whole_record else "window"
+    print(f"ONNX ({kind} model, opset {args.opset}): {out} ({_size(out) / 1e6:.1f} MB, {seconds:.1f} s)")
+    return 0
+
+
+def cmd_release(args) -> int:
+    from ecg_keras.zoo import models_dir, release_run
+
+    try:
+        entry = release_run(args.run_dir, args.name, directory=args.models_dir, url_base=args.url_base,
+                            overwrite=args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    target = models_dir(args.models_dir)
+    print(f"released {entry['name']}: {target / entry['file']} (sha256 {entry['sha256'][:12]}...), "
+          f"card {target / entry['card']}, manifest {target / 'MANIFEST.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecg-keras export", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sm = sub.add_parser("savedmodel", help="SavedModel in TF Serving's layout <out>/<model-name>/<version>/")
+    sm.add_argument("source", metavar="RUN_DIR_OR_PRETRAINED")
+    sm.add_argument("--out", required=True, help="model base directory (TF Serving's --model_base_path parent)")
+    sm.add_argument("--model-name", default="ecg", help="model name (sub-directory and TF Serving MODEL_NAME)")
+    sm.add_argument("--version", type=int, default=1, help="positive integer version directory")
+    sm.add_argument("--overwrite", action="store_true", help="replace an existing version directory")
+    sm.add_argument("--max-record-seconds", type=float, default=None,
+                    help="longest record the whole-record signatures accept (default 86400 s = 24 h)")
+    sm.set_defaults(func=cmd_savedmodel)
+
+    ox = sub.add_parser("onnx", help="ONNX model (raw mV in, probabilities out)")
+    ox.add_argument("source", metavar="RUN_DIR_OR_PRETRAINED")
+    ox.add_argument("--out", required=True, type=Path, help="output .onnx file")
+    ox.add_argument("--whole-record", action="store_true",
+                    help="export the whole-record model (sliding windows + aggregation in the graph)")
+    ox.add_argument("--opset", type=int, default=17)
+    ox.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ox.add_argument("--max-record-seconds", type=float, default=None,
+                    help="whole-record model: longer records get valid = false (default 86400 s = 24 h)")
+    ox.set_defaults(func=cmd_onnx)
+
+    rel = sub.add_parser("release", help="turn a run into a models/ entry: weights, manifest row, model card")
+    rel.add_argument("run_dir", metavar="RUN_DIR")
+    rel.add_argument("--name", required=True, help="release name (file stem and manifest key)")
+    rel.add_argument("--models-dir", default=None,
+                     help="target directory (default: $ECG_KERAS_MODELS_DIR or the package's manifest directory "
+                          "ecg_keras/released/; runs on synthetic data are refused there)")
+    rel.add_argument("--url-base", default=None, help="base URL the weights will be served from")
+    rel.add_argument("--overwrite", action="store_true", help="replace an existing release of the same name")
+    rel.set_defaults(func=cmd_release)
+
+    from ecg_keras.export.from_torch import add_parser as add_from_torch
+
+    add_from_torch(sub)  # python -m export from-torch CHECKPOINT --arch A --task T --out RUN_DIR
+
+    from ecg_keras.export import litert  # python -m export litert (parser and command in ecg_keras/export/litert.py)
+    litert.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    from ecg_keras.export.files import ExportError
+
+    try:
+        return args.func(args)
+    except FileExistsError as err:  # a race with another writer after the early check
+        print(f"error: {str(err).replace('pass overwrite=True', 'pass --overwrite')}", file=sys.stderr)
+    except (ExportError, ValueError) as err:  # disk full (the previous artifact is unchanged), bad options
+        print(f"error: {err}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
