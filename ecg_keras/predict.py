@@ -3,7 +3,7 @@
     python -m ecg_keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
                                 [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
 
-MODEL is a released model name (``models/MANIFEST.json``), a training run directory, a
+MODEL is a released model name (``ecg_keras/released/MANIFEST.json``), a training run directory, a
 SavedModel directory (a version directory, or its model directory: the highest version is used)
 or an ONNX file exported by ``ecg_keras.export`` (its metadata, or a sidecar ``FILE.json``
 holding the serving spec, gives classes, rate and aggregation). RECORD is a WFDB record, a

@@ -31,7 +31,6 @@ from ecg_keras.standardize import Standardizer
 
 #: The package's models directory: MANIFEST.json is package data (installed with the wheel).
 RELEASED_DIR = Path(__file__).resolve().parent / "released"
-REPO_MODELS_DIR = RELEASED_DIR  # former name (the repository's models/ folder moved here)
 MANIFEST = "MANIFEST.json"
 BASE_URL_ENV = "ECG_KERAS_WEIGHTS_URL"
 HOME_ENV = "ECG_KERAS_HOME"

@@ -3,7 +3,7 @@
 Parity is checked on real LUDB records (500 Hz, resampled to 100 Hz) against the Python
 pipeline (``ecg_keras.windows``): window signature vs Keras ``model.predict`` + sigmoid, and
 whole-record signature vs ``predict_records`` (TTA, max/mean). TF Serving itself cannot be
-installed here: the REST JSON examples of the README's "Export and serving" section are decoded
+installed here: the REST JSON examples of docs/SERVING.md are decoded
 the way TF Serving decodes them and fed to ``tf.saved_model.load(...).signatures``; its
 onnxruntime snippet is run on an exported model.
 
@@ -33,8 +33,7 @@ from ecg_keras.windows import eval_windows, predict_records
 TOL = 1e-5
 CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]  # superdiagnostic
 LUDB_RECORDS = ("1", "2", "3", "4")
-README = REPO / "README.md"
-SERVING_HEADING = "## Export and serving"
+SERVING_DOC = REPO / "docs" / "SERVING.md"
 
 
 # --------------------------------------------------------------------------- data
@@ -244,7 +243,7 @@ def test_export_refuses_mismatched_classes_and_existing_version(fcn, tmp_path, s
                           standardizer=standardizer)
 
 
-# --------------------------------------------------------------------------- REST JSON of the README
+# --------------------------------------------------------------------------- REST JSON of docs/SERVING.md
 def rest_predict(loaded, request: dict) -> dict:
     """TF Serving's REST predict API (row "instances" / columnar "inputs") over loaded signatures."""
     fn = loaded.signatures[request.get("signature_name", "serving_default")]
@@ -268,18 +267,21 @@ def rest_predict(loaded, request: dict) -> dict:
     return {"outputs": out}
 
 
-def serving_section() -> str:
-    """The README's "## Export and serving" section: from its heading to the next "## " heading."""
-    if not README.exists():
-        pytest.fail(f"{README} is missing")
-    m = re.search(rf"^{re.escape(SERVING_HEADING)}[ \t]*\n(.*?)(?=^## |\Z)", README.read_text(), flags=re.S | re.M)
+def serving_section(heading: str | None = None) -> str:
+    """docs/SERVING.md, or its ``## heading`` section (to the next "## " heading)."""
+    if not SERVING_DOC.exists():
+        pytest.fail(f"{SERVING_DOC} is missing")
+    text = SERVING_DOC.read_text()
+    if heading is None:
+        return text
+    m = re.search(rf"^## {re.escape(heading)}[ \t]*\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
     if m is None:
-        pytest.fail(f"{README} has no {SERVING_HEADING!r} heading")
+        pytest.fail(f"{SERVING_DOC} has no '## {heading}' heading")
     return m.group(1)
 
 
 def docs_json_blocks() -> list[dict]:
-    """The ```json blocks of the README's serving section (REST requests and responses)."""
+    """The ```json blocks of docs/SERVING.md (REST requests and responses)."""
     return [json.loads(b) for b in re.findall(r"```json\n(.*?)```", serving_section(), flags=re.S)]
 
 
@@ -375,14 +377,14 @@ def test_export_parity_every_architecture(arch, tmp_path, synthetic_data, ludb):
 
 
 def test_onnxruntime_snippet_in_serving_docs_runs(fcn, capsys):
-    blocks = re.findall(r"```python\n(.*?)```", serving_section(), flags=re.S)
-    assert len(blocks) == 1, f"expected one ```python block in the README's serving section, found {len(blocks)}"
+    blocks = re.findall(r"```python\n(.*?)```", serving_section("ONNX Runtime"), flags=re.S)
+    assert len(blocks) == 1, f"expected one ```python block in docs/SERVING.md's ONNX Runtime section, found {len(blocks)}"
     (code,) = blocks
     assert len(code.strip().splitlines()) <= 10
     record = shared_path("ludb-1.0.1", "data", "1.hea").with_suffix("")
     code, n = re.subn(r'^MODEL, RECORD = .*$', f'MODEL, RECORD = {str(fcn["record"])!r}, {str(record)!r}', code,
                       flags=re.M)
     assert n == 1
-    exec(compile(code, "README.md (Export and serving)", "exec"), {})
+    exec(compile(code, "docs/SERVING.md (ONNX Runtime)", "exec"), {})
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 5 and all(line.split()[0] in CLASSES for line in lines)

@@ -12,7 +12,7 @@ import pytest
 import ecg_keras
 from ecg_keras import models
 from ecg_keras.standardize import Standardizer
-from ecg_keras.zoo import REPO_MODELS_DIR, ChecksumError, read_manifest, release_run
+from ecg_keras.zoo import RELEASED_DIR, ChecksumError, read_manifest, release_run
 
 
 def _fake_run(run_dir, dataset="ptbxl-synthetic", synthetic=True):
@@ -107,8 +107,8 @@ def test_missing_model_and_synthetic_release_into_repo_are_refused(tmp_path):
         ecg_keras.pretrained(arch="xresnet1d101", task="all", weights="ptbxl", models_directory=tmp_path)
     _fake_run(tmp_path / "run")
     with pytest.raises(ValueError, match="synthetic"):
-        release_run(tmp_path / "run", "demo", directory=REPO_MODELS_DIR)
-    assert all(not e.get("synthetic") for e in read_manifest(REPO_MODELS_DIR))
+        release_run(tmp_path / "run", "demo", directory=RELEASED_DIR)
+    assert all(not e.get("synthetic") for e in read_manifest(RELEASED_DIR))
 
 
 def _release(tmp_path, name="demo", **kw):
