@@ -6,6 +6,7 @@ through :func:`inside`.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -52,3 +53,13 @@ def follow_umask(path: str | Path, base: int = 0o666) -> None:
     folders are created 0600/0700; what replaces a user's file must be readable like one (e.g. a
     SavedModel served by TF Serving under another user, a cache shared by a lab)."""
     os.chmod(path, base & ~umask())
+
+
+def sha256(*paths: str | Path) -> str:
+    """Hex sha256 of a file (or of several files read one after another)."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -30,7 +30,6 @@ PNG per record on ECG paper (:func:`ecg_keras.evaluation.ecg_paper.plot_ecg_pape
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import pandas as pd
 
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, find_records, read_any, record_name, to_model_input
+from ecg_keras.paths import sha256
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s")
 #: Records are predicted in groups of at most ``batch`` records and this many samples (at the
@@ -96,14 +96,6 @@ class Predictor:
         return np.asarray(self.predict_fn(signals), dtype=np.float64)
 
 
-def _sha256(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
 
 def _is_synthetic(*values) -> bool:
     return any(v is True or (isinstance(v, str) and "synthetic" in v.lower()) for v in values)
@@ -135,7 +127,7 @@ def _load_run_dir(path: Path) -> Predictor:
     cfg = run.config
     data = str(cfg.get("dataset_name") or cfg.get("dataset") or "unknown")
     synthetic = _is_synthetic(cfg.get("synthetic"), data)
-    return _from_run(run, "run", path.name, _sha256([path / "model.keras"]), "model.keras",
+    return _from_run(run, "run", path.name, sha256(path / "model.keras"), "model.keras",
                      "synthetic" if synthetic else data, synthetic)
 
 
@@ -201,7 +193,7 @@ def _load_savedmodel(path: Path) -> Predictor:
     synthetic = _is_synthetic(extra.get("synthetic"), data)
     model = Predictor(name=f"{path.parent.name}/{path.name}", kind="savedmodel", source=str(path), classes=classes,
                       sampling_rate=rate, aggregation=agg, training_data="synthetic" if synthetic else data,
-                      synthetic=synthetic, sha256=_sha256(files), sha256_of="saved_model.pb + variables",
+                      synthetic=synthetic, sha256=sha256(*files), sha256_of="saved_model.pb + variables",
                       predict_fn=fn, arch=extra.get("arch"), task=extra.get("task"))
     model._loaded = loaded  # keep the SavedModel's resources alive
     return model
@@ -246,7 +238,7 @@ def _load_onnx(path: Path) -> Predictor:
     synthetic = _is_synthetic(extra.get("synthetic"), data)
     return Predictor(name=path.name, kind="onnx", source=str(path), classes=classes, sampling_rate=rate,
                      aggregation=agg, training_data="synthetic" if synthetic else data, synthetic=synthetic,
-                     sha256=_sha256([path]), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),
+                     sha256=sha256(path), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),
                      task=extra.get("task"))
 
 

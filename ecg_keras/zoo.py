@@ -15,7 +15,6 @@ where later calls find it without the network. The sha256 is checked either way.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecg_keras.paths import UnsafePathError, check_name, inside
+from ecg_keras.paths import UnsafePathError, check_name, inside, sha256
 from ecg_keras.standardize import Standardizer
 
 # keras (so TensorFlow) is imported inside the functions that need it: ``import ecg_keras``
@@ -105,13 +104,6 @@ def list_pretrained(directory: str | Path | None = None) -> list[str]:
     """Names of the released models in the manifest."""
     return sorted(e["name"] for e in read_manifest(directory))
 
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_entry(arch: str | None = None, task: str | None = None, weights: str | None = None,

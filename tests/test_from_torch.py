@@ -63,7 +63,7 @@ def assert_parity(arch, tmp_path, windows, capsys) -> float:
               f"|logits| <= {np.abs(z['logits']).max():.2f})")
     cfg = json.loads((out / "config.json").read_text())
     prov = cfg["provenance"]
-    assert prov["sha256"] == ft.file_sha256(ckpt) and prov["converter_version"] == ft.CONVERTER_VERSION
+    assert prov["sha256"] == ft.sha256(ckpt) and prov["converter_version"] == ft.CONVERTER_VERSION
     assert prov["source_file"].endswith(f"{arch}.npz") and prov["tensors"] + prov["aliases"] == len(z["keys"])
     assert run.classes == sorted(run.classes) and len(run.classes) == 71 and (out / "COMPLETE").exists()
     assert diff < TOL, (arch, diff)

@@ -20,14 +20,13 @@ variable ``ECG_KERAS_DOWNLOAD_URL`` (used by the tests to serve a small archive 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecg_keras.datasets.base import DataError
 from ecg_keras.datasets.cache import default_data_root
-from ecg_keras.paths import UnsafePathError, inside
+from ecg_keras.paths import UnsafePathError, inside, sha256
 
 BASE_URL_ENV = "ECG_KERAS_DOWNLOAD_URL"
 PTBXL_ZIP = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip"
@@ -63,13 +62,6 @@ SOURCES = {
         marker="REFERENCE.csv", licence="CPSC 2018 challenge data, research use"),
 }
 
-
-def sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_root(dest: Path, marker: str) -> Path | None:

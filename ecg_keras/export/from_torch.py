@@ -30,7 +30,6 @@ predictions/test.npz, so that ``evaluate.py RUN_DIR`` scores the imported model.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import pickle
@@ -42,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras.paths import sha256
 from ecg_keras.standardize import Standardizer
 
 CONVERTER_VERSION = "1.0"
@@ -87,13 +87,6 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
         raise ConversionError(f"{path} holds neither a state dict nor a fastai learner save {{'model': state_dict}}")
     return {str(k): v.detach().cpu().numpy() for k, v in obj.items()}
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- restricted unpickling
@@ -495,7 +488,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
                                   f"(> {tolerance:g}); nothing written")
     kind = "regression" if task == "age" else "binary" if task in ("sex", "quality") else "multilabel"
     provenance = {"source_file": str(checkpoint.resolve()), "source_name": checkpoint.name,
-                  "sha256": file_sha256(checkpoint), "format": checkpoint.suffix.lstrip("."),
+                  "sha256": sha256(checkpoint), "format": checkpoint.suffix.lstrip("."),
                   "converter": "ecg_keras.export.from_torch", "converter_version": CONVERTER_VERSION,
                   "ecg_keras_version": getattr(ecg_keras, "__version__", "?"),
                   "reference": "helme/ecg_ptbxl_benchmarking (PyTorch, fastai v1)", **counts}

@@ -417,25 +417,8 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                 on_phase_end(phase, model)
         for layer in model.layers:
             layer.trainable = True
-        train_seconds = time.perf_counter() - t0
-        workers = dist.num_workers(strategy)
-        compared = model.variables if config.sync_batchnorm else model.trainable_variables
-        if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
-            raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
-        if not chief:
-            dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory
-            return run.path
-        result = loop.finish(run, model, config, splits, standardizer, kind, how, history)
-        result["train_seconds_this_process"] = round(train_seconds, 1)
-        extra = {"workers": workers, "weights_identical_across_workers": True} if workers > 1 else {}
-        run.mark_complete(train_seconds_this_process=result["train_seconds_this_process"], **extra)
-        dist.all_agree(strategy, [0.0])  # the other workers return once the run is complete
-        if config.verbose:
-            key = "mae" if kind == "regression" else "macro_auc"
-            log(f"Done: val {key} {result['val'].get(key, float('nan')):.4f}, test {key} "
-                f"{result['test'].get(key, float('nan')):.4f}{' (SYNTHETIC data)' if synthetic else ''}. "
-                f"Run directory: {run.path}")
-        return run.path
+        return loop.complete(run, model, config, strategy, splits, standardizer, kind, how, history,
+                             time.perf_counter() - t0, synthetic, log)
 
 
 def _phase_tag_class():

@@ -332,13 +332,21 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
                   callbacks=callbacks, verbose=verbose, shuffle=False)
         if model.stop_training or len(history) < config.epochs:
             raise NonFiniteError(f"training stopped early (non-finite loss?); {run.path} is left incomplete")
-    train_seconds = time.perf_counter() - t0
+    return complete(run, model, config, strategy, splits, standardizer, kind, how, history,
+                    time.perf_counter() - t0, synthetic, log)
+
+
+def complete(run: rd.RunDir, model: keras.Model, config: TrainConfig, strategy: tf.distribute.Strategy,
+             splits: Splits, standardizer: Standardizer, kind: str, how: str, history: list[dict],
+             train_seconds: float, synthetic: bool, log=print) -> Path:
+    """The end of every run (training and finetuning): all workers must hold the same weights;
+    the chief writes the final files (:func:`finish`) and COMPLETE, the others wait for it."""
     workers = dist.num_workers(strategy)
     # all variables; with --no-sync-bn each worker keeps its own BatchNorm moving statistics
     compared = model.variables if config.sync_batchnorm else model.trainable_variables
     if not dist.all_agree(strategy, dist.weights_fingerprint(compared)):
         raise RuntimeError(f"the {workers} workers ended with different weights; {run.path} is left incomplete")
-    if not chief:
+    if not dist.is_chief(strategy):
         dist.all_agree(strategy, [0.0])  # wait for the chief to finish the run directory
         if config.verbose:
             log(f"Worker {dist.task_name(strategy)} done (the chief writes {run.path}).")

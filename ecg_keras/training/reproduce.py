@@ -350,7 +350,9 @@ class Progress:
                 return []
 
         seen = len(read())  # rows of an earlier process (a resumed run) are not news
-        while not self._stop.wait(1.0):
+        stopped = False
+        while not stopped:
+            stopped = self._stop.wait(1.0)  # one last look after the run ends: a fast epoch is still reported
             rows = read()
             if len(rows) <= seen:
                 continue
