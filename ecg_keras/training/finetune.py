@@ -371,11 +371,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                              "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
                              "layer_groups": [[layer.name for layer in g] for g in groups]}}
         if chief:
-            run.path.mkdir(parents=True, exist_ok=True)
-            rd.write_json(run.config, info)
-            rd.write_json(run.classes, classes)
-            with rd.atomic_path(run.standardizer) as tmp:
-                standardizer.save(tmp)
+            run.write_start(info, classes, standardizer)
         if config.verbose:
             log(f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(train_td)} train / "
                 f"{len(val_td)} val / {len(test_td)} test records, {len(classes)} outputs; phase 1 (head) {p1} epochs "

@@ -280,11 +280,7 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
         if old.get("data_fingerprint") != info["data_fingerprint"]:
             raise ValueError(f"the data differs from the data {run.path} was trained on; cannot resume")
     elif chief:
-        run.path.mkdir(parents=True, exist_ok=True)
-        rd.write_json(run.config, info)
-        rd.write_json(run.classes, classes)
-        with rd.atomic_path(run.standardizer) as tmp:
-            standardizer.save(tmp)
+        run.write_start(info, classes, standardizer)
 
     with strategy.scope(), precision.policy(config.precision):
         model = build_model(config, len(classes), (window, leads))

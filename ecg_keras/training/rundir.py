@@ -116,6 +116,14 @@ class RunDir:
             raise NotADirectoryError(f"{self.path} is a file; --output must be a directory")
         return not self.path.exists() or not any(p.name != LOCK for p in self.path.iterdir())
 
+    def write_start(self, config: dict, classes: list[str], standardizer) -> None:
+        """The files a run needs from its first epoch on: config.json, classes.json, standardizer.json."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.config, config)
+        write_json(self.classes, classes)
+        with atomic_path(self.standardizer) as tmp:
+            standardizer.save(tmp)
+
     def mark_complete(self, **info) -> None:
         write_json(self.marker, {"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info})
 
