@@ -181,7 +181,7 @@ def test_icbeb2018_table_has_the_challenge_metrics(tmp_path):
     md = (out / "table.md").read_text()
     assert "# Benchmark reproduction: ICBEB2018" in md and "paper (ICBEB2018)" in md and "SYNTHETIC" not in md
     assert "| Wavelet+NN | 0 |" in md and "| 0.905 |" in md
-    assert "## F_beta" in md and "## G_beta" in md
+    assert "## F_beta (β = 2), thresholds maximising G_beta on the train predictions" in md and "## G_beta" in md
     with np.load(rp.RunSpec("all", "wavelet_nn", 0).path(out) / "predictions" / "test.npz") as z:
         assert z["ids"].dtype.kind == "U"  # no pickled object arrays
 
@@ -193,3 +193,16 @@ def test_arguments_are_checked():
         rp.check_arguments("icbeb2018", ["rhythm"], ["fcn_wang"], [0], 1)
     assert [s.name for s in rp.grid(["all"], ["naive", "fcn_wang", "ensemble"], [0, 1])] == [
         "all-naive-seed0", "all-fcn_wang-seed0", "all-fcn_wang-seed1"]
+
+
+def test_icbeb2018_training_runs_store_training_predictions_for_the_thresholds(tmp_path):
+    import numpy as np
+    from test_datasets import write_icbeb_original
+
+    from ecg_keras.training import TrainConfig, train
+
+    write_icbeb_original(tmp_path / "icbeb", n=120)
+    run = train(TrainConfig(task="all", dataset="icbeb2018", data_dir=str(tmp_path / "icbeb"), arch="fcn_wang",
+                            epochs=1, batch_size=32, verbose=0, output=str(tmp_path / "run")))
+    with np.load(run / "predictions" / "train.npz") as z:
+        assert z["y_pred"].shape == z["y_true"].shape and len(z["ids"]) > len(np.load(run / "predictions" / "test.npz")["ids"])

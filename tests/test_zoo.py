@@ -190,5 +190,9 @@ def test_rerelease_needs_overwrite_and_a_failed_write_keeps_the_previous_release
     with pytest.raises(OSError, match="No space"):
         _release(tmp_path, overwrite=True)
     assert {p.name: p.read_bytes() for p in release.iterdir()} == before  # no temporary file left either
+    from ecg_keras.cli.export import main
+
+    assert main(["release", str(tmp_path / "run"), "--name", "demo", "--models-dir", str(release), "--overwrite"]) == 1
+    assert {p.name: p.read_bytes() for p in release.iterdir()} == before
     monkeypatch.undo()
     assert _release(tmp_path, overwrite=True)["sha256"] == first["sha256"]

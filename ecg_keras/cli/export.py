@@ -89,7 +89,7 @@ def cmd_release(args) -> int:
     try:
         entry = release_run(args.run_dir, args.name, directory=args.models_dir, url_base=args.url_base,
                             overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
+    except (OSError, ValueError) as err:  # incl. a full disk: the previous release is left intact
         print(f"error: {err}", file=sys.stderr)
         return 1
     target = models_dir(args.models_dir)

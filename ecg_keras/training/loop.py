@@ -376,7 +376,9 @@ def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Spli
     with rd.atomic_path(run.model, suffix=".keras") as tmp:
         final.save(tmp)
     metrics = {}
-    for part in ("val", "test"):
+    # ICBEB2018's F_beta/G_beta fit their thresholds on training predictions (docs/PROTOCOL.md "Metrics")
+    parts = ("val", "test", "train") if config.dataset == "icbeb2018" else ("val", "test")
+    for part in parts:
         td: TaskData = getattr(splits, part)
         preds = predict_records(final, td.signals, sampling_rate=config.sampling_rate, standardizer=standardizer,
                                 how=how, activation=None if kind == "regression" else "sigmoid",
