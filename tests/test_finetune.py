@@ -190,10 +190,44 @@ def test_finetune_takes_the_run_lock_and_a_failed_start_leaves_nothing(source_ru
             finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0))
     assert not out.exists()
 
-    def fail(phase, model):
+    def fail(self, epoch, logs=None):
         raise RuntimeError("interrupted")
 
-    with pytest.raises(RuntimeError, match="interrupted"):
-        finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0),
-                 on_phase_end=fail)
+    with pytest.MonkeyPatch.context() as mp:  # dies in its first epoch, before any checkpoint
+        mp.setattr(rd.Checkpointer, "on_epoch_end", fail)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0))
     assert not out.exists()  # nothing to resume from: the same command simply runs again
+    assert (finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0))
+            / "COMPLETE").exists()
+
+
+@pytest.mark.parametrize("killed_after", [1, 2, 3], ids=["phase1", "between", "phase2"])
+def test_finetuning_resumes_in_either_phase_like_an_uninterrupted_run(source_run, tmp_path, monkeypatch,
+                                                                      killed_after):
+    """The process dies right after the checkpoint of epoch ``killed_after`` (of 2 + 2); ``--resume``
+    continues from there and ends with the uninterrupted run's predictions."""
+    from ecg_keras.training import rundir as rd
+
+    cfg = dict(task="rhythm", **BASE)
+    whole = finetune(TrainConfig(output=str(tmp_path / "whole"), **cfg), source_run, phase_epochs=(2, 2))
+    save = rd.Checkpointer.on_epoch_end
+
+    def dies(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if epoch + 1 == killed_after:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(rd.Checkpointer, "on_epoch_end", dies)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(TrainConfig(output=str(out), **cfg), source_run, phase_epochs=(2, 2))
+    monkeypatch.undo()
+    assert not (out / "COMPLETE").exists() and json.loads((out / "checkpoints" / "latest.json").read_text())["epoch"] == killed_after
+    finetune(TrainConfig(output=str(out), resume=True, **cfg), source_run, phase_epochs=(2, 2))
+    assert (out / "COMPLETE").exists()
+    history = pd.read_csv(out / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4] and history["phase"].tolist() == [1, 1, 2, 2]
+    for part in ("val", "test"):
+        a, b = np.load(whole / "predictions" / f"{part}.npz"), np.load(out / "predictions" / f"{part}.npz")
+        np.testing.assert_allclose(b["y_pred"], a["y_pred"], atol=1e-5, rtol=0)

@@ -308,6 +308,8 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     if config.precision != "float32":
         raise ValueError("finetuning trains in float32 only (the source model is stored in float32); "
                          f"drop --precision {config.precision}")
+    # seeded before the source model is loaded: its Dropout layers draw their seed-generator state then
+    loop.set_seed(config.seed, config.deterministic)
     strategy = dist.make_strategy(config.distribute)
     chief = dist.is_chief(strategy)  # with several workers only the chief writes the run directory
     with strategy.scope():
@@ -325,16 +327,19 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     if run.is_complete() and config.resume:
         log(f"{run.path} is already complete; nothing to do.")
         return run.path
+    ckpt = None
     if not run.is_empty():
         if not (config.resume and run.config.exists() and "init_from" in run.read_config()):
             raise FileExistsError(f"{run.path} already holds a run; choose another --output "
-                                  "(an unfinished finetuning run restarts with --resume)")
-        log(f"Restarting the unfinished finetuning run {run.path} (finetuning runs do not resume mid-way).")
+                                  "(an unfinished finetuning run continues with --resume)")
+        ckpt = run.latest_checkpoint()
+        if ckpt is None:
+            log(f"Restarting the unfinished finetuning run {run.path} (no checkpoint yet).")
     # every worker has looked at the run directory before the chief clears or writes it
     dist.all_agree(strategy, [0.0])
     with rd.claim(run, resume=config.resume, log=log) if chief else contextlib.nullcontext():
-        if chief:
-            rd.clear(run)  # an unfinished finetuning run restarts from its first epoch
+        if chief and ckpt is None:
+            rd.clear(run)  # nothing to continue: start from the first epoch
 
         loop.set_seed(config.seed, config.deterministic)
         synthetic = False
@@ -370,7 +375,10 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                              "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
                              "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
                              "layer_groups": [[layer.name for layer in g] for g in groups]}}
-        if chief:
+        if ckpt is not None:
+            if run.read_config().get("data_fingerprint") != info["data_fingerprint"]:
+                raise ValueError(f"the data differs from the data {run.path} was finetuned on; cannot resume")
+        elif chief:
             run.write_start(info, classes, standardizer)
         if config.verbose:
             log(f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(train_td)} train / "
@@ -380,11 +388,14 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
 
         loss = (keras.losses.MeanSquaredError() if kind == "regression"
                 else keras.losses.BinaryCrossentropy(from_logits=True))
-        history: list[dict] = []
+        history: list[dict] = list(ckpt["history"]) if ckpt else []
+        done = int(ckpt["epoch"]) if ckpt else 0  # epochs finished before this process
         verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
         t0 = time.perf_counter()
+        if ckpt is not None and done >= p1 + p2:  # every epoch ran; the final files were not written
+            rd.RunDir(config.output).restore_checkpoint(model, ckpt, optimizer=False)
         for phase, epochs, start in ((1, p1, 0), (2, p2, p1)):
-            if epochs == 0:
+            if epochs == 0 or done >= start + epochs:
                 continue
             set_phase_trainable(model, groups, phase, train_bn)
             if phase == 1:
@@ -395,16 +406,23 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                 opt, schedule = make_discriminative_optimizer(lr_max, steps * epochs, mult, config=config)
                 model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
                 opt.build(model.trainable_variables)
+            initial = start
+            if ckpt is not None and done >= start:  # resume inside this phase, or at its very start
+                rd.RunDir(config.output).restore_checkpoint(model, ckpt, optimizer=done > start)
+                initial = done
+                log(f"Resuming {run.path} in phase {phase} after epoch {done}.")
             ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
                                sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
-                               epochs=start + epochs, initial_epoch=start)
+                               epochs=start + epochs, initial_epoch=initial)
             if config.distribute != "none":
                 ds = dist.shard_by_data(ds)
             callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
                          loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
                          keras.callbacks.TerminateOnNaN(), loop.FiniteGuard(), keras.callbacks.ProgbarLogger(),
                          loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose, write=chief)]
-            model.fit(ds, epochs=start + epochs, initial_epoch=start, steps_per_epoch=steps, callbacks=callbacks,
+            if chief:
+                callbacks.append(rd.Checkpointer(run, history, keep=config.keep_checkpoints))
+            model.fit(ds, epochs=start + epochs, initial_epoch=initial, steps_per_epoch=steps, callbacks=callbacks,
                       verbose=verbose, shuffle=False)
             if model.stop_training or len(history) < start + epochs:
                 raise loop.NonFiniteError(f"finetuning stopped early in phase {phase} (non-finite loss?); "

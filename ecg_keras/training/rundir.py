@@ -156,11 +156,13 @@ class RunDir:
             old.unlink(missing_ok=True)
         return self.checkpoints / name
 
-    def restore_checkpoint(self, model: keras.Model, info: dict) -> None:
-        """Assign the variables saved by :meth:`save_checkpoint` (optimiser must be built)."""
+    def restore_checkpoint(self, model: keras.Model, info: dict, optimizer: bool = True) -> None:
+        """Assign the variables saved by :meth:`save_checkpoint` (optimiser must be built);
+        ``optimizer=False`` restores the model only (a finetuning phase that starts afresh)."""
         with np.load(self.checkpoints / info["file"]) as z:
             _assign(model.variables, z, "model", self.checkpoints / info["file"])
-            _assign(model.optimizer.variables, z, "opt", self.checkpoints / info["file"])
+            if optimizer:
+                _assign(model.optimizer.variables, z, "opt", self.checkpoints / info["file"])
 
 
 def _assign(variables, z, prefix: str, path: Path) -> None:
