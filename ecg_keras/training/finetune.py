@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,13 +293,11 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     ``on_phase_end(phase, model)`` is called after each phase (tests, diagnostics).
     """
     import keras
-    import pandas as pd  # noqa: F401  (EpochLog writes history.csv with pandas)
 
     from ecg_keras import models
     from ecg_keras.training import distribute as dist, loop, rundir as rd
     from ecg_keras.training.data import fingerprint
-    from ecg_keras.training.schedule import OneCycleMomentum
-    from ecg_keras.windows import steps_per_epoch, train_dataset, window_length
+    from ecg_keras.windows import steps_per_epoch, window_length
 
     p1, p2 = (int(e) for e in phase_epochs)
     if p1 < 0 or p2 < 0 or p1 + p2 < 1:
@@ -390,7 +387,6 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                 else keras.losses.BinaryCrossentropy(from_logits=True))
         history: list[dict] = list(ckpt["history"]) if ckpt else []
         done = int(ckpt["epoch"]) if ckpt else 0  # epochs finished before this process
-        verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
         t0 = time.perf_counter()
         if ckpt is not None and done >= p1 + p2:  # every epoch ran; the final files were not written
             rd.RunDir(config.output).restore_checkpoint(model, ckpt, optimizer=False)
@@ -411,22 +407,9 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                 rd.RunDir(config.output).restore_checkpoint(model, ckpt, optimizer=done > start)
                 initial = done
                 log(f"Resuming {run.path} in phase {phase} after epoch {done}.")
-            ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
-                               sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
-                               epochs=start + epochs, initial_epoch=initial)
-            if config.distribute != "none":
-                ds = dist.shard_by_data(ds)
-            callbacks = [OneCycleMomentum(schedule), _PhaseTag(phase),
-                         loop.ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
-                         keras.callbacks.TerminateOnNaN(), loop.FiniteGuard(), keras.callbacks.ProgbarLogger(),
-                         loop.EpochLog(run, history, schedule, p1 + p2, verbose=config.verbose, write=chief)]
-            if chief:
-                callbacks.append(rd.Checkpointer(run, history, keep=config.keep_checkpoints))
-            model.fit(ds, epochs=start + epochs, initial_epoch=initial, steps_per_epoch=steps, callbacks=callbacks,
-                      verbose=verbose, shuffle=False)
-            if model.stop_training or len(history) < start + epochs:
-                raise loop.NonFiniteError(f"finetuning stopped early in phase {phase} (non-finite loss?); "
-                                          f"{run.path} is incomplete")
+            loop.fit_epochs(model, run, history, schedule, config, splits, standardizer, kind, how, chief,
+                            initial_epoch=initial, until=start + epochs, total=p1 + p2,
+                            extra_callbacks=(_PhaseTag(phase),), what=f"finetuning (phase {phase})")
             if on_phase_end is not None:
                 on_phase_end(phase, model)
         for layer in model.layers:

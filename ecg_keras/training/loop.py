@@ -310,26 +310,36 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
 
     t0 = time.perf_counter()
     if initial_epoch < config.epochs:
-        ds = train_dataset(train_td.signals, train_td.y, batch_size=config.batch_size,
-                           sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
-                           epochs=config.epochs, initial_epoch=initial_epoch)
-        if config.distribute != "none":
-            ds = dist.shard_by_data(ds)
-        verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
-        callbacks = [OneCycleMomentum(schedule),
-                     ValidationMetrics(val_td, kind, how, standardizer, config.eval_batch_size),
-                     keras.callbacks.TerminateOnNaN(),
-                     FiniteGuard(),
-                     keras.callbacks.ProgbarLogger(),
-                     EpochLog(run, history, schedule, config.epochs, verbose=config.verbose, write=chief)]
-        if chief:
-            callbacks.append(rd.Checkpointer(run, history, keep=config.keep_checkpoints))
-        model.fit(ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
-        if model.stop_training or len(history) < config.epochs:
-            raise NonFiniteError(f"training stopped early (non-finite loss?); {run.path} is left incomplete")
+        fit_epochs(model, run, history, schedule, config, splits, standardizer, kind, how, chief,
+                   initial_epoch=initial_epoch, until=config.epochs, total=config.epochs)
     return complete(run, model, config, strategy, splits, standardizer, kind, how, history,
                     time.perf_counter() - t0, synthetic, log)
+
+
+def fit_epochs(model: keras.Model, run: rd.RunDir, history: list[dict], schedule: OneCycle, config: TrainConfig,
+               splits: Splits, standardizer: Standardizer, kind: str, how: str, chief: bool, *,
+               initial_epoch: int, until: int, total: int, extra_callbacks: tuple = (), what: str = "training") -> None:
+    """Train epochs ``initial_epoch + 1 .. until`` (of ``total``) with the run's callbacks: one-cycle
+    momentum, validation metrics, the non-finite guard, history rows and (chief) checkpoints."""
+    ds = train_dataset(splits.train.signals, splits.train.y, batch_size=config.batch_size,
+                       sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
+                       epochs=until, initial_epoch=initial_epoch)
+    if config.distribute != "none":
+        ds = dist.shard_by_data(ds)
+    verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
+    callbacks = [OneCycleMomentum(schedule), *extra_callbacks,
+                 ValidationMetrics(splits.val, kind, how, standardizer, config.eval_batch_size),
+                 keras.callbacks.TerminateOnNaN(),
+                 FiniteGuard(),
+                 keras.callbacks.ProgbarLogger(),
+                 EpochLog(run, history, schedule, total, verbose=config.verbose, write=chief)]
+    if chief:
+        callbacks.append(rd.Checkpointer(run, history, keep=config.keep_checkpoints))
+    model.fit(ds, epochs=until, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch(len(splits.train),
+                                                                                            config.batch_size),
+              callbacks=callbacks, verbose=verbose, shuffle=False)
+    if model.stop_training or len(history) < until:
+        raise NonFiniteError(f"{what} stopped early (non-finite loss?); {run.path} is left incomplete")
 
 
 def complete(run: rd.RunDir, model: keras.Model, config: TrainConfig, strategy: tf.distribute.Strategy,
