@@ -11,7 +11,8 @@ from conftest import synthetic_env
 from ecg_keras import models
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.training.cli import add_transfer_arguments, run_from_args
-from ecg_keras.training.finetune import DiscriminativeAdamW, discriminative_lrs, finetune
+from ecg_keras.training.finetune import discriminative_lrs, finetune
+from ecg_keras.training.schedule import DiscriminativeAdamW, OneCycleAdamW
 from ecg_keras.training.rundir import RunDir
 
 BASE = dict(dataset="synthetic", arch="fcn_wang", batch_size=16, seed=0, verbose=0)
@@ -55,7 +56,7 @@ def test_discriminative_lrs_follow_fastai_even_mults():
 
 def test_optimizer_scales_update_and_weight_decay_per_variable():
     a, b = keras.Variable(np.ones(4, np.float32)), keras.Variable(np.ones(4, np.float32))
-    opt = DiscriminativeAdamW(learning_rate=0.1, multipliers={id(b): 0.01}, decoupled_weight_decay=0.0)
+    opt = DiscriminativeAdamW(learning_rate=0.1, multipliers={id(b): 0.01}, weight_decay=0.0)
     opt.build([a, b])
     g = np.full(4, 0.3, np.float32)
     opt.apply([g, g], [a, b])
@@ -63,7 +64,8 @@ def test_optimizer_scales_update_and_weight_decay_per_variable():
     assert np.allclose(da, 0.1, rtol=1e-4) and np.allclose(db, 0.001, rtol=1e-4)
     # multiplier 1 = keras AdamW exactly (decoupled weight decay scaled by the lr)
     c, d = keras.Variable(np.ones(4, np.float32)), keras.Variable(np.ones(4, np.float32))
-    mine = DiscriminativeAdamW(learning_rate=0.1, decoupled_weight_decay=0.05)
+    mine = DiscriminativeAdamW(learning_rate=0.1, weight_decay=0.05)
+    assert isinstance(mine, OneCycleAdamW)
     ref = keras.optimizers.AdamW(learning_rate=0.1, weight_decay=0.05)
     mine.build([c]), ref.build([d])
     for _ in range(3):

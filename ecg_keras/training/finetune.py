@@ -83,71 +83,6 @@ def discriminative_lrs(lr: float, n_groups: int, low_div: float = BACKBONE_DIV,
     return [lo * step ** i for i in range(n_groups)]
 
 
-def _make_optimizer_class():
-    import keras
-    from keras import ops
-
-    class DiscriminativeAdamW(keras.optimizers.Adam):
-        """Adam + decoupled weight decay (= ``keras.optimizers.AdamW``) with a learning-rate factor
-        per variable: variable ``v`` is updated with ``lr(step) * multipliers[id(v)]`` and decayed
-        by ``wd * lr(step) * multipliers[id(v)]``. ``multipliers`` maps ``id(variable)`` of the
-        model's variables to factors; unlisted variables get ``default_multiplier``."""
-
-        def __init__(self, learning_rate, multipliers: dict | None = None, default_multiplier: float = 1.0,
-                     decoupled_weight_decay: float = 1e-2, **kwargs):
-            kwargs.pop("weight_decay", None)
-            super().__init__(learning_rate=learning_rate, weight_decay=None, **kwargs)
-            self._multiplier_by_id = dict(multipliers or {})
-            self.default_multiplier = float(default_multiplier)
-            self.decoupled_weight_decay = float(decoupled_weight_decay or 0.0)
-            self.variable_multipliers: list[float] = []
-
-        def build(self, var_list):
-            super().build(var_list)
-            self.variable_multipliers = [float(self._multiplier_by_id.get(id(v), self.default_multiplier))
-                                         for v in var_list]
-
-        def update_step(self, gradient, variable, learning_rate):
-            factor = self.variable_multipliers[self._get_variable_index(variable)]
-            lr = ops.cast(learning_rate, variable.dtype) * factor
-            if self.decoupled_weight_decay:
-                self.assign_sub(variable, variable * (self.decoupled_weight_decay * lr))
-            super().update_step(gradient, variable, lr)
-
-        def get_config(self):
-            return {**super().get_config(), "decoupled_weight_decay": self.decoupled_weight_decay,
-                    "default_multiplier": self.default_multiplier}
-
-    return DiscriminativeAdamW
-
-
-_OPT_CLASS = None
-
-
-def DiscriminativeAdamW(*args, **kwargs):  # noqa: N802 (class factory: keeps keras out of import time)
-    """See the class docstring in :func:`_make_optimizer_class`."""
-    global _OPT_CLASS
-    if _OPT_CLASS is None:
-        _OPT_CLASS = _make_optimizer_class()
-    return _OPT_CLASS(*args, **kwargs)
-
-
-def make_discriminative_optimizer(lr_max: float, total_steps: int, multipliers: dict | None = None, *,
-                                  config: TrainConfig):
-    """(optimizer, OneCycle schedule) like :func:`schedule.make_optimizer`, with per-variable lr factors."""
-    import keras
-
-    from ecg_keras.training.schedule import OneCycle
-
-    schedule = OneCycle(lr_max, total_steps, pct_start=config.pct_start, div_factor=config.div_factor,
-                        final_div=config.final_div, moms=tuple(config.moms))
-    opt = DiscriminativeAdamW(learning_rate=schedule, multipliers=multipliers, decoupled_weight_decay=config.wd,
-                              beta_1=config.moms[0], beta_2=config.beta_2, epsilon=config.epsilon,
-                              global_clipnorm=config.clipnorm)
-    opt.beta_1 = keras.Variable(schedule.momentum(0), trainable=False, dtype="float32", name="beta_1")
-    return opt, schedule
-
-
 def group_multipliers(groups: Sequence[Sequence], factors: Sequence[float]) -> dict:
     """``{id(variable): factor}`` for every variable of every layer of each group."""
     if len(groups) != len(factors):
@@ -297,6 +232,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     from ecg_keras import models
     from ecg_keras.training import distribute as dist, loop, rundir as rd
     from ecg_keras.training.data import fingerprint
+    from ecg_keras.training.schedule import optimizer_for
     from ecg_keras.windows import steps_per_epoch, window_length
 
     p1, p2 = (int(e) for e in phase_epochs)
@@ -399,7 +335,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
             else:  # schedule at the head's lr; other groups scaled relative to it
                 lr_max, mult = lrs[-1], group_multipliers(groups, [x / lrs[-1] for x in lrs])
             with strategy.scope():
-                opt, schedule = make_discriminative_optimizer(lr_max, steps * epochs, mult, config=config)
+                opt, schedule = optimizer_for(config, lr_max, steps * epochs, mult or {})
                 model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
                 opt.build(model.trainable_variables)
             initial = start

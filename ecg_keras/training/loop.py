@@ -19,7 +19,7 @@ from ecg_keras.training import rundir as rd
 from ecg_keras.training.config import TrainConfig
 from ecg_keras.training.distribute import is_chief, make_strategy  # noqa: F401  (re-exported)
 from ecg_keras.training import distribute as dist, precision
-from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, make_optimizer
+from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, optimizer_for
 from ecg_keras.windows import (aggregate, aggregation, eval_dataset, predict_records, steps_per_epoch, train_dataset,
                                window_length)
 
@@ -65,10 +65,7 @@ def _output_dense(model: keras.Model):
 
 
 def compile_model(model: keras.Model, config: TrainConfig, kind: str, total_steps: int) -> OneCycle:
-    optimizer, schedule = make_optimizer(
-        config.lr, total_steps, weight_decay=config.wd, beta_2=config.beta_2, epsilon=config.epsilon,
-        global_clipnorm=config.clipnorm, pct_start=config.pct_start, div_factor=config.div_factor,
-        final_div=config.final_div, moms=tuple(config.moms))
+    optimizer, schedule = optimizer_for(config, config.lr, total_steps)
     loss = (keras.losses.MeanSquaredError() if kind == "regression"
             else keras.losses.BinaryCrossentropy(from_logits=True))
     model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(config.jit))

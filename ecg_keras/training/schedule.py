@@ -185,19 +185,75 @@ def _multi_replica() -> bool:
     return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class DiscriminativeAdamW(OneCycleAdamW):
+    """:class:`OneCycleAdamW` with a learning-rate factor per variable (fastai's discriminative
+    learning rates): variable ``v`` is updated with ``lr(step) * multipliers[id(v)]`` and decayed by
+    ``weight_decay * lr(step) * multipliers[id(v)]``; unlisted variables get ``default_multiplier``.
+    With every factor 1 it is exactly :class:`OneCycleAdamW` (and so Keras's AdamW)."""
+
+    def __init__(self, learning_rate=0.001, multipliers: dict | None = None, default_multiplier: float = 1.0,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self._multiplier_by_id = dict(multipliers or {})
+        self.default_multiplier = float(default_multiplier)
+        self.variable_multipliers: list[float] = []
+
+    def build(self, var_list):
+        super().build(var_list)
+        self.variable_multipliers = [float(self._multiplier_by_id.get(id(v), self.default_multiplier))
+                                     for v in var_list]
+
+    def _factor(self, variable) -> float:
+        return self.variable_multipliers[self._get_variable_index(variable)]
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None:
+            return
+        for variable in variables:
+            if self._use_weight_decay(variable):
+                lr = ops.cast(self._get_current_learning_rate(), variable.dtype)
+                wd = ops.cast(self.weight_decay, variable.dtype)
+                variable.assign_sub(variable * wd * lr * self._factor(variable))
+
+    def update_step(self, gradient, variable, learning_rate):
+        factor = self._factor(variable)
+        cached = self._step_scalars
+        if cached is None or variable.dtype != "float32":
+            return super().update_step(gradient, variable, ops.cast(learning_rate, variable.dtype) * factor)
+        scaled = {**cached, "alpha": cached["alpha"] * factor}
+        self._step_scalars = scaled
+        try:
+            super().update_step(gradient, variable, learning_rate)
+        finally:
+            self._step_scalars = cached
+
+    def get_config(self):
+        return {**super().get_config(), "default_multiplier": self.default_multiplier}
+
+
 def make_optimizer(lr_max: float, total_steps: int, *, weight_decay: float = 1e-2, beta_2: float = 0.99,
                    epsilon: float = 1e-8, global_clipnorm: float | None = None, pct_start: float = 0.3,
-                   div_factor: float = 25.0, final_div: float = 1e4,
-                   moms: tuple[float, float] = (0.95, 0.85)) -> tuple["OneCycleAdamW", OneCycle]:
+                   div_factor: float = 25.0, final_div: float = 1e4, moms: tuple[float, float] = (0.95, 0.85),
+                   multipliers: dict | None = None) -> tuple["OneCycleAdamW", OneCycle]:
     """AdamW (decoupled weight decay, scaled by the lr as in fastai/PyTorch) on a one-cycle schedule.
 
     Call inside the distribution strategy's scope. Returns the optimiser and its schedule; pass
     ``OneCycleMomentum(schedule)`` to ``fit``. ``global_clipnorm`` clips the global gradient norm
-    (PyTorch ``clip_grad_norm_``), 0.25 for the RNNs.
+    (PyTorch ``clip_grad_norm_``), 0.25 for the RNNs. ``multipliers`` (``{id(variable): factor}``,
+    also ``{}``) gives a :class:`DiscriminativeAdamW` (finetuning's per-layer-group learning rates).
     """
     schedule = OneCycle(lr_max, total_steps, pct_start=pct_start, div_factor=div_factor,
                         final_div=final_div, moms=moms)
-    opt = OneCycleAdamW(learning_rate=schedule, weight_decay=weight_decay, beta_1=moms[0],
-                        beta_2=beta_2, epsilon=epsilon, global_clipnorm=global_clipnorm)
+    kwargs = dict(learning_rate=schedule, weight_decay=weight_decay, beta_1=moms[0], beta_2=beta_2, epsilon=epsilon,
+                  global_clipnorm=global_clipnorm)
+    opt = DiscriminativeAdamW(multipliers=multipliers, **kwargs) if multipliers is not None else OneCycleAdamW(**kwargs)
     opt.beta_1 = keras.Variable(schedule.momentum(0), trainable=False, dtype="float32", name="beta_1")
     return opt, schedule
+
+
+def optimizer_for(config, lr_max: float, total_steps: int, multipliers: dict | None = None):
+    """:func:`make_optimizer` with the hyper-parameters of a TrainConfig (the one place that maps them)."""
+    return make_optimizer(lr_max, total_steps, weight_decay=config.wd, beta_2=config.beta_2, epsilon=config.epsilon,
+                          global_clipnorm=config.clipnorm, pct_start=config.pct_start, div_factor=config.div_factor,
+                          final_div=config.final_div, moms=tuple(config.moms), multipliers=multipliers)
