@@ -42,6 +42,7 @@ import pandas as pd
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
+from ecg_keras.zoo import is_synthetic
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s")
 #: Records are predicted in groups of at most ``batch`` records and this many samples (at the
@@ -97,10 +98,6 @@ class Predictor:
 
 
 
-def _is_synthetic(*values) -> bool:
-    return any(v is True or (isinstance(v, str) and "synthetic" in v.lower()) for v in values)
-
-
 # --------------------------------------------------------------------------- model loading
 def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_data: str, synthetic: bool
               ) -> Predictor:
@@ -126,7 +123,7 @@ def _load_run_dir(path: Path) -> Predictor:
         raise ModelError(f"{path}: cannot load the run directory ({type(e).__name__}: {e})") from None
     cfg = run.config
     data = str(cfg.get("dataset_name") or cfg.get("dataset") or "unknown")
-    synthetic = _is_synthetic(cfg.get("synthetic"), data)
+    synthetic = is_synthetic(cfg.get("synthetic"), data)
     return _from_run(run, "run", path.name, sha256(path / "model.keras"), "model.keras",
                      "synthetic" if synthetic else data, synthetic)
 
@@ -139,7 +136,7 @@ def _load_release(name: str, models_directory=None) -> Predictor:
     except (ValueError, FileNotFoundError, OSError) as e:
         raise ModelError(f"{name!r} is not a run directory, SavedModel, ONNX file or released model ({e})") from None
     entry = run.model.ecg_info.entry
-    synthetic = _is_synthetic(entry.get("synthetic"), entry.get("training_data"))
+    synthetic = is_synthetic(entry.get("synthetic"), entry.get("training_data"))
     return _from_run(run, "release", name, entry.get("sha256"), entry.get("file", "weights"),
                      str(entry.get("training_data")), synthetic)
 
@@ -190,7 +187,7 @@ def _load_savedmodel(path: Path) -> Predictor:
 
     files = [path / "saved_model.pb"] + sorted((path / "variables").glob("*"))
     data = str(extra.get("dataset", "unknown"))
-    synthetic = _is_synthetic(extra.get("synthetic"), data)
+    synthetic = is_synthetic(extra.get("synthetic"), data)
     model = Predictor(name=f"{path.parent.name}/{path.name}", kind="savedmodel", source=str(path), classes=classes,
                       sampling_rate=rate, aggregation=agg, training_data="synthetic" if synthetic else data,
                       synthetic=synthetic, sha256=sha256(*files), sha256_of="saved_model.pb + variables",
@@ -235,7 +232,7 @@ def _load_onnx(path: Path) -> Predictor:
         return aggregate(probs, index, how=agg, n_records=len(signals))
 
     data = str(extra.get("dataset", "unknown"))
-    synthetic = _is_synthetic(extra.get("synthetic"), data)
+    synthetic = is_synthetic(extra.get("synthetic"), data)
     return Predictor(name=path.name, kind="onnx", source=str(path), classes=classes, sampling_rate=rate,
                      aggregation=agg, training_data="synthetic" if synthetic else data, synthetic=synthetic,
                      sha256=sha256(path), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),

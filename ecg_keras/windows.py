@@ -17,11 +17,10 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from ecg_keras.datasets.base import LEAD_NAMES
 from ecg_keras.standardize import Standardizer
 
 WINDOW_SECONDS = 2.5
-#: Lead order of the benchmark's 12-lead records (and of the exported models' input).
-LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 #: Longest record :func:`predict_records` and the exported whole-record models accept by default:
 #: 24 h (a Holter recording), 8,640,000 samples at 100 Hz. Windows are processed in bounded
 #: batches, so memory grows with the record itself (48 bytes per 12-lead sample), not with its windows.

@@ -211,6 +211,11 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
     return model
 
 
+def is_synthetic(*values) -> bool:
+    """The one rule for "trained on synthetic data": a ``True`` flag, or a data name that says so."""
+    return any("synthetic" in v.lower() if isinstance(v, str) else bool(v) for v in values)
+
+
 def release_run(run_dir: str | Path, name: str, directory: str | Path | None = None,
                 url_base: str | None = None, overwrite: bool = False) -> dict:
     """Turn a training run directory into a released model: weights, manifest row, model card.
@@ -225,13 +230,15 @@ def release_run(run_dir: str | Path, name: str, directory: str | Path | None = N
     check_name(name)
     run_dir = Path(run_dir)
     target = models_dir(directory)
-    for required in ("config.json", "classes.json", "standardizer.json", "model.keras"):
-        if not (run_dir / required).exists():
-            raise FileNotFoundError(f"{run_dir / required} is missing: {run_dir} is not a finished training run")
+    from ecg_keras.training.rundir import RunDir
+
+    missing = RunDir(run_dir).missing_files()
+    if missing:
+        raise FileNotFoundError(f"{run_dir / missing[0]} is missing: {run_dir} is not a finished training run")
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     dataset = str(config.get("dataset_name") or config.get("dataset"))
-    synthetic = bool(config.get("synthetic")) or "synthetic" in dataset
+    synthetic = is_synthetic(config.get("synthetic"), dataset)
     if target.resolve() == RELEASED_DIR.resolve() and not (RELEASED_DIR.parents[1] / "setup.cfg").is_file():
         raise ValueError(f"{target} is the installed package's manifest, not a release target: "
                          "pass a models directory (--models-dir DIR)")

@@ -32,32 +32,25 @@ def _size(path: Path) -> int:
 
 
 def _load(source: str):
-    from ecg_keras.export import load_pretrained, load_run
-    from ecg_keras.zoo import list_pretrained
+    from ecg_keras.export.run import resolve
 
-    if Path(source).is_dir():
-        return load_run(source)
-    if source in list_pretrained():
-        return load_pretrained(source)
-    raise SystemExit(f"error: {source} is neither a run directory (config.json, classes.json, standardizer.json, "
-                     f"model.keras) nor a released model ({', '.join(list_pretrained()) or 'none released'})")
+    try:
+        return resolve(source)
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def _limits(args) -> dict:
     return {} if args.max_record_seconds is None else {"max_record_seconds": args.max_record_seconds}
 
 
-def _refuse_existing(path: Path, overwrite: bool, what: str) -> None:
-    """Fail before loading the model when the output exists (the message names the CLI flag)."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it{what}")
-
-
 def cmd_savedmodel(args) -> int:
     from ecg_keras.export import export_savedmodel
+    from ecg_keras.export.files import check_target
 
-    _refuse_existing(Path(args.out) / args.model_name / str(args.version), args.overwrite,
-                     ", or choose another --version")
+    # before loading the model; the message names the CLI flag
+    check_target(Path(args.out) / args.model_name / str(args.version), args.overwrite,
+                 "pass --overwrite to replace it, or choose another --version")
     run = _load(args.source)
     start = time.perf_counter()
     out = export_savedmodel(run.model, args.out, model_name=args.model_name, version=args.version,
@@ -71,8 +64,9 @@ def cmd_savedmodel(args) -> int:
 
 def cmd_onnx(args) -> int:
     from ecg_keras.export import export_onnx
+    from ecg_keras.export.files import check_target
 
-    _refuse_existing(args.out, args.overwrite, "")
+    check_target(args.out, args.overwrite, "pass --overwrite to replace it")
     run = _load(args.source)
     start = time.perf_counter()
     out = export_onnx(run.model, args.out, whole_record=args.whole_record, opset=args.opset, overwrite=args.overwrite,

@@ -7,7 +7,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+#: The benchmark's lead order (the one spelling shown to people and stored in exports).
+LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+LEADS = tuple(name.upper() for name in LEAD_NAMES)  # as compared with file headers (case-insensitive)
 
 
 class DataError(ValueError):

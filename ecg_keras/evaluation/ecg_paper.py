@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ecg_keras.io.records import LEAD_NAMES as LEADS
+from ecg_keras.datasets.base import LEAD_NAMES as LEADS
 
 LAYOUT = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 MM_PER_S, MM_PER_MV = 25.0, 10.0

@@ -12,6 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.datasets.base import LEAD_NAMES
+
 from .tables import PINNED_LAST, rank_models
 
 
@@ -245,7 +247,7 @@ def plot_attribution(signal, attribution, path: str | PathLike, sampling_rate: i
         raise ValueError(f"signal {sig.shape} and attribution {att.shape} must both be (time, leads)")
     t_len, n_leads = sig.shape
     if leads is None:
-        leads = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")[:n_leads]
+        leads = LEAD_NAMES[:n_leads]
         leads = list(leads) + [f"lead{i + 1}" for i in range(len(leads), n_leads)]
     t = np.arange(t_len) / float(sampling_rate)
     scale = float(np.quantile(np.abs(att), 0.995)) if np.any(att) else 1.0

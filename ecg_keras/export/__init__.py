@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ecg_keras.export.files import ExportError
 from ecg_keras.export.onnx import DEFAULT_OPSET, export_onnx
-from ecg_keras.export.run import Run, load_pretrained, load_run
+from ecg_keras.export.run import Run, load_pretrained, load_run, resolve
 from ecg_keras.export.savedmodel import default_model_card, export_savedmodel, read_metadata
 from ecg_keras.export.signatures import (LEAD_NAMES, ServingModule, ServingSpec, record_probabilities,
                                          window_probabilities)
@@ -20,5 +20,5 @@ from ecg_keras.export.signatures import (LEAD_NAMES, ServingModule, ServingSpec,
 __all__ = [
     "DEFAULT_OPSET", "ExportError", "LEAD_NAMES", "Run", "ServingModule", "ServingSpec", "default_model_card",
     "export_onnx", "export_savedmodel", "load_pretrained", "load_run", "read_metadata", "record_probabilities",
-    "window_probabilities",
+    "resolve", "window_probabilities",
 ]

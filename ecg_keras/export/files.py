@@ -57,9 +57,8 @@ def replace_file(path: str | Path, *, overwrite: bool = False):
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a file")
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:  # created with the umask's mode
             yield tmp
-            follow_umask(tmp, 0o666)
     except Exception as err:
         if _is_disk_full(err):
             raise _disk_full(path, err) from err

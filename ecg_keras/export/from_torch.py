@@ -501,10 +501,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
 
     with replace_directory(out) as tmp:  # built next to ``out``, renamed at the end, umask applied
         run = rd.RunDir(tmp)
-        rd.write_json(run.config, config)
-        rd.write_json(run.classes, classes)
-        with rd.atomic_path(run.standardizer) as p:
-            standardizer.save(p)
+        run.write_start(config, classes, standardizer)
         with rd.atomic_path(run.model, suffix=".keras") as p:
             model.save(p)
         if predictions is not None:

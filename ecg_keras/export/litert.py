@@ -262,18 +262,16 @@ def export_litert(model, path: str | Path, *, standardizer: "Standardizer", clas
     the whole-record input length (default: dynamic). An existing ``path`` raises
     FileExistsError unless ``overwrite``; the file is replaced atomically.
     """
-    from ecg_keras.training.rundir import atomic_path
+    from ecg_keras.export.files import check_target, replace_file
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    if path.exists() and not path.is_file():
+    path = check_target(path, overwrite)  # before the (slow) conversion, as export_onnx
+    if path.is_dir():
         raise IsADirectoryError(f"{path} is not a file")
     flatbuffer, _ = convert_litert(model, standardizer=standardizer, classes=classes, sampling_rate=sampling_rate,
                                    whole_record=whole_record, record_seconds=record_seconds,
                                    aggregation=aggregation, activation=activation, quantize=quantize,
                                    calibration=calibration, max_record_seconds=max_record_seconds, extra=extra)
-    with atomic_path(path) as tmp:
+    with replace_file(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(flatbuffer)
     return path
 
@@ -350,7 +348,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     import sys
 
-    from ecg_keras.export.run import load_pretrained, load_run
+    from ecg_keras.export.files import check_target
+    from ecg_keras.export.run import resolve
 
     if args.quantize == "int8" and not args.calibration:
         print("error: --quantize int8 needs --calibration DIR (a folder of records, e.g. LUDB)", file=sys.stderr)
@@ -358,19 +357,12 @@ def run(args) -> int:
     if args.calibration and args.quantize != "int8":
         print("error: --calibration is only used with --quantize int8", file=sys.stderr)
         return 2
-    if args.out.exists() and not args.overwrite:
-        print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
+    try:
+        check_target(args.out, args.overwrite, "pass --overwrite to replace it")
+        run_ = resolve(args.source)
+    except (FileExistsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
-    source = Path(args.source)
-    if source.is_dir():
-        run_ = load_run(source)
-    else:
-        from ecg_keras.zoo import list_pretrained
-
-        if args.source not in list_pretrained():
-            print(f"error: {args.source} is neither a run directory nor a released model", file=sys.stderr)
-            return 1
-        run_ = load_pretrained(args.source)
     start = time.perf_counter()
     out = export_litert(run_.model, args.out, whole_record=args.whole_record, record_seconds=args.record_seconds,
                         quantize=args.quantize, calibration=args.calibration, overwrite=args.overwrite,

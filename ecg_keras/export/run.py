@@ -13,7 +13,6 @@ from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import aggregation
 
 REGRESSION_TASKS = ("age",)  # linear output: no sigmoid
-RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
 
 
 @dataclass
@@ -56,7 +55,9 @@ def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} is not a run directory")
-    missing = [f for f in RUN_FILES if not (run_dir / f).exists()]
+    from ecg_keras.training.rundir import RunDir
+
+    missing = RunDir(run_dir).missing_files()
     if missing:
         raise FileNotFoundError(f"{run_dir} is not a complete run directory: missing {', '.join(missing)}")
     import ecg_keras.models  # noqa: F401  (registers the custom layers before deserialising)
@@ -77,3 +78,17 @@ def load_pretrained(name: str, models_directory: str | Path | None = None) -> Ru
               "sampling_rate": info.sampling_rate, "release": name}
     return Run(model=model, classes=list(info.classes), standardizer=info.standardizer, config=config,
                path=Path(info.entry["file"]))
+
+
+def resolve(source: str | Path, models_directory: str | Path | None = None) -> Run:
+    """A run directory or a released model's name as a :class:`Run` (the one place that decides
+    which); FileNotFoundError naming both possibilities otherwise."""
+    from ecg_keras.zoo import list_pretrained
+
+    if Path(source).is_dir():
+        return load_run(source)
+    released = list_pretrained(models_directory)
+    if str(source) in released:
+        return load_pretrained(str(source), models_directory)
+    raise FileNotFoundError(f"{source} is neither a run directory (config.json, classes.json, standardizer.json, "
+                            f"model.keras) nor a released model ({', '.join(released) or 'none released'})")

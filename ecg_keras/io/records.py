@@ -28,9 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.datasets.base import LEAD_NAMES, DataError
 
-LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 FLAT_MV = 0.01  # a lead whose peak-to-peak amplitude over the record is below 10 uV is flat
 MAX_MV = 100.0  # |x| above this is not an ECG in mV (wrong units or corrupt data)
 UNITS = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}

@@ -128,8 +128,9 @@ def load_source(init_from: str | Path) -> Source:
 
     path = Path(str(init_from)).expanduser()
     if path.is_dir():
-        missing = [f for f in ("model.keras", "standardizer.json", "classes.json", "config.json")
-                   if not (path / f).exists()]
+        from ecg_keras.training.rundir import RunDir
+
+        missing = RunDir(path).missing_files()
         if missing:
             raise FileNotFoundError(f"--init-from {path}: {', '.join(missing)} missing; not a finished training run")
         cfg = json.loads((path / "config.json").read_text())

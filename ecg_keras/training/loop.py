@@ -183,11 +183,18 @@ class EpochLog(keras.callbacks.Callback):
         self._epoch_times.append(seconds)
         left = (self.epochs - epoch - 1) * float(np.median(self._epoch_times))
         if self.verbose:
-            print(f"  epoch {epoch + 1}/{self.epochs} done in {seconds:.1f} s; about {_fmt(left)} left", flush=True)
+            print(f"  epoch {epoch + 1}/{self.epochs} done in {seconds:.1f} s; about {format_duration(left)} left", flush=True)
 
 
-def _fmt(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``5.5 h``, ``11.9 days``: the time left of a run or of a grid."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 # --------------------------------------------------------------------------- train

@@ -39,7 +39,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import threading
 import time
@@ -265,6 +264,8 @@ def estimate(specs: Sequence[RunSpec], out: Path, data: GridData | None, *, epoc
 
 
 def format_estimate(est: dict, epochs: int) -> str:
+    from ecg_keras.training.loop import format_duration
+
     lines = [f"Grid: {est['runs_total']} runs, {est['runs_todo']} still to do, {est['epochs_todo']} network epochs "
              f"to train ({epochs} per run)."]
     if est["step_seconds"]:
@@ -279,19 +280,9 @@ def format_estimate(est: dict, epochs: int) -> str:
         for arch, vals in seen.items():
             span = f"{min(vals) / 60:.1f}" + (f"-{max(vals) / 60:.1f}" if max(vals) - min(vals) >= 6 else "")
             lines.append(f"  {arch:<16} {est['step_seconds'][arch]:.3f} s/step, {span} min per epoch")
-    lines.append(f"Estimated training time: {_fmt_duration(est['train_seconds'])} (plus validation each epoch, "
+    lines.append(f"Estimated training time: {format_duration(est['train_seconds'])} (plus validation each epoch, "
                  "evaluation, Wavelet+NN features and the exports).")
     return "\n".join(lines)
-
-
-def _fmt_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 3 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 # --------------------------------------------------------------------------- progress
@@ -323,9 +314,11 @@ class Progress:
         return total
 
     def start(self, index: int, spec: RunSpec) -> None:
+        from ecg_keras.training.loop import format_duration
+
         left = self.left_seconds(index)
         self.say(f"[{index + 1}/{len(self.specs)}] {spec.task} / {spec.arch} / seed {spec.seed}"
-                 + (f"  (grid: about {_fmt_duration(left)} of training left)" if left else ""))
+                 + (f"  (grid: about {format_duration(left)} of training left)" if left else ""))
         if spec.arch not in BASELINES:
             self._stop.clear()
             self._thread = threading.Thread(target=self._watch, args=(index, spec), daemon=True)
@@ -340,6 +333,8 @@ class Progress:
     def _watch(self, index: int, spec: RunSpec) -> None:
         """Poll the run's history.csv (one row per finished epoch) and report each new epoch."""
         import csv
+
+        from ecg_keras.training.loop import format_duration
 
         history = spec.path(self.out) / "history.csv"
 
@@ -361,7 +356,7 @@ class Progress:
                 self.epoch_s[(spec.task, spec.arch)] = float(rows[-1]["time_s"])
             left = self.left_seconds(index, current_done=int(rows[-1].get("epoch") or seen))
             self.say(f"    {spec.name}: epoch {rows[-1].get('epoch', seen)}/{self.epochs} done; "
-                     f"grid: about {_fmt_duration(left)} of training left")
+                     f"grid: about {format_duration(left)} of training left")
 
 
 # --------------------------------------------------------------------------- one run
@@ -411,21 +406,16 @@ def train_baseline(cfg: TrainConfig, splits, data_path: str, log=print) -> Path:
     with rd.claim(run, resume=True, log=log):
         if run.is_complete():
             return run.path
-        for p in run.path.iterdir():
-            if p.name != rd.LOCK:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        rd.clear(run)  # a baseline is simply redone
         set_seed(cfg.seed, cfg.deterministic)
         tr, va, te = splits.train, splits.val, splits.test
         kind, classes = tr.kind, list(tr.classes)
         synthetic = cfg.dataset == "synthetic"
-        rd.write_json(run.config, {**cfg.to_dict(), "versions": versions(), "data_fingerprint": fingerprint(splits),
-                                   "kind": kind, "classes": classes, "aggregation": aggregation(cfg.task),
-                                   "window": window_length(cfg.sampling_rate),
-                                   "leads": int(np.asarray(tr.signals[0]).shape[-1]), "synthetic": synthetic,
-                                   "data_path": data_path, "baseline": cfg.arch})
-        rd.write_json(run.classes, classes)
-        with rd.atomic_path(run.standardizer) as tmp:
-            Standardizer.fit(tr.signals).save(tmp)
+        run.write_start({**cfg.to_dict(), "versions": versions(), "data_fingerprint": fingerprint(splits),
+                         "kind": kind, "classes": classes, "aggregation": aggregation(cfg.task),
+                         "window": window_length(cfg.sampling_rate), "leads": int(np.asarray(tr.signals[0]).shape[-1]),
+                         "synthetic": synthetic, "data_path": data_path, "baseline": cfg.arch},
+                        classes, Standardizer.fit(tr.signals))
         t0 = time.perf_counter()
         if cfg.arch == NAIVE:
             model = NaiveBaseline().fit(tr.y)
@@ -759,6 +749,8 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
               dry_run: bool = False, estimate_steps: int = 5, stream=None) -> Outcome:
     """Train the grid (tasks x archs x seeds) that is not yet complete, evaluate, tabulate, plot and
     release into ``out`` (see the module docstring). ``dry_run`` only measures and prints the estimate."""
+    from ecg_keras.training.loop import format_duration
+
     stream = stream or sys.stdout
     tasks = list(tasks or DEFAULT_TASKS.get(dataset, STATEMENT_TASKS))
     archs = list(dict.fromkeys(archs or DEFAULT_ARCHS.get(dataset, ())))
@@ -830,7 +822,7 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
                     progress.stop()
             seconds = time.perf_counter() - t0
             outcome.runs.append({**row, "status": status, "seconds": round(seconds, 1)})
-            say(f"    {spec.name}: {status} in {_fmt_duration(seconds)}"
+            say(f"    {spec.name}: {status} in {format_duration(seconds)}"
                 + (f" — see {log_path}" if status == "failed" else ""))
 
         say("Evaluating on the test fold (bootstrap) ...")

@@ -37,6 +37,8 @@ from ecg_keras.paths import follow_umask
 
 COMPLETE = "COMPLETE"
 LOCK = ".lock"
+#: What every reader of a finished run needs (export, release, finetuning's --init-from).
+RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
 
 
 
@@ -106,6 +108,10 @@ class RunDir:
     predictions = property(lambda self: self.path / "predictions")
     checkpoints = property(lambda self: self.path / "checkpoints")
     marker = property(lambda self: self.path / COMPLETE)
+
+    def missing_files(self) -> list[str]:
+        """The :data:`RUN_FILES` this directory lacks (all of them if it does not exist)."""
+        return [f for f in RUN_FILES if not (self.path / f).is_file()]
 
     def is_complete(self) -> bool:
         return self.marker.exists()
