@@ -326,7 +326,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
         done = int(ckpt["epoch"]) if ckpt else 0  # epochs finished before this process
         t0 = time.perf_counter()
         if ckpt is not None and done >= p1 + p2:  # every epoch ran; the final files were not written
-            rd.RunDir(config.output).restore_checkpoint(model, ckpt, optimizer=False)
+            run.restore_checkpoint(model, ckpt, optimizer=False)
         for phase, epochs, start in ((1, p1, 0), (2, p2, p1)):
             if epochs == 0 or done >= start + epochs:
                 continue
@@ -341,7 +341,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                 opt.build(model.trainable_variables)
             initial = start
             if ckpt is not None and done >= start:  # resume inside this phase, or at its very start
-                rd.RunDir(config.output).restore_checkpoint(model, ckpt, optimizer=done > start)
+                run.restore_checkpoint(model, ckpt, optimizer=done > start)
                 initial = done
                 log(f"Resuming {run.path} in phase {phase} after epoch {done}.")
             loop.fit_epochs(model, run, history, schedule, config, splits, standardizer, kind, how, chief,

@@ -224,8 +224,7 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
         raise FileExistsError(f"{run.path} already holds a run; pass --resume to continue it or choose another --output")
 
     set_seed(config.seed, config.deterministic)
-    source = rd.RunDir(config.output)  # every worker resumes from the chief's (shared) checkpoint
-    ckpt = source.latest_checkpoint() if config.resume else None
+    ckpt = run.latest_checkpoint() if config.resume else None  # every worker reads the chief's (shared) one
     # Every worker has read the run directory before the chief writes to it, and all agree where to start.
     if not dist.all_agree(strategy, [float(ckpt["epoch"]) if ckpt else -1.0]):
         raise RuntimeError(f"the workers see different checkpoints in {run.path}; --output must be one shared "
@@ -302,7 +301,7 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
     history: list[dict] = []
     initial_epoch = 0
     if ckpt is not None:
-        rd.RunDir(config.output).restore_checkpoint(model, ckpt)  # the chief's (shared) checkpoint
+        run.restore_checkpoint(model, ckpt)  # the chief's (shared) checkpoint
         initial_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
         log(f"Resuming {run.path} after epoch {initial_epoch} (optimizer step {ckpt['iterations']}).")
 
