@@ -65,11 +65,11 @@ def measure(run_dir, *, calibration, ludb=None, rounds: int = 30, threads: int =
     from benchmarks.run import cpu_info, load_average
     from ecg_keras.evaluation.metrics import macro_auc
     from ecg_keras.export.litert import LiteRTModel, export_litert
-    from ecg_keras.export.run import load_run
+    from ecg_keras.runs import resolve
     from ecg_keras.export.signatures import ServingSpec, record_probabilities
 
     load0 = load_average()
-    run = load_run(run_dir)
+    run = resolve(run_dir)
     kw = run.export_kwargs()
     test = _test_split(run)
     test_signals = [np.asarray(s, dtype=np.float32) for s in test.signals]

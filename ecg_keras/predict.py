@@ -3,7 +3,8 @@
     python -m ecg_keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
                                 [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
 
-MODEL is a released model name (``ecg_keras/released/MANIFEST.json``), a training run directory, a
+MODEL is a released model name (``ecg_keras/released/MANIFEST.json``, or ``--models-dir DIR``'s), a
+training run directory or a release directory (read by :func:`ecg_keras.runs.resolve`), a
 SavedModel directory (a version directory, or its model directory: the highest version is used)
 or an ONNX file exported by ``ecg_keras.export`` (its metadata, or a sidecar ``FILE.json``
 holding the serving spec, gives classes, rate and aggregation). RECORD is a WFDB record, a
@@ -42,7 +43,7 @@ import pandas as pd
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
-from ecg_keras.zoo import is_synthetic
+from ecg_keras.zoo import MANIFEST, is_synthetic
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s")
 #: Records are predicted in groups of at most ``batch`` records and this many samples (at the
@@ -114,31 +115,28 @@ def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_
                      standardizer=run.standardizer)
 
 
-def _load_run_dir(path: Path) -> Predictor:
-    from ecg_keras.export.run import load_run
+def _load_run(source, models_directory=None) -> Predictor:
+    """A run directory, a release directory or a released model's name (:func:`ecg_keras.runs.resolve`)."""
+    from ecg_keras.runs import resolve
 
+    is_dir = Path(str(source)).expanduser().is_dir()
     try:
-        run = load_run(path)
+        run = resolve(source, models_directory).check_complete()
+        run.model  # noqa: B018  (loaded now: a damaged, unsafe or missing model is a ModelError)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for a damaged or unsafe model
-        raise ModelError(f"{path}: cannot load the run directory ({type(e).__name__}: {e})") from None
+        if is_dir:
+            raise ModelError(f"{source}: cannot load the run directory ({type(e).__name__}: {e})") from None
+        raise ModelError(f"{str(source)!r} is not a run directory, SavedModel, ONNX file or released model ({e})") \
+            from None
     cfg = run.config
     data = str(cfg.get("dataset_name") or cfg.get("dataset") or "unknown")
     synthetic = is_synthetic(cfg.get("synthetic"), data)
-    return _from_run(run, "run", path.name, sha256(path / "model.keras"), "model.keras",
+    if run.release:
+        sha, sha_of = run.release.get("sha256"), run.release.get("file", "weights")
+    else:
+        sha, sha_of = sha256(run.path / "model.keras"), "model.keras"
+    return _from_run(run, "release" if run.release else "run", run.name, sha, sha_of,
                      "synthetic" if synthetic else data, synthetic)
-
-
-def _load_release(name: str, models_directory=None) -> Predictor:
-    from ecg_keras.export.run import load_pretrained
-
-    try:
-        run = load_pretrained(name, models_directory)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise ModelError(f"{name!r} is not a run directory, SavedModel, ONNX file or released model ({e})") from None
-    entry = run.model.ecg_info.entry
-    synthetic = is_synthetic(entry.get("synthetic"), entry.get("training_data"))
-    return _from_run(run, "release", name, entry.get("sha256"), entry.get("file", "weights"),
-                     str(entry.get("training_data")), synthetic)
 
 
 def _savedmodel_dir(path: Path) -> Path | None:
@@ -245,17 +243,18 @@ def load_model(source, models_directory=None) -> Predictor:
         return source
     path = Path(str(source)).expanduser()
     if path.is_dir():
-        if (path / "model.keras").exists() and (path / "config.json").exists():
-            return _load_run_dir(path)
+        if (path / "config.json").exists() or (path / MANIFEST).exists():
+            return _load_run(path, models_directory)
         sm = _savedmodel_dir(path)
         if sm is not None:
             return _load_savedmodel(sm)
-        raise ModelError(f"{path}: neither a run directory (model.keras + config.json) nor a SavedModel")
+        raise ModelError(f"{path}: neither a run directory (model.keras + config.json), a release directory "
+                         f"({MANIFEST}) nor a SavedModel")
     if path.is_file():
         if path.suffix.lower() == ".onnx":
             return _load_onnx(path)
         raise ModelError(f"{path}: a model file must be .onnx (or pass a run/SavedModel directory)")
-    return _load_release(str(source), models_directory)
+    return _load_run(str(source), models_directory)
 
 
 # --------------------------------------------------------------------------- prediction
@@ -479,7 +478,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of .npy/.csv records")
     p.add_argument("--leads", metavar="I,II,...", help="lead names of .npy/.csv columns (default the standard 12)")
     p.add_argument("--units", default="mV", choices=("mV", "uV", "V"), help="units of .npy/.csv values (default mV)")
-    p.add_argument("--models-dir", metavar="DIR", help="where released models live (default models/)")
+    p.add_argument("--models-dir", metavar="DIR",
+                   help="where released models live (default: $ECG_KERAS_MODELS_DIR or the package's manifest)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

@@ -1,10 +1,12 @@
-"""Released weights: the manifest, ``pretrained()`` and ``release_run()``.
+"""Released weights: the manifest and ``pretrained()`` (releases are written by
+:func:`ecg_keras.export.release_run` and read as a run by :func:`ecg_keras.runs.resolve`).
 
 A models directory holds ``MANIFEST.json`` and, optionally, the weights files it lists. The
 package's own is ``ecg_keras/released/`` (package data; the wheel ships the manifest and model
 cards, never weights): the source of truth for ``list_pretrained()`` / ``pretrained()`` and,
 in a checkout, the release target for runs on real data (``ecg-keras export release``).
-``--models-dir`` / ``models_directory=`` / ``$ECG_KERAS_MODELS_DIR`` point at any other one.
+``--models-dir`` / ``models_directory=`` (the one spelling of every command and function) /
+``$ECG_KERAS_MODELS_DIR`` point at any other one.
 
 A manifest entry records everything needed to use a model: name, arch, task, classes,
 standardiser, sampling rate, window, training data (and whether it is synthetic), metrics,
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +63,9 @@ class PretrainedInfo:
     entry: dict
 
 
-def models_dir(path: str | Path | None = None) -> Path:
-    """``path``, else ``$ECG_KERAS_MODELS_DIR``, else the package's :data:`RELEASED_DIR`."""
-    return Path(path or os.environ.get("ECG_KERAS_MODELS_DIR") or RELEASED_DIR)
+def models_dir(models_directory: str | Path | None = None) -> Path:
+    """``models_directory``, else ``$ECG_KERAS_MODELS_DIR``, else the package's :data:`RELEASED_DIR`."""
+    return Path(models_directory or os.environ.get("ECG_KERAS_MODELS_DIR") or RELEASED_DIR)
 
 
 def cache_root(path: str | Path | None = None) -> Path:
@@ -74,8 +74,8 @@ def cache_root(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(HOME_ENV) or Path.home() / ".ecg_keras").expanduser()
 
 
-def read_manifest(directory: str | Path | None = None) -> list[dict]:
-    path = models_dir(directory) / MANIFEST
+def read_manifest(models_directory: str | Path | None = None) -> list[dict]:
+    path = models_dir(models_directory) / MANIFEST
     if not path.exists():
         return []
     try:
@@ -100,17 +100,17 @@ def _check_entry(entry, where: str) -> None:
         raise ManifestError(f"{where}: {err}") from None
 
 
-def list_pretrained(directory: str | Path | None = None) -> list[str]:
+def list_pretrained(models_directory: str | Path | None = None) -> list[str]:
     """Names of the released models in the manifest."""
-    return sorted(e["name"] for e in read_manifest(directory))
+    return sorted(e["name"] for e in read_manifest(models_directory))
 
 
 
 def find_entry(arch: str | None = None, task: str | None = None, weights: str | None = None,
-               name: str | None = None, directory: str | Path | None = None) -> dict:
+               name: str | None = None, models_directory: str | Path | None = None) -> dict:
     """The one manifest entry named ``name``, or matching arch, task and training data
     (``weights=None``: any training data). No match, or several, raises ValueError."""
-    entries = read_manifest(directory)
+    entries = read_manifest(models_directory)
     if name is not None:
         hits = [e for e in entries if e["name"] == name]
         wanted = f"name={name!r}"
@@ -119,19 +119,19 @@ def find_entry(arch: str | None = None, task: str | None = None, weights: str | 
                 and (weights is None or weights in (e.get("training_data"), e.get("dataset")))]
         wanted = f"arch={arch!r}, task={task!r}" + (f", weights={weights!r}" if weights is not None else "")
     if not hits:
-        raise ValueError(f"no released model for {wanted}; available: {list_pretrained(directory) or 'none'}"
-                         f" (manifest: {models_dir(directory) / MANIFEST})")
+        raise ValueError(f"no released model for {wanted}; available: {list_pretrained(models_directory) or 'none'}"
+                         f" (manifest: {models_dir(models_directory) / MANIFEST})")
     if len(hits) > 1:
         raise ValueError(f"{len(hits)} released models match {wanted}: {', '.join(e['name'] for e in hits)}; "
                          "pass name= to choose one")
     return hits[0]
 
 
-def resolve_weights(entry: dict, directory: str | Path | None = None, base_url: str | None = None,
+def resolve_weights(entry: dict, models_directory: str | Path | None = None, base_url: str | None = None,
                     cache_dir: str | Path | None = None) -> Path:
     """Local path of the entry's weights file, downloading it when needed; sha256 always checked.
 
-    Looked up beside the manifest (``directory``), else in the cache (``cache_dir`` /
+    Looked up beside the manifest (``models_directory``), else in the cache (``cache_dir`` /
     :func:`cache_root`), else downloaded there from ``base_url`` (or ``$ECG_KERAS_WEIGHTS_URL``)
     + file, the entry's ``url``, or its ``url_base`` + file. The entry's ``file`` must be a plain
     name: it is only ever joined inside the models directory or the cache, and only the cache's
@@ -140,7 +140,7 @@ def resolve_weights(entry: dict, directory: str | Path | None = None, base_url: 
     import keras
 
     _check_entry(entry, "manifest entry")
-    local = inside(models_dir(directory), entry["file"], "manifest 'file' field")
+    local = inside(models_dir(models_directory), entry["file"], "manifest 'file' field")
     if local.exists():
         path = local
     else:
@@ -198,7 +198,7 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
             raise FileNotFoundError(f"weights={str(models_directory)!r} is a directory without {MANIFEST}")
     elif weights is None and name is None:
         raise ValueError("pass weights= (training data such as 'ptbxl', or a release directory) or name=")
-    entry = find_entry(arch, task, weights, name=name, directory=models_directory)
+    entry = find_entry(arch, task, weights, name=name, models_directory=models_directory)
     path = resolve_weights(entry, models_directory, base_url, cache_dir)
     model = keras.saving.load_model(path, compile=False)
     info = _info(entry)
@@ -214,89 +214,3 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
 def is_synthetic(*values) -> bool:
     """The one rule for "trained on synthetic data": a ``True`` flag, or a data name that says so."""
     return any("synthetic" in v.lower() if isinstance(v, str) else bool(v) for v in values)
-
-
-def release_run(run_dir: str | Path, name: str, directory: str | Path | None = None,
-                url_base: str | None = None, overwrite: bool = False) -> dict:
-    """Turn a training run directory into a released model: weights, manifest row, model card.
-
-    Runs trained on synthetic data are refused for the package's :data:`RELEASED_DIR`. An existing
-    release of the same name is replaced only with ``overwrite=True``; the three files are
-    written to temporary names first, so a failure (e.g. a full disk) leaves the previous
-    release intact.
-    """
-    from ecg_keras.training.rundir import atomic_path
-
-    check_name(name)
-    run_dir = Path(run_dir)
-    target = models_dir(directory)
-    from ecg_keras.training.rundir import RunDir
-
-    missing = RunDir(run_dir).missing_files()
-    if missing:
-        raise FileNotFoundError(f"{run_dir / missing[0]} is missing: {run_dir} is not a finished training run")
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
-    dataset = str(config.get("dataset_name") or config.get("dataset"))
-    synthetic = is_synthetic(config.get("synthetic"), dataset)
-    if target.resolve() == RELEASED_DIR.resolve() and not (RELEASED_DIR.parents[1] / "setup.cfg").is_file():
-        raise ValueError(f"{target} is the installed package's manifest, not a release target: "
-                         "pass a models directory (--models-dir DIR)")
-    if synthetic and target.resolve() == RELEASED_DIR.resolve():
-        raise ValueError(f"{run_dir} was trained on synthetic data; only runs on real data are released "
-                         f"into {RELEASED_DIR}")
-    entries = [e for e in read_manifest(target) if e["name"] != name]
-    weights_file, card = f"{name}.keras", f"{name}.md"
-    if not overwrite and (len(entries) < len(read_manifest(target)) or (target / weights_file).exists()):
-        raise FileExistsError(f"{target / weights_file}: a release named {name!r} exists; pass overwrite=True "
-                              "(--overwrite) to replace it")
-    from ecg_keras.windows import window_length
-
-    sampling_rate = int(config.get("sampling_rate", 100))
-    entry = {
-        "name": name, "arch": config["arch"], "task": config["task"],
-        "classes": json.loads((run_dir / "classes.json").read_text()),
-        "standardizer": Standardizer.load(run_dir / "standardizer.json").to_dict(),
-        "sampling_rate": sampling_rate, "window": window_length(sampling_rate),
-        "training_data": "synthetic" if synthetic else dataset, "synthetic": synthetic,
-        "metrics": {split: {k: v for k, v in m.items() if isinstance(v, (int, float))}
-                    for split, m in metrics.items() if isinstance(m, dict)},
-        "license": "CC-BY-4.0" if "ptbxl" in dataset else config.get("license", "see training data"),
-        "file": weights_file, "sha256": None, "card": card,
-    }
-    if url_base:
-        entry["url_base"] = url_base
-    with ExitStack() as stack:  # renamed in reverse order of entry: weights, card, manifest last
-        manifest_tmp, card_tmp, weights_tmp = (stack.enter_context(atomic_path(target / f))
-                                               for f in (MANIFEST, card, weights_file))
-        shutil.copyfile(run_dir / "model.keras", weights_tmp)
-        entry["sha256"] = sha256(weights_tmp)
-        card_tmp.write_text(model_card(entry, config))
-        manifest_tmp.write_text(json.dumps({"models": sorted(entries + [entry], key=lambda e: e["name"])}, indent=2))
-    return entry
-
-
-def model_card(entry: dict, config: dict) -> str:
-    metrics = "\n".join(f"| {split} | {k} | {v:.4f} |" for split, m in entry["metrics"].items() for k, v in m.items())
-    warning = ("\n**Trained on SYNTHETIC data** (ecg_keras' generated PTB-XL-format set): for pipeline "
-               "demonstrations only, not for any clinical or research conclusion.\n" if entry["synthetic"] else "")
-    return f"""# {entry['name']}
-{warning}
-- Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
-- Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples
-- Standardiser: mean {entry['standardizer']['mean']:.6g}, std {entry['standardizer']['std']:.6g} (mV)
-- Training: {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, seed {config.get('seed', '?')}
-- Licence: {entry['license']}; sha256 `{entry['sha256']}`
-
-## Metrics
-| split | metric | value |
-|---|---|---|
-{metrics}
-
-## Intended use
-Research on ECG classification with the PTB-XL benchmark protocol: sigmoid(logits) of 2.5-s
-windows, aggregated per record (max for statements, mean for age/sex). Not a medical device.
-
-## Classes
-{', '.join(entry['classes'])}
-"""

@@ -24,8 +24,9 @@ import tensorflow as tf
 
 from conftest import REPO, shared_path, synthetic_env
 from ecg_keras import models
-from ecg_keras.export import ServingSpec, export_onnx, export_savedmodel, load_run, read_metadata
+from ecg_keras.export import ServingSpec, export_onnx, export_savedmodel, read_metadata
 from ecg_keras.export import onnx as export_onnx_module
+from ecg_keras.runs import resolve
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.windows import eval_windows, predict_records
@@ -324,8 +325,8 @@ def test_export_parity_default_architectures(arch, how, tmp_path, ludb, standard
 
 
 # --------------------------------------------------------------------------- CLI / run loading
-def test_load_run_task_defaults(fcn, tmp_path, standardizer):
-    run = load_run(fcn["run"])
+def test_run_task_defaults(fcn, tmp_path, standardizer):
+    run = resolve(fcn["run"])
     assert (run.aggregation, run.activation, run.classes) == ("max", "sigmoid", CLASSES)
     cfg = json.loads((fcn["run"] / "config.json").read_text())
     for task, expected in [("age", ("mean", None)), ("sex", ("mean", "sigmoid")), ("rhythm", ("max", "sigmoid"))]:
@@ -364,7 +365,7 @@ def test_export_parity_every_architecture(arch, tmp_path, synthetic_data, ludb):
     calibrated BatchNorm statistics) amplify float32 rounding ~100x more (xresnet1d101: eager vs
     graph alone moves them by 2e-5), trained ones stay at ~1e-6.
     """
-    run = load_run(train(TrainConfig(task="superdiagnostic", dataset="synthetic", arch=arch, epochs=2, batch_size=32,
+    run = resolve(train(TrainConfig(task="superdiagnostic", dataset="synthetic", arch=arch, epochs=2, batch_size=32,
                                      seed=0, verbose=0, output=str(tmp_path / "run"))))
     kw = run.export_kwargs()
     assert list(kw["classes"]) == CLASSES

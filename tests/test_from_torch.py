@@ -18,7 +18,7 @@ import pytest
 import torch_fixtures as F
 from conftest import shared_path
 from ecg_keras.export import from_torch as ft
-from ecg_keras.export import load_run
+from ecg_keras.runs import resolve
 from ecg_keras.standardize import Standardizer
 
 TOL = 1e-5
@@ -54,7 +54,7 @@ def assert_parity(arch, tmp_path, windows, capsys) -> float:
     ckpt = write_checkpoint(tmp_path / f"{arch}.npz", F.state_dict(z))
     out = tmp_path / "run"
     assert cli(ckpt, "--arch", arch, "--task", "all", "--out", out, "--mean", 0, "--std", 1) == 0
-    run = load_run(out)
+    run = resolve(out)
     logits = run.model.predict(windows, verbose=0)
     diff = float(np.abs(logits - z["logits"]).max())
     floor = float(np.abs(z["logits"].astype(np.float64) - z["logits_float64"]).max())
@@ -147,7 +147,7 @@ def test_aliases_must_agree_and_may_stand_alone(tmp_path, xresnet_state, capsys,
     assert len(only) < len(xresnet_state)
     ckpt = write_checkpoint(tmp_path / "alias_only.npz", only)
     assert cli(ckpt, "--arch", "xresnet1d18", "--task", "all", "--out", tmp_path / "run", "--mean", 0, "--std", 1) == 0
-    got = load_run(tmp_path / "run").model.predict(windows, verbose=0)
+    got = resolve(tmp_path / "run").model.predict(windows, verbose=0)
     assert np.abs(got - fixture("xresnet1d18")["logits"]).max() < TOL
 
 
@@ -258,7 +258,6 @@ def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
     from ecg_keras import datasets
     from ecg_keras.datasets.tasks import make_task, split
     from ecg_keras.evaluation.cli import main as evaluate_main
-    from ecg_keras.training.finetune import load_source
     from export.__main__ import main as export_main
 
     state = F.state_dict(fixture("fcn_wang"))
@@ -271,7 +270,7 @@ def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
 
     plain = tmp_path / "plain"
     assert cli(ckpt, *base, "--out", plain) == 0
-    run = load_run(plain)
+    run = resolve(plain)
     assert run.classes == SUPER and run.standardizer.std == pytest.approx(float(ss.scale_[0]))
     test = split(make_task(datasets.load(ptbxl, sampling_rate=100), "superdiagnostic")).test
     assert len(test) >= 40 and test.classes == SUPER and test.y.min(axis=0).max() == 0 and test.y.max(axis=0).min() == 1
@@ -304,8 +303,8 @@ def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
     manifest = json.loads((tmp_path / "models" / "MANIFEST.json").read_text())
     assert "fcn_wang_ref" in json.dumps(manifest)
 
-    source = load_source(checked)  # --init-from
-    assert (source.arch, source.classes, source.task) == ("fcn_wang", SUPER, "superdiagnostic")
+    source = resolve(checked).check_complete()  # --init-from
+    assert (source.arch, source.classes, source.config["task"]) == ("fcn_wang", SUPER, "superdiagnostic")
 
     assert evaluate_main([str(checked), "--out", str(tmp_path / "eval"), "--bootstrap", "20", "--no-plots"]) == 0
     assert (tmp_path / "eval" / "metrics.json").exists()

@@ -66,7 +66,7 @@ def test_import_is_light_and_public_functions_keep_their_signatures():
     assert "released model" in inspect.getdoc(ecg_keras.pretrained)
     assert list(inspect.signature(ecg_keras.list_models).parameters) == ["pattern"]
     assert ecg_keras.list_models("fcn*") == ["fcn_wang"]
-    assert list(inspect.signature(ecg_keras.list_pretrained).parameters) == ["directory"]
+    assert list(inspect.signature(ecg_keras.list_pretrained).parameters) == ["models_directory"]
 
 
 def test_without_tensorflow_the_import_error_names_the_extras():
@@ -138,6 +138,8 @@ def test_package_manifest_is_package_data_and_lists_only_real_data_releases():
 
 
 def test_an_installed_package_is_not_a_release_target(tmp_path, monkeypatch):
+    from ecg_keras.export import release_run
+
     installed = tmp_path / "site-packages" / "ecg_keras" / "released"  # no setup.cfg two levels up
     installed.mkdir(parents=True)
     monkeypatch.setattr(zoo, "RELEASED_DIR", installed)
@@ -146,7 +148,7 @@ def test_an_installed_package_is_not_a_release_target(tmp_path, monkeypatch):
     for name in ("config.json", "classes.json", "standardizer.json", "model.keras"):
         (tmp_path / "run" / name).write_text("{}")
     with pytest.raises(ValueError, match="--models-dir"):
-        zoo.release_run(tmp_path / "run", "demo")
+        release_run(tmp_path / "run", "demo")
     assert not list(installed.iterdir())
 
 

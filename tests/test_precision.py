@@ -45,7 +45,8 @@ def test_mixed_bfloat16_run_exports_float32_savedmodel_and_onnx(synthetic, tmp_p
     import onnxruntime as ort
     import tensorflow as tf
 
-    from ecg_keras.export import export_onnx, export_savedmodel, load_run
+    from ecg_keras.export import export_onnx, export_savedmodel
+    from ecg_keras.runs import resolve
 
     run_dir = _run(synthetic, tmp_path / "bf16", "mixed_bfloat16")
     assert (run_dir / "COMPLETE").exists()
@@ -53,7 +54,7 @@ def test_mixed_bfloat16_run_exports_float32_savedmodel_and_onnx(synthetic, tmp_p
     preds = np.load(run_dir / "predictions" / "test.npz")["y_pred"]
     assert preds.dtype == np.float32 and np.isfinite(preds).all()
 
-    run = load_run(run_dir)  # the final model is float32: mixed precision is a training-time choice
+    run = resolve(run_dir)  # the final model is float32: mixed precision is a training-time choice
     assert run.model.dtype_policy.name == "float32" and run.model.output.dtype == "float32"
     kw = run.export_kwargs()
     sm = tf.saved_model.load(str(export_savedmodel(run.model, tmp_path / "serving", **kw)))

@@ -170,9 +170,10 @@ def test_explain_plot(predictor, tmp_path):
 def test_savedmodel_and_onnx_give_the_run_directory_probabilities(run, predictor, tmp_path):
     import onnx
 
-    from ecg_keras.export import export_onnx, export_savedmodel, load_run
+    from ecg_keras.export import export_onnx, export_savedmodel
+    from ecg_keras.runs import resolve
 
-    r = load_run(run)
+    r = resolve(run)
     sm = export_savedmodel(r.model, tmp_path / "serving", **r.export_kwargs())
     whole = export_onnx(r.model, tmp_path / "record.onnx", whole_record=True, **r.export_kwargs())
     window = export_onnx(r.model, tmp_path / "window.onnx", **r.export_kwargs())
@@ -199,9 +200,9 @@ def test_savedmodel_and_onnx_give_the_run_directory_probabilities(run, predictor
 
 
 def test_released_model_by_name(run, tmp_path, capsys):
-    from ecg_keras.zoo import release_run
+    from ecg_keras.export import release_run
 
-    entry = release_run(run, "tiny-demo", directory=tmp_path / "models")
+    entry = release_run(run, "tiny-demo", models_directory=tmp_path / "models")
     np.save(tmp_path / "a.npy", _signal())
     assert main(["tiny-demo", str(tmp_path / "a.npy"), "--fs", "500", "--models-dir", str(tmp_path / "models"),
                  "--no-progress"]) == 0

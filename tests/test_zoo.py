@@ -12,7 +12,8 @@ import pytest
 import ecg_keras
 from ecg_keras import models
 from ecg_keras.standardize import Standardizer
-from ecg_keras.zoo import RELEASED_DIR, ChecksumError, read_manifest, release_run
+from ecg_keras.export.release import release_run
+from ecg_keras.zoo import RELEASED_DIR, ChecksumError, read_manifest
 
 
 def _fake_run(run_dir, dataset="ptbxl-synthetic", synthetic=True):
@@ -107,14 +108,14 @@ def test_missing_model_and_synthetic_release_into_repo_are_refused(tmp_path):
         ecg_keras.pretrained(arch="xresnet1d101", task="all", weights="ptbxl", models_directory=tmp_path)
     _fake_run(tmp_path / "run")
     with pytest.raises(ValueError, match="synthetic"):
-        release_run(tmp_path / "run", "demo", directory=RELEASED_DIR)
+        release_run(tmp_path / "run", "demo", models_directory=RELEASED_DIR)
     assert all(not e.get("synthetic") for e in read_manifest(RELEASED_DIR))
 
 
 def _release(tmp_path, name="demo", **kw):
     if not (tmp_path / "run").exists():
         _fake_run(tmp_path / "run")
-    return release_run(tmp_path / "run", name, directory=tmp_path / "release", **kw)
+    return release_run(tmp_path / "run", name, models_directory=tmp_path / "release", **kw)
 
 
 def test_manifest_file_outside_its_directory_is_refused_and_deletes_nothing(tmp_path, monkeypatch):
@@ -174,7 +175,7 @@ def test_manifest_entry_missing_fields_is_a_clear_error(tmp_path):
 
 
 def test_rerelease_needs_overwrite_and_a_failed_write_keeps_the_previous_release(tmp_path, monkeypatch):
-    from ecg_keras import zoo
+    from ecg_keras.export import release as release_module
 
     first = _release(tmp_path)
     release = tmp_path / "release"
@@ -186,7 +187,7 @@ def test_rerelease_needs_overwrite_and_a_failed_write_keeps_the_previous_release
         Path(dst).write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(zoo.shutil, "copyfile", full_disk)
+    monkeypatch.setattr(release_module.shutil, "copyfile", full_disk)
     with pytest.raises(OSError, match="No space"):
         _release(tmp_path, overwrite=True)
     assert {p.name: p.read_bytes() for p in release.iterdir()} == before  # no temporary file left either

@@ -13,7 +13,8 @@ Also ``python -m ecg_keras export`` and, in a checkout, ``python -m export``.
         -> a run directory from the reference's PyTorch checkpoint (ecg_keras.export.from_torch)
 
 RUN_DIR is a training run directory (config.json, classes.json, standardizer.json, model.keras);
-savedmodel/onnx also take the name of a released model (``ecg_keras.list_pretrained()``).
+savedmodel/onnx/litert also take a release directory or the name of a released model
+(``ecg_keras.list_pretrained()``, ``--models-dir DIR``), read by :func:`ecg_keras.runs.resolve`.
 See "Export and serving" in README.md for serving the artifacts.
 """
 from __future__ import annotations
@@ -31,12 +32,12 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _load(source: str):
-    from ecg_keras.export.run import resolve
+def _load(args):
+    from ecg_keras.runs import RunError, resolve
 
     try:
-        return resolve(source)
-    except FileNotFoundError as err:
+        return resolve(args.source, args.models_dir).check_complete()
+    except (FileNotFoundError, RunError) as err:
         raise SystemExit(f"error: {err}") from None
 
 
@@ -51,7 +52,7 @@ def cmd_savedmodel(args) -> int:
     # before loading the model; the message names the CLI flag
     check_target(Path(args.out) / args.model_name / str(args.version), args.overwrite,
                  "pass --overwrite to replace it, or choose another --version")
-    run = _load(args.source)
+    run = _load(args)
     start = time.perf_counter()
     out = export_savedmodel(run.model, args.out, model_name=args.model_name, version=args.version,
                             overwrite=args.overwrite, **_limits(args), **run.export_kwargs())
@@ -67,7 +68,7 @@ def cmd_onnx(args) -> int:
     from ecg_keras.export.files import check_target
 
     check_target(args.out, args.overwrite, "pass --overwrite to replace it")
-    run = _load(args.source)
+    run = _load(args)
     start = time.perf_counter()
     out = export_onnx(run.model, args.out, whole_record=args.whole_record, opset=args.opset, overwrite=args.overwrite,
                       **_limits(args), **run.export_kwargs())
@@ -78,10 +79,11 @@ def cmd_onnx(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from ecg_keras.zoo import models_dir, release_run
+    from ecg_keras.export.release import release_run
+    from ecg_keras.zoo import models_dir
 
     try:
-        entry = release_run(args.run_dir, args.name, directory=args.models_dir, url_base=args.url_base,
+        entry = release_run(args.run_dir, args.name, models_directory=args.models_dir, url_base=args.url_base,
                             overwrite=args.overwrite)
     except (OSError, ValueError) as err:  # incl. a full disk: the previous release is left intact
         print(f"error: {err}", file=sys.stderr)
@@ -96,8 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-keras export", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from ecg_keras.runs import add_source_arguments
+
     sm = sub.add_parser("savedmodel", help="SavedModel in TF Serving's layout <out>/<model-name>/<version>/")
-    sm.add_argument("source", metavar="RUN_DIR_OR_PRETRAINED")
+    add_source_arguments(sm)
     sm.add_argument("--out", required=True, help="model base directory (TF Serving's --model_base_path parent)")
     sm.add_argument("--model-name", default="ecg", help="model name (sub-directory and TF Serving MODEL_NAME)")
     sm.add_argument("--version", type=int, default=1, help="positive integer version directory")
@@ -107,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.set_defaults(func=cmd_savedmodel)
 
     ox = sub.add_parser("onnx", help="ONNX model (raw mV in, probabilities out)")
-    ox.add_argument("source", metavar="RUN_DIR_OR_PRETRAINED")
+    add_source_arguments(ox)
     ox.add_argument("--out", required=True, type=Path, help="output .onnx file")
     ox.add_argument("--whole-record", action="store_true",
                     help="export the whole-record model (sliding windows + aggregation in the graph)")

@@ -35,11 +35,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.runs import Predictions, Run, check_predictions
+
 from . import bootstrap as bs
 from . import metrics as M
 from . import tables
-from .runs import (ENSEMBLE, NAIVE, EvaluationError, Predictions, Run, check_labels, check_predictions, load_array,
-                   load_run, name_runs, read_npy)
+from .runs import ENSEMBLE, NAIVE, EvaluationError, check_labels, load_array, read_npy, read_runs
 
 DEFAULT_N_BOOTSTRAP = 1000
 #: Column order of the tables (the paper's); other tasks follow in order of appearance.
@@ -154,8 +155,7 @@ def _safe(s: str) -> str:
 
 
 def run_dirs(args) -> dict:
-    runs = [load_run(d) for d in args.runs]
-    name_runs(runs)
+    runs = read_runs(args.runs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = Path(args.bootstrap_dir) if args.bootstrap_dir else out / "bootstrap"

@@ -17,13 +17,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from .runs import read_runs
 
 SUBCOMMANDS = ("hierarchy", "uncertainty", "attribution")
 
@@ -52,13 +53,6 @@ def _split(run, split: str):
     return run.splits[split]
 
 
-def _load_runs(paths):
-    from .runs import load_run, name_runs
-    runs = [load_run(p) for p in paths]
-    name_runs(runs)
-    return runs
-
-
 # --------------------------------------------------------------------------- hierarchy
 
 def cmd_hierarchy(args) -> list[Path]:
@@ -70,7 +64,7 @@ def cmd_hierarchy(args) -> list[Path]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for run in _load_runs(args.runs):
+    for run in read_runs(args.runs):
         inside = [c for c in run.classes if c in known]
         if not inside:
             raise InsightsError(f"{run.path}: none of its classes ({run.classes[:5]}...) is a diagnostic "
@@ -100,7 +94,7 @@ def cmd_uncertainty(args) -> list[Path]:
         raise InsightsError("uncertainty needs at least 2 run directories (an ensemble of seeds)")
     if not args.database:
         raise InsightsError("--database ptbxl_database.csv (or --likelihoods) is required")
-    runs = _load_runs(args.runs)
+    runs = read_runs(args.runs)
     ref = runs[0]
     for r in runs[1:]:
         if r.classes != ref.classes:
@@ -158,29 +152,23 @@ def _read_signal_from_root(root: Path, record: str, sampling_rate: int, cache_di
 
 
 def cmd_attribution(args) -> list[Path]:
-    import keras
-
-    import ecg_keras.models  # noqa: F401  (registers custom layers for loading)
-    from ecg_keras.standardize import Standardizer
+    from ecg_keras.runs import resolve
 
     from .attribution import attribute_record
     from .plots import plot_attribution
 
-    run = Path(args.runs[0])
     if len(args.runs) != 1:
         raise InsightsError("attribution takes exactly one RUN_DIR")
-    for f in ("config.json", "classes.json", "model.keras"):
-        if not (run / f).is_file():
-            raise InsightsError(f"{run / f} does not exist")
-    config = json.loads((run / "config.json").read_text())
-    classes = [str(c) for c in json.loads((run / "classes.json").read_text())]
+    run = resolve(args.runs[0])
+    if not run.release:
+        run.file("model.keras")  # missing: fail before reading the record
+    config, classes = run.config, run.classes
     if args.cls not in classes:
         raise InsightsError(f"--class {args.cls!r} is not one of the run's classes {classes}")
-    fs = int(args.sampling_rate or config.get("sampling_rate", 100))
-    std_file = run / "standardizer.json"
-    standardizer = Standardizer.load(std_file) if std_file.is_file() else None
+    fs = int(args.sampling_rate or run.sampling_rate)
+    standardizer = run.standardizer if run.release or (run.path / "standardizer.json").is_file() else None
     if standardizer is None:
-        print(f"warning: {std_file} missing; the signal is fed unstandardised", file=sys.stderr)
+        print(f"warning: {run.path / 'standardizer.json'} missing; the signal is fed unstandardised", file=sys.stderr)
     if (args.data_dir is None) == (args.npy is None):
         raise InsightsError("give exactly one of --data-dir ROOT (with --record) or --npy SIGNAL.npy")
     if args.npy:
@@ -195,9 +183,8 @@ def cmd_attribution(args) -> list[Path]:
 
         signal = _read_signal_from_root(Path(args.data_dir), args.record, fs, cache_option(args.cache_dir))
         record = args.record
-    model = keras.models.load_model(run / "model.keras", compile=False)
     c = classes.index(args.cls)
-    res = attribute_record(model, signal, c, standardizer, fs, method=args.method, combine=args.combine,
+    res = attribute_record(run.model, signal, c, standardizer, fs, method=args.method, combine=args.combine,
                            steps=args.steps, epsilon=args.epsilon)
     out = Path(args.out)
     if out.suffix.lower() != ".png":

@@ -1,21 +1,23 @@
 """Reading what evaluate.py scores: prediction arrays and run directories, with checks that
 name the file, row and column of anything a metric must not see (non-finite or out-of-range
-predictions, labels that are not 0/1)."""
+predictions, labels that are not 0/1). Run directories are read by :func:`ecg_keras.runs.resolve`
+(which also reads and checks their ``predictions/*.npz``)."""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ecg_keras.runs import Run, RunError, first_bad, resolve
+
 NAIVE = "naive"
 ENSEMBLE = "ensemble"
 
 
-class EvaluationError(ValueError):
-    """Unusable input (missing file, inconsistent runs); the message says which and why."""
+class EvaluationError(RunError):
+    """Unusable input (missing file, inconsistent runs); the message says which and why. A run's
+    unreadable files raise :class:`ecg_keras.runs.RunError`, its base."""
 
 
 # --------------------------------------------------------------------------- raw-array mode
@@ -50,138 +52,23 @@ def load_array(path: str, what: str) -> np.ndarray:
     return arr
 
 
-def _first_bad(mask: np.ndarray, ids=None) -> str:
-    """'row 3 (record id X), column 1; 7 row(s) affected' for the first True of a 2-D mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    r = int(rows[0])
-    c = int(np.flatnonzero(mask[r])[0])
-    rid = f" (record id {ids[r]})" if ids is not None else ""
-    return f"row {r}{rid}, column {c}; {len(rows)} row(s) affected"
-
-
 def check_labels(y: np.ndarray, where: str, ids=None) -> None:
     """Labels must be finite 0/1 values."""
     bad = ~np.isin(y, (0, 1))
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise EvaluationError(f"{where}: labels must be 0 or 1, found {y[r, c].item()} at "
-                              f"{_first_bad(bad, ids)}")
+                              f"{first_bad(bad, ids)}")
 
 
-def check_predictions(p: np.ndarray, where: str, ids=None, probabilities: bool = True) -> None:
-    """Predictions must be finite (a NaN is a diverged model, never a score) and, for
-    probability tasks, within [0, 1]."""
-    bad = ~np.isfinite(p)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise EvaluationError(f"{where}: non-finite prediction {p[r, c].item()} at {_first_bad(bad, ids)}; "
-                              "the model diverged or its output is corrupt, nothing is scored")
-    if probabilities:
-        bad = (p < 0) | (p > 1)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise EvaluationError(f"{where}: predictions must be probabilities in [0, 1], found "
-                                  f"{p[r, c].item()} at {_first_bad(bad, ids)}")
-
-
-@dataclass
-class Predictions:
-    ids: np.ndarray
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    healthy: np.ndarray | None = None
-
-    def aligned(self, order_ids: np.ndarray, where: str) -> "Predictions":
-        """Rows reordered to ``order_ids`` (same id set required)."""
-        pos = pd.Index(self.ids).get_indexer(order_ids)
-        if (pos < 0).any() or len(self.ids) != len(order_ids):
-            raise EvaluationError(f"{where}: record ids differ from the other runs of the same "
-                                  "dataset/task; runs must be scored on the same records")
-        return Predictions(order_ids, self.y_true[pos], self.y_pred[pos],
-                           None if self.healthy is None else self.healthy[pos])
-
-
-@dataclass
-class Run:
-    path: Path
-    config: dict
-    classes: list[str]
-    splits: dict[str, Predictions]
-    history: Path | None = None
-    name: str = ""
-
-    @property
-    def arch(self) -> str:
-        return str(self.config.get("arch") or self.path.name)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return str(self.config.get("dataset", "dataset")), str(self.config.get("task", "task"))
-
-    @property
-    def kind(self) -> str:
-        kind = self.config.get("kind")
-        if kind:
-            return str(kind)
-        if self.key[1] == "age":
-            return "regression"
-        return "binary" if self.splits["test"].y_true.shape[1] == 1 else "multilabel"
-
-
-def _read_json(path: Path):
-    if not path.is_file():
-        raise EvaluationError(f"{path} is missing")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise EvaluationError(f"{path}: invalid JSON ({e})") from e
-
-
-def _load_predictions(path: Path, n_classes: int) -> Predictions:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"ids", "y_true", "y_pred"} - set(z.files)
-            if missing:
-                raise EvaluationError(f"{path}: missing array(s) {sorted(missing)}")
-            ids, yt, yp = z["ids"], z["y_true"], z["y_pred"]
-            healthy = z["healthy"].astype(bool) if "healthy" in z.files else None
-    except (ValueError, EOFError, OSError, AttributeError) as e:  # 0-byte, truncated, not an .npz
-        if isinstance(e, EvaluationError):
-            raise
-        raise EvaluationError(f"{path}: not a readable predictions .npz ({e})") from e
-    if yt.dtype.kind not in "biuf" or yp.dtype.kind not in "biuf":
-        raise EvaluationError(f"{path}: y_true ({yt.dtype}) and y_pred ({yp.dtype}) must be numeric")
-    yt = yt[:, None] if yt.ndim == 1 else yt
-    yp = yp[:, None] if yp.ndim == 1 else yp
-    if yt.shape != yp.shape or yt.shape[0] != len(ids):
-        raise EvaluationError(f"{path}: ids {ids.shape}, y_true {yt.shape}, y_pred {yp.shape} "
-                              "do not agree")
-    if yt.shape[1] != n_classes:
-        raise EvaluationError(f"{path}: {yt.shape[1]} columns but classes.json lists {n_classes}")
-    if len(np.unique(ids)) != len(ids):
-        raise EvaluationError(f"{path}: duplicate record ids")
-    if ids.dtype == object:
-        ids = ids.astype(str)
-    check_predictions(yp, f"{path} (y_pred)", ids, probabilities=False)  # range: per task kind, see run_dirs
-    return Predictions(ids, yt.astype(np.float64), yp.astype(np.float64), healthy)
-
-
-def load_run(run_dir) -> Run:
-    """Read one run directory (see module docstring)."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise EvaluationError(f"run directory {path} does not exist")
-    config = _read_json(path / "config.json")
-    classes = [str(c) for c in _read_json(path / "classes.json")]
-    splits = {}
-    for split in ("test", "val", "train"):
-        f = path / "predictions" / f"{split}.npz"
-        if f.is_file():
-            splits[split] = _load_predictions(f, len(classes))
-    if "test" not in splits:
-        raise EvaluationError(f"{path / 'predictions' / 'test.npz'} is missing")
-    hist = path / "history.csv"
-    return Run(path, config, classes, splits, hist if hist.is_file() else None)
+def read_runs(paths) -> list[Run]:
+    """The run directories to score, their predictions read and checked now (``test`` required),
+    named uniquely (:func:`name_runs`)."""
+    runs = [resolve(p) for p in paths]
+    for r in runs:
+        r.splits  # noqa: B018  (read and checked before anything is written)
+    name_runs(runs)
+    return runs
 
 
 def name_runs(runs: list[Run]) -> None:

@@ -1,8 +1,8 @@
 """LiteRT (TensorFlow Lite) export for devices: raw mV in, probabilities out, optionally quantised.
 
-    from ecg_keras.export import load_run
     from ecg_keras.export.litert import export_litert, LiteRTModel
-    run = load_run("runs/fcn_wang")
+    from ecg_keras.runs import resolve
+    run = resolve("runs/fcn_wang")
     export_litert(run.model, "fcn.tflite", **run.export_kwargs())              # window model, float32
     export_litert(run.model, "fcn_int8.tflite", quantize="int8", calibration="../shared/data/ludb-1.0.1",
                   **run.export_kwargs())
@@ -329,8 +329,10 @@ class LiteRTModel:
 # --------------------------------------------------------------------------- CLI (python -m export litert)
 def add_parser(subparsers):
     """Register the ``litert`` subcommand on an argparse subparsers object."""
+    from ecg_keras.runs import add_source_arguments
+
     p = subparsers.add_parser("litert", help="LiteRT / TensorFlow Lite model for devices (raw mV in, probabilities out)")
-    p.add_argument("source", metavar="RUN_DIR_OR_PRETRAINED")
+    add_source_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output .tflite file")
     p.add_argument("--quantize", choices=["float16", "dynamic", "int8"], default=None,
                    help="weights float16 | int8 weights (dynamic range) | int8 weights and activations (--calibration)")
@@ -349,7 +351,7 @@ def run(args) -> int:
     import sys
 
     from ecg_keras.export.files import check_target
-    from ecg_keras.export.run import resolve
+    from ecg_keras.runs import RunError, resolve
 
     if args.quantize == "int8" and not args.calibration:
         print("error: --quantize int8 needs --calibration DIR (a folder of records, e.g. LUDB)", file=sys.stderr)
@@ -359,8 +361,8 @@ def run(args) -> int:
         return 2
     try:
         check_target(args.out, args.overwrite, "pass --overwrite to replace it")
-        run_ = resolve(args.source)
-    except (FileExistsError, FileNotFoundError) as err:
+        run_ = resolve(args.source, args.models_dir).check_complete()
+    except (FileExistsError, FileNotFoundError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     start = time.perf_counter()

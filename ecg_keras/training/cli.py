@@ -146,8 +146,8 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         return parser
     g = parser.add_argument_group("transfer learning")
     g.add_argument("--init-from", default=None, metavar="NAME_OR_RUN_DIR",
-                   help="finetune a pretrained model: a run directory or a released model name (new head, "
-                        "gradual unfreezing, discriminative lrs, the source's standardiser)")
+                   help="finetune a pretrained model: a run directory, a release directory or a released model "
+                        "name (new head, gradual unfreezing, discriminative lrs, the source's standardiser)")
     g.add_argument("--phase-epochs", type=_phase_epochs, default=None, metavar="P1,P2",
                    help=f"finetuning epochs: head only, then all layers (default {PHASE_EPOCHS[0]},{PHASE_EPOCHS[1]})")
     g.add_argument("--no-train-bn", action="store_true", default=False,

@@ -29,8 +29,8 @@ factor), with its ``lr_max`` = the head's learning rate, so ``history.csv``'s ``
 head's.
 
 ``init_from`` is a training run directory (``model.keras``, ``standardizer.json``,
-``classes.json``, ``config.json``) or the name of a released model in the manifest
-(:func:`ecg_keras.zoo.pretrained`). The run directory has the layout of :func:`train`'s
+``classes.json``, ``config.json``), a release directory or the name of a released model in the
+manifest, read by :func:`ecg_keras.runs.resolve`. The finetuned run directory has the layout of :func:`train`'s
 (:mod:`ecg_keras.training.rundir`) plus ``config.json["init_from"]`` and ``["finetune"]`` and a
 ``phase`` column in ``history.csv``. Finetuning runs are not resumable: ``resume=True`` returns a
 complete run unchanged and restarts an unfinished one. ``--distribute mirrored | multiworker``
@@ -46,16 +46,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ecg_keras.datasets.base import DataError, Splits, TaskData
-from ecg_keras.standardize import Standardizer
+from ecg_keras.runs import Run, RunError, resolve
 from ecg_keras.training.config import TrainConfig
 
 #: Epochs of phase 1 (head only) and phase 2 (all layers), docs/PROTOCOL.md.
@@ -109,50 +107,15 @@ def set_phase_trainable(model, groups: Sequence[Sequence], phase: int, train_bn:
 
 
 # --------------------------------------------------------------------------- source models
-@dataclass
-class Source:
-    """A resolved ``init_from``: the pretrained model and what must travel with it."""
-
-    model: object  # keras.Model (logits)
-    arch: str
-    standardizer: Standardizer
-    classes: list
-    sampling_rate: int
-    task: str
-    description: dict
-
-
-def load_source(init_from: str | Path) -> Source:
-    """A finished run directory, or a released model's name (``zoo.pretrained(name=...)``)."""
-    import keras
-
-    path = Path(str(init_from)).expanduser()
-    if path.is_dir():
-        from ecg_keras.training.rundir import RunDir
-
-        missing = RunDir(path).missing_files()
-        if missing:
-            raise FileNotFoundError(f"--init-from {path}: {', '.join(missing)} missing; not a finished training run")
-        cfg = json.loads((path / "config.json").read_text())
-        model = keras.saving.load_model(path / "model.keras", compile=False)
-        return Source(model=model, arch=cfg["arch"], standardizer=Standardizer.load(path / "standardizer.json"),
-                      classes=json.loads((path / "classes.json").read_text()),
-                      sampling_rate=int(cfg.get("sampling_rate", 100)), task=cfg.get("task", "?"),
-                      description={"type": "run", "path": str(path.resolve()), "arch": cfg["arch"],
-                                   "task": cfg.get("task"), "dataset": cfg.get("dataset"),
-                                   "synthetic": bool(cfg.get("synthetic", False)),
-                                   "init_from": cfg.get("init_from")})
-    from ecg_keras import zoo
-
-    try:
-        model = zoo.pretrained(name=str(init_from))
-    except ValueError as e:
-        raise FileNotFoundError(f"--init-from {init_from!r} is neither a run directory nor a released model: {e}") from None
-    info = model.ecg_info
-    return Source(model=model, arch=info.arch, standardizer=info.standardizer, classes=list(info.classes),
-                  sampling_rate=info.sampling_rate, task=info.task,
-                  description={"type": "release", "name": info.name, "arch": info.arch, "task": info.task,
-                               "training_data": info.training_data, "sha256": info.entry.get("sha256")})
+def source_description(source: Run) -> dict:
+    """What ``config.json["finetune"]["source"]`` records of the ``init_from`` model."""
+    cfg = source.config
+    if source.release:
+        return {"type": "release", "name": source.name, "arch": source.arch, "task": cfg.get("task"),
+                "training_data": source.release["training_data"], "sha256": source.release.get("sha256")}
+    return {"type": "run", "path": str(source.path.resolve()), "arch": source.arch, "task": cfg.get("task"),
+            "dataset": cfg.get("dataset"), "synthetic": bool(cfg.get("synthetic", False)),
+            "init_from": cfg.get("init_from")}
 
 
 # --------------------------------------------------------------------------- data
@@ -210,11 +173,10 @@ def load_transfer_splits(config: TrainConfig, download: bool = False, log=print)
 
 
 # --------------------------------------------------------------------------- finetune
-def default_output(config: TrainConfig, source: Source) -> str:
+def default_output(config: TrainConfig, source: Run) -> str:
     from ecg_keras.training.config import default_run_name
 
-    src = Path(source.description.get("path") or source.description.get("name", "source")).name
-    return str(Path("runs") / f"{default_run_name(config)}-ft-{src}")
+    return str(Path("runs") / f"{default_run_name(config)}-ft-{source.name}")
 
 
 def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[int] = PHASE_EPOCHS, *,
@@ -246,8 +208,12 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     loop.set_seed(config.seed, config.deterministic)
     strategy = dist.make_strategy(config.distribute)
     chief = dist.is_chief(strategy)  # with several workers only the chief writes the run directory
+    try:
+        source = resolve(init_from).check_complete()
+    except (FileNotFoundError, RunError) as e:
+        raise FileNotFoundError(f"--init-from: {e}") from None
     with strategy.scope():
-        source = load_source(init_from)
+        source.model  # noqa: B018  (loaded in the strategy's scope)
     if source.sampling_rate != config.sampling_rate:
         raise ValueError(f"{init_from} was trained at {source.sampling_rate} Hz; finetune with "
                          f"--sampling-rate {source.sampling_rate} (got {config.sampling_rate})")
@@ -305,7 +271,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                 "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": steps * (p1 + p2),
                 "replicas": strategy.num_replicas_in_sync,
                 "resume": False, "data_path": data_path, "init_from": str(init_from),
-                "finetune": {"source": source.description, "source_classes": list(source.classes),
+                "finetune": {"source": source_description(source), "source_classes": list(source.classes),
                              "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
                              "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
                              "layer_groups": [[layer.name for layer in g] for g in groups]}}

@@ -19,7 +19,7 @@ are drawn once, seeded, stored in ``DIR/bootstrap/`` and shared by all models), 
   F_beta/G_beta for ICBEB2018; ``DIR/results_long.csv`` holds every number;
 * ``DIR/figures/<dataset>_<task>.png``: Figure-2 style bars with intervals, the paper's values marked;
 * ``DIR/release/``: the best seed (by validation macro AUC) of every network per task, released
-  with :func:`ecg_keras.zoo.release_run` (``MANIFEST.json`` with sha256, model cards) plus a
+  with :func:`ecg_keras.export.release_run` (``MANIFEST.json`` with sha256, model cards) plus a
   SavedModel and an ONNX file each, and ``SHA256SUMS`` over the folder.
 
 ``naive`` (training prevalence), ``wavelet_nn`` (the paper's Wavelet+NN, at most 30 epochs, best
@@ -473,7 +473,7 @@ def best_runs(specs: Sequence[RunSpec], out: Path) -> dict[tuple[str, str], dict
 
 
 def _subset(pred, keep):
-    from ecg_keras.evaluation.runs import Predictions
+    from ecg_keras.runs import Predictions
 
     return Predictions(pred.ids, pred.y_true[:, keep], pred.y_pred[:, keep], pred.healthy)
 
@@ -488,7 +488,8 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
     (and named in the notes), which only happens on small (synthetic) sets."""
     from ecg_keras.evaluation import bootstrap as bs
     from ecg_keras.evaluation import metrics as M
-    from ecg_keras.evaluation.cli import _bootstrap_for, _group_models, _threshold_metrics, load_run
+    from ecg_keras.evaluation.cli import _bootstrap_for, _group_models, _threshold_metrics
+    from ecg_keras.runs import resolve
 
     best = best_runs(specs, out)
     results, info, notes = {}, {}, {}
@@ -498,7 +499,7 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
             b = best.get((task, arch))
             if b is None:
                 continue
-            r = load_run(b["path"])
+            r = resolve(b["path"])
             r.name = arch
             members.append(r)
         if not members:
@@ -700,7 +701,8 @@ def release_best(out: Path, dataset: str, best: dict, url_base: str | None = Non
     """Release the best run of every network and task into ``DIR/release`` (skipping releases whose
     weights and exports are already there), then write ``SHA256SUMS``. Returns (names, failures)."""
     from ecg_keras import zoo
-    from ecg_keras.export import export_onnx, export_savedmodel, load_run
+    from ecg_keras.export import export_onnx, export_savedmodel, release_run
+    from ecg_keras.runs import resolve
     from ecg_keras.training import rundir as rd
 
     release = out / "release"
@@ -717,8 +719,8 @@ def release_best(out: Path, dataset: str, best: dict, url_base: str | None = Non
             continue
         try:
             log(f"release {name} (seed {b['seed']}): weights, model card, SavedModel, ONNX")
-            zoo.release_run(b["path"], name, directory=release, url_base=url_base, overwrite=True)
-            run = load_run(b["path"])
+            release_run(b["path"], name, models_directory=release, url_base=url_base, overwrite=True)
+            run = resolve(b["path"])
             sm = export_savedmodel(run.model, release / "savedmodel", model_name=name, version=1, overwrite=True,
                                    **run.export_kwargs())
             onnx = export_onnx(run.model, release / f"{name}.onnx", **run.export_kwargs())

@@ -1,6 +1,7 @@
 """The run directory: atomic writes, per-epoch checkpoints, resume, completion marker.
 
-Layout (read by ``evaluate.py RUN_DIR``)::
+The writer side; what readers need of it (:data:`ecg_keras.runs.RUN_FILES`, the predictions)
+and how they read it is :func:`ecg_keras.runs.resolve`. Layout::
 
     config.json          all arguments, versions, data fingerprint
     classes.json         class names (output order)
@@ -37,9 +38,6 @@ from ecg_keras.paths import follow_umask
 
 COMPLETE = "COMPLETE"
 LOCK = ".lock"
-#: What every reader of a finished run needs (export, release, finetuning's --init-from).
-RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
-
 
 
 @contextmanager
@@ -108,10 +106,6 @@ class RunDir:
     predictions = property(lambda self: self.path / "predictions")
     checkpoints = property(lambda self: self.path / "checkpoints")
     marker = property(lambda self: self.path / COMPLETE)
-
-    def missing_files(self) -> list[str]:
-        """The :data:`RUN_FILES` this directory lacks (all of them if it does not exist)."""
-        return [f for f in RUN_FILES if not (self.path / f).is_file()]
 
     def is_complete(self) -> bool:
         return self.marker.exists()

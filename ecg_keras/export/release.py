@@ -1,0 +1,95 @@
+"""Release a training run: ``release_run(run_dir, name, models_directory)`` writes the weights,
+a model card and a row of the models directory's ``MANIFEST.json`` (read by :mod:`ecg_keras.zoo`;
+``ecg-keras export release``)."""
+from __future__ import annotations
+
+import json
+import shutil
+from contextlib import ExitStack
+from pathlib import Path
+
+from ecg_keras.paths import check_name, sha256
+from ecg_keras.runs import resolve
+from ecg_keras.training.rundir import atomic_path
+from ecg_keras import zoo
+
+
+def release_run(run_dir: str | Path, name: str, models_directory: str | Path | None = None,
+                url_base: str | None = None, overwrite: bool = False) -> dict:
+    """Turn a training run directory into a released model: weights, manifest row, model card.
+
+    Runs trained on synthetic data are refused for the package's :data:`ecg_keras.zoo.RELEASED_DIR`.
+    An existing release of the same name is replaced only with ``overwrite=True``; the three files
+    are written to temporary names first, so a failure (e.g. a full disk) leaves the previous
+    release intact.
+    """
+    check_name(name)
+    run = resolve(run_dir)
+    if run.release:
+        raise ValueError(f"{run_dir} is a released model ({run.name}), not a training run directory")
+    run.check_complete()
+    run_dir, config = run.path, run.config
+    target = zoo.models_dir(models_directory)
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    dataset = str(config.get("dataset_name") or config.get("dataset"))
+    synthetic = zoo.is_synthetic(config.get("synthetic"), dataset)
+    if target.resolve() == zoo.RELEASED_DIR.resolve() and not (zoo.RELEASED_DIR.parents[1] / "setup.cfg").is_file():
+        raise ValueError(f"{target} is the installed package's manifest, not a release target: "
+                         "pass a models directory (--models-dir DIR)")
+    if synthetic and target.resolve() == zoo.RELEASED_DIR.resolve():
+        raise ValueError(f"{run_dir} was trained on synthetic data; only runs on real data are released "
+                         f"into {zoo.RELEASED_DIR}")
+    entries = [e for e in zoo.read_manifest(target) if e["name"] != name]
+    weights_file, card = f"{name}.keras", f"{name}.md"
+    if not overwrite and (len(entries) < len(zoo.read_manifest(target)) or (target / weights_file).exists()):
+        raise FileExistsError(f"{target / weights_file}: a release named {name!r} exists; pass overwrite=True "
+                              "(--overwrite) to replace it")
+    from ecg_keras.windows import window_length
+
+    sampling_rate = run.sampling_rate
+    entry = {
+        "name": name, "arch": config["arch"], "task": config["task"],
+        "classes": run.classes, "standardizer": run.standardizer.to_dict(),
+        "sampling_rate": sampling_rate, "window": window_length(sampling_rate),
+        "training_data": "synthetic" if synthetic else dataset, "synthetic": synthetic,
+        "metrics": {split: {k: v for k, v in m.items() if isinstance(v, (int, float))}
+                    for split, m in metrics.items() if isinstance(m, dict)},
+        "license": "CC-BY-4.0" if "ptbxl" in dataset else config.get("license", "see training data"),
+        "file": weights_file, "sha256": None, "card": card,
+    }
+    if url_base:
+        entry["url_base"] = url_base
+    with ExitStack() as stack:  # renamed in reverse order of entry: weights, card, manifest last
+        manifest_tmp, card_tmp, weights_tmp = (stack.enter_context(atomic_path(target / f))
+                                               for f in (zoo.MANIFEST, card, weights_file))
+        shutil.copyfile(run_dir / "model.keras", weights_tmp)
+        entry["sha256"] = sha256(weights_tmp)
+        card_tmp.write_text(model_card(entry, config))
+        manifest_tmp.write_text(json.dumps({"models": sorted(entries + [entry], key=lambda e: e["name"])}, indent=2))
+    return entry
+
+
+def model_card(entry: dict, config: dict) -> str:
+    metrics = "\n".join(f"| {split} | {k} | {v:.4f} |" for split, m in entry["metrics"].items() for k, v in m.items())
+    warning = ("\n**Trained on SYNTHETIC data** (ecg_keras' generated PTB-XL-format set): for pipeline "
+               "demonstrations only, not for any clinical or research conclusion.\n" if entry["synthetic"] else "")
+    return f"""# {entry['name']}
+{warning}
+- Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
+- Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples
+- Standardiser: mean {entry['standardizer']['mean']:.6g}, std {entry['standardizer']['std']:.6g} (mV)
+- Training: {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, seed {config.get('seed', '?')}
+- Licence: {entry['license']}; sha256 `{entry['sha256']}`
+
+## Metrics
+| split | metric | value |
+|---|---|---|
+{metrics}
+
+## Intended use
+Research on ECG classification with the PTB-XL benchmark protocol: sigmoid(logits) of 2.5-s
+windows, aggregated per record (max for statements, mean for age/sex). Not a medical device.
+
+## Classes
+{', '.join(entry['classes'])}
+"""

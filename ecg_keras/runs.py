@@ -1,0 +1,311 @@
+"""The one reader of trained models: ``resolve(source, models_directory=None) -> Run``.
+
+``source`` is one of
+
+* a run directory, what training, finetuning, ``from-torch`` and ``reproduce`` write (the writer
+  side is :mod:`ecg_keras.training.rundir`): ``config.json``, ``classes.json``,
+  ``standardizer.json`` and ``model.keras`` (:data:`RUN_FILES`, what export, release and
+  ``--init-from`` need), and once scored ``predictions/{test,val,train}.npz`` (ids, y_true,
+  y_pred, optional healthy) and ``history.csv`` (what evaluation reads). Baseline runs
+  (``naive``, ``wavelet_nn``) have no ``model.keras``;
+* a release directory: a models folder whose ``MANIFEST.json`` lists exactly one model;
+* the name of a released model in the manifest of ``models_directory`` (:mod:`ecg_keras.zoo`:
+  ``$ECG_KERAS_MODELS_DIR`` or the package's manifest by default).
+
+The :class:`Run` reads each part when it is first used: ``config``, ``classes``,
+``standardizer``, ``model`` (Keras, ``compile=False``; the only part that imports TensorFlow) and
+``predictions(split)`` / ``splits``. A missing file raises :class:`RunFileMissing` (a
+``FileNotFoundError``), anything unusable :class:`RunError` (a ``ValueError``); both name the
+file and the problem. A release's parts come from its manifest entry, its model from
+:func:`ecg_keras.zoo.pretrained` (sha256 checked, downloaded if needed).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ecg_keras import zoo
+from ecg_keras.standardize import Standardizer
+
+#: What every reader of a finished run needs (export, release, finetuning's --init-from).
+RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
+#: The prediction files a run may hold, ``predictions/<split>.npz``; evaluation needs ``test``.
+SPLITS = ("test", "val", "train")
+REGRESSION_TASKS = ("age",)  # linear output: no sigmoid
+
+
+class RunError(ValueError):
+    """Unusable trained-model input (unreadable file, predictions no metric may see, an ambiguous
+    release directory); the message names the file and why."""
+
+
+class RunFileMissing(RunError, FileNotFoundError):
+    """A run directory, release or a file a run needs does not exist."""
+
+
+def missing_files(path: str | Path) -> list[str]:
+    """The :data:`RUN_FILES` the run directory ``path`` lacks (all of them if it does not exist)."""
+    return [f for f in RUN_FILES if not (Path(path) / f).is_file()]
+
+
+# --------------------------------------------------------------------------- predictions
+def first_bad(mask: np.ndarray, ids=None) -> str:
+    """'row 3 (record id X), column 1; 7 row(s) affected' for the first True of a 2-D mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    r = int(rows[0])
+    c = int(np.flatnonzero(mask[r])[0])
+    rid = f" (record id {ids[r]})" if ids is not None else ""
+    return f"row {r}{rid}, column {c}; {len(rows)} row(s) affected"
+
+
+def check_predictions(p: np.ndarray, where: str, ids=None, probabilities: bool = True) -> None:
+    """Predictions must be finite (a NaN is a diverged model, never a score) and, for
+    probability tasks, within [0, 1]."""
+    bad = ~np.isfinite(p)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise RunError(f"{where}: non-finite prediction {p[r, c].item()} at {first_bad(bad, ids)}; "
+                       "the model diverged or its output is corrupt, nothing is scored")
+    if probabilities:
+        bad = (p < 0) | (p > 1)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise RunError(f"{where}: predictions must be probabilities in [0, 1], found "
+                           f"{p[r, c].item()} at {first_bad(bad, ids)}")
+
+
+@dataclass
+class Predictions:
+    ids: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    healthy: np.ndarray | None = None
+
+    def aligned(self, order_ids: np.ndarray, where: str) -> "Predictions":
+        """Rows reordered to ``order_ids`` (same id set required)."""
+        import pandas as pd
+
+        pos = pd.Index(self.ids).get_indexer(order_ids)
+        if (pos < 0).any() or len(self.ids) != len(order_ids):
+            raise RunError(f"{where}: record ids differ from the other runs of the same "
+                           "dataset/task; runs must be scored on the same records")
+        return Predictions(order_ids, self.y_true[pos], self.y_pred[pos],
+                           None if self.healthy is None else self.healthy[pos])
+
+
+def read_predictions(path: Path, n_classes: int) -> Predictions:
+    """One ``predictions/<split>.npz``, checked: arrays present, numeric, consistent in shape, one
+    column per class, unique ids, finite predictions (their range depends on the task kind)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"ids", "y_true", "y_pred"} - set(z.files)
+            if missing:
+                raise RunError(f"{path}: missing array(s) {sorted(missing)}")
+            ids, yt, yp = z["ids"], z["y_true"], z["y_pred"]
+            healthy = z["healthy"].astype(bool) if "healthy" in z.files else None
+    except (ValueError, EOFError, OSError, AttributeError) as e:  # 0-byte, truncated, not an .npz
+        if isinstance(e, RunError):
+            raise
+        raise RunError(f"{path}: not a readable predictions .npz ({e})") from e
+    if yt.dtype.kind not in "biuf" or yp.dtype.kind not in "biuf":
+        raise RunError(f"{path}: y_true ({yt.dtype}) and y_pred ({yp.dtype}) must be numeric")
+    yt = yt[:, None] if yt.ndim == 1 else yt
+    yp = yp[:, None] if yp.ndim == 1 else yp
+    if yt.shape != yp.shape or yt.shape[0] != len(ids):
+        raise RunError(f"{path}: ids {ids.shape}, y_true {yt.shape}, y_pred {yp.shape} do not agree")
+    if yt.shape[1] != n_classes:
+        raise RunError(f"{path}: {yt.shape[1]} columns but classes.json lists {n_classes}")
+    if len(np.unique(ids)) != len(ids):
+        raise RunError(f"{path}: duplicate record ids")
+    if ids.dtype == object:
+        ids = ids.astype(str)
+    check_predictions(yp, f"{path} (y_pred)", ids, probabilities=False)  # range: per task kind (evaluation)
+    return Predictions(ids, yt.astype(np.float64), yp.astype(np.float64), healthy)
+
+
+# --------------------------------------------------------------------------- the run
+class Run:
+    """A trained model as its files describe it; every part is read when first used.
+
+    ``release`` is the manifest entry of a released model (None for a run directory); ``name``
+    is the release name or the run directory's name (evaluation renames runs to tell them apart).
+    """
+
+    def __init__(self, path: str | Path, *, release: dict | None = None,
+                 models_directory: str | Path | None = None):
+        self.path = Path(path)
+        self.release = release
+        self.models_directory = models_directory
+        self.name = release["name"] if release else self.path.resolve().name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}{', release=' + repr(self.name) if self.release else ''})"
+
+    # ---------------------------------------------------------------- files
+    def missing_files(self) -> list[str]:
+        """The :data:`RUN_FILES` this run lacks (none for a release: its entry holds them)."""
+        return [] if self.release else missing_files(self.path)
+
+    def check_complete(self) -> "Run":
+        """The run itself, or :class:`RunFileMissing` naming every :data:`RUN_FILES` it lacks."""
+        missing = self.missing_files()
+        if missing:
+            raise RunFileMissing(f"{self.path / missing[0]} is missing: {self.path} is not a finished training run "
+                                 f"(missing {', '.join(missing)})")
+        return self
+
+    def file(self, name: str) -> Path:
+        """The path of this run's file ``name``, or :class:`RunFileMissing` naming it."""
+        path = self.path / name
+        if not path.is_file():
+            raise RunFileMissing(f"{path} is missing")
+        return path
+
+    def _json(self, name: str):
+        path = self.file(name)
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{path}: invalid JSON ({e})") from e
+
+    # ---------------------------------------------------------------- parts
+    @cached_property
+    def config(self) -> dict:
+        if self.release:
+            e = self.release
+            return {"arch": e["arch"], "task": e["task"], "dataset": e["training_data"],
+                    "sampling_rate": int(e["sampling_rate"]), "synthetic": zoo.is_synthetic(
+                        e.get("synthetic"), e["training_data"]), "release": e["name"]}
+        return self._json("config.json")
+
+    @cached_property
+    def classes(self) -> list[str]:
+        return [str(c) for c in (self.release["classes"] if self.release else self._json("classes.json"))]
+
+    @cached_property
+    def standardizer(self) -> Standardizer:
+        if self.release:
+            return Standardizer.from_dict(self.release["standardizer"])
+        return Standardizer.load(self.file("standardizer.json"))
+
+    @cached_property
+    def model(self):
+        """The Keras model (logits), loaded without compiling; a release's weights are sha256 checked."""
+        if self.release:
+            return zoo.pretrained(name=self.name, models_directory=self.models_directory, weights=None)
+        path = self.file("model.keras")
+        import keras
+
+        from ecg_keras.models import list_models
+
+        list_models()  # importing ecg_keras.models registers the custom layers before deserialising
+        return keras.saving.load_model(path, compile=False)
+
+    @property
+    def history(self) -> Path | None:
+        """``history.csv`` (one row per epoch), if the run has one."""
+        path = self.path / "history.csv"
+        return path if not self.release and path.is_file() else None
+
+    def predictions(self, split: str = "test") -> Predictions:
+        """``predictions/<split>.npz``, read and checked (:func:`read_predictions`)."""
+        if self.release:
+            raise RunFileMissing(f"{self.name} is a released model: it has no predictions/{split}.npz")
+        return read_predictions(self.file(f"predictions/{split}.npz"), len(self.classes))
+
+    @cached_property
+    def splits(self) -> dict[str, Predictions]:
+        """The predictions of every split the run holds; ``test`` is required."""
+        return {s: self.predictions(s) for s in SPLITS
+                if s == "test" or (self.path / "predictions" / f"{s}.npz").is_file()}
+
+    # ---------------------------------------------------------------- derived facts
+    @property
+    def arch(self) -> str:
+        return str(self.config.get("arch") or self.path.name)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(dataset, task): evaluation scores runs of one key together."""
+        return str(self.config.get("dataset", "dataset")), str(self.config.get("task", "task"))
+
+    @property
+    def kind(self) -> str:
+        kind = self.config.get("kind")
+        if kind:
+            return str(kind)
+        if self.key[1] == "age":
+            return "regression"
+        return "binary" if self.splits["test"].y_true.shape[1] == 1 else "multilabel"
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.config.get("sampling_rate", 100))
+
+    @property
+    def aggregation(self) -> str:
+        from ecg_keras.windows import aggregation
+
+        return self.config.get("aggregation") or aggregation(self.config.get("task"))
+
+    @property
+    def activation(self) -> str | None:
+        if "activation" in self.config:
+            return self.config["activation"]
+        return None if self.config.get("task") in REGRESSION_TASKS else "sigmoid"
+
+    @property
+    def extra(self) -> dict:
+        keys = ("arch", "task", "dataset", "sampling_rate", "seed")
+        return {k: self.config[k] for k in keys if k in self.config} | {"run_dir": self.path.name}
+
+    def export_kwargs(self) -> dict:
+        """Keyword arguments shared by export_savedmodel, export_onnx and export_litert."""
+        return dict(classes=self.classes, standardizer=self.standardizer, sampling_rate=self.sampling_rate,
+                    aggregation=self.aggregation, activation=self.activation, extra=self.extra)
+
+
+def resolve(source: str | Path | Run, models_directory: str | Path | None = None) -> Run:
+    """``source`` (a run directory, a release directory or a released model's name; see the module
+    docstring) as a :class:`Run`; :class:`RunFileMissing` naming the possibilities otherwise."""
+    if isinstance(source, Run):
+        return source
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return Run(path)
+        if (path / zoo.MANIFEST).is_file():
+            names = zoo.list_pretrained(path)
+            if len(names) != 1:
+                raise RunError(f"{path} is a release directory with {len(names)} released models "
+                               f"({', '.join(names) or 'none'}): name one, with {path} as the models directory "
+                               "(models_directory= / --models-dir)")
+            return _release(names[0], path)
+        raise RunFileMissing(f"{path / 'config.json'} is missing: {path} is neither a run directory "
+                             f"({', '.join(RUN_FILES)}) nor a release directory ({zoo.MANIFEST})")
+    released = zoo.list_pretrained(models_directory)
+    if str(source) in released:
+        return _release(str(source), models_directory)
+    problem = "is not a directory" if path.exists() else "does not exist"
+    raise RunFileMissing(f"{source} {problem}: it is neither a run directory ({', '.join(RUN_FILES)}) "
+                         f"nor a released model in {zoo.models_dir(models_directory) / zoo.MANIFEST} "
+                         f"({', '.join(released) or 'none released'})")
+
+
+def add_source_arguments(parser) -> None:
+    """``SOURCE`` and ``--models-dir`` (the one spelling of the models folder on a command line):
+    what :func:`resolve` takes, for a command's argparse parser."""
+    parser.add_argument("source", metavar="RUN_DIR_OR_RELEASE",
+                        help="a run directory, a release directory or the name of a released model")
+    parser.add_argument("--models-dir", default=None, metavar="DIR",
+                        help="models directory of released names (default: $ECG_KERAS_MODELS_DIR or the "
+                             "package's manifest)")
+
+
+def _release(name: str, models_directory: str | Path | None) -> Run:
+    entry = zoo.find_entry(name=name, models_directory=models_directory)
+    return Run(zoo.models_dir(models_directory) / entry["file"], release=entry, models_directory=models_directory)
