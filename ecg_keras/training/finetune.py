@@ -30,8 +30,8 @@ head's.
 
 ``init_from`` is a training run directory (``model.keras``, ``standardizer.json``,
 ``classes.json``, ``config.json``), a release directory or the name of a released model in the
-manifest, read by :func:`ecg_keras.runs.resolve`. The finetuned run directory has the layout of :func:`train`'s
-(:mod:`ecg_keras.training.rundir`) plus ``config.json["init_from"]`` and ``["finetune"]`` and a
+manifest, read by :func:`ecg_keras.runs.resolve`. The finetuned run directory has the layout of
+:func:`train`'s (:mod:`ecg_keras.training.rundir`) plus ``config.json["init_from"]`` and ``["finetune"]`` and a
 ``phase`` column in ``history.csv``. Finetuning runs are not resumable: ``resume=True`` returns a
 complete run unchanged and restarts an unfinished one. ``--distribute mirrored | multiworker``
 works as for :func:`loop.train` (the chief alone writes; docs/DISTRIBUTED.md); ``--precision``
