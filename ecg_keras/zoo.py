@@ -21,12 +21,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecg_keras.paths import UnsafePathError, check_name, inside, sha256
 from ecg_keras.standardize import Standardizer
 
 # keras (so TensorFlow) is imported inside the functions that need it: ``import ecg_keras``
 # imports this module and must not start TensorFlow (see ecg_keras/__init__.py).
+if TYPE_CHECKING:
+    import keras
 
 #: The package's models directory: MANIFEST.json is package data (installed with the wheel).
 RELEASED_DIR = Path(__file__).resolve().parent / "released"

@@ -137,6 +137,19 @@ def test_train_bn_false_freezes_the_whole_backbone(source_run, tmp_path):
                 np.testing.assert_array_equal(w0, w1, err_msg=name)  # incl. BN moving statistics
 
 
+def test_finetune_from_a_release_directory(source_run, tmp_path):
+    """--init-from a release (here its directory; a name works the same): read by ecg_keras.runs.resolve."""
+    from ecg_keras.export import release_run
+
+    entry = release_run(source_run, "src-rhythm", models_directory=tmp_path / "models")
+    out = finetune(TrainConfig(task="rhythm", output=str(tmp_path / "ft"), **BASE), tmp_path / "models",
+                   phase_epochs=(1, 0))
+    cfg = json.loads((Path(out) / "config.json").read_text())
+    assert cfg["finetune"]["source"] == {"type": "release", "name": "src-rhythm", "arch": "fcn_wang", "task": "rhythm",
+                                         "training_data": "synthetic", "sha256": entry["sha256"]}
+    assert cfg["arch"] == "fcn_wang" and RunDir(out).is_complete()
+
+
 def test_cli_flags_parse_and_reach_finetune(source_run, tmp_path, monkeypatch):
     from ecg_keras.training import cli, finetune as ft
 
