@@ -372,8 +372,9 @@ def check_signal(signal: np.ndarray, fs: float | None, where, leads: Sequence[st
     if max_length is not None and len(x) > max_length:
         raise DataError(f"{where}: {len(x)} samples exceed the maximum record length of {max_length} "
                         "samples (max_record_seconds); split the record or raise the limit")
-    bad = ~np.isfinite(x)
-    if bad.any():
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = ~finite
         first = int(np.flatnonzero(bad.any(axis=1))[0])
         seconds = f" ({first / fs:.3f} s)" if fs else ""
         raise DataError(f"{where}: non-finite samples (NaN/Inf) in lead(s) "
