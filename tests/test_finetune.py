@@ -78,7 +78,6 @@ def test_phase1_trains_only_the_head_and_phase2_everything_with_smaller_lrs(fine
     src = _by_layer(keras.saving.load_model(Path(source_run) / "model.keras", compile=False))
     groups = snaps["groups1"]
     backbone = [n for g in groups[:-1] for n in g if n in src]
-    head = groups[-1]
     convs = [n for n in backbone if "conv" in n]
     assert convs, backbone
     # phase 1: every non-BatchNorm backbone weight is exactly the source's (BN trains, as fastai train_bn)
