@@ -18,9 +18,9 @@ length, stride half a window, max or mean over windows, as at evaluation).
 **Invalid records.** A record that cannot be read, whose leads cannot be matched, or whose
 signal has NaN/Inf samples, a flat lead or values beyond 100 mV is *never* sent to the model:
 its row is marked ``valid=False`` with the reason (naming the record and the lead, e.g.
-"lead V2 has 1 NaN/Inf sample(s)"), its probabilities are left empty, the other records are
-still predicted and written, and the command exits with status 1. Status 0 means every record
-was valid; status 2 is a usage or model-loading error.
+"non-finite samples (NaN/Inf) in lead(s) V2; 1 sample(s) ..."), its probabilities are left
+empty, the other records are still predicted and written, and the command exits with status 1.
+Status 0 means every record was valid; status 2 is a usage or model-loading error.
 
 Output: one row per record with every class probability (``--out``: CSV, or JSON with the
 model identity), and in the console the model identity (name, sha256, training data: models

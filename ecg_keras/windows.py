@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras.datasets.base import LEAD_NAMES
+from ecg_keras.io.records import check_signal
 from ecg_keras.standardize import Standardizer
 
 WINDOW_SECONDS = 2.5
@@ -161,19 +161,17 @@ def aggregate(window_preds: np.ndarray, record_index: np.ndarray, how: str = "ma
     return np.add.reduceat(sorted_preds.astype(np.float64), bounds, axis=0) / counts[:, None]
 
 
-def lead_name(index: int, n_leads: int) -> str:
-    """``V2`` for index 7 of 12 leads; ``lead 3`` when the record is not a standard 12-lead one."""
-    return LEAD_NAMES[index] if n_leads == len(LEAD_NAMES) else f"lead {index}"
-
-
 def check_signals(signals, *, flat: str = "error", max_length: int | None = None) -> list[int]:
     """Refuse records the models must not answer; returns the indices of records with a flat lead.
 
+    Each record goes through :func:`ecg_keras.io.records.check_signal` (named "record i"), with the
+    exported graphs' flat rule (a lead constant over the whole record) and no amplitude limit:
+
     * non-finite samples (NaN/Inf: lead-off, corrupted files): always a ``DataError`` naming the
       record index and the lead(s);
-    * a flat lead (zero variance over the whole record, i.e. constant: lead-off or a missing lead
-      stored as zeros): ``flat="error"`` raises ``DataError``, ``"warn"`` warns (naming record and
-      leads), ``"ignore"`` accepts;
+    * a flat lead (lead-off or a missing lead stored as zeros): ``flat="error"`` raises
+      ``DataError``, ``"warn"`` warns, ``"ignore"`` accepts; the first ten records are named in
+      one message;
     * records longer than ``max_length`` samples: ``DataError``.
     """
     from ecg_keras.datasets.base import DataError
@@ -182,28 +180,16 @@ def check_signals(signals, *, flat: str = "error", max_length: int | None = None
         raise ValueError(f"flat must be one of {FLAT_POLICIES}, got {flat!r}")
     flat_records, messages = [], []
     for i in range(len(signals)):
-        r = np.asarray(signals[i])
-        if r.ndim != 2:
-            raise DataError(f"record {i}: expected (length, leads), got shape {r.shape}")
-        if max_length is not None and len(r) > max_length:
-            raise DataError(f"record {i}: {len(r)} samples exceed the maximum record length of {max_length} "
-                            "samples (max_record_seconds); split the record or raise the limit")
-        bad = ~np.isfinite(r).all(axis=0)
-        if bad.any():
-            leads = ", ".join(lead_name(j, r.shape[1]) for j in np.flatnonzero(bad))
-            raise DataError(f"record {i}: non-finite samples (NaN/Inf) in lead(s) {leads}; the models do not "
-                            "answer such input (lead-off or a corrupted file?)")
-        constant = (r.max(axis=0) == r.min(axis=0)) if len(r) else np.zeros(r.shape[1], bool)
-        if constant.any() and flat != "ignore":
-            leads = ", ".join(lead_name(j, r.shape[1]) for j in np.flatnonzero(constant))
-            messages.append(f"record {i}: flat line (constant signal) in lead(s) {leads}")
+        message = check_signal(signals[i], None, f"record {i}", flat_is_error=False, min_ptp=None, max_mv=None,
+                               max_length=max_length)
+        if message and flat != "ignore":
+            messages.append(message)
             flat_records.append(i)
+    text = "; ".join(messages[:10]) + (f" (and {len(messages) - 10} more records)" if len(messages) > 10 else "")
     if messages and flat == "error":
-        raise DataError("; ".join(messages[:10]) + (f" (and {len(messages) - 10} more records)" if len(messages) > 10
-                                                    else "") + "; pass flat='warn' or 'ignore' to predict anyway")
+        raise DataError(f"{text}; pass flat='warn' or 'ignore' to predict anyway")
     if messages and flat == "warn":
-        warnings.warn("; ".join(messages[:10]) + (f" (and {len(messages) - 10} more records)"
-                                                  if len(messages) > 10 else ""), stacklevel=3)
+        warnings.warn(text, stacklevel=3)
     return flat_records
 
 

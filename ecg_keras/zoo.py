@@ -177,15 +177,63 @@ def _info(entry: dict) -> PretrainedInfo:
                           training_data=entry["training_data"], entry=entry)
 
 
+#: The training-data tag of the paper's released weights, known even before the manifest lists them.
+DEFAULT_TAG = "ptbxl"
+
+
+def weight_tags(models_directory: str | Path | None = None) -> list[str]:
+    """The data tags ``pretrained(weights=...)`` accepts: :data:`DEFAULT_TAG` and the training data
+    (``training_data`` or ``dataset``) of every entry in the manifest of ``models_directory``."""
+    tags = {DEFAULT_TAG} | {e.get(k) for e in read_manifest(models_directory) for k in ("training_data", "dataset")}
+    return sorted(t for t in tags if isinstance(t, str))
+
+
+def _weights_source(weights, name: str | None, models_directory: str | Path | None) -> tuple:
+    """``(models directory, data tag or None, name)`` that ``weights`` stands for, checked as
+    keras.applications checks ``weights``: a data tag, a release directory (or its MANIFEST.json),
+    or a weights file listed in the MANIFEST.json beside it; anything else is a ValueError."""
+    if weights is None:
+        if name is None:
+            raise ValueError("pass weights= (training data such as 'ptbxl', or a release directory) or name=")
+        return models_directory, None, name
+    tags = weight_tags(models_directory)
+    if isinstance(weights, str) and weights in tags:
+        return models_directory, weights, name
+    path = Path(weights) if isinstance(weights, (str, os.PathLike)) else None
+    if path is not None and path.is_dir():
+        if not (path / MANIFEST).is_file():
+            raise FileNotFoundError(f"weights={str(path)!r} is a directory without {MANIFEST}")
+        return path, None, name
+    if path is not None and path.is_file():
+        if path.name == MANIFEST:
+            return path.parent, None, name
+        listed = [e["name"] for e in read_manifest(path.parent) if e["file"] == path.name]
+        if not listed:
+            raise ValueError(f"weights={str(path)!r} is not listed in a {MANIFEST} beside it: pretrained() needs "
+                             "its manifest entry (classes, standardiser); for the weights alone use "
+                             "ecg_keras.models.get(arch, weights=path)")
+        if name is not None and name not in listed:
+            raise ValueError(f"weights={str(path)!r} is the file of {', '.join(listed)}, not of name={name!r}")
+        return path.parent, None, listed[0]
+    from ecg_keras.models.heads import invalid_weights
+
+    raise invalid_weights(weights, ["`None` (with name=)", f"a known tag ({', '.join(map(repr, tags))})",
+                                    f"a release directory containing {MANIFEST}",
+                                    "the path to a weights file listed in the manifest beside it"])
+
+
 def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool = True,
-               num_classes: int | None = None, weights: str = "ptbxl", *, name: str | None = None,
-               models_directory: str | Path | None = None, base_url: str | None = None,
+               num_classes: int | None = None, weights: str | Path | None = DEFAULT_TAG, *,
+               name: str | None = None, models_directory: str | Path | None = None, base_url: str | None = None,
                cache_dir: str | Path | None = None) -> keras.Model:
     """A released model, keras.applications style; ``model.ecg_info`` holds classes and standardiser.
 
-    ``weights`` names the training data of a manifest entry (e.g. "ptbxl") or is a path to a
-    release directory containing ``MANIFEST.json``. ``include_top=False`` returns the pooled
-    backbone; ``num_classes`` with ``include_top=True`` puts a fresh output layer on it.
+    ``weights`` is a data tag (:func:`weight_tags`: the training data of a manifest entry, e.g.
+    "ptbxl"), a release directory containing ``MANIFEST.json`` (or that file), a weights file
+    listed in the manifest beside it, or None with ``name=``; anything else is a ValueError, as
+    in keras.applications. ``include_top=False`` returns the pooled backbone (``num_classes`` is
+    then ignored); with ``include_top=True``, ``num_classes`` must be None or the number of the
+    released classes (for a new output layer: ``models.replace_head(pretrained(...), n)``).
     Weights beside the manifest are used as they are; otherwise they come from the cache
     (``cache_dir``, default ``$ECG_KERAS_HOME/models`` or ``~/.ecg_keras/models``) or are
     downloaded there (``base_url`` / ``$ECG_KERAS_WEIGHTS_URL``, else the entry's URL), sha256
@@ -195,22 +243,18 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
 
     from ecg_keras import models
 
-    if weights is not None and Path(weights).is_dir():
-        models_directory, weights = weights, None
-        if not (Path(models_directory) / MANIFEST).is_file():
-            raise FileNotFoundError(f"weights={str(models_directory)!r} is a directory without {MANIFEST}")
-    elif weights is None and name is None:
-        raise ValueError("pass weights= (training data such as 'ptbxl', or a release directory) or name=")
-    entry = find_entry(arch, task, weights, name=name, models_directory=models_directory)
+    models_directory, tag, name = _weights_source(weights, name, models_directory)
+    entry = find_entry(arch, task, tag, name=name, models_directory=models_directory)
+    n_released = len(entry["classes"])
+    if include_top and num_classes is not None and num_classes != n_released:
+        raise ValueError(f"If using `weights={weights!r}` with `include_top=True`, `num_classes` should be "
+                         f"{n_released} (the classes of {entry['name']}) or None. Received: num_classes={num_classes}"
+                         f" (for a new output layer: models.replace_head(pretrained(...), {num_classes}))")
     path = resolve_weights(entry, models_directory, base_url, cache_dir)
     model = keras.saving.load_model(path, compile=False)
-    info = _info(entry)
     if not include_top:
         model = models.backbone(model)
-    elif num_classes is not None and num_classes != len(info.classes):
-        model = models.replace_head(model, num_classes)
-        info = PretrainedInfo(**{**info.__dict__, "classes": tuple(f"class_{i}" for i in range(num_classes))})
-    model.ecg_info = info
+    model.ecg_info = _info(entry)
     return model
 
 

@@ -8,7 +8,6 @@ here, parity on realistic models is in test_export.py.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import keras

@@ -11,7 +11,7 @@ from conftest import synthetic_env
 from ecg_keras import models
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.training.cli import add_transfer_arguments, run_from_args
-from ecg_keras.training.finetune import discriminative_lrs, finetune
+from ecg_keras.training.transfer import discriminative_lrs, finetune
 from ecg_keras.training.schedule import DiscriminativeAdamW, OneCycleAdamW
 from ecg_keras.training.rundir import RunDir
 
@@ -78,7 +78,6 @@ def test_phase1_trains_only_the_head_and_phase2_everything_with_smaller_lrs(fine
     src = _by_layer(keras.saving.load_model(Path(source_run) / "model.keras", compile=False))
     groups = snaps["groups1"]
     backbone = [n for g in groups[:-1] for n in g if n in src]
-    head = groups[-1]
     convs = [n for n in backbone if "conv" in n]
     assert convs, backbone
     # phase 1: every non-BatchNorm backbone weight is exactly the source's (BN trains, as fastai train_bn)
@@ -151,7 +150,7 @@ def test_finetune_from_a_release_directory(source_run, tmp_path):
 
 
 def test_cli_flags_parse_and_reach_finetune(source_run, tmp_path, monkeypatch):
-    from ecg_keras.training import cli, finetune as ft
+    from ecg_keras.training import cli, transfer as ft
 
     p = add_transfer_arguments(cli.parser())
     ns = p.parse_args(["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(source_run),
@@ -185,13 +184,13 @@ def test_finetune_accepts_distribute(source_run, tmp_path):
 
 
 def test_sweep_cli_passes_distribute(source_run, tmp_path, monkeypatch):
-    from ecg_keras.training import cli, sweep
+    from ecg_keras.training import cli, sweeps
 
     ns = add_transfer_arguments(cli.parser()).parse_args(
         ["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(source_run), "--sweep-train-size", "1",
          "--distribute", "mirrored", "--output", str(tmp_path / "s"), "--quiet"])
     seen = {}
-    monkeypatch.setattr(sweep, "sweep", lambda cfg, init, **kw: seen.update(cfg=cfg) or tmp_path / "s")
+    monkeypatch.setattr(sweeps, "sweep", lambda cfg, init, **kw: seen.update(cfg=cfg) or tmp_path / "s")
     assert run_from_args(ns) == 0
     assert seen["cfg"].distribute == "mirrored"
 

@@ -80,3 +80,25 @@ def test_no_import_cycles():
     assert "ecg_keras.training.loop" in graph and "ecg_keras.windows" in graph["ecg_keras.training.loop"]
     found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_training_exports_functions_not_modules():
+    """``from ecg_keras.training import finetune, sweep, train`` gives the functions (docs/ARCHITECTURE.md),
+    also after their modules were imported, and their signatures are the real ones."""
+    import importlib
+    import inspect
+
+    import ecg_keras.training as training
+
+    for module in set(training._LAZY.values()):
+        importlib.import_module(f"ecg_keras.training.{module}")  # a submodule named like a function would shadow it
+    assert not {name for name in training._LAZY if (PACKAGE / "training" / f"{name}.py").exists()}
+    from ecg_keras.training import finetune, sweep, train
+
+    for fn, first in ((finetune, ["config", "init_from", "phase_epochs"]), (sweep, ["config", "init_from", "sizes"]),
+                      (train, ["config"])):
+        assert inspect.isfunction(fn), fn
+        params = inspect.signature(fn).parameters
+        assert list(params)[: len(first)] == first, (fn.__name__, list(params))
+        var = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
+        assert not {p.kind for p in params.values()} & var, fn.__name__

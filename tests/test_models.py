@@ -338,3 +338,19 @@ def test_models_use_fused_batch_norm_and_round_trip(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert type(loaded.get_layer(bns[0].name)) is heads.FusedBatchNormalization
+
+
+def test_builder_weights_are_none_or_an_existing_file(tmp_path):
+    """keras.applications' check: anything but None or the path of an existing file is a ValueError."""
+    for bad in ("ptbxl", str(tmp_path / "missing.weights.h5"), str(tmp_path), 1):
+        with pytest.raises(ValueError, match=r"The `weights` argument should be either `None` \(random initialization\) "
+                                             r"or the path to the weights file to be loaded\..*pretrained.*"
+                                             r"Received: weights="):
+            models.get("fcn_wang", num_classes=3, weights=bad)
+    with pytest.raises(ValueError, match="Received: weights='ptbxl'"):
+        models.fcn_wang(num_classes=3, weights="ptbxl")
+    source = models.get("fcn_wang", num_classes=3)
+    source.save_weights(tmp_path / "fcn.weights.h5")
+    loaded = models.get("fcn_wang", num_classes=3, weights=tmp_path / "fcn.weights.h5")
+    for a, b in zip(source.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)

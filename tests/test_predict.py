@@ -108,7 +108,8 @@ def test_nan_in_v2_marks_the_record_invalid_and_exits_1(run, tmp_path, capsys):
                  "--out", str(tmp_path / "out.csv"), "--no-progress"])
     out = capsys.readouterr()
     assert code == 1
-    assert "bad.csv: lead V2 has 1 NaN/Inf sample(s) (first at sample 1234, 2.468 s)" in out.out
+    assert ("bad.csv: non-finite samples (NaN/Inf) in lead(s) V2; 1 sample(s), the first at sample 1234 (2.468 s)"
+            in out.out)
     table = pd.read_csv(tmp_path / "out.csv")
     assert table["valid"].tolist() == [False, True]
     assert np.isnan(table.loc[0, CLASSES].to_numpy(float)).all() and np.isfinite(table.loc[1, CLASSES].to_numpy(float)).all()
@@ -121,7 +122,7 @@ def test_flat_lead_and_wrong_units_are_refused(predictor, tmp_path):
     np.save(tmp_path / "flat.npy", flat)
     np.save(tmp_path / "microvolts.npy", _signal() * 1000)
     frame = predict(predictor, [tmp_path / "flat.npy", tmp_path / "microvolts.npy"], fs=500, progress=False)
-    assert "lead V4 is a flat line" in frame.loc[0, "problem"]
+    assert "flat line (peak-to-peak below 0.01 mV over 10.0 s) in lead(s) V4" in frame.loc[0, "problem"]
     assert "wrong units" in frame.loc[1, "problem"]
     ok = predict(predictor, [tmp_path / "microvolts.npy"], fs=500, units="uV", progress=False)
     assert ok["valid"].all()
@@ -134,7 +135,7 @@ def test_wfdb_record_with_nan_code_in_v2(run, tmp_path, capsys):
     d[2000, 7] = -32768  # WFDB's missing-sample code
     d.tofile(tmp_path / "3.dat")
     assert main([str(run), str(tmp_path / "3"), "--no-progress"]) == 1
-    assert f"{tmp_path / '3'}: lead V2 has 1 NaN/Inf sample(s)" in capsys.readouterr().out
+    assert f"{tmp_path / '3'}: non-finite samples (NaN/Inf) in lead(s) V2; 1 sample(s)" in capsys.readouterr().out
 
 
 def test_ludb_cpsc_and_csv_acceptance(run, tmp_path, capsys):

@@ -259,16 +259,35 @@ def test_ptbxl_database_table(content):
 def test_check_signal_names_record_and_lead():
     x = np.random.default_rng(0).standard_normal((1000, 12))
     x[10, 7] = np.nan
-    with pytest.raises(DataError, match=r"rec9: lead V2 has 1 NaN/Inf sample\(s\) \(first at sample 10, 0.020 s\)"):
+    with pytest.raises(DataError, match=r"rec9: non-finite samples \(NaN/Inf\) in lead\(s\) V2; 1 sample\(s\), "
+                                        r"the first at sample 10 \(0.020 s\)"):
         check_signal(x, 500, "rec9")
     x[10, 7] = 0
     x[:, 3] = 0.2
-    with pytest.raises(DataError, match="rec9: lead aVR is a flat line"):
+    with pytest.raises(DataError, match=r"rec9: flat line \(peak-to-peak below 0.01 mV over 2.0 s\) in lead\(s\) aVR"):
         check_signal(x, 500, "rec9")
     x[:, 3] = np.linspace(0, 1, 1000)
     x[5, 0] = 5000.0
     with pytest.raises(DataError, match="rec9: lead I reaches 5000 mV.*units"):
         check_signal(x, 500, "rec9")
+
+
+def test_file_and_batch_paths_refuse_nan_with_the_same_message():
+    """One checker: a record read from a file (predict's ``to_model_input``) and the records given
+    to ``predict_records`` / the LiteRT runner (``windows.check_signals``) are refused alike."""
+    from ecg_keras.io.records import LEAD_NAMES, Record
+    from ecg_keras.windows import check_signals
+
+    x = np.random.default_rng(0).standard_normal((1000, 12))
+    x[10, 7] = x[20, 9] = np.nan
+    with pytest.raises(DataError) as from_file:
+        to_model_input(Record("record 1", Path("r.npy"), x, 100.0, list(LEAD_NAMES)), 100)
+    with pytest.raises(DataError) as from_batch:
+        check_signals([np.ones((1000, 12)), x])
+    expected = ("record 1: non-finite samples (NaN/Inf) in lead(s) V2, V4; 2 sample(s), the first at sample 10{}; "
+                "the models do not answer such input (lead-off or a corrupted file?)")
+    assert str(from_file.value) == expected.format(" (0.100 s)")  # the file's rate is known
+    assert str(from_batch.value) == expected.format("")
 
 
 @FUZZ

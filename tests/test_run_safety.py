@@ -6,13 +6,11 @@ import socket
 import stat
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 from conftest import REPO, synthetic_env
 
-from ecg_keras.training import TrainConfig, cli, train
+from ecg_keras.training import cli
 from ecg_keras.training import rundir as rd
 
 ARGS = ["--task", "rhythm", "--dataset", "synthetic", "--arch", "fcn_wang", "--batch-size", "16", "--quiet"]

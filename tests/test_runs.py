@@ -47,7 +47,7 @@ def test_run_dir_release_name_and_release_directory_give_the_same_run(tmp_path):
             r.predictions("test")
     assert resolve(run) is run
 
-    from ecg_keras.training.finetune import default_output, source_description
+    from ecg_keras.training.transfer import default_output, source_description
     from ecg_keras.training import TrainConfig
 
     assert source_description(run) == {"type": "run", "path": str(run.path.resolve()), "arch": "fcn_wang",

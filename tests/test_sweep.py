@@ -8,7 +8,7 @@ import pytest
 
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.training import TrainConfig
-from ecg_keras.training import sweep as sw
+from ecg_keras.training import sweeps as sw
 from ecg_keras.training.rundir import RunDir
 
 
@@ -106,7 +106,7 @@ def test_scratch_only_sweep_without_init_from(tmp_path, monkeypatch):
 
 
 def test_ludb_rhythm_task_merges_rare_classes(shared_data):
-    from ecg_keras.training.finetune import ludb_rhythm_task
+    from ecg_keras.training.transfer import ludb_rhythm_task
 
     td = ludb_rhythm_task(shared_data / "ludb-1.0.1", sampling_rate=100)
     assert td.classes == ["Atrial fibrillation/flutter", "Sinus arrhythmia", "Sinus bradycardia", "Sinus rhythm"]

@@ -1,7 +1,6 @@
 """train(config): the run directory, reproducibility, age/sex/quality tasks, CLI, experiments."""
 import json
 import time
-from pathlib import Path
 
 import keras
 import numpy as np

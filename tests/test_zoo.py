@@ -86,9 +86,10 @@ def test_release_serve_and_load_through_url_bit_identical(tmp_path, http_dir, sy
     backbone = ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights="synthetic", include_top=False,
                                     models_directory=client, base_url=url, cache_dir=tmp_path / "cache")
     assert backbone.output_shape == (None, 256)  # concat pooling of fcn_wang's last 128 channels
-    new_head = ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights="synthetic", num_classes=9,
-                                    models_directory=client, base_url=url, cache_dir=tmp_path / "cache")
-    assert new_head.output_shape == (None, 9)
+    same = ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights="synthetic", num_classes=len(classes),
+                                models_directory=client, base_url=url, cache_dir=tmp_path / "cache")
+    assert same.output_shape == (None, len(classes))
+    assert models.replace_head(same, 9).output_shape == (None, 9)  # a new output layer (keras.applications rule)
 
     # one modified byte on the server: loading fails with the checksum error
     weights = release_dir / entry["file"]
@@ -197,3 +198,34 @@ def test_rerelease_needs_overwrite_and_a_failed_write_keeps_the_previous_release
     assert {p.name: p.read_bytes() for p in release.iterdir()} == before
     monkeypatch.undo()
     assert _release(tmp_path, overwrite=True)["sha256"] == first["sha256"]
+
+
+def test_pretrained_weights_are_checked_as_keras_applications_does(tmp_path):
+    """``weights``: None (with name=), a known data tag, a release directory, its MANIFEST.json or a listed
+    weights file; anything else is keras.applications' ValueError, before any model is loaded."""
+    entry = _release(tmp_path)
+    release = tmp_path / "release"
+    from ecg_keras.zoo import weight_tags
+
+    assert weight_tags(release) == ["ptbxl", "synthetic"]
+    for bad in ("imagenet", str(tmp_path / "missing"), str(tmp_path / "missing.keras"), 3):
+        with pytest.raises(ValueError, match=r"The `weights` argument should be either .*a known tag \('ptbxl', "
+                                             r"'synthetic'\).*Received: weights="):
+            ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights=bad, models_directory=release)
+    stray = tmp_path / "stray.keras"
+    shutil.copy(release / entry["file"], stray)
+    with pytest.raises(ValueError, match="not listed in a MANIFEST.json beside it"):
+        ecg_keras.pretrained(weights=str(stray))
+    with pytest.raises(ValueError, match="pass weights="):
+        ecg_keras.pretrained(weights=None)
+    # the keras.applications rule: the released head has 3 classes
+    with pytest.raises(ValueError, match=r"`num_classes` should be 3 \(the classes of demo\) or None. "
+                                         r"Received: num_classes=9.*replace_head"):
+        ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights="synthetic", num_classes=9, models_directory=release)
+    assert ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights="synthetic", num_classes=9, include_top=False,
+                                models_directory=release).output_shape == (None, 256)
+    # valid paths: the weights file itself (its entry, whatever arch and task say), the manifest, the directory
+    for weights in (release / entry["file"], str(release / "MANIFEST.json"), str(release)):
+        model = ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights=weights)
+        assert model.ecg_info.name == "demo" and model.output_shape == (None, 3)
+    assert ecg_keras.pretrained(weights=release / entry["file"]).ecg_info.name == "demo"

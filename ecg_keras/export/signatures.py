@@ -30,8 +30,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecg_keras.io.records import LEAD_NAMES, lead_name
 from ecg_keras.standardize import Standardizer
-from ecg_keras.windows import AGGREGATIONS, LEAD_NAMES, MAX_RECORD_SECONDS, lead_name, model_window
+from ecg_keras.windows import AGGREGATIONS, MAX_RECORD_SECONDS, model_window
 
 #: Windows per model call in the whole-record functions (records of a batch share the budget:
 #: max(1, CHUNK_WINDOWS // batch) windows of every record per step).

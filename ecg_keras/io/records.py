@@ -15,9 +15,11 @@ Readers (every problem is a :class:`~ecg_keras.datasets.base.DataError` naming t
 in the standard order I, II, III, aVR, aVL, aVF, V1-V6 (``Record.notes`` says so) unless
 ``leads`` is passed.
 
-Checks before a model sees a record (:func:`check_signal`): every lead finite (NaN/Inf come from
-lead-off and damaged files), no flat lead (peak-to-peak below ``FLAT_MV`` over the whole record:
-a disconnected or zeroed lead), amplitudes below ``MAX_MV`` (larger values mean wrong units).
+Checks before a model sees a record (:func:`check_signal`, the one signal check of the package:
+:func:`ecg_keras.windows.check_signals` applies it to every record given to ``predict_records``
+and the LiteRT runner): every lead finite (NaN/Inf come from lead-off and damaged files), no flat
+lead (peak-to-peak below ``FLAT_MV`` over the whole record: a disconnected or zeroed lead),
+amplitudes below ``MAX_MV`` (larger values mean wrong units).
 """
 from __future__ import annotations
 
@@ -338,25 +340,65 @@ def match_leads(names: Sequence[str], where, wanted: Sequence[str] = LEAD_NAMES)
     return index
 
 
-def check_signal(signal: np.ndarray, fs: float, where, leads: Sequence[str] = LEAD_NAMES) -> None:
-    """DataError naming the record and lead for non-finite samples, a flat lead or huge values."""
-    for j, lead in enumerate(leads):
-        x = signal[:, j]
-        bad = ~np.isfinite(x)
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{where}: lead {lead} has {int(bad.sum())} NaN/Inf sample(s) "
-                            f"(first at sample {first}, {first / fs:.3f} s)")
-    for j, lead in enumerate(leads):
-        x = signal[:, j]
-        if float(x.max() - x.min()) < FLAT_MV:
-            raise DataError(f"{where}: lead {lead} is a flat line (peak-to-peak {float(x.max() - x.min()):.3g} mV "
-                            f"< {FLAT_MV} mV over {len(x) / fs:.1f} s): lead off or missing")
-    peak = float(np.abs(signal).max())
-    if peak > MAX_MV:
-        j = int(np.abs(signal).max(axis=0).argmax())
-        raise DataError(f"{where}: lead {leads[j]} reaches {peak:.4g} mV (> {MAX_MV:g} mV): wrong units "
-                        "(pass --units uV?) or corrupt data")
+def lead_name(index: int, n_leads: int) -> str:
+    """``V2`` for index 7 of 12 leads; ``lead 3`` when the record is not a standard 12-lead one."""
+    return LEAD_NAMES[index] if n_leads == len(LEAD_NAMES) else f"lead {index}"
+
+
+def check_signal(signal: np.ndarray, fs: float | None, where, leads: Sequence[str] | None = None, *,
+                 flat_is_error: bool = True, min_ptp: float | None = FLAT_MV, max_mv: float | None = MAX_MV,
+                 max_length: int | None = None) -> str | None:
+    """The one check of a (samples, leads) signal in mV before a model sees it.
+
+    Every problem is a DataError starting with ``where`` (the file, or "record 3") and naming the
+    leads (``leads``, default the standard names of a 12-lead record, else "lead j"):
+
+    * non-finite samples (NaN/Inf: lead-off, damaged files): always refused, with the number of
+      such samples and the first one (in seconds too when ``fs`` is given);
+    * a flat lead: peak-to-peak below ``min_ptp`` mV over the record (default :data:`FLAT_MV`: a
+      file read for prediction), or, with ``min_ptp=None``, exactly constant (the rule of the
+      exported graphs, :mod:`ecg_keras.export.signatures`). Refused with ``flat_is_error``; else
+      the message is returned for the caller to warn about or collect
+      (:func:`ecg_keras.windows.check_signals`);
+    * a value beyond ``max_mv`` (default :data:`MAX_MV`; None: no limit): wrong units;
+    * more than ``max_length`` samples (None: no limit).
+
+    Returns the flat-lead message, or None.
+    """
+    x = np.asarray(signal)
+    if x.ndim != 2:
+        raise DataError(f"{where}: expected (length, leads), got shape {x.shape}")
+    names = list(leads) if leads is not None else [lead_name(j, x.shape[1]) for j in range(x.shape[1])]
+    if max_length is not None and len(x) > max_length:
+        raise DataError(f"{where}: {len(x)} samples exceed the maximum record length of {max_length} "
+                        "samples (max_record_seconds); split the record or raise the limit")
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = ~finite
+        first = int(np.flatnonzero(bad.any(axis=1))[0])
+        seconds = f" ({first / fs:.3f} s)" if fs else ""
+        raise DataError(f"{where}: non-finite samples (NaN/Inf) in lead(s) "
+                        f"{', '.join(names[j] for j in np.flatnonzero(bad.any(axis=0)))}; {int(bad.sum())} sample(s), "
+                        f"the first at sample {first}{seconds}; the models do not answer such input "
+                        "(lead-off or a corrupted file?)")
+    if not len(x):
+        return None
+    ptp = x.max(axis=0) - x.min(axis=0)
+    flat = ptp == 0 if min_ptp is None else ptp < min_ptp
+    message = None
+    if flat.any():
+        why = ("constant signal" if min_ptp is None else f"peak-to-peak below {min_ptp:g} mV"
+               + (f" over {len(x) / fs:.1f} s" if fs else ""))
+        message = f"{where}: flat line ({why}) in lead(s) {', '.join(names[j] for j in np.flatnonzero(flat))}"
+        if flat_is_error:
+            raise DataError(f"{message}: lead-off or a missing lead")
+    if max_mv is not None:
+        peaks = np.abs(x).max(axis=0)
+        if peaks.max() > max_mv:
+            j = int(peaks.argmax())
+            raise DataError(f"{where}: lead {names[j]} reaches {float(peaks[j]):.4g} mV (> {max_mv:g} mV): wrong units "
+                            "(pass --units uV?) or corrupt data")
+    return message
 
 
 def to_model_input(record: Record, sampling_rate: int, wanted: Sequence[str] = LEAD_NAMES

@@ -28,6 +28,8 @@ the mean age, after building).
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -243,6 +245,7 @@ def finish_model(
     pool_fn=concat_pooling,
 ) -> keras.Model:
     """Pooling + head + weights loading shared by every builder (keras.applications style)."""
+    check_weights(weights)
     pooling = pooling or "concat"
     if include_top and pooling == "sequence":
         raise ValueError("pooling='sequence' is only valid with include_top=False")
@@ -256,6 +259,24 @@ def finish_model(
     if weights is not None:
         model.load_weights(weights)
     return model
+
+
+def invalid_weights(weights, choices: Sequence[str], hint: str = "") -> ValueError:
+    """keras.applications' error for a ``weights`` argument that is none of ``choices``."""
+    listed = ", ".join(choices[:-1]) + ("," if len(choices) > 2 else "") + f" or {choices[-1]}"
+    return ValueError(f"The `weights` argument should be either {listed}.{hint} Received: weights={weights!r}")
+
+
+def check_weights(weights) -> None:
+    """A builder's ``weights``, checked as keras.applications does: None or an existing file.
+
+    Released weights, named by their training data (e.g. "ptbxl"), come through
+    :func:`ecg_keras.pretrained`, which knows their classes and standardiser.
+    """
+    if weights is None or (isinstance(weights, (str, os.PathLike)) and Path(weights).is_file()):
+        return
+    raise invalid_weights(weights, ["`None` (random initialization)", "the path to the weights file to be loaded"],
+                          " Released weights (e.g. weights='ptbxl') come from ecg_keras.pretrained(arch, task, weights=...).")
 
 
 def signal_input(input_shape, default=(None, 12)):

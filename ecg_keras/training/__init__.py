@@ -3,6 +3,10 @@
     >>> from ecg_keras.training import TrainConfig, train
     >>> run_dir = train(TrainConfig(task="rhythm", dataset="synthetic", arch="resnet1d_wang", epochs=5))
 
+``finetune`` and ``sweep`` are functions too; their modules are :mod:`ecg_keras.training.transfer`
+and :mod:`ecg_keras.training.sweeps` (no submodule shares a public function's name, so importing
+one never shadows the function).
+
 The run directory layout is documented in :mod:`ecg_keras.training.rundir`. TensorFlow is
 imported lazily, so ``train.py --help`` stays fast.
 """
@@ -13,6 +17,7 @@ _LAZY = {
     "RunDir": "rundir", "OneCycle": "schedule", "OneCycleMomentum": "schedule", "make_optimizer": "schedule",
     "optimizer_for": "schedule", "OneCycleAdamW": "schedule", "DiscriminativeAdamW": "schedule",
     "one_cycle_values": "schedule", "run_experiment": "experiment",
+    "finetune": "transfer", "sweep": "sweeps",
 }
 
 __all__ = ["TASKS", "TrainConfig", *_LAZY]

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, PRECISIONS, TASKS, TrainConfig
-from ecg_keras.training.finetune import PHASE_EPOCHS
+from ecg_keras.training.transfer import PHASE_EPOCHS
 
 EXAMPLES = """examples:
   python train.py --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
@@ -170,7 +170,7 @@ def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int |
     attributes are removed from ``ns`` either way, so ``config_from_args(ns)`` accepts it.
     """
     from ecg_keras.datasets.base import DataError
-    from ecg_keras.training.finetune import finetune
+    from ecg_keras.training.transfer import finetune
 
     opts = {k: getattr(ns, k, None) for k in TRANSFER_ARGS}
     for k in TRANSFER_ARGS:
@@ -187,14 +187,14 @@ def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int |
         cfg, _ = config_from_args(ns)
         phase_epochs = opts["phase_epochs"] or PHASE_EPOCHS
         if opts["sweep_train_size"] is not None:
-            from ecg_keras.training import sweep
+            from ecg_keras.training import sweeps
 
-            sizes = sweep.TRAIN_SIZES if opts["sweep_train_size"] == "default" else _sizes(opts["sweep_train_size"])
+            sizes = sweeps.TRAIN_SIZES if opts["sweep_train_size"] == "default" else _sizes(opts["sweep_train_size"])
             seeds = ([int(s) for s in opts["sweep_seeds"].split(",") if s.strip()] if opts["sweep_seeds"]
                      else [cfg.seed])
             eval_parts = tuple(p.strip() for p in (opts["sweep_eval"] or "test").split(",") if p.strip())
-            out = sweep.sweep(cfg, opts["init_from"], sizes=sizes, phase_epochs=phase_epochs, seeds=seeds,
-                              eval_parts=eval_parts, n_bootstrap=opts["bootstrap"] or sweep.N_BOOTSTRAP,
+            out = sweeps.sweep(cfg, opts["init_from"], sizes=sizes, phase_epochs=phase_epochs, seeds=seeds,
+                              eval_parts=eval_parts, n_bootstrap=opts["bootstrap"] or sweeps.N_BOOTSTRAP,
                               train_bn=not opts["no_train_bn"], download=download)
             if (Path(out) / "results.md").exists():  # not on the other workers of a multi-worker sweep
                 print((Path(out) / "results.md").read_text())

@@ -1,7 +1,7 @@
 """Transfer learning: ``finetune(config, init_from) -> run dir`` (docs/PROTOCOL.md "Training", finetuning).
 
     >>> from ecg_keras.training import TrainConfig
-    >>> from ecg_keras.training.finetune import finetune
+    >>> from ecg_keras.training import finetune
     >>> run = finetune(TrainConfig(task="all", dataset="icbeb2018"), "runs/ptbxl-all-xresnet1d101-seed0")
 
 What the reference (fastai v1, ``fastai_model.fit`` with a pretrained folder) does, and this port:

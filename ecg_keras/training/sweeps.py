@@ -1,6 +1,6 @@
 """Training-size sweep (paper Figure 4): finetuned vs trained from scratch on 1/8 ... 8 training folds.
 
-    >>> from ecg_keras.training.sweep import sweep
+    >>> from ecg_keras.training import sweep
     >>> out = sweep(TrainConfig(task="all", dataset="icbeb2018", arch="xresnet1d101"), "runs/ptbxl-all-...")
 
 Training subsets (nested, deterministic): ``k >= 1`` folds = training folds ``1..k``; a fraction
@@ -35,7 +35,7 @@ import pandas as pd
 
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.training.config import TrainConfig
-from ecg_keras.training.finetune import PHASE_EPOCHS, finetune, load_transfer_splits
+from ecg_keras.training.transfer import PHASE_EPOCHS, finetune, load_transfer_splits
 
 #: Training sizes in folds (the paper's Figure 4: 1/8 ... 8 of the 8 training folds).
 TRAIN_SIZES = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8)
