@@ -19,6 +19,7 @@ from ecg_keras.training.precision import policy
 
 
 def _run(data, out, precision, **kw):
+    """A run of its own (conftest's trained_run is float32): the precision policy is what is tested."""
     cfg = dict(task="rhythm", dataset="synthetic", data_dir=str(data), arch="fcn_wang", epochs=2, batch_size=16,
                seed=1, output=str(out), precision=precision, verbose=0)
     return train(TrainConfig(**{**cfg, **kw}))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS = 4
+EPOCHS = 4  # own runs, not conftest's trained_run: a kill needs epochs to come after the first checkpoint
 
 
 def _cmd(data_dir, output, *extra):

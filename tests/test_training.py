@@ -52,6 +52,7 @@ def test_run_directory_holds_everything_needed_later(trained_run, data_env):
 
 
 def test_same_seed_gives_same_predictions(trained_run, data_env, tmp_path):
+    """A second run of trained_run's config, in this process, predicts the same."""
     second = train(TrainConfig(**BASE, output=str(tmp_path / "again")))
     for part in ("val", "test"):
         a, b = np.load(trained_run / "predictions" / f"{part}.npz"), np.load(second / "predictions" / f"{part}.npz")
