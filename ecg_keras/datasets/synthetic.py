@@ -8,7 +8,9 @@ downloading PTB-XL. Scores on it say nothing about real ECGs.
 ``records500/NNNNN/XXXXX_hr`` (WFDB format 16, 1 uV resolution, 12 leads I, II, III, AVR, AVL,
 AVF, V1..V6 in mV, 10 s), ``ptbxl_database.csv`` with every column of the real table,
 ``scp_statements.csv`` (``ecg_keras.statements.statements_frame()``), a ``SYNTHETIC`` marker
-file and a ``README.txt``. Same seed -> byte-identical files, whatever ``n_jobs``.
+file and a ``README.txt``. Same seed -> byte-identical files, whatever ``n_jobs``. The files are
+written by ``write_ptbxl_layout``, the package's one writer of that layout (also used for the
+throughput and test fixtures: any metadata, any signals).
 
 What is modelled (labels are rendered in the signal, not just written in the csv):
 
