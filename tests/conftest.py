@@ -1,6 +1,18 @@
-"""Shared test fixtures. Real data lives in ../shared/data (present in CI, absent in a fresh clone)."""
+"""Shared test fixtures. Real data lives in ../shared/data (present in CI, absent in a fresh clone;
+``$ECG_KERAS_SHARED_DATA`` points elsewhere, e.g. from a git worktree).
+
+Synthetic data and a trained run, each built once per session (read them, never write to them:
+a test that changes a run copies it first, ``shutil.copytree(trained_run, tmp_path / "run")``):
+
+* ``synthetic_data``: an 80-record synthetic PTB-XL (seed 0, 100 Hz; 64 train / 8 val / 8 test
+  records), at ``<root>/ptbxl-synthetic-vN`` where ``--dataset synthetic`` finds it with
+  ``$ECG_KERAS_DATA=<root>``; ``data_env`` (module scope) sets that variable;
+* ``trained_run``: a complete ``train()`` run on it: ``TRAINED_RUN_CONFIG`` (fcn_wang, rhythm,
+  2 epochs, batch 16, seed 0, data found through ``$ECG_KERAS_DATA``).
+"""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -16,7 +28,10 @@ if "ECG_KERAS_DATA" not in os.environ:
     os.environ["ECG_KERAS_DATA"] = tempfile.mkdtemp(prefix="ecg_keras_test_data_")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("ECG_KERAS_SHARED_DATA") or REPO.parent / "shared" / "data")
+SYNTHETIC_RECORDS = 80
+TRAINED_RUN_CONFIG = dict(task="rhythm", dataset="synthetic", arch="fcn_wang", epochs=2, batch_size=16, seed=0,
+                          verbose=0)
 
 
 def shared_path(*parts: str) -> Path:
@@ -37,15 +52,37 @@ def scp_statements_csv() -> Path:
     return shared_path("ptb-xl-sample", "scp_statements.csv")
 
 
-def synthetic_env(tmp_path_factory, n_records: int):
-    """Yield a small synthetic PTB-XL where ``--dataset synthetic`` finds it ($ECG_KERAS_DATA set)."""
+def make_synthetic(tmp_path_factory, n_records: int) -> Path:
+    """A new synthetic PTB-XL (seed 0, 100 Hz) at ``<new tmp root>/ptbxl-synthetic-vN``."""
     from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
     from ecg_keras.training.data import SYNTHETIC_DIR
 
-    root = tmp_path_factory.mktemp("data")
-    path = generate_synthetic_ptbxl(root / SYNTHETIC_DIR, n_records=n_records, seed=0, sampling_rates=(100,),
-                                    progress=False)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ECG_KERAS_DATA", str(root))
-    yield Path(path)
-    mp.undo()
+    return Path(generate_synthetic_ptbxl(tmp_path_factory.mktemp("data") / SYNTHETIC_DIR, n_records=n_records,
+                                         seed=0, sampling_rates=(100,), progress=False))
+
+
+@contextlib.contextmanager
+def data_root(synthetic: Path):
+    """``$ECG_KERAS_DATA`` set so that ``--dataset synthetic`` finds ``synthetic``; restored afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ECG_KERAS_DATA", str(synthetic.parent))
+        yield synthetic
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    return make_synthetic(tmp_path_factory, SYNTHETIC_RECORDS)
+
+
+@pytest.fixture(scope="module")
+def data_env(synthetic_data):
+    with data_root(synthetic_data) as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_data, tmp_path_factory) -> Path:
+    from ecg_keras.training import TrainConfig, train
+
+    with data_root(synthetic_data):
+        return Path(train(TrainConfig(**TRAINED_RUN_CONFIG, output=str(tmp_path_factory.mktemp("runs") / "rhythm"))))

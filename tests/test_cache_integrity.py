@@ -226,28 +226,22 @@ def test_cache_option_values():
     assert cache.cache_option("/x/y") == "/x/y"
 
 
-def test_train_cache_dir_option(tmp_path_factory, tmp_path):
-    from conftest import synthetic_env
+def test_train_cache_dir_option(data_env, tmp_path):
     from ecg_keras.training.cli import config_from_args, parser
     from ecg_keras.training.data import load_records
 
-    env = synthetic_env(tmp_path_factory, 30)
-    next(env)
-    try:
-        args = ["--task", "rhythm", "--dataset", "synthetic", "--cache-dir", str(tmp_path / "mycache")]
-        cfg, given = config_from_args(parser().parse_args(args))
-        assert cfg.cache_dir == str(tmp_path / "mycache") and "cache_dir" in given
-        records, _ = load_records(cfg, log=lambda *a: None)
-        assert len(list((tmp_path / "mycache").glob("ptbxl-synthetic-100hz-*"))) == 1
-        default = cache.default_cache_dir()
-        before = sorted(default.glob("*")) if default.exists() else []
-        cfg_off, _ = config_from_args(parser().parse_args(args[:-1] + ["off"]))
-        off, _ = load_records(cfg_off, log=lambda *a: None)
-        assert not isinstance(off.signals, np.memmap)  # read without a cache
-        assert (sorted(default.glob("*")) if default.exists() else []) == before
-        np.testing.assert_array_equal(np.asarray(records.signals), off.signals)
-    finally:
-        next(env, None)
+    args = ["--task", "rhythm", "--dataset", "synthetic", "--cache-dir", str(tmp_path / "mycache")]
+    cfg, given = config_from_args(parser().parse_args(args))
+    assert cfg.cache_dir == str(tmp_path / "mycache") and "cache_dir" in given
+    records, _ = load_records(cfg, log=lambda *a: None)
+    assert len(list((tmp_path / "mycache").glob("ptbxl-synthetic-100hz-*"))) == 1
+    default = cache.default_cache_dir()
+    before = sorted(default.glob("*")) if default.exists() else []
+    cfg_off, _ = config_from_args(parser().parse_args(args[:-1] + ["off"]))
+    off, _ = load_records(cfg_off, log=lambda *a: None)
+    assert not isinstance(off.signals, np.memmap)  # read without a cache
+    assert (sorted(default.glob("*")) if default.exists() else []) == before
+    np.testing.assert_array_equal(np.asarray(records.signals), off.signals)
 
 
 def test_evaluate_attribution_has_cache_dir():

@@ -48,12 +48,10 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.timeout(600)
-def test_mirrored_on_two_logical_cpus_matches_single_device(tmp_path):
+def test_mirrored_on_two_logical_cpus_matches_single_device(synthetic_data, tmp_path):
     import numpy as np
-    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
 
-    data = generate_synthetic_ptbxl(tmp_path / "ptbxl-synthetic", n_records=80, seed=0, sampling_rates=(100,),
-                                    progress=False)
+    data = synthetic_data
     env = {**os.environ, "PYTHONPATH": str(REPO), "ECG_KERAS_DATA": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2",
            "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path / "runs")], env=env,
@@ -136,17 +134,9 @@ def _two_workers(data, out, *extra, kill_after=None, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def multiworker_data(tmp_path_factory):
-    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
-
-    return generate_synthetic_ptbxl(tmp_path_factory.mktemp("mw") / "ptbxl-synthetic", n_records=80, seed=0,
-                                    sampling_rates=(100,), progress=False)
-
-
-@pytest.fixture(scope="module")
-def multiworker_run(multiworker_data, tmp_path_factory):
+def multiworker_run(synthetic_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("mw_runs") / "uninterrupted"
-    codes, logs = _two_workers(multiworker_data, out)
+    codes, logs = _two_workers(synthetic_data, out)
     assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
     return out
 
@@ -171,18 +161,18 @@ def test_multiworker_two_local_workers_write_one_run_dir(multiworker_run):
 
 
 @pytest.mark.timeout(500)
-def test_multiworker_sigkill_after_checkpoint_then_resume(multiworker_data, multiworker_run, tmp_path):
+def test_multiworker_sigkill_after_checkpoint_then_resume(synthetic_data, multiworker_run, tmp_path):
     """Both workers SIGKILLed after epoch 1's checkpoint, restarted with --resume: the run completes
     with each epoch once in history.csv and the uninterrupted run's predictions."""
     import numpy as np
 
     out = tmp_path / "killed"
-    codes, logs = _two_workers(multiworker_data, out, kill_after=1)
+    codes, logs = _two_workers(synthetic_data, out, kill_after=1)
     assert codes == [-9, -9], "\n".join(l[-3000:] for l in logs)
     assert json.loads((out / "checkpoints" / "latest.json").read_text())["epoch"] == 1
     assert not (out / "COMPLETE").exists()
 
-    codes, logs = _two_workers(multiworker_data, out, "--resume")
+    codes, logs = _two_workers(synthetic_data, out, "--resume")
     assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
     assert (out / "COMPLETE").exists()
     hist = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
@@ -197,12 +187,12 @@ def test_multiworker_sigkill_after_checkpoint_then_resume(multiworker_data, mult
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_multiworker_finetune_two_local_workers(multiworker_data, multiworker_run, tmp_path):
+def test_multiworker_finetune_two_local_workers(synthetic_data, multiworker_run, tmp_path):
     """--init-from with --distribute multiworker: 2 workers finetune the uninterrupted run (new head)."""
     import numpy as np
 
     out = tmp_path / "ft"
-    codes, logs = _two_workers(multiworker_data, out, "--task", "superdiagnostic", "--init-from",
+    codes, logs = _two_workers(synthetic_data, out, "--task", "superdiagnostic", "--init-from",
                                str(multiworker_run), "--phase-epochs", "1,1", timeout=800)
     assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
     complete = json.loads((out / "COMPLETE").read_text())

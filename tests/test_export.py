@@ -22,7 +22,7 @@ import onnxruntime as ort
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, shared_path, synthetic_env
+from conftest import REPO, data_root, make_synthetic, shared_path
 from ecg_keras import models
 from ecg_keras.export import ServingSpec, export_onnx, export_savedmodel, read_metadata
 from ecg_keras.export import onnx as export_onnx_module
@@ -352,13 +352,14 @@ def test_serving_spec_validates():
 
 # --------------------------------------------------------------------------- every architecture (slow)
 @pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    yield from synthetic_env(tmp_path_factory, n_records=300)
+def synthetic_300(tmp_path_factory):
+    with data_root(make_synthetic(tmp_path_factory, 300)) as path:
+        yield path
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", models.list_models())
-def test_export_parity_every_architecture(arch, tmp_path, synthetic_data, ludb):
+def test_export_parity_every_architecture(arch, tmp_path, synthetic_300, ludb):
     """Trained weights (2 short one-cycle epochs on synthetic data), exported from the run directory.
 
     Parity is measured on trained models, as users export them: untrained deep xresnets (even with

@@ -6,10 +6,9 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_env
 
 from ecg_keras import models
-from ecg_keras.training import TrainConfig, train
+from ecg_keras.training import TrainConfig
 from ecg_keras.training.cli import add_transfer_arguments, run_from_args
 from ecg_keras.training.transfer import discriminative_lrs, finetune
 from ecg_keras.training.schedule import DiscriminativeAdamW, OneCycleAdamW
@@ -18,14 +17,9 @@ from ecg_keras.training.rundir import RunDir
 BASE = dict(dataset="synthetic", arch="fcn_wang", batch_size=16, seed=0, verbose=0)
 
 
-@pytest.fixture(scope="module")
-def data_env(tmp_path_factory):
-    yield from synthetic_env(tmp_path_factory, 60)
-
-
-@pytest.fixture(scope="module")
-def source_run(data_env, tmp_path_factory):
-    return train(TrainConfig(task="rhythm", epochs=1, output=str(tmp_path_factory.mktemp("src") / "rhythm"), **BASE))
+# every test finetunes on the session's synthetic data (conftest.data_env); the source model is the
+# session's trained_run (rhythm, fcn_wang), which is only read
+pytestmark = pytest.mark.usefixtures("data_env")
 
 
 def _by_layer(model):
@@ -33,7 +27,7 @@ def _by_layer(model):
 
 
 @pytest.fixture(scope="module")
-def finetuned(source_run, tmp_path_factory):
+def finetuned(trained_run, data_env, tmp_path_factory):
     snaps = {}
 
     def on_phase_end(phase, model):
@@ -44,7 +38,7 @@ def finetuned(source_run, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ft") / "superdiag"
     run = finetune(TrainConfig(task="superdiagnostic", output=str(out), **{**BASE, "arch": "xresnet1d101"}),
-                   source_run, phase_epochs=(1, 1), on_phase_end=on_phase_end)
+                   trained_run, phase_epochs=(1, 1), on_phase_end=on_phase_end)
     return run, snaps
 
 
@@ -73,9 +67,9 @@ def test_optimizer_scales_update_and_weight_decay_per_variable():
     assert np.allclose(np.array(c), np.array(d), atol=1e-6)
 
 
-def test_phase1_trains_only_the_head_and_phase2_everything_with_smaller_lrs(finetuned, source_run):
+def test_phase1_trains_only_the_head_and_phase2_everything_with_smaller_lrs(finetuned, trained_run):
     run, snaps = finetuned
-    src = _by_layer(keras.saving.load_model(Path(source_run) / "model.keras", compile=False))
+    src = _by_layer(keras.saving.load_model(Path(trained_run) / "model.keras", compile=False))
     groups = snaps["groups1"]
     backbone = [n for g in groups[:-1] for n in g if n in src]
     convs = [n for n in backbone if "conv" in n]
@@ -107,15 +101,15 @@ def test_phase1_trains_only_the_head_and_phase2_everything_with_smaller_lrs(fine
             np.testing.assert_array_equal(w0, w1, err_msg=name)
 
 
-def test_run_directory_records_the_transfer(finetuned, source_run):
+def test_run_directory_records_the_transfer(finetuned, trained_run):
     run, _ = finetuned
     r = RunDir(run)
     assert r.is_complete()
     cfg = json.loads(r.config.read_text())
-    assert cfg["init_from"] == str(source_run) and cfg["arch"] == "fcn_wang" and cfg["epochs"] == 2
+    assert cfg["init_from"] == str(trained_run) and cfg["arch"] == "fcn_wang" and cfg["epochs"] == 2
     assert cfg["finetune"]["phase_epochs"] == [1, 1] and cfg["finetune"]["standardizer"] == "source"
     assert np.allclose(cfg["finetune"]["lr_groups_phase2"], [1e-5, 1e-4, 1e-3])
-    assert json.loads(r.standardizer.read_text()) == json.loads((Path(source_run) / "standardizer.json").read_text())
+    assert json.loads(r.standardizer.read_text()) == json.loads((Path(trained_run) / "standardizer.json").read_text())
     assert json.loads(r.classes.read_text()) == cfg["classes"] and "NORM" in cfg["classes"]
     hist = pd.read_csv(r.history_csv)
     assert hist["epoch"].tolist() == [1, 2] and hist["phase"].tolist() == [1, 2]
@@ -125,22 +119,22 @@ def test_run_directory_records_the_transfer(finetuned, source_run):
     assert pred["y_pred"].shape[1] == len(cfg["classes"])
 
 
-def test_train_bn_false_freezes_the_whole_backbone(source_run, tmp_path):
+def test_train_bn_false_freezes_the_whole_backbone(trained_run, tmp_path):
     snaps = {}
-    finetune(TrainConfig(task="rhythm", output=str(tmp_path / "ft"), **BASE), source_run, phase_epochs=(1, 0),
+    finetune(TrainConfig(task="rhythm", output=str(tmp_path / "ft"), **BASE), trained_run, phase_epochs=(1, 0),
              train_bn=False, on_phase_end=lambda p, m: snaps.update({p: _by_layer(m)}))
-    src = _by_layer(keras.saving.load_model(Path(source_run) / "model.keras", compile=False))
+    src = _by_layer(keras.saving.load_model(Path(trained_run) / "model.keras", compile=False))
     for name, ws in src.items():
         if not name.startswith("head_"):
             for w0, w1 in zip(ws, snaps[1][name]):
                 np.testing.assert_array_equal(w0, w1, err_msg=name)  # incl. BN moving statistics
 
 
-def test_finetune_from_a_release_directory(source_run, tmp_path):
+def test_finetune_from_a_release_directory(trained_run, tmp_path):
     """--init-from a release (here its directory; a name works the same): read by ecg_keras.runs.resolve."""
     from ecg_keras.export import release_run
 
-    entry = release_run(source_run, "src-rhythm", models_directory=tmp_path / "models")
+    entry = release_run(trained_run, "src-rhythm", models_directory=tmp_path / "models")
     out = finetune(TrainConfig(task="rhythm", output=str(tmp_path / "ft"), **BASE), tmp_path / "models",
                    phase_epochs=(1, 0))
     cfg = json.loads((Path(out) / "config.json").read_text())
@@ -149,16 +143,16 @@ def test_finetune_from_a_release_directory(source_run, tmp_path):
     assert cfg["arch"] == "fcn_wang" and RunDir(out).is_complete()
 
 
-def test_cli_flags_parse_and_reach_finetune(source_run, tmp_path, monkeypatch):
+def test_cli_flags_parse_and_reach_finetune(trained_run, tmp_path, monkeypatch):
     from ecg_keras.training import cli, transfer as ft
 
     p = add_transfer_arguments(cli.parser())
-    ns = p.parse_args(["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(source_run),
+    ns = p.parse_args(["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(trained_run),
                        "--phase-epochs", "2,3", "--output", str(tmp_path / "x"), "--quiet"])
     seen = {}
     monkeypatch.setattr(ft, "finetune", lambda cfg, init, phases, **kw: seen.update(cfg=cfg, init=init, phases=phases))
     assert run_from_args(ns) == 0
-    assert seen["init"] == str(source_run) and seen["phases"] == (2, 3) and seen["cfg"].task == "rhythm"
+    assert seen["init"] == str(trained_run) and seen["phases"] == (2, 3) and seen["cfg"].task == "rhythm"
     plain = p.parse_args(["--task", "rhythm"])
     assert run_from_args(plain) is None and not hasattr(plain, "init_from")
     cli.config_from_args(plain)  # the namespace is clean for the normal training path
@@ -166,13 +160,13 @@ def test_cli_flags_parse_and_reach_finetune(source_run, tmp_path, monkeypatch):
         p.parse_args(["--phase-epochs", "30"])
 
 
-def test_finetune_accepts_distribute(source_run, tmp_path):
+def test_finetune_accepts_distribute(trained_run, tmp_path):
     """--distribute mirrored (one local CPU here: one replica) finetunes to a complete run (its dropout
     masks are drawn differently under a strategy, so it is not compared with the one-device run);
     two workers on two processes: tests/test_distribute.py's slow test."""
     out = tmp_path / "mirrored"
     run = finetune(TrainConfig(task="superdiagnostic", output=str(out), distribute="mirrored",
-                               **{**BASE, "arch": "xresnet1d101"}), source_run, phase_epochs=(1, 1))
+                               **{**BASE, "arch": "xresnet1d101"}), trained_run, phase_epochs=(1, 1))
     assert RunDir(run).is_complete()
     cfg = json.loads((Path(run) / "config.json").read_text())
     assert cfg["distribute"] == "mirrored" and cfg["replicas"] == 1
@@ -180,14 +174,14 @@ def test_finetune_accepts_distribute(source_run, tmp_path):
     assert hist["phase"].tolist() == [1, 2] and np.isfinite(hist[["loss", "val_loss"]].to_numpy()).all()
     with pytest.raises(ValueError, match="float32"):
         finetune(TrainConfig(task="rhythm", output=str(tmp_path / "bf16"), precision="mixed_bfloat16", **BASE),
-                 source_run, phase_epochs=(1, 0))
+                 trained_run, phase_epochs=(1, 0))
 
 
-def test_sweep_cli_passes_distribute(source_run, tmp_path, monkeypatch):
+def test_sweep_cli_passes_distribute(trained_run, tmp_path, monkeypatch):
     from ecg_keras.training import cli, sweeps
 
     ns = add_transfer_arguments(cli.parser()).parse_args(
-        ["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(source_run), "--sweep-train-size", "1",
+        ["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(trained_run), "--sweep-train-size", "1",
          "--distribute", "mirrored", "--output", str(tmp_path / "s"), "--quiet"])
     seen = {}
     monkeypatch.setattr(sweeps, "sweep", lambda cfg, init, **kw: seen.update(cfg=cfg) or tmp_path / "s")
@@ -195,13 +189,13 @@ def test_sweep_cli_passes_distribute(source_run, tmp_path, monkeypatch):
     assert seen["cfg"].distribute == "mirrored"
 
 
-def test_finetune_takes_the_run_lock_and_a_failed_start_leaves_nothing(source_run, tmp_path):
+def test_finetune_takes_the_run_lock_and_a_failed_start_leaves_nothing(trained_run, tmp_path):
     from ecg_keras.training import rundir as rd
 
     out = tmp_path / "ft"
     with rd.claim(rd.RunDir(out), resume=False):
         with pytest.raises(rd.RunLockedError, match="being written by pid"):
-            finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0))
+            finetune(TrainConfig(task="rhythm", output=str(out), **BASE), trained_run, phase_epochs=(1, 0))
     assert not out.exists()
 
     def fail(self, epoch, logs=None):
@@ -210,21 +204,30 @@ def test_finetune_takes_the_run_lock_and_a_failed_start_leaves_nothing(source_ru
     with pytest.MonkeyPatch.context() as mp:  # dies in its first epoch, before any checkpoint
         mp.setattr(rd.Checkpointer, "on_epoch_end", fail)
         with pytest.raises(RuntimeError, match="interrupted"):
-            finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0))
+            finetune(TrainConfig(task="rhythm", output=str(out), **BASE), trained_run, phase_epochs=(1, 0))
     assert not out.exists()  # nothing to resume from: the same command simply runs again
-    assert (finetune(TrainConfig(task="rhythm", output=str(out), **BASE), source_run, phase_epochs=(1, 0))
+    assert (finetune(TrainConfig(task="rhythm", output=str(out), **BASE), trained_run, phase_epochs=(1, 0))
             / "COMPLETE").exists()
 
 
+RESUME_CFG = dict(task="rhythm", **BASE)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(trained_run, data_env, tmp_path_factory):
+    """The uninterrupted 2 + 2 epoch finetuning every resumed one must end like (one per module)."""
+    return finetune(TrainConfig(output=str(tmp_path_factory.mktemp("ft") / "whole"), **RESUME_CFG), trained_run,
+                    phase_epochs=(2, 2))
+
+
 @pytest.mark.parametrize("killed_after", [1, 2, 3], ids=["phase1", "between", "phase2"])
-def test_finetuning_resumes_in_either_phase_like_an_uninterrupted_run(source_run, tmp_path, monkeypatch,
-                                                                      killed_after):
+def test_finetuning_resumes_in_either_phase_like_an_uninterrupted_run(trained_run, uninterrupted, tmp_path,
+                                                                      monkeypatch, killed_after):
     """The process dies right after the checkpoint of epoch ``killed_after`` (of 2 + 2); ``--resume``
     continues from there and ends with the uninterrupted run's predictions."""
     from ecg_keras.training import rundir as rd
 
-    cfg = dict(task="rhythm", **BASE)
-    whole = finetune(TrainConfig(output=str(tmp_path / "whole"), **cfg), source_run, phase_epochs=(2, 2))
+    cfg, whole = RESUME_CFG, uninterrupted
     save = rd.Checkpointer.on_epoch_end
 
     def dies(self, epoch, logs=None):
@@ -235,10 +238,10 @@ def test_finetuning_resumes_in_either_phase_like_an_uninterrupted_run(source_run
     monkeypatch.setattr(rd.Checkpointer, "on_epoch_end", dies)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        finetune(TrainConfig(output=str(out), **cfg), source_run, phase_epochs=(2, 2))
+        finetune(TrainConfig(output=str(out), **cfg), trained_run, phase_epochs=(2, 2))
     monkeypatch.undo()
     assert not (out / "COMPLETE").exists() and json.loads((out / "checkpoints" / "latest.json").read_text())["epoch"] == killed_after
-    finetune(TrainConfig(output=str(out), resume=True, **cfg), source_run, phase_epochs=(2, 2))
+    finetune(TrainConfig(output=str(out), resume=True, **cfg), trained_run, phase_epochs=(2, 2))
     assert (out / "COMPLETE").exists()
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [1, 2, 3, 4] and history["phase"].tolist() == [1, 1, 2, 2]

@@ -12,18 +12,14 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import synthetic_env
+from conftest import data_root, make_synthetic
 from ecg_keras import models
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.training.precision import policy
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    yield from synthetic_env(tmp_path_factory, n_records=80)
-
-
 def _run(data, out, precision, **kw):
+    """A run of its own (conftest's trained_run is float32): the precision policy is what is tested."""
     cfg = dict(task="rhythm", dataset="synthetic", data_dir=str(data), arch="fcn_wang", epochs=2, batch_size=16,
                seed=1, output=str(out), precision=precision, verbose=0)
     return train(TrainConfig(**{**cfg, **kw}))
@@ -41,14 +37,14 @@ def test_policy_computes_in_bfloat16_with_a_float32_output_and_is_restored():
         TrainConfig(precision="float8")
 
 
-def test_mixed_bfloat16_run_exports_float32_savedmodel_and_onnx(synthetic, tmp_path):
+def test_mixed_bfloat16_run_exports_float32_savedmodel_and_onnx(data_env, tmp_path):
     import onnxruntime as ort
     import tensorflow as tf
 
     from ecg_keras.export import export_onnx, export_savedmodel
     from ecg_keras.runs import resolve
 
-    run_dir = _run(synthetic, tmp_path / "bf16", "mixed_bfloat16")
+    run_dir = _run(data_env, tmp_path / "bf16", "mixed_bfloat16")
     assert (run_dir / "COMPLETE").exists()
     assert json.loads((run_dir / "config.json").read_text())["precision"] == "mixed_bfloat16"
     preds = np.load(run_dir / "predictions" / "test.npz")["y_pred"]
@@ -73,7 +69,7 @@ def test_mixed_bfloat16_run_exports_float32_savedmodel_and_onnx(synthetic, tmp_p
     np.testing.assert_allclose(probs, out, atol=1e-5)
 
 
-def test_mixed_float16_trains_with_loss_scaling(synthetic, tmp_path):
+def test_mixed_float16_trains_with_loss_scaling(data_env, tmp_path):
     from ecg_keras.training.loop import compile_model
     from ecg_keras.training.schedule import OneCycleMomentum
 
@@ -86,14 +82,15 @@ def test_mixed_float16_trains_with_loss_scaling(synthetic, tmp_path):
     callback.set_model(model)
     callback.on_train_begin()  # reaches AdamW's beta_1 through the wrapper
 
-    run_dir = _run(synthetic, tmp_path / "fp16", "mixed_float16", epochs=1)
+    run_dir = _run(data_env, tmp_path / "fp16", "mixed_float16", epochs=1)
     assert (run_dir / "COMPLETE").exists()
     assert np.isfinite(np.load(run_dir / "predictions" / "test.npz")["y_pred"]).all()
 
 
 @pytest.fixture(scope="module")
 def synthetic_large(tmp_path_factory):
-    yield from synthetic_env(tmp_path_factory, n_records=2000)
+    with data_root(make_synthetic(tmp_path_factory, 2000)) as path:
+        yield path
 
 
 @pytest.mark.slow

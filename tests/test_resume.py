@@ -12,15 +12,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS = 4
-
-
-@pytest.fixture(scope="module")
-def synthetic_dir(tmp_path_factory):
-    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
-
-    return generate_synthetic_ptbxl(tmp_path_factory.mktemp("syn") / "ptbxl-synthetic", n_records=80, seed=0,
-                                    sampling_rates=(100,), progress=False)
+EPOCHS = 4  # own runs, not conftest's trained_run: a kill needs epochs to come after the first checkpoint
 
 
 def _cmd(data_dir, output, *extra):
@@ -42,18 +34,18 @@ def _latest_epoch(run: Path) -> int:
 
 
 @pytest.mark.timeout(600)
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, synthetic_dir, monkeypatch):
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, synthetic_data, monkeypatch):
     env = _env(tmp_path)
     ref, run = tmp_path / "ref", tmp_path / "killed"
     # the uninterrupted reference runs in this process (saves a TensorFlow start-up)
     from ecg_keras.training import TrainConfig, train
 
     monkeypatch.setenv("ECG_KERAS_DATA", str(tmp_path))
-    train(TrainConfig(task="rhythm", dataset="synthetic", data_dir=str(synthetic_dir), arch="fcn_wang",
+    train(TrainConfig(task="rhythm", dataset="synthetic", data_dir=str(synthetic_data), arch="fcn_wang",
                       epochs=EPOCHS, batch_size=16, seed=3, output=str(ref), verbose=0))
     assert (ref / "COMPLETE").exists()
 
-    proc = subprocess.Popen(_cmd(synthetic_dir, run), env=env)
+    proc = subprocess.Popen(_cmd(synthetic_data, run), env=env)
     deadline = time.time() + 400
     while _latest_epoch(run) < 1 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -65,7 +57,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, synthetic_dir, 
     # a killed run never looks complete
     assert not (run / "COMPLETE").exists()
     assert not (run / "metrics.json").exists() and not (run / "model.keras").exists()
-    subprocess.run(_cmd(synthetic_dir, run, "--resume"), env=env, check=True, timeout=500)
+    subprocess.run(_cmd(synthetic_data, run, "--resume"), env=env, check=True, timeout=500)
     assert (run / "COMPLETE").exists()
     for part in ("val", "test"):
         a, b = np.load(ref / "predictions" / f"{part}.npz"), np.load(run / "predictions" / f"{part}.npz")

@@ -2,23 +2,20 @@
 failed starts leave nothing behind, --resume refuses what it cannot continue, flags are checked."""
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import REPO, synthetic_env
+from conftest import REPO
 
 from ecg_keras.training import cli
 from ecg_keras.training import rundir as rd
 
 ARGS = ["--task", "rhythm", "--dataset", "synthetic", "--arch", "fcn_wang", "--batch-size", "16", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def data_env(tmp_path_factory):
-    yield from synthetic_env(tmp_path_factory, 60)
 
 
 def test_diverged_training_exits_nonzero_and_is_never_complete(data_env, tmp_path, capsys):
@@ -70,11 +67,10 @@ def test_resume_refuses_what_it_cannot_continue(data_env, tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
-def test_resume_with_contradicting_flags_is_an_error(data_env, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert cli.main([*ARGS, "--epochs", "1", "--output", str(out)]) == 0
+def test_resume_with_contradicting_flags_is_an_error(data_env, trained_run, tmp_path, capsys):
+    out = Path(shutil.copytree(trained_run, tmp_path / "run"))  # fcn_wang, 2 epochs, ARGS' other flags
     (out / "COMPLETE").unlink()
-    assert cli.main([*ARGS, "--epochs", "1", "--arch", "resnet1d_wang", "--resume", "--output", str(out)]) == 1
+    assert cli.main([*ARGS, "--epochs", "2", "--arch", "resnet1d_wang", "--resume", "--output", str(out)]) == 1
     assert "--arch 'resnet1d_wang' (the run has 'fcn_wang')" in capsys.readouterr().err
 
 

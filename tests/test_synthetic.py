@@ -166,6 +166,31 @@ def test_deterministic_for_a_seed(tmp_path):
     assert not (c / "records500").exists()
 
 
+def test_layout_writer_fills_the_ptbxl_columns_and_record_paths(tmp_path):
+    """write_ptbxl_layout (used by the generator, the throughput fixture and the tests' PTB-XL trees)."""
+    from ecg_keras.datasets.ptbxl import load_ptbxl
+
+    meta = pd.DataFrame({"patient_id": [7.0, 8.0], "age": [50.0, 60.0], "sex": [0, 1], "strat_fold": [1, 10],
+                         "scp_codes": ["{'NORM': 100.0, 'SR': 0.0}", "{'AFIB': 100.0}"]},
+                        index=pd.Index([1, 1234], name="ecg_id"))
+    root = synthetic.write_ptbxl_layout(tmp_path / "p", meta, lambda i: {100: synthetic.simple_signal(i, 100)},
+                                        statements.statements_frame(), sampling_rates=(100,), marker="test\n")
+    db = pd.read_csv(root / "ptbxl_database.csv", index_col="ecg_id")
+    assert list(db.columns) == PTBXL_COLUMNS and db.index.tolist() == [1, 1234]
+    assert db["filename_lr"].tolist() == ["records100/00000/00001_lr", "records100/01000/01234_lr"]
+    assert db["filename_hr"].tolist() == ["records500/00000/00001_hr", "records500/01000/01234_hr"]
+    assert ast.literal_eval(db.loc[1, "scp_codes"]) == {"NORM": 100.0, "SR": 0.0} and db["age"].tolist() == [50, 60]
+    assert db[["height", "report", "pacemaker"]].isna().all().all()
+    assert (root / "SYNTHETIC").read_text() == "test\n" and not (root / "records500").exists()
+    header = wfdb.rdheader(str(root / "records100/01000/01234_lr"))
+    assert header.sig_name == list(LEADS) and header.fs == 100 and header.sig_len == 1000
+    loaded = load_ptbxl(root, sampling_rate=100, cache_dir=False)
+    np.testing.assert_allclose(loaded.signals[1], synthetic.simple_signal(1234, 100), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown"):
+        synthetic.write_ptbxl_layout(tmp_path / "q", meta.assign(extra=1), lambda i: {}, statements.statements_frame(),
+                                     sampling_rates=(100,))
+
+
 # ----------------------------------------------------------------------------- labels are in the signal
 def test_lead_relations(root, meta):
     clean = meta.index[_clean(meta)][:5]

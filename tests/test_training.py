@@ -1,34 +1,24 @@
 """train(config): the run directory, reproducibility, age/sex/quality tasks, CLI, experiments."""
 import json
+import shutil
 import time
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_env
+from conftest import TRAINED_RUN_CONFIG
 
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.training import cli
 from ecg_keras.training.rundir import RunDir
 
-BASE = dict(task="rhythm", dataset="synthetic", arch="fcn_wang", epochs=2, batch_size=16, seed=0, verbose=0)
+BASE = TRAINED_RUN_CONFIG  # the session's trained_run (conftest): rhythm, fcn_wang, 2 epochs, seed 0
 
 
-@pytest.fixture(scope="module")
-def data_env(tmp_path_factory):
-    """A 80-record synthetic PTB-XL (64 train / 8 val / 8 test) and a private data root."""
-    yield from synthetic_env(tmp_path_factory, 80)
-
-
-@pytest.fixture(scope="module")
-def rhythm_run(data_env, tmp_path_factory):
-    return train(TrainConfig(**BASE, output=str(tmp_path_factory.mktemp("runs") / "rhythm")))
-
-
-def test_run_directory_holds_everything_needed_later(rhythm_run, data_env):
-    run = RunDir(rhythm_run)
+def test_run_directory_holds_everything_needed_later(trained_run, data_env):
+    run = RunDir(trained_run)
     assert run.is_complete()
     config = json.loads(run.config.read_text())
     for key in ("arch", "task", "dataset", "seed", "sampling_rate", "epochs", "batch_size", "lr", "wd"):
@@ -60,14 +50,16 @@ def test_run_directory_holds_everything_needed_later(rhythm_run, data_env):
     np.testing.assert_allclose(again, test["y_pred"], atol=1e-6)
 
 
-def test_same_seed_gives_same_predictions(rhythm_run, tmp_path):
+def test_same_seed_gives_same_predictions(trained_run, data_env, tmp_path):
+    """A second run of trained_run's config, in this process, predicts the same."""
     second = train(TrainConfig(**BASE, output=str(tmp_path / "again")))
     for part in ("val", "test"):
-        a, b = np.load(rhythm_run / "predictions" / f"{part}.npz"), np.load(second / "predictions" / f"{part}.npz")
+        a, b = np.load(trained_run / "predictions" / f"{part}.npz"), np.load(second / "predictions" / f"{part}.npz")
         np.testing.assert_allclose(a["y_pred"], b["y_pred"], atol=1e-6, rtol=0)
 
 
-def test_existing_run_is_not_overwritten_and_complete_run_resumes_as_noop(rhythm_run):
+def test_existing_run_is_not_overwritten_and_complete_run_resumes_as_noop(trained_run, data_env, tmp_path):
+    rhythm_run = Path(shutil.copytree(trained_run, tmp_path / "rhythm"))
     with pytest.raises(FileExistsError, match="--resume"):
         train(TrainConfig(**BASE, output=str(rhythm_run)))
     before = (rhythm_run / "COMPLETE").read_text()

@@ -44,31 +44,18 @@ def http_dir():
         s.shutdown()
 
 
-@pytest.fixture(scope="module")
-def synthetic_run(tmp_path_factory):
-    """A short real training run (fcn_wang, 1 epoch) on a small synthetic PTB-XL."""
-    from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
-    from ecg_keras.training import TrainConfig, train
-
-    data = generate_synthetic_ptbxl(tmp_path_factory.mktemp("data") / "syn", n_records=60, seed=0,
-                                    sampling_rates=(100,), progress=False)
-    return Path(train(TrainConfig(task="rhythm", dataset="synthetic", data_dir=str(data), arch="fcn_wang",
-                                  epochs=1, batch_size=16, verbose=0,
-                                  output=str(tmp_path_factory.mktemp("runs") / "run"))))
-
-
-def test_release_serve_and_load_through_url_bit_identical(tmp_path, http_dir, synthetic_run, capsys):
+def test_release_serve_and_load_through_url_bit_identical(tmp_path, http_dir, trained_run, capsys):
     from export.__main__ import main
 
     release_dir = tmp_path / "release"
-    assert main(["release", str(synthetic_run), "--name", "fcn_wang_rhythm_demo",
+    assert main(["release", str(trained_run), "--name", "fcn_wang_rhythm_demo",
                  "--models-dir", str(release_dir)]) == 0
     assert "released fcn_wang_rhythm_demo" in capsys.readouterr().out
     entry = read_manifest(release_dir)[0]
-    classes = json.loads((synthetic_run / "classes.json").read_text())
+    classes = json.loads((trained_run / "classes.json").read_text())
     assert entry["training_data"] == "synthetic" and entry["classes"] == classes
-    assert entry["metrics"]["test"]["macro_auc"] == json.loads((synthetic_run / "metrics.json").read_text())["test"]["macro_auc"]
-    original = keras.saving.load_model(synthetic_run / "model.keras", compile=False)
+    assert entry["metrics"]["test"]["macro_auc"] == json.loads((trained_run / "metrics.json").read_text())["test"]["macro_auc"]
+    original = keras.saving.load_model(trained_run / "model.keras", compile=False)
     assert (release_dir / "fcn_wang_rhythm_demo.md").read_text().count("SYNTHETIC") == 1
     assert ecg_keras.list_pretrained(release_dir) == ["fcn_wang_rhythm_demo"]
 
@@ -79,7 +66,7 @@ def test_release_serve_and_load_through_url_bit_identical(tmp_path, http_dir, sy
     model = ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights="synthetic", models_directory=client,
                                  base_url=url, cache_dir=tmp_path / "cache")
     assert model.ecg_info.classes == tuple(classes)
-    assert model.ecg_info.standardizer == Standardizer.load(synthetic_run / "standardizer.json")
+    assert model.ecg_info.standardizer == Standardizer.load(trained_run / "standardizer.json")
     x = np.random.default_rng(0).normal(size=(4, 250, 12)).astype(np.float32)
     np.testing.assert_array_equal(model.predict(x, verbose=0), original.predict(x, verbose=0))
 
