@@ -101,6 +101,13 @@ def build(dist: Path) -> Path:
     return wheel
 
 
+def clean_env(**extra: str) -> dict:
+    """This environment without PYTHON*/VIRTUAL_ENV (a PYTHONPATH naming the checkout would make the
+    venv's pip see ecg_keras as installed already) and ECG_KERAS_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "ECG_KERAS_", "VIRTUAL_ENV"))}
+    return env | extra
+
+
 def install(py: Path, wheel: Path) -> None:
     """``WHEEL[cpu]`` with constraints.txt, dependencies from the local wheel cache (filled if needed)."""
     cache = Path(os.environ.get("ECG_KERAS_WHEEL_CACHE") or Path.home() / ".cache" / "ecg_keras" / "wheels")
@@ -109,13 +116,13 @@ def install(py: Path, wheel: Path) -> None:
     target = ["-c", REPO / "constraints.txt", f"{wheel.resolve()}[cpu]"]
     # --no-compile: byte-compiling all of TensorFlow takes longer than the modules the commands import
     offline = [*pip, "install", "--quiet", "--no-compile", "--no-index", "--find-links", cache, *target]
-    if subprocess.run([str(c) for c in offline], capture_output=True).returncode == 0:
+    if subprocess.run([str(c) for c in offline], capture_output=True, env=clean_env()).returncode == 0:
         print(f"+ installed {wheel.name}[cpu] from the wheel cache {cache}", flush=True)
         return
-    run([*pip, "download", "--quiet", "--only-binary", ":all:", "--dest", cache, *target])
+    run([*pip, "download", "--quiet", "--only-binary", ":all:", "--dest", cache, *target], env=clean_env())
     for stale in cache.glob("ecg_keras-*"):
         stale.unlink()
-    run(offline)
+    run(offline, env=clean_env())
 
 
 def main(argv=None) -> int:
@@ -130,15 +137,14 @@ def main(argv=None) -> int:
     try:
         wheel = args.wheel or build(work / "dist")
         venv = work / "venv"
-        run([args.python, "-m", "venv", venv])
+        run([args.python, "-m", "venv", venv], env=clean_env())
         py, cli = venv / "bin" / "python", venv / "bin" / "ecg-keras"
         install(py, wheel)
         print(f"installed {wheel.name} into {venv} ({time.perf_counter() - start:.0f} s so far)", flush=True)
 
         cwd = work / "cwd"
         cwd.mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "ECG_KERAS_", "VIRTUAL_ENV"))}
-        env.update(ECG_KERAS_HOME=str(work / "home"), ECG_KERAS_DATA=str(work / "data"), TF_CPP_MIN_LOG_LEVEL="2")
+        env = clean_env(ECG_KERAS_HOME=str(work / "home"), ECG_KERAS_DATA=str(work / "data"), TF_CPP_MIN_LOG_LEVEL="2")
         kw = dict(cwd=cwd, env=env)
 
         out = run([cli, "--help"], **kw).stdout
