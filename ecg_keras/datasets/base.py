@@ -15,6 +15,24 @@ class DataError(ValueError):
     """Bad or missing input data; the message names the file and the problem."""
 
 
+def read_table(path, what: str, required=(), **read_csv) -> pd.DataFrame:
+    """A CSV table (``pandas.read_csv(path, **read_csv)``), or DataError naming the file when it is
+    missing, unreadable or lacks one of the ``required`` columns; ``what`` names it in the message."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        table = pd.read_csv(path, **read_csv)
+    except Exception as e:
+        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: columns {missing} missing")
+    return table
+
+
 @dataclass(frozen=True)
 class RecordSet:
     """Signals of one dataset plus one metadata row per record.

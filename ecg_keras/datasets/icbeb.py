@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_keras.datasets import cache
-from ecg_keras.datasets.base import DataError, RecordSet
+from ecg_keras.datasets.base import DataError, RecordSet, read_table
 from ecg_keras.datasets.tasks import stratified_folds
 from ecg_keras.datasets.wfdb_folder import (_sex_code, _to_float, check_finite, load_record_signals,
                                             read_header_text, require_dir, resample)
@@ -109,13 +109,7 @@ def read_cpsc_mat(path, target_fs: int | None = None, check: bool = True) -> tup
 
 def read_reference(path) -> pd.DataFrame:
     """REFERENCE.csv -> DataFrame indexed by record with a ``labels`` list column."""
-    path = Path(path)
-    try:
-        ref = pd.read_csv(path)
-    except Exception as e:
-        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    if "Recording" not in ref.columns or "First_label" not in ref.columns:
-        raise DataError(f"{path}: columns 'Recording' and 'First_label' required, found {list(ref.columns)}")
+    ref = read_table(path, "REFERENCE.csv", ("Recording", "First_label"))
     columns = [c for c in ("First_label", "Second_label", "Third_label") if c in ref.columns]
     labels = []
     for _, row in ref.iterrows():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_keras.datasets.base import DataError, RecordSet
+from ecg_keras.datasets.base import DataError, RecordSet, read_table
 from ecg_keras.datasets.tasks import check_scp_codes
 from ecg_keras.datasets.wfdb_folder import load_record_signals, require_dir
 
@@ -28,16 +28,7 @@ STATEMENT_COLUMNS = ("diagnostic", "form", "rhythm", "diagnostic_class", "diagno
 
 def read_scp_statements(path) -> pd.DataFrame:
     """``scp_statements.csv`` indexed by SCP code."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: scp_statements.csv not found")
-    try:
-        statements = pd.read_csv(path, index_col=0)
-    except Exception as e:
-        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    missing = [c for c in STATEMENT_COLUMNS if c not in statements.columns]
-    if missing:
-        raise DataError(f"{path}: columns {missing} missing")
+    statements = read_table(path, "scp_statements.csv", STATEMENT_COLUMNS, index_col=0)
     statements.index = statements.index.map(str)
     return statements
 
@@ -55,16 +46,8 @@ def _parse_codes(text, rid, path: Path) -> dict:
 def read_database(path, rate_column: str | None = None) -> pd.DataFrame:
     """``ptbxl_database.csv`` indexed by ``ecg_id`` with ``scp_codes`` parsed to dicts."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: ptbxl_database.csv not found")
-    try:
-        db = pd.read_csv(path, index_col="ecg_id")
-    except Exception as e:
-        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    required = DATABASE_COLUMNS + ((rate_column,) if rate_column else ())
-    missing = [c for c in required if c not in db.columns]
-    if missing:
-        raise DataError(f"{path}: columns {missing} missing")
+    db = read_table(path, "ptbxl_database.csv", DATABASE_COLUMNS + ((rate_column,) if rate_column else ()),
+                    index_col="ecg_id")
     if len(db) == 0:
         raise DataError(f"{path}: no records")
     db["scp_codes"] = [_parse_codes(t, rid, path) for rid, t in zip(db.index, db["scp_codes"])]

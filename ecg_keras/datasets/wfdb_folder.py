@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_keras.datasets import cache, fastwfdb
-from ecg_keras.datasets.base import LEADS, DataError, RecordSet
+from ecg_keras.datasets.base import LEADS, DataError, RecordSet, read_table
 
 LUDB_RATE = 500
 
@@ -234,26 +234,27 @@ def load_record_signals(dataset: str, root: Path, records: Sequence[Path], *, ex
     key = cache.make_key(dataset, rate, signal_files, root, extra_key) if caching else None
     names = [str(header_path(r)) for r in records]
 
-    def read(i):
+    def read_wfdb(i):
         return read_record(records[i], expected_fs, target_fs)
 
+    read = read_wfdb
     paths = [str(r) for r in records]
 
-    def job(start: int, stop: int) -> tuple:
+    def read_chunk(start: int, stop: int) -> tuple:
         return iter_records, (paths[start:stop], expected_fs, target_fs)
 
-    if fastwfdb.rdsamp_replaced():
-        job = None  # a replaced wfdb.rdsamp lives in this process only: read serially here
+    # a replaced wfdb.rdsamp lives in this process only: read serially here
+    job = None if fastwfdb.rdsamp_replaced() else read_chunk
 
     if caching and target_fs is not None and expected_fs is not None and not math.isclose(target_fs, expected_fs):
         # Resample from an existing native-rate entry instead of parsing WFDB again.
         native_key = cache.make_key(dataset, int(round(expected_fs)), signal_files, root, extra_key)
         native = cache.open_cached(native_key, cache_dir, len(records))
         if native is not None:
-            def read(i):  # noqa: F811
+            def read_native(i):
                 return resample(np.asarray(native[i], np.float64), expected_fs, target_fs, names[i]).astype(np.float32)
 
-            job = None
+            read, job = read_native, None
 
     return cache.load_signals(read, len(records), key=key, cache_dir=cache_dir, fixed_length=fixed_length,
                               desc=f"reading {dataset}", names=names, job=job, n_jobs=n_jobs)
@@ -297,13 +298,7 @@ def _read_label_table(labels) -> pd.DataFrame:
     if isinstance(labels, pd.DataFrame):
         table = labels.copy()
     else:
-        path = Path(labels)
-        if not path.is_file():
-            raise DataError(f"{path}: label table not found")
-        try:
-            table = pd.read_csv(path)
-        except Exception as e:
-            raise DataError(f"{path}: cannot read label table ({type(e).__name__}: {e})") from None
+        table = read_table(labels, "label table")
         if "record" not in table.columns:
             table = table.set_index(table.columns[0])
     if "record" in table.columns:
@@ -406,15 +401,7 @@ def load_ludb(root, sampling_rate: int = LUDB_RATE, cache_dir=None, n_jobs: int 
 
     root = require_dir(root, "LUDB")
     csv = root / "ludb.csv"
-    if not csv.is_file():
-        raise DataError(f"{csv}: LUDB table ludb.csv not found")
-    try:
-        table = pd.read_csv(csv)
-    except Exception as e:
-        raise DataError(f"{csv}: cannot read ({type(e).__name__}: {e})") from None
-    for col in ("ID", "Sex", "Age", "Rhythms"):
-        if col not in table.columns:
-            raise DataError(f"{csv}: column {col!r} missing")
+    table = read_table(csv, "LUDB table ludb.csv", ("ID", "Sex", "Age", "Rhythms"))
     meta = pd.DataFrame(index=pd.Index(table["ID"].astype(int).to_numpy(), name="record"))
     meta["patient_id"] = meta.index.to_numpy()
     meta["age"] = [_to_float(_clean(v)) for v in table["Age"]]
