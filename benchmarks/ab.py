@@ -17,7 +17,8 @@ Every variant is built and warmed up (first step, tracing), then the variants ta
 ``train_on_batch`` step (optimizer included) on one fixed batch of windows each, for ``--rounds``
 rounds, so that the shared machine's load affects them alike. ``--infer``: the same for
 inference (``model(x, training=False)`` in a ``tf.function``, batch ``--infer-batch`` windows).
-Reported: windows/s, median and best, and the ratio of medians to the first variant.
+Reported: windows/s, median and best, and the ratio of medians to the first variant. TF op
+determinism (the training default) is not enabled: under it Keras silently compiles without XLA.
 """
 from __future__ import annotations
 
