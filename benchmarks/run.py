@@ -241,18 +241,20 @@ class _StepTimer:
 
 
 def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmup: int = 3, min_steps: int = 3,
-               max_steps: int = 500, records: int = 1024, jit=None, deterministic=None, seed: int = 0) -> dict:
+               max_steps: int = 500, records: int = 1024, jit=None, deterministic=None, seed: int = 0,
+               precision: str = "float32") -> dict:
     import numpy as np
 
     from benchmarks.flops import forward_flops, train_flops
     from ecg_keras.standardize import Standardizer
+    from ecg_keras.training import precision as mixed
     from ecg_keras.training.config import TrainConfig
     from ecg_keras.training.loop import build_model, compile_model, set_seed
     from ecg_keras.training.schedule import OneCycleMomentum
     from ecg_keras.windows import train_dataset, window_length
 
     load0 = load_average()
-    cfg_kwargs = {"arch": arch, "batch_size": batch_size}
+    cfg_kwargs = {"arch": arch, "batch_size": batch_size, "precision": precision}
     if jit is not None:
         cfg_kwargs["jit"] = bool(jit)
     if deterministic is not None:
@@ -267,8 +269,9 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
                        standardizer=Standardizer.fit(signals), seed=seed)
     window = window_length(cfg.sampling_rate)
     t_build = time.perf_counter()
-    model = build_model(cfg, NUM_CLASSES, (window, 12))
-    schedule = compile_model(model, cfg, "multilabel", total_steps=100_000)
+    with mixed.policy(cfg.precision):  # as training.train
+        model = build_model(cfg, NUM_CLASSES, (window, 12))
+        schedule = compile_model(model, cfg, "multilabel", total_steps=100_000)
     build_s = time.perf_counter() - t_build
     timer = _StepTimer(warmup, seconds, min_steps, max_steps)
     model.fit(ds, epochs=1, steps_per_epoch=warmup + max_steps, verbose=0,
@@ -280,8 +283,9 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
     per_step = list(np.diff([start, *ends[warmup:]]))
     wps = steps * batch_size / sec
     fwd = forward_flops(model)
-    return {"arch": arch, "batch_size": batch_size, "jit": cfg.jit, "deterministic": cfg.deterministic,
-            "onednn": tf_onednn(),
+    # model.jit_compile, not cfg.jit: Keras turns XLA off when op determinism is on (the default)
+    return {"arch": arch, "batch_size": batch_size, "jit": bool(model.jit_compile), "deterministic": cfg.deterministic,
+            "precision": cfg.precision, "onednn": tf_onednn(),
             "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
             "build_s": round(build_s, 2), "first_step_s": round(ends[0] - timer.t_begin, 2),
             "warmup_s": round(start - timer.t_begin, 2), "steps": steps, "seconds": round(sec, 2),
@@ -507,7 +511,7 @@ def run_benchmark(archs=ARCHS, *, train_seconds: float = 20.0, infer_seconds: fl
                   records: int = 1024, warmup: int = 3, batches=(1, 64), engines=("keras", "savedmodel", "onnx"),
                   jit=None, deterministic=None, data: bool = True, data_records: int = 300, timeout: float = 600,
                   parts=("train", "infer"), peer_python: str | None = None, peer_seconds: float | None = None,
-                  log=print) -> dict:
+                  precision: str = "float32", log=print) -> dict:
     """All measurements; ``peer_python``: run benchmarks/torch_peer.py with it, interleaved (``--peer-live``)."""
     t0 = time.perf_counter()
     result = {"benchmark": "ecg_keras", "schema": 1, "machine": machine_info(), "versions": versions(),
@@ -515,7 +519,7 @@ def run_benchmark(archs=ARCHS, *, train_seconds: float = 20.0, infer_seconds: fl
               "settings": {"archs": list(archs), "train_seconds": train_seconds, "infer_seconds": infer_seconds,
                            "batch_size": batch_size, "records": records, "warmup": warmup, "batches": list(batches),
                            "engines": list(engines), "jit": jit, "deterministic": deterministic,
-                           "peer_python": peer_python},
+                           "precision": precision, "peer_python": peer_python},
               "peer": PEER, "train": {}, "infer": {}}
     log(f"machine: {result['machine']['cpu_model']} ({isa_summary(result['machine'].get('isa'))}), "
         f"{result['machine']['cpus']} CPUs, load average {result['machine']['load_average']}")
@@ -527,11 +531,11 @@ def run_benchmark(archs=ARCHS, *, train_seconds: float = 20.0, infer_seconds: fl
     for kind, arch in order:
         if kind == "train":
             r = run_worker("train", timeout, log, arch=arch, batch_size=batch_size, seconds=train_seconds,
-                           warmup=warmup, records=records, jit=jit, deterministic=deterministic)
+                           warmup=warmup, records=records, jit=jit, deterministic=deterministic, precision=precision)
             result["train"][arch] = r
             if r.get("ok"):
                 log(f"  train {arch:14s} {r['windows_per_s']:8.1f} windows/s  ({r['train_gflops']:.1f} GFLOP/s, "
-                    f"first step {r['first_step_s']:.1f} s, XLA {'on' if r['jit'] else 'off'}, "
+                    f"first step {r['first_step_s']:.1f} s, XLA {'on' if r['jit'] else 'off'}, {r.get('precision', 'float32')}, "
                     f"{r['process_s']:.0f} s)")
         elif kind == "infer":
             r = run_worker("infer", timeout, log, arch=arch, seconds=infer_seconds, batches=list(batches),
@@ -586,7 +590,8 @@ def table(result: dict) -> str:
              f"oneDNN {_on_off(result['matmul'][0].get('onednn') if result.get('matmul') else None)}; "
              f"matmul peak {peak} GFLOP/s; {m['date']}",
              "",
-             "training (batch 128, windows/s; peer = PyTorch figures quoted in the issue, x = vs peer, target 1.5x):",
+             f"training (batch 128, windows/s, {result.get('settings', {}).get('precision', 'float32')}; "
+             "peer = PyTorch figures quoted in the issue, x = vs peer, target 1.5x):",
              f"{'model':14s} {'XLA':>4s} {'win/s':>8s} {'peer':>9s} {'x':>5s} {'GFLOP/s':>8s} {'%peak':>6s} "
              f"{'1st step s':>10s} {'RSS MB':>7s}"]
     for arch, r in result["train"].items():
@@ -717,6 +722,8 @@ def main(argv=None) -> int:
     p.add_argument("--jit", choices=["default", "on", "off"], default="default",
                    help="XLA: the architecture's training default, or forced on/off")
     p.add_argument("--deterministic", choices=["default", "on", "off"], default="default")
+    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32",
+                   help="training measurements only (inference is float32, as every export)")
     p.add_argument("--no-data", dest="data", action="store_false", help="skip the WFDB reader throughput")
     p.add_argument("--parts", nargs="+", default=["train", "infer"], choices=["train", "infer"],
                    help="model measurements to run (default both)")
@@ -750,7 +757,7 @@ def main(argv=None) -> int:
                            batch_size=a.batch_size, records=a.records, warmup=a.warmup, batches=tuple(a.batches),
                            engines=tuple(a.engines), jit=tri[a.jit], deterministic=tri[a.deterministic],
                            data=a.data, timeout=a.timeout, parts=tuple(a.parts), peer_python=peer_python,
-                           peer_seconds=a.peer_seconds)
+                           peer_seconds=a.peer_seconds, precision=a.precision)
     if a.peer:
         result["peer_measured"] = load_peer(a.peer)
     out = Path(a.output) if a.output else (Path(__file__).resolve().parent / "results"

@@ -200,3 +200,29 @@ def test_peer_live_flags(monkeypatch, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--archs", "lstm"])
     assert seen["peer_python"] is None
+
+
+def test_train_worker_precision():
+    r = bench.work_train("fcn_wang", batch_size=8, seconds=0.0, warmup=1, min_steps=1, max_steps=1, records=16,
+                         precision="mixed_bfloat16")
+    assert r["precision"] == "mixed_bfloat16" and r["steps"] == 1 and r["windows_per_s"] > 0
+    assert r["jit"] is False
+    assert keras.config.dtype_policy().name == "float32"  # the policy is restored after the build
+
+
+def test_ab_variants(capsys):
+    from benchmarks import ab
+    from ecg_keras.models import rnn
+
+    bf16 = ab.build("fcn_wang", "bf16")
+    assert bf16.dtype_policy.name == "mixed_bfloat16" and bf16.layers[-1].compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    unrolled = ab.build("gru", "unroll,xla")
+    assert [layer.unroll for layer in unrolled.layers if isinstance(layer, keras.layers.GRU)] == [True, True]
+    assert rnn.RNN_LAYERS["gru"] is keras.layers.GRU  # restored
+    with pytest.raises(ValueError, match="unknown variant"):
+        ab.build("fcn_wang", "bf16,fast")
+    assert ab.main(["--arch", "fcn_wang", "--variants", "default", "bf16", "--rounds", "1", "--batch-size", "4",
+                    "--infer", "--infer-batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "training, batch 4" in out and "inference, batch 2 windows" in out and "x default" in out

@@ -35,6 +35,12 @@ LAYER_GROUPS = (("rnn",),)  # reference get_layer_groups: (head,) -> rnn | head
 DEFAULT_INPUT_SHAPE = (250, 12)
 
 
+#: The layer class per cell: Keras's own. Measured alternatives for CPU training (TF's fused
+#: BlockLSTM op, unrolling, XLA, inputs of all time steps projected at once): none faster
+#: (docs/notes/rnn_bf16.md); ``benchmarks/ab.py`` swaps these classes to compare them.
+RNN_LAYERS = {"lstm": layers.LSTM, "gru": layers.GRU}
+
+
 def rnn_pooling(x, pooling: str = "concat"):
     """AdaptiveConcatPoolRNN: [mean, max, last step]; "avg"/"max"/"last"/"sequence" also accepted."""
     if pooling == "concat":
@@ -86,7 +92,7 @@ def rnn1d(
     weights=None,
 ):
     """Family builder for the recurrent models."""
-    rnn_cls = {"lstm": layers.LSTM, "gru": layers.GRU}[cell]
+    rnn_cls = RNN_LAYERS[cell]
     inputs = signal_input(input_shape, default=DEFAULT_INPUT_SHAPE)
     x = inputs
     for i in range(1, num_layers + 1):

@@ -9,7 +9,9 @@ scale); use :func:`inner_optimizer` to reach the AdamW underneath (its ``beta_1`
 The policy applies while the training model is built; the final ``model.keras`` of a run, its
 predictions and every export are built in float32 from the trained (float32) variables, so
 exported signatures take and return float32 whatever ``--precision`` trained them.
-bfloat16 and float16 speed on this project's CPU: docs/RESULTS.md ("Mixed precision").
+bfloat16 and float16 speed on this project's CPU: docs/RESULTS.md ("Mixed precision"); per
+architecture (mixed_bfloat16 is the faster training path on avx512_bf16 CPUs for every benchmarked
+model but xresnet1d101, the default stays float32): docs/notes/rnn_bf16.md.
 """
 from __future__ import annotations
 
