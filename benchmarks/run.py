@@ -257,8 +257,8 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
     cfg_kwargs = {"arch": arch, "batch_size": batch_size, "precision": precision}
     if jit is not None:
         cfg_kwargs["jit"] = bool(jit)
-    if deterministic is not None:
-        cfg_kwargs["deterministic"] = bool(deterministic)
+    if deterministic is not None or jit:  # XLA needs op determinism off (TrainConfig refuses both)
+        cfg_kwargs["deterministic"] = bool(deterministic) and not jit
     cfg = TrainConfig(**cfg_kwargs).resolved()
     set_seed(seed, cfg.deterministic)
     rng = np.random.default_rng(seed)
@@ -308,7 +308,7 @@ def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("ke
     from ecg_keras.windows import window_length
 
     load0 = load_average()
-    cfg = TrainConfig(arch=arch, **({} if jit is None else {"jit": bool(jit)})).resolved()
+    cfg = TrainConfig(arch=arch, **({} if jit is None else {"jit": bool(jit), "deterministic": not jit})).resolved()
     window = window_length(cfg.sampling_rate)
     length = RECORD_SECONDS * cfg.sampling_rate
     keras_seed = np.random.default_rng(seed)

@@ -130,3 +130,10 @@ def test_train_step_throughput_times_steps_only():
     assert r["steps"] == 3 and r["params"] == 318_279
     # the timed seconds exclude model building, tracing (the warm-up fit) and fit()'s set-up/tear-down
     assert 0 < r["seconds"] < 0.5 * wall
+
+
+def test_jit_with_op_determinism_is_refused():
+    """Keras compiles without XLA under TF op determinism, so --jit alone would be silently ignored."""
+    with pytest.raises(ValueError, match="--jit needs --no-deterministic"):
+        TrainConfig(task="rhythm", arch="fcn_wang", jit=True)
+    assert TrainConfig(task="rhythm", arch="fcn_wang", jit=True, deterministic=False).resolved().jit is True

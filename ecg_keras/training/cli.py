@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
                    help="training dtype policy (default float32); logits, probabilities and exports stay float32 "
                         "(see docs/RESULTS.md, Mixed precision)")
     p.add_argument("--jit", dest="jit", action="store_true", default=S,
-                   help=f"XLA-compile the train step (default {'on' if DEFAULT_JIT else 'off'} on one device, off with --distribute; see docs/RESULTS.md)")
+                   help=f"XLA-compile the train step (default {'on' if DEFAULT_JIT else 'off'} on one device, off with --distribute; needs --no-deterministic; see docs/RESULTS.md)")
     p.add_argument("--no-jit", dest="jit", action="store_false", default=S)
     p.add_argument("--no-deterministic", dest="deterministic", action="store_false", default=S,
                    help="skip tf.config.experimental.enable_op_determinism()")

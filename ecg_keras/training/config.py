@@ -65,6 +65,10 @@ class TrainConfig:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.split not in ("strat", "random"):
             raise ValueError(f"--split must be strat or random, got {self.split!r}")
+        if self.jit and self.deterministic:
+            # Keras's model_supports_jit() is False under TF op determinism: compile() would drop XLA silently
+            raise ValueError("--jit needs --no-deterministic: with TensorFlow's op determinism on, Keras compiles "
+                             "the train step without XLA")
         if self.sampling_rate not in (100, 500):
             raise ValueError(f"--sampling-rate must be 100 or 500, got {self.sampling_rate}")
         for name in ("epochs", "batch_size", "eval_batch_size"):

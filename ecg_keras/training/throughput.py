@@ -36,7 +36,7 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
 
     set_seed(seed, deterministic=False)
     window = window_length(sampling_rate)
-    cfg = TrainConfig(arch=arch, jit=jit, precision=precision).resolved()
+    cfg = TrainConfig(arch=arch, jit=jit, deterministic=False, precision=precision).resolved()
     with policy(precision):
         model = build_model(cfg, num_classes, (window, 12))
         schedule = compile_model(model, cfg, "multilabel", total_steps=10 * (steps + warmup) * (repeats + 1))
