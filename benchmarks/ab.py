@@ -51,7 +51,7 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
         raise ValueError(f"unknown variant token(s) {sorted(unknown)}; choose from {', '.join(TOKENS)}")
     prec = [PRECISION[t] for t in tokens if t in PRECISION]
     cfg = TrainConfig(arch=arch, batch_size=batch_size, precision=prec[0] if prec else "float32",
-                      **({"jit": True} if "xla" in tokens else {})).resolved()
+                      **({"jit": True, "deterministic": False} if "xla" in tokens else {})).resolved()
     layers = dict(rnn.RNN_LAYERS)
     if "unroll" in tokens:
         layers = {k: functools.partial(v, unroll=True) for k, v in layers.items()}
