@@ -56,6 +56,76 @@ def _name_dynamic_dims(proto, whole_record: bool) -> None:
                 dim.dim_param = name
 
 
+def _graph_inputs(graph) -> set[str]:
+    """Every value name read by ``graph``'s nodes, their subgraphs included."""
+    names = set()
+    for node in graph.node:
+        names.update(node.input)
+        for attr in node.attribute:
+            if attr.type == attr.GRAPH:
+                names |= _graph_inputs(attr.g)
+    return names
+
+
+def _rename_input(graph, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        for attr in node.attribute:
+            if attr.type == attr.GRAPH:
+                _rename_input(attr.g, old, new)
+
+
+def hoist_loop_invariants(graph) -> int:
+    """Take the values a ``Loop`` body passes through unchanged out of the loop state; returns their count.
+
+    TensorFlow's ``while_loop`` hands everything its body captures (the model's weights, the input
+    records) to every iteration as loop variables, and tf2onnx keeps them as loop-carried values
+    of the ONNX ``Loop``. ONNX Runtime then cannot constant-fold anything computed from them:
+    every iteration re-ran each convolution kernel's ``Unsqueeze`` + ``Transpose`` (TF's
+    (k, in, out) layout to ONNX's (out, in, 1, k)). Here a pass-through value whose final value
+    is unused becomes an initializer of the body (when it is one outside) or an outer-scope
+    reference (otherwise), so ONNX Runtime folds the weight transposes once at load time. The
+    model computes the same values.
+    """
+    import onnx
+
+    initializers = {t.name: t for t in graph.initializer}
+    moved = 0
+    for loop in [n for n in graph.node if n.op_type == "Loop"]:
+        used = _graph_inputs(graph) | {o.name for o in graph.output}
+        body = next(a.g for a in loop.attribute if a.name == "body")
+        n_state = len(loop.input) - 2
+        body_names = {o for n in body.node for o in n.output} | {t.name for t in body.initializer}
+        keep = []
+        for j in range(n_state):
+            name, outer = body.input[2 + j].name, loop.input[2 + j]
+            if body.output[1 + j].name != name or loop.output[j] in used or not outer or outer in body_names:
+                keep.append(j)
+                continue
+            if outer in initializers:
+                constant = onnx.TensorProto()
+                constant.CopyFrom(initializers[outer])
+                constant.name = name
+                body.initializer.append(constant)
+            else:
+                _rename_input(body, name, outer)
+            moved += 1
+        if len(keep) < n_state:
+            loop.input[:] = list(loop.input[:2]) + [loop.input[2 + j] for j in keep]
+            loop.output[:] = [loop.output[j] for j in keep] + list(loop.output[n_state:])
+            inputs = list(body.input[:2]) + [body.input[2 + j] for j in keep]
+            outputs = list(body.output[:1]) + [body.output[1 + j] for j in keep] + list(body.output[1 + n_state:])
+            for field, values in ((body.input, inputs), (body.output, outputs)):
+                values = [type(v).FromString(v.SerializeToString()) for v in values]
+                del field[:]
+                field.extend(values)
+    used = _graph_inputs(graph) | {o.name for o in graph.output}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return moved
+
+
 def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes, sampling_rate: int = 100,
                 whole_record: bool = False, aggregation: str = "max", activation: str | None = "sigmoid",
                 opset: int = DEFAULT_OPSET, extra: dict | None = None, overwrite: bool = False,
@@ -92,6 +162,7 @@ def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes,
     proto, _ = tf2onnx.convert.from_function(tf.function(fn, input_signature=signature), input_signature=signature,
                                              opset=opset)
     _name_dynamic_dims(proto, whole_record)
+    hoist_loop_invariants(proto.graph)
     meta = {"classes": json.dumps(list(spec.classes)),
             "ecg_keras": json.dumps({**spec.to_dict(), "whole_record": bool(whole_record)})}
     for key, value in meta.items():

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecg_keras.models.fold import fold_batchnorm
 from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import AGGREGATIONS, LEAD_NAMES, MAX_RECORD_SECONDS, lead_name, model_window
 
@@ -146,8 +147,11 @@ def logits_function(model, spec: ServingSpec):
     """The Keras model (inference mode) as one tf.function over (n, window, leads) windows.
 
     The serving functions call it instead of the Keras model, so the model is traced once per
-    export however many signatures use it (the dominant cost of exporting deep models).
+    export however many signatures use it (the dominant cost of exporting deep models). Every
+    conv->BatchNorm pair is folded into the convolution first
+    (:func:`~ecg_keras.models.fold.fold_batchnorm`): the exported graphs have no BN op there.
     """
+    model = fold_batchnorm(model)
     return tf.function(lambda z: model(z, training=False),
                        input_signature=[tf.TensorSpec([None, spec.window, spec.leads], tf.float32)])
 
