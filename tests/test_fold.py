@@ -14,7 +14,7 @@ TOL = 1e-5
 # after the branch concatenation.
 KEPT = {"fcn_wang": 2, "resnet1d_wang": 2, "xresnet1d18": 2, "xresnet1d34": 2, "xresnet1d50": 2,
         "xresnet1d101": 2, "xresnet1d152": 2, "inception1d": 8}
-DEEP = ("xresnet1d50", "xresnet1d101", "xresnet1d152")
+DEEP = ("xresnet1d34", "xresnet1d50", "xresnet1d101", "xresnet1d152")
 
 
 def batch_norms(model):
