@@ -7,7 +7,7 @@ import pytest
 from keras import layers
 
 from ecg_keras import models
-from ecg_keras.models.fold import fold_batchnorm, foldable_pairs
+from ecg_keras.models.fold import as_conv2d, fold_batchnorm, foldable_pairs
 
 TOL = 1e-5
 # BatchNorms left after folding: the head's two (BN -> Dropout -> Dense) and inception1d's six
@@ -130,3 +130,47 @@ def test_nested_models_are_folded():
     folded = fold_batchnorm(outer)
     assert len(batch_norms(folded.get_layer("fcn_wang"))) == 2
     np.testing.assert_allclose(folded(x), outer(x, training=False), atol=TOL)
+
+
+@pytest.mark.parametrize("arch", ["fcn_wang", "resnet1d_wang", "xresnet1d18", "inception1d"])
+def test_conv2d_form_equals_model(arch):
+    x = ecg_like((4, 64, 12))
+    model = fold_batchnorm(trained_like(models.get(arch, num_classes=5, input_shape=(64, 12)), x))
+    flat = as_conv2d(model)
+    assert flat.input_shape == (None, 1, 64, 12) and flat.output_shape == model.output_shape
+    assert not any("1D" in type(l).__name__ for l in flat.layers)
+    want = model(x, training=False).numpy()
+    np.testing.assert_allclose(flat(x[:, None], training=False).numpy(), want, rtol=0,
+                               atol=TOL * max(1.0, np.abs(want).max()))
+
+
+def test_conv2d_form_only_for_supported_models():
+    assert as_conv2d(models.get("lstm", num_classes=3, input_shape=(50, 12))) is None
+    assert as_conv2d(models.get("fcn_wang", num_classes=3, include_top=False, pooling="sequence")) is None
+
+
+def test_onnx_graph_has_no_layout_transposes(tmp_path):
+    """ONNX Runtime's optimised whole-record graph: one Transpose (the NWC input), no BN arithmetic."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from ecg_keras.export import export_onnx
+    from ecg_keras.export.onnx import session_options
+    from ecg_keras.standardize import Standardizer
+
+    model = models.get("resnet1d_wang", num_classes=3, input_shape=(250, 12))
+    path = export_onnx(model, tmp_path / "m.onnx", standardizer=Standardizer(0.0, 1.0), classes=["a", "b", "c"],
+                       whole_record=True)
+    options = session_options()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def ops(graph):
+        for node in graph.node:
+            yield node.op_type
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    yield from ops(attr.g)
+
+    optimised = list(ops(onnx.load(str(tmp_path / "optimised.onnx")).graph))
+    assert optimised.count("Transpose") == 1 and "ReorderInput" not in optimised
+    assert "Sqrt" not in optimised and "Reciprocal" not in optimised  # BN statistics folded at export / load

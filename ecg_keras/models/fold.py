@@ -1,4 +1,6 @@
-"""Inference copies of models with BatchNorm folded into the preceding convolution or dense layer.
+"""Inference copies of models: BatchNorm folded into the preceding convolution or dense layer
+(:func:`fold_batchnorm`), and 1-D models as 2-D ones over (batch, 1, time, channels) for ONNX
+(:func:`as_conv2d`).
 
 At inference a BatchNormalization is the per-channel affine map ``y = (x - mean) * s + beta`` with
 ``s = gamma / sqrt(variance + epsilon)``. When ``x`` is the output of a linear ``Conv1D`` /
@@ -105,3 +107,82 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     if getattr(model, "_jit_compile", None) is not None:  # predict() runs as the original would
         copy.jit_compile = model.jit_compile
     return copy
+
+
+def _pair(value) -> tuple[int, int]:
+    return 1, int(value[0] if isinstance(value, (tuple, list)) else value)
+
+
+#: Layers that work unchanged on (batch, 1, time, channels) when they act on the last axis.
+_LAST_AXIS = (layers.BatchNormalization, layers.Concatenate)
+_ANY_RANK = (layers.InputLayer, layers.ReLU, layers.Activation, layers.Add, layers.Dropout, layers.Dense,
+             layers.Identity)
+
+
+def _conv2d_layer(layer):
+    """The (1, k) 2-D counterpart of a 1-D layer; the layer itself when it is rank-agnostic; None."""
+    cls, config = type(layer), layer.get_config()
+    if cls is layers.Conv1D and config["padding"] != "causal":
+        config.update(kernel_size=_pair(config["kernel_size"]), strides=_pair(config["strides"]),
+                      dilation_rate=_pair(config["dilation_rate"]))
+        conv = layers.Conv2D.from_config(config)
+        batch, length, channels = layer.input.shape
+        conv.build((batch, 1, length, channels))
+        conv.kernel.assign(layer.kernel.numpy()[None])
+        if layer.use_bias:
+            conv.bias.assign(layer.bias.numpy())
+        return conv
+    if cls is layers.ZeroPadding1D:
+        return layers.ZeroPadding2D(((0, 0), tuple(config["padding"])), name=layer.name)
+    if cls in (layers.MaxPooling1D, layers.AveragePooling1D):
+        pool = layers.MaxPooling2D if cls is layers.MaxPooling1D else layers.AveragePooling2D
+        return pool(_pair(config["pool_size"]), strides=_pair(config["strides"]), padding=config["padding"],
+                    name=layer.name)
+    if cls in (layers.GlobalMaxPooling1D, layers.GlobalAveragePooling1D) and not config.get("keepdims"):
+        pool = layers.GlobalMaxPooling2D if cls is layers.GlobalMaxPooling1D else layers.GlobalAveragePooling2D
+        return pool(name=layer.name)
+    if isinstance(layer, layers.BatchNormalization) and config.get("axis") in (-1, [-1]):
+        batch_norm = cls.from_config(config)  # a built BN only accepts the rank it was built for
+        batch_norm.build((None, 1, *layer.input.shape[1:]) if len(layer.input.shape) == 3 else layer.input.shape)
+        batch_norm.set_weights(layer.get_weights())
+        return batch_norm
+    if isinstance(layer, _LAST_AXIS) and config.get("axis") in (-1, [-1]):
+        return layer
+    if isinstance(layer, _ANY_RANK) and not isinstance(layer, _LAST_AXIS):
+        return layer
+    return None
+
+
+def as_conv2d(model: keras.Model) -> keras.Model | None:
+    """``model`` (input (batch, time, channels)) as a model of input (batch, 1, time, channels).
+
+    Conv1D / padding / pooling layers become their 2-D counterparts with (1, k) kernels (same
+    weights, same names); rank-agnostic layers are shared. The result computes the same function
+    (``as_conv2d(m)(x[:, None]) == m(x)`` up to float32 rounding). Why: TensorFlow runs a Conv1D as
+    ExpandDims -> Conv2D -> Squeeze, and tf2onnx converts each with its own Transpose / Unsqueeze /
+    Squeeze, which keep ONNX Runtime from chaining the convolutions in its blocked (NCHWc) layout;
+    a graph that stays 4-D converts to convolutions ONNX Runtime fuses with their bias, ReLU and
+    residual Add, without a layout change between them. None for models with other layers
+    (recurrent, custom, time-step selection) or a sequence output.
+    """
+    if not hasattr(model, "_nodes_by_depth") or isinstance(model, keras.Sequential) or len(model.inputs) != 1:
+        return None
+    if len(model.input_shape) != 3 or any(len(shape) != 2 for shape in
+                                          (model.output_shape if isinstance(model.output_shape, list)
+                                           else [model.output_shape])):
+        return None
+    replaced = {}
+    for layer in model.layers:
+        new = _conv2d_layer(layer)
+        if new is None:
+            return None
+        replaced[id(layer)] = new
+
+    def call(layer, *args, **kwargs):
+        if kwargs.get("mask", False) is None:  # the 2-D global poolings take no mask
+            kwargs.pop("mask")
+        return layer(*args, **kwargs)
+
+    inputs = keras.Input((1, *model.input_shape[1:]), name=model.inputs[0].name)
+    return keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda l: replaced[id(l)],
+                                    call_function=call)
