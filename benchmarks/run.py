@@ -25,9 +25,10 @@ Measured, each in a fresh subprocess (so peak resident memory is per measurement
 * ``infer``: whole 10-s records (1000 x 12 at 100 Hz, raw mV) -> probabilities with
   test-time augmentation (7 windows, stride 125, sigmoid, max over windows) fused in one graph,
   at batch 1 (latency per record) and batch 64 (throughput), for three engines: ``keras``
-  (the Keras model inside one ``tf.function``), ``savedmodel`` (the exported
-  ``predict_record`` signature, reloaded) and ``onnx`` (the whole-record ONNX model in ONNX
-  Runtime). windows/s = records/s x 7 (comparable with per-window inference figures).
+  (the Keras model, BatchNorm folded as in ``predict_records``, inside one ``tf.function``),
+  ``savedmodel`` (the exported ``predict_record`` signature, reloaded) and ``onnx`` (the
+  whole-record ONNX model in ONNX Runtime with ``export.onnx.session_options``). windows/s =
+  records/s x 7 (comparable with per-window inference figures).
 * ``data``: PTB-XL-layout WFDB records/s, cold (parsing) and from the signal cache
   (:func:`ecg_keras.datasets.throughput.measure_throughput`).
 
