@@ -25,9 +25,10 @@ Measured, each in a fresh subprocess (so peak resident memory is per measurement
 * ``infer``: whole 10-s records (1000 x 12 at 100 Hz, raw mV) -> probabilities with
   test-time augmentation (7 windows, stride 125, sigmoid, max over windows) fused in one graph,
   at batch 1 (latency per record) and batch 64 (throughput), for three engines: ``keras``
-  (the Keras model inside one ``tf.function``), ``savedmodel`` (the exported
-  ``predict_record`` signature, reloaded) and ``onnx`` (the whole-record ONNX model in ONNX
-  Runtime). windows/s = records/s x 7 (comparable with per-window inference figures).
+  (the Keras model, BatchNorm folded as in ``predict_records``, inside one ``tf.function``),
+  ``savedmodel`` (the exported ``predict_record`` signature, reloaded) and ``onnx`` (the
+  whole-record ONNX model in ONNX Runtime with ``export.onnx.session_options``). windows/s =
+  records/s x 7 (comparable with per-window inference figures).
 * ``data``: PTB-XL-layout WFDB records/s, cold (parsing) and from the signal cache
   (:func:`ecg_keras.datasets.throughput.measure_throughput`).
 
@@ -347,8 +348,12 @@ def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("ke
     tmp = Path(tempfile.mkdtemp(prefix="ecg_keras_bench_"))
     try:
         if "keras" in engines:
-            # refuse_invalid=False: XLA ignores assertions and cannot compile their string messages
-            fused = tf.function(lambda x: record_probabilities(model, x, None, spec, refuse_invalid=False)[0],
+            from ecg_keras.models import fold_batchnorm
+
+            # refuse_invalid=False: XLA ignores assertions and cannot compile their string messages;
+            # BN folded as in predict_records and the exports
+            folded = fold_batchnorm(model)
+            fused = tf.function(lambda x: record_probabilities(folded, x, None, spec, refuse_invalid=False)[0],
                                 input_signature=[tf.TensorSpec([None, length, 12], tf.float32)],
                                 jit_compile=bool(cfg.jit) or None)
             measure("keras", lambda x: fused(tf.constant(x)).numpy())
@@ -363,14 +368,13 @@ def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("ke
             out["savedmodel_export_s"] = round(time.perf_counter() - t0, 2)
             measure("savedmodel", lambda x: sig(ecg=tf.constant(x))["probabilities"].numpy())
         if "onnx" in engines:
-            import onnxruntime as ort
-
             from ecg_keras.export import export_onnx
+            from ecg_keras.export.onnx import inference_session
 
             t0 = time.perf_counter()
             path = export_onnx(model, tmp / "record.onnx", standardizer=std, classes=classes,
                                sampling_rate=cfg.sampling_rate, whole_record=True)
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            sess = inference_session(path)
             out["onnx_export_s"] = round(time.perf_counter() - t0, 2)
             measure("onnx", lambda x: sess.run(["probabilities"], {"ecg": x})[0])
     finally:

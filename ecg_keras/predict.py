@@ -195,13 +195,11 @@ def _load_savedmodel(path: Path) -> Predictor:
 
 
 def _load_onnx(path: Path) -> Predictor:
-    import onnxruntime as ort
-
-    from ecg_keras.export.onnx import read_metadata
+    from ecg_keras.export.onnx import inference_session, read_metadata
     from ecg_keras.windows import aggregate, eval_windows
 
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = inference_session(path)
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise ModelError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
     try:

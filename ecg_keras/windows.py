@@ -203,13 +203,16 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
     (``DataError`` naming the record index and lead); a flat lead is reported by a warning
     (``flat="warn"``, the default: benchmark test sets are scored in full, as in the reference) or
     refused (``flat="error"``); a record longer than ``max_record_seconds`` (default 24 h, None: no
-    limit) is refused.
+    limit) is refused. Conv->BatchNorm pairs are folded into the convolutions for the prediction
+    (:func:`~ecg_keras.models.fold.fold_batchnorm`; ``model`` itself is unchanged).
     """
+    from ecg_keras.models.fold import fold_batchnorm
+
     max_length = None if max_record_seconds is None else int(max_record_seconds * sampling_rate)
     check_signals(signals, flat=flat, max_length=max_length)
     ds, record_index = eval_dataset(signals, batch_size=batch_size, sampling_rate=sampling_rate,
                                     standardizer=standardizer, window=model_window(model, sampling_rate))
-    outputs = model.predict(ds, verbose=0)
+    outputs = fold_batchnorm(model).predict(ds, verbose=0)
     if activation == "sigmoid":
         outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))
     elif activation is not None:

@@ -2,6 +2,7 @@
 import json
 import shutil
 import time
+from pathlib import Path
 
 import keras
 import numpy as np

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.io.records import LEAD_NAMES, lead_name
+from ecg_keras.models.fold import as_conv2d, fold_batchnorm
 from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import AGGREGATIONS, MAX_RECORD_SECONDS, model_window
 
@@ -143,14 +144,22 @@ def _checked_dims(x: tf.Tensor, spec: ServingSpec) -> tuple[tf.Tensor, list]:
     return dims, [leads_ok]
 
 
-def logits_function(model, spec: ServingSpec):
+def logits_function(model, spec: ServingSpec, *, conv2d: bool = False):
     """The Keras model (inference mode) as one tf.function over (n, window, leads) windows.
 
     The serving functions call it instead of the Keras model, so the model is traced once per
-    export however many signatures use it (the dominant cost of exporting deep models).
+    export however many signatures use it (the dominant cost of exporting deep models). Every
+    conv->BatchNorm pair is folded into the convolution first
+    (:func:`~ecg_keras.models.fold.fold_batchnorm`): the exported graphs have no BN op there.
+    ``conv2d`` (the ONNX export): the model runs as its 2-D form over (n, 1, window, leads)
+    (:func:`~ecg_keras.models.fold.as_conv2d`) where it has one.
     """
-    return tf.function(lambda z: model(z, training=False),
-                       input_signature=[tf.TensorSpec([None, spec.window, spec.leads], tf.float32)])
+    model = fold_batchnorm(model)
+    signature = [tf.TensorSpec([None, spec.window, spec.leads], tf.float32)]
+    flat = as_conv2d(model) if conv2d else None
+    if flat is not None:
+        return tf.function(lambda z: flat(z[:, None], training=False), input_signature=signature)
+    return tf.function(lambda z: model(z, training=False), input_signature=signature)
 
 
 def _logits(model, z: tf.Tensor) -> tf.Tensor:

@@ -17,6 +17,7 @@ Baselines (Wavelet+NN, naive, ensemble) live in :mod:`ecg_keras.models.wavelet` 
 from __future__ import annotations
 
 from ecg_keras.models._registry import builder, get, layer_groups, list_models, register
+from ecg_keras.models.fold import as_conv2d, fold_batchnorm
 from ecg_keras.models.heads import (
     TimeStep,
     backbone,
@@ -46,7 +47,7 @@ from ecg_keras.models.xresnet import (  # noqa: E402
 
 __all__ = [
     "get", "list_models", "register", "builder", "layer_groups",
-    "backbone", "backbone_layers", "head_layers", "replace_head", "classification_head",
+    "backbone", "backbone_layers", "fold_batchnorm", "as_conv2d", "head_layers", "replace_head", "classification_head",
     "with_sigmoid", "with_activation", "probabilities", "kaiming_normal", "TimeStep",
     "fcn_wang", "resnet1d_wang", "inception1d", "lstm", "lstm_bidir", "gru",
     "xresnet1d18", "xresnet1d34", "xresnet1d50", "xresnet1d101", "xresnet1d152",
