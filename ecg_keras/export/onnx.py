@@ -194,7 +194,7 @@ def physical_cores() -> int:
 
 
 def session_options(threads: int | None = None):
-    """``onnxruntime.SessionOptions`` for the exported models on CPU (docs/notes/bnfold.md).
+    """``onnxruntime.SessionOptions`` for the exported models on CPU (docs/RESULTS.md section 8.4).
 
     All graph optimisations; ``threads`` (default: the physical cores) intra-op threads, sequential
     execution (ORT_PARALLEL was 0.5-0.7x on the whole-record models); idle intra-op threads sleep

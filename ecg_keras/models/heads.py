@@ -63,7 +63,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
     path as Keras's layer, so saved weights, ``isinstance`` checks and exports are unchanged. In
     training, batch statistics and normalisation are one ``FusedBatchNormV3`` (gradient:
     ``FusedBatchNormGradV3``) instead of ~15 element-wise and reduction ops: with oneDNN ~5-20 %
-    faster training steps for xresnet1d101 and inception1d (docs/RESULTS.md section 8). Anything
+    faster training steps for xresnet1d101 and inception1d (docs/RESULTS.md section 8.6). Anything
     the fused kernel does not cover (other backends, masks, synchronised or renormalised
     statistics, rank != 3, normalising another axis than the last, float16/bfloat16) takes
     Keras's own code.

@@ -37,7 +37,7 @@ DEFAULT_INPUT_SHAPE = (250, 12)
 
 #: The layer class per cell: Keras's own. Measured alternatives for CPU training (TF's fused
 #: BlockLSTM op, unrolling, XLA, inputs of all time steps projected at once): none faster
-#: (docs/notes/rnn_bf16.md); ``benchmarks/ab.py`` swaps these classes to compare them.
+#: (docs/RESULTS.md section 8.5); ``benchmarks/ab.py`` swaps these classes to compare them.
 RNN_LAYERS = {"lstm": layers.LSTM, "gru": layers.GRU}
 
 

@@ -11,7 +11,7 @@ predictions and every export are built in float32 from the trained (float32) var
 exported signatures take and return float32 whatever ``--precision`` trained them.
 bfloat16 and float16 speed on this project's CPU: docs/RESULTS.md ("Mixed precision"); per
 architecture (mixed_bfloat16 is the faster training path on avx512_bf16 CPUs for every benchmarked
-model but xresnet1d101, the default stays float32): docs/notes/rnn_bf16.md.
+model but xresnet1d101, the default stays float32): docs/RESULTS.md section 10.
 """
 from __future__ import annotations
 

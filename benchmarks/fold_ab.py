@@ -2,7 +2,7 @@
 vs this branch (BN folded, loop invariants hoisted, export.onnx.session_options), for the three engines of
 benchmarks/run.py (whole 10-s records, 7 windows, max). Calls alternate A, B, B, A, ... per round.
 
-PYTHONPATH=$PWD python docs/notes/bnfold_ab.py ARCH ROUNDS     (from the repository root)
+PYTHONPATH=$PWD python -m benchmarks.fold_ab ARCH ROUNDS     (from the repository root)
 
 "main" switches the three changes off in this process (fold_batchnorm and hoist_loop_invariants
 replaced by no-ops, logits_function without the 2-D form, a default InferenceSession).
