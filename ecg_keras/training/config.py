@@ -12,10 +12,9 @@ TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhyth
 NAMED_DATASETS = ("ptbxl", "icbeb2018", "synthetic")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies (training/precision.py)
-#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU). Measured on
-#: a quiet 2-core CPU with ``python -m ecg_keras.training.throughput --arch ARCH --jit/--no-jit``
-#: (docs/RESULTS.md): xresnet1d101, the default architecture, 125 windows/s without XLA and 31 with
-#: it; resnet1d_wang 125 vs 150 (and within noise in the benchmark). Pass --jit to opt in.
+#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU). With XLA
+#: really on (op determinism off) every architecture trained slower on the 2-core AVX-512 CPU of
+#: docs/RESULTS.md section 8.5: 0.24x (xresnet1d101) to 0.75x (fcn_wang). --jit opts in.
 DEFAULT_JIT = False
 
 
