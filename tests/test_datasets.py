@@ -19,7 +19,7 @@ from ecg_keras.datasets import (LEADS, TASKS, DataError, RecordSet, load_icbeb20
 from ecg_keras.datasets.icbeb import CLASSES as ICBEB_CLASSES
 from ecg_keras.datasets.icbeb import read_cpsc_mat
 from ecg_keras.datasets.tasks import stratified_folds
-from ecg_keras.datasets.wfdb_folder import read_record
+from ecg_keras.datasets.wfdb_io import read_record
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ptbxl_fixture import LEAD_NAMES, record_signal, write_ptbxl_fixture, write_record  # noqa: E402

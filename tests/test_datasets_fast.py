@@ -12,7 +12,7 @@ import wfdb.io.header
 from conftest import shared_path
 from ecg_keras.datasets import DataError, cache, fastwfdb, load_ptbxl, load_wfdb_folder
 from ecg_keras.datasets.throughput import measure_throughput
-from ecg_keras.datasets.wfdb_folder import read_record
+from ecg_keras.datasets.wfdb_io import read_record
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ptbxl_fixture import LEAD_NAMES, record_signal, write_ptbxl_fixture, write_record  # noqa: E402

@@ -26,7 +26,8 @@ from ecg_keras.datasets import fastwfdb
 from ecg_keras.datasets.base import DataError
 from ecg_keras.datasets.icbeb import read_cpsc_mat
 from ecg_keras.datasets.ptbxl import read_database
-from ecg_keras.datasets.wfdb_folder import load_wfdb_folder, read_header_text, read_record
+from ecg_keras.datasets.wfdb_folder import load_wfdb_folder
+from ecg_keras.datasets.wfdb_io import read_header_text, read_record
 from ecg_keras.io.records import check_signal, read_any, to_model_input
 
 # $ECG_KERAS_FUZZ_EXAMPLES=500 for a deeper (random, not derandomised) search by hand.

@@ -27,8 +27,8 @@ import pandas as pd
 from ecg_keras.datasets import cache
 from ecg_keras.datasets.base import DataError, RecordSet, read_table
 from ecg_keras.datasets.tasks import stratified_folds
-from ecg_keras.datasets.wfdb_folder import (_sex_code, _to_float, check_finite, load_record_signals,
-                                            read_header_text, require_dir, resample)
+from ecg_keras.datasets.wfdb_io import (check_finite, load_record_signals, read_header_text, require_dir, resample,
+                                        sex_code, to_float)
 
 NATIVE_RATE = 500
 CLASSES = ("NORM", "AFIB", "1AVB", "CLBBB", "CRBBB", "PAC", "VPC", "STD_", "STE_")
@@ -97,9 +97,9 @@ def read_cpsc_mat(path, target_fs: int | None = None, check: bool = True) -> tup
     age = sex = float("nan")
     names = ecg.dtype.names or ()
     if "age" in names:
-        age = _to_float(np.ravel(ecg["age"])[0]) if np.size(ecg["age"]) else float("nan")
+        age = to_float(np.ravel(ecg["age"])[0]) if np.size(ecg["age"]) else float("nan")
     if "sex" in names:
-        sex = _sex_code(np.ravel(ecg["sex"])[0]) if np.size(ecg["sex"]) else float("nan")
+        sex = sex_code(np.ravel(ecg["sex"])[0]) if np.size(ecg["sex"]) else float("nan")
     with np.errstate(over="ignore"):
         out = sig.astype(np.float32)
     if check:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ecg_keras.datasets.base import DataError, RecordSet, read_table
 from ecg_keras.datasets.tasks import check_scp_codes
-from ecg_keras.datasets.wfdb_folder import load_record_signals, require_dir
+from ecg_keras.datasets.wfdb_io import load_record_signals, require_dir
 
 RATES = {100: "filename_lr", 500: "filename_hr"}
 SYNTHETIC_MARKER = "SYNTHETIC"

@@ -134,7 +134,7 @@ def _read_signal_from_root(root: Path, record: str, sampling_rate: int, cache_di
 
     if (root / "ptbxl_database.csv").is_file():
         from ecg_keras.datasets.ptbxl import RATES, read_database
-        from ecg_keras.datasets.wfdb_folder import read_record
+        from ecg_keras.datasets.wfdb_io import read_record
 
         if sampling_rate not in RATES:
             raise InsightsError(f"PTB-XL comes at {sorted(RATES)} Hz, not {sampling_rate}")

@@ -4,7 +4,7 @@ Readers (every problem is a :class:`~ecg_keras.datasets.base.DataError` naming t
 
 * WFDB: ``NAME.hea`` (+ its signal files; ``.dat`` or CinC ``.mat``), given as ``NAME``,
   ``NAME.hea`` or the signal file. Sampling rate, lead names and units (mV, uV, V) come from
-  the header (read by ``ecg_keras.datasets.wfdb_folder``: the fast format-16 reader, else wfdb).
+  the header (read by ``ecg_keras.datasets.wfdb_io``: the fast format-16 reader, else wfdb).
 * CPSC 2018 / ICBEB ``.mat`` (struct ``ECG`` with ``data`` 12 x N in mV, 500 Hz, standard
   lead order), read by ``ecg_keras.datasets.icbeb.read_cpsc_mat``.
 * ``.npy``: a (samples, leads) array (a (leads, samples) one is transposed); needs ``fs``.
@@ -173,10 +173,10 @@ def _as_2d(sig, where) -> np.ndarray:
 
 
 def _read_wfdb(record: Path) -> Record:
-    from ecg_keras.datasets.wfdb_folder import _rdsamp, header_path
+    from ecg_keras.datasets.wfdb_io import header_path, rdsamp
 
     hea = header_path(record)
-    sig, fields = _rdsamp(record, hea)
+    sig, fields = rdsamp(record, hea)
     if not isinstance(fields, dict):
         raise DataError(f"{hea}: not a WFDB header")
     sig = _as_2d(sig, hea)
@@ -405,8 +405,8 @@ def to_model_input(record: Record, sampling_rate: int, wanted: Sequence[str] = L
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(model input (samples at ``sampling_rate``, leads) float32, the checked signal at the
     file's rate in model lead order (for plots)). Leads reordered by name, then checked, then
-    resampled (polyphase, ``ecg_keras.datasets.wfdb_folder.resample``)."""
-    from ecg_keras.datasets.wfdb_folder import resample
+    resampled (polyphase, ``ecg_keras.datasets.wfdb_io.resample``)."""
+    from ecg_keras.datasets.wfdb_io import resample
 
     idx = match_leads(record.leads, record.name, wanted)
     native = np.ascontiguousarray(record.signal[:, idx], dtype=np.float64)
