@@ -43,6 +43,7 @@ def _fake_run(run_dir: Path, splits: Splits, quality: float, seed: int):
     rng = np.random.default_rng(seed)
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
+    run.config.write_text(json.dumps({"task": "rhythm", "arch": "fcn_wang", "seed": seed}))
     run.classes.write_text(json.dumps(splits.test.classes))
     run.predictions.mkdir(exist_ok=True)
     for part in ("val", "test"):

@@ -25,7 +25,6 @@ runs the same sweep command; the chief alone writes the runs and the sweep's tab
 from __future__ import annotations
 
 import dataclasses
-import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -33,6 +32,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.runs import resolve
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.training.config import TrainConfig
 from ecg_keras.training.transfer import PHASE_EPOCHS, finetune, load_transfer_splits
@@ -142,11 +142,10 @@ def _title(config: TrainConfig, meta: dict) -> str:
 
 
 def _load_eval(run_dir: str, parts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ys, ps, ids = [], [], []
-    for part in parts:
-        with np.load(Path(run_dir) / "predictions" / f"{part}.npz", allow_pickle=False) as z:
-            ys.append(z["y_true"]), ps.append(z["y_pred"]), ids.append(z["ids"].astype(str))
-    return np.concatenate(ys), np.concatenate(ps), np.concatenate(ids)
+    """Targets, predictions and record ids of ``parts``, read and checked by :class:`ecg_keras.runs.Run`."""
+    preds = [resolve(run_dir).predictions(part) for part in parts]
+    return (np.concatenate([p.y_true for p in preds]), np.concatenate([p.y_pred for p in preds]),
+            np.concatenate([p.ids.astype(str) for p in preds]))
 
 
 def score_sweep(runs: list[dict], out: Path, eval_parts: Sequence[str] = ("test",),
@@ -160,7 +159,7 @@ def score_sweep(runs: list[dict], out: Path, eval_parts: Sequence[str] = ("test"
     keep = np.flatnonzero((n_pos > 0) & (n_pos < len(y_true)))
     if keep.size == 0:
         raise ValueError("no class has both positives and negatives in the evaluation set")
-    classes = json.loads((Path(runs[0]["run_dir"]) / "classes.json").read_text())
+    classes = resolve(runs[0]["run_dir"]).classes
     yk = y_true[:, keep]
     indices = draw_bootstrap_indices(yk, n=n_bootstrap, seed=seed)
     save_indices(out / "bootstrap_indices.npy", indices)
