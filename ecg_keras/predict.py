@@ -102,10 +102,13 @@ class Predictor:
 # --------------------------------------------------------------------------- model loading
 def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_data: str, synthetic: bool
               ) -> Predictor:
+    from ecg_keras.models.fold import fold_batchnorm
     from ecg_keras.windows import predict_records
 
+    folded = fold_batchnorm(run.model)  # once, not per call: each call would clone and retrace the model
+
     def fn(signals):
-        return predict_records(run.model, signals, sampling_rate=run.sampling_rate, standardizer=run.standardizer,
+        return predict_records(folded, signals, sampling_rate=run.sampling_rate, standardizer=run.standardizer,
                                how=run.aggregation, activation=run.activation)
 
     return Predictor(name=name, kind=kind, source=str(run.path), classes=list(run.classes),

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.datasets.base import Splits, TaskData
+from ecg_keras.models.fold import fold_batchnorm
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import rundir as rd
 from ecg_keras.training.config import TrainConfig
@@ -391,9 +392,10 @@ def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Spli
     metrics = {}
     # ICBEB2018's F_beta/G_beta fit their thresholds on training predictions (docs/PROTOCOL.md "Metrics")
     parts = ("val", "test", "train") if config.dataset == "icbeb2018" else ("val", "test")
+    folded = fold_batchnorm(final)  # once for every split (predict_records leaves a folded model as it is)
     for part in parts:
         td: TaskData = getattr(splits, part)
-        preds = predict_records(final, td.signals, sampling_rate=config.sampling_rate, standardizer=standardizer,
+        preds = predict_records(folded, td.signals, sampling_rate=config.sampling_rate, standardizer=standardizer,
                                 how=how, activation=None if kind == "regression" else "sigmoid",
                                 batch_size=config.eval_batch_size)
         bad = ~np.isfinite(preds).all(axis=tuple(range(1, preds.ndim)))
