@@ -50,8 +50,10 @@ class Standardizer:
         return cls(mean=float(d["mean"]), std=float(d["std"]))
 
     def save(self, path: str | Path) -> Path:
+        from ecg_keras.files import write_text
+
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2))
+        write_text(path, json.dumps(self.to_dict(), indent=2))
         return path
 
     @classmethod

@@ -42,6 +42,7 @@ import numpy as np
 
 from ecg_keras.datasets.base import DataError
 from ecg_keras.paths import follow_umask
+from ecg_keras.files import open_nofollow
 
 CACHE_VERSION = 2  # 2: info.json records the size and CRC-32 of each array file
 DATA_ENV = "ECG_KERAS_DATA"
@@ -164,7 +165,8 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
         _read_all(read, n, tmp, fixed_length, desc, names, job, n_jobs)
         try:
             if sidecar is not None:
-                (tmp / "sidecar.json").write_text(json.dumps(sidecar()))
+                with _create(tmp / "sidecar.json") as f:
+                    f.write(json.dumps(sidecar()).encode())
             _write_info(tmp, n)
         except OSError as e:
             raise CacheWriteError(f"{tmp}: {e}") from None
@@ -426,7 +428,7 @@ class _NpyWriter:
 
     def __init__(self, path: Path, shape: tuple):
         self.path, self.shape = Path(path), tuple(int(d) for d in shape)
-        self.f = _os_call(open, self.path, self.path, "wb")
+        self.f = _os_call(_create, self.path, self.path)
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
                   "shape": self.shape}
         _os_call(np.lib.format.write_array_header_1_0, self.path, self.f, header)
@@ -505,9 +507,14 @@ def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | N
     return None
 
 
+def _create(path: Path):
+    """A new file of the entry being built, opened for binary writing (never an existing file or link)."""
+    return os.fdopen(open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb")
+
+
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     try:
-        with open(path, "wb") as f:
+        with _create(path) as f:
             np.save(f, arr)
             f.flush()
             os.fsync(f.fileno())
@@ -530,8 +537,8 @@ def _write_info(out_dir: Path, n: int) -> None:
     layout = "variable" if (out_dir / "lengths.npy").exists() else "fixed"
     files = {name: file_record(out_dir / name) for name in ARRAY_FILES if (out_dir / name).exists()}
     info = {"version": CACHE_VERSION, "n_records": n, "layout": layout, "files": files}
-    with open(out_dir / "info.json", "w") as f:
-        f.write(json.dumps(info))
+    with _create(out_dir / "info.json") as f:
+        f.write(json.dumps(info).encode())
         f.flush()
         os.fsync(f.fileno())
 

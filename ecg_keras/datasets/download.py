@@ -27,6 +27,7 @@ from pathlib import Path
 from ecg_keras.datasets.base import DataError
 from ecg_keras.datasets.cache import default_data_root
 from ecg_keras.paths import UnsafePathError, inside, sha256
+from ecg_keras.files import write_text
 
 BASE_URL_ENV = "ECG_KERAS_DOWNLOAD_URL"
 PTBXL_ZIP = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip"
@@ -161,5 +162,5 @@ def _verify(root: Path, name: str, unhashed: list[str]) -> None:
         raise DataError(f"{root}: {name} cannot be verified: no SHA256SUMS.txt and no known hash for "
                         f"{', '.join(unhashed)}; pass --hash FILE=SHA256 for each, or --no-verify "
                         "(download(..., verify=False)) to accept unverified data")
-    (root / VERIFIED).write_text("sha256 verified\n")
+    write_text(root / VERIFIED, "sha256 verified\n")
 

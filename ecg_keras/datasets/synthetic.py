@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_keras.datasets.base import LEADS
+from ecg_keras.files import write_plain
 from ecg_keras.statements import get as _statement, statements_frame
 
 __all__ = ["generate_synthetic_ptbxl", "write_ptbxl_layout", "write_wfdb", "record_name", "simple_signal",
@@ -393,8 +394,8 @@ def write_wfdb(path: str | os.PathLike, signal: np.ndarray, fs: float, *, lead_n
     lines += [f"{path.name}.dat 16 1000.0(0)/{units} 16 0 {int(digital[0, j])} {int(checksum[j])} 0 {lead_names[j]}"
               for j in range(digital.shape[1])]
     lines += [f"# {c}" for c in comments or ()]
-    Path(f"{path}.hea").write_text("\n".join(lines) + "\n")
-    Path(f"{path}.dat").write_bytes(digital.astype("<i2").tobytes())
+    write_plain(f"{path}.hea", "\n".join(lines) + "\n")
+    write_plain(f"{path}.dat", digital.astype("<i2").tobytes())
 
 
 def simple_signal(ecg_id: int, fs: int, duration: float = 10.0) -> np.ndarray:
@@ -447,7 +448,7 @@ def write_ptbxl_layout(
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
     if marker is not None:
-        (root / "SYNTHETIC").write_text(marker)
+        write_plain(root / "SYNTHETIC", marker)
     paths = {fs: dict(zip(meta.index, meta[_FILENAME_COLUMNS[fs]])) for fs in rates}
 
     def write(ecg_id) -> None:
@@ -460,10 +461,10 @@ def write_ptbxl_layout(
             if on_record is not None:
                 on_record(done, len(meta))
     if isinstance(statements, pd.DataFrame):
-        statements.to_csv(root / "scp_statements.csv")
+        write_plain(root / "scp_statements.csv", statements.to_csv())
     else:
-        shutil.copyfile(statements, root / "scp_statements.csv")
-    meta.to_csv(root / "ptbxl_database.csv")
+        write_plain(root / "scp_statements.csv", Path(statements).read_bytes())
+    write_plain(root / "ptbxl_database.csv", meta.to_csv())
     return root
 
 
@@ -778,7 +779,7 @@ def generate_synthetic_ptbxl(
     from ecg_keras import __version__
 
     used = sorted({c for s in meta["scp_codes"] for c in ast.literal_eval(s)})
-    (root / "README.txt").write_text(_README.format(
+    write_plain(root / "README.txt", _README.format(
         package=__version__, version=GENERATOR_VERSION, n=int(n_records), seed=int(seed), rates=rates,
         codes=", ".join(used)))
     return root

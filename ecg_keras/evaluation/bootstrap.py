@@ -59,8 +59,10 @@ def draw_bootstrap_indices(y_true, n: int = 1000, seed: int = 0, batch: int = 64
 def save_indices(path: str | PathLike, indices: np.ndarray) -> Path:
     """Save resample indices as a plain (non-pickled) .npy file; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.asarray(indices, dtype=np.int64), allow_pickle=False)
+    from ecg_keras.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        np.save(tmp, np.asarray(indices, dtype=np.int64), allow_pickle=False)
     return path
 
 

@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.files import atomic_path, write_text
 from ecg_keras.runs import Predictions, Run, check_predictions
 
 from . import bootstrap as bs
@@ -146,7 +147,8 @@ def _bootstrap_for(y_true, kind, records, n, seed, store: Path, stem: str) -> np
     y = np.ones((len(y_true), 1)) if kind == "regression" else y_true
     idx = bs.draw_bootstrap_indices(y, n=n, seed=seed)
     bs.save_indices(ids_f, idx)
-    np.save(rec_f, np.asarray(records), allow_pickle=False)
+    with atomic_path(rec_f) as tmp:
+        np.save(tmp, np.asarray(records), allow_pickle=False)
     return idx
 
 
@@ -208,8 +210,8 @@ def run_dirs(args) -> dict:
                     "n_test": int(len(y_true)), "n_bootstrap": int(len(idx))}
                 if suffix == "" and mapping is not None and task == "diagnostic":
                     from .hierarchy import node_auc_table
-                    node_auc_table(test.y_true, test.y_pred, members[0].classes, mapping).to_csv(
-                        out / f"hierarchy_{_safe(dataset)}_{_safe(model.name)}.csv", index=False)
+                    with atomic_path(out / f"hierarchy_{_safe(dataset)}_{_safe(model.name)}.csv") as tmp:
+                        node_auc_table(test.y_true, test.y_pred, members[0].classes, mapping).to_csv(tmp, index=False)
                 if suffix == "" and kind != "regression" and not args.no_plots:
                     pngs.append(_roc_png(out, dataset, task, model, members[0].classes, args))
         if not args.no_plots:
@@ -236,7 +238,8 @@ def run_dirs(args) -> dict:
             higher = metric not in LOWER_IS_BETTER
             tab = tables.results_table(res, metric=metric, tasks=tasks_m, higher_is_better=higher)
             tab = tab[(tab != tables.MISSING).any(axis=1)]
-            tab.to_csv(out / f"table_{_safe(dataset)}_{_safe(metric)}.csv")
+            with atomic_path(out / f"table_{_safe(dataset)}_{_safe(metric)}.csv") as tmp:
+                tab.to_csv(tmp)
             md += [f"\n## {dataset}: {metric}\n\n", tables.to_markdown(tab)]
             if not args.no_plots:
                 from .plots import plot_ci_bars
@@ -245,8 +248,9 @@ def run_dirs(args) -> dict:
                 pngs.append(plot_ci_bars(sub, out / f"figure2_{_safe(dataset)}_{_safe(metric)}.png",
                                          metric=metric, tasks=tasks_m, title=f"{dataset}: {metric}",
                                          higher_is_better=higher))
-    pd.concat(long_frames, ignore_index=True).to_csv(out / "results_long.csv", index=False)
-    (out / "results.md").write_text("".join(md))
+    with atomic_path(out / "results_long.csv") as tmp:
+        pd.concat(long_frames, ignore_index=True).to_csv(tmp, index=False)
+    write_text(out / "results.md", "".join(md))
     payload = {"n_bootstrap": int(args.bootstrap), "seed": int(args.seed), "results": results,
                "info": info}
     _write_json(out / "metrics.json", payload)
@@ -268,8 +272,7 @@ def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
 
 def _write_json(path, obj) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, allow_nan=True))
+    write_text(path, json.dumps(obj, indent=2, allow_nan=True))
 
 
 def build_parser() -> argparse.ArgumentParser:

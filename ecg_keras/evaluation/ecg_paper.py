@@ -147,7 +147,11 @@ def plot_ecg_paper(signal: np.ndarray, fs: float, out: str | Path, *, title: str
         fig.text(px, y - 2 / fig_h, f"Shaded bands: {attribution_label}\n(red = for, blue = against)",
                  fontsize=7.5, va="top")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, facecolor="white")
-    plt.close(fig)
+    from ecg_keras.files import atomic_path
+
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=dpi, facecolor="white", format=out.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return out

@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.files import atomic_path
+
 from .runs import read_runs
 
 SUBCOMMANDS = ("hierarchy", "uncertainty", "attribution")
@@ -72,7 +74,8 @@ def cmd_hierarchy(args) -> list[Path]:
         p = _split(run, args.split)
         tab = tree_order(node_auc_table(p.y_true, p.y_pred, run.classes, mapping))
         stem = f"hierarchy_{_safe(run.name)}"
-        tab.to_csv(out / f"{stem}.csv", index=False)
+        with atomic_path(out / f"{stem}.csv") as tmp:
+            tab.to_csv(tmp, index=False)
         written += [out / f"{stem}.csv"]
         dataset = run.config.get("dataset", "")
         written.append(plot_node_aucs(tab, out / f"{stem}.png",
@@ -116,8 +119,10 @@ def cmd_uncertainty(args) -> list[Path]:
     summary = summarize_by_likelihood(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "uncertainty_pairs.csv", index=False)
-    summary.to_csv(out / "uncertainty_summary.csv", index=False)
+    with atomic_path(out / "uncertainty_pairs.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out / "uncertainty_summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
     png = plot_uncertainty_box(table, out / "uncertainty_box.png",
                                title=f"Ensemble of {len(runs)} runs ({ref.config.get('arch', '')}, "
                                      f"{ref.config.get('task', '')}, {args.split}): std vs likelihood")
@@ -194,9 +199,10 @@ def cmd_attribution(args) -> list[Path]:
              f"{config.get('arch', '')}: {what}, windows combined by {args.combine}")
     png = plot_attribution(res.signal, res.attribution, out, sampling_rate=fs, title=title)
     npz = out.with_suffix(".npz")
-    np.savez(npz, attribution=res.attribution, signal=res.signal, offsets=res.offsets,
-             window_logits=res.window_logits, window_attributions=res.window_attributions,
-             class_index=c, sampling_rate=fs)
+    with atomic_path(npz) as tmp:
+        np.savez(tmp, attribution=res.attribution, signal=res.signal, offsets=res.offsets,
+                 window_logits=res.window_logits, window_attributions=res.window_attributions,
+                 class_index=c, sampling_rate=fs)
     print(f"record {record}, class {args.cls}: window logits {np.round(res.window_logits, 3).tolist()}, "
           f"record probability {res.probability:.3f}; sum of attributions {res.attribution.sum():.3f}")
     return [png, npz]

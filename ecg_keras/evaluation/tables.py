@@ -108,10 +108,10 @@ def to_markdown(df: pd.DataFrame, index_name: str | None = None) -> str:
 def write_table(df: pd.DataFrame, csv_path: str | PathLike | None = None,
                 md_path: str | PathLike | None = None, title: str | None = None) -> None:
     """Write a formatted table as CSV and/or Markdown (with an optional ``## title``)."""
+    from ecg_keras.files import atomic_path, write_text
+
     if csv_path is not None:
-        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(csv_path)
+        with atomic_path(csv_path) as tmp:
+            df.to_csv(tmp)
     if md_path is not None:
-        Path(md_path).parent.mkdir(parents=True, exist_ok=True)
-        text = (f"## {title}\n\n" if title else "") + to_markdown(df)
-        Path(md_path).write_text(text)
+        write_text(md_path, (f"## {title}\n\n" if title else "") + to_markdown(df))

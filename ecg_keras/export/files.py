@@ -1,7 +1,7 @@
 """Writing export artifacts without destroying a previous good one (issue #19).
 
 * A file (ONNX) is written to a temporary name next to the target
-  (:func:`ecg_keras.training.rundir.atomic_path`) and renamed onto it.
+  (:func:`ecg_keras.files.atomic_path`: a planted link or other non-regular file is refused) and renamed onto it.
 * A directory (a SavedModel version) is built in a temporary directory next to the target and
   renamed into place; an existing version is first renamed aside and deleted only once the new
   one is in place.
@@ -20,8 +20,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ecg_keras.files import atomic_path
 from ecg_keras.paths import follow_umask
-from ecg_keras.training.rundir import atomic_path
 
 
 class ExportError(RuntimeError):

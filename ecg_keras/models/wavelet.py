@@ -238,11 +238,14 @@ class WaveletNN:
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
     def save(self, directory) -> Path:
+        from ecg_keras.files import atomic_path, write_text
+
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        self.model.save(d / "model.keras")
-        (d / "scaler.json").write_text(self.scaler.to_json())
-        (d / "config.json").write_text(json.dumps(self.config(), indent=2))
+        with atomic_path(d / "model.keras") as tmp:
+            self.model.save(tmp)
+        write_text(d / "scaler.json", self.scaler.to_json())
+        write_text(d / "config.json", json.dumps(self.config(), indent=2))
         return d
 
     @classmethod

@@ -361,8 +361,10 @@ class Progress:
 
 # --------------------------------------------------------------------------- one run
 def _open_log(path: Path):
+    from ecg_keras.files import open_append
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a", buffering=1)
+    return open_append(path)
 
 
 def run_one(spec: RunSpec, cfg: TrainConfig, data: GridData, log) -> str:

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,35 +33,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from ecg_keras.paths import follow_umask
+from ecg_keras import files
+from ecg_keras.files import atomic_path, write_text  # the run writers' temp-and-rename (re-exported)
 
 COMPLETE = "COMPLETE"
 LOCK = ".lock"
-
-
-@contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
-                               dir=path.parent)
-    os.close(fd)
-    follow_umask(tmp)  # mkstemp creates 0600
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
 
 
 def write_json(path: str | Path, obj) -> Path:
@@ -207,7 +182,7 @@ class RunLock:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = files.open_nofollow(self.path, os.O_RDWR | os.O_CREAT)  # a planted link is refused
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -217,7 +192,8 @@ class RunLock:
                                      f"{holder.get('host', '?')} (since {holder.get('started', '?')}); wait for it "
                                      "to finish or choose another --output") from None
             try:  # the file may have been removed and recreated by its previous holder meanwhile
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                held, now = os.fstat(fd), os.lstat(self.path)
+                same = (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
             except FileNotFoundError:
                 same = False
             if same:
@@ -256,7 +232,7 @@ def clear(run: RunDir) -> None:
     """Remove everything in ``run`` but its lock (call while holding it)."""
     for p in run.path.iterdir() if run.path.is_dir() else ():
         if p.name != LOCK:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 @contextmanager
@@ -278,7 +254,7 @@ def claim(run: RunDir, resume: bool, log=print):
                 if not run.is_complete() and not (run.checkpoints / "latest.json").exists():
                     for p in run.path.iterdir():
                         if p.name not in before and p.name != LOCK:
-                            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+                            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
                 raise
     finally:
         if created and run.path.is_dir() and not any(run.path.iterdir()):
