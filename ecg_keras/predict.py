@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_keras.datasets.base import DataError
-from ecg_keras.io.records import LEAD_NAMES, find_records, read_any, record_name, to_model_input
+from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
 from ecg_keras.zoo import MANIFEST, is_synthetic
 
@@ -287,12 +287,17 @@ def _prepare(path: Path, model: Predictor, fs, leads, units) -> Item:
         item.x, item.native = to_model_input(rec, model.sampling_rate)
     except DataError as e:
         item.problem = str(e)
+    except (MemoryError, RecursionError) as e:  # one hostile file must not abort the batch
+        item.problem = f"{path}: too large or too deeply nested to read ({type(e).__name__})"
     return item
 
 
 def _expand(records) -> list[Item | Path]:
     out: list[Item | Path] = []
     for r in ([records] if isinstance(records, (str, Path)) else records):
+        if isinstance(r, Item):
+            out.append(r)
+            continue
         try:
             out += find_records([r])
         except DataError as e:
@@ -318,8 +323,10 @@ def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", b
     def flush():
         ok = [it for it in pending if it.problem is None]
         if ok:
-            probs = model([it.x for it in ok])
+            probs = _predict_isolated(model, ok)
             for it, p in zip(ok, probs):
+                if p is None:
+                    continue
                 if not np.all(np.isfinite(p)):
                     it.problem = f"{it.name}: the model returned non-finite probabilities"
                 else:
@@ -342,6 +349,18 @@ def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", b
     return model, items
 
 
+def _predict_isolated(model: Predictor, items: list[Item]) -> list:
+    """Probabilities of ``items``; if the batch fails, each record alone, so that a record the model
+    cannot take becomes one invalid row (its ``problem`` says why) instead of failing the others."""
+    try:
+        return list(model([it.x for it in items]))
+    except Exception as e:  # noqa: BLE001 - engines (TF, ONNX Runtime) raise their own types
+        if len(items) == 1:
+            items[0].problem = f"{items[0].name}: the model could not be run on it ({type(e).__name__}: {e})"
+            return [None]
+        return [p for it in items for p in _predict_isolated(model, [it])]
+
+
 def to_frame(model: Predictor, items: list[Item]) -> pd.DataFrame:
     """One row per record: record, valid, problem, fs, duration_s, then one column per class."""
     rows = []
@@ -358,32 +377,76 @@ def to_frame(model: Predictor, items: list[Item]) -> pd.DataFrame:
 
 def predict(model, records, *, fs: float | None = None, leads: Sequence[str] | str | None = None,
             units: str = "mV", plot_dir=None, explain: bool = False, top: int = 3,
-            progress: bool | None = None, models_directory=None) -> pd.DataFrame:
+            progress: bool | None = None, models_directory=None, overwrite: bool = False) -> pd.DataFrame:
     """Probabilities of every class for each record (see the module docstring).
 
     ``model``: released name, run directory, SavedModel directory, ONNX file or a loaded
     :class:`Predictor`. ``records``: paths of records or folders. Returns a DataFrame (see
     :func:`to_frame`) whose ``attrs["model"]`` is the model identity; invalid records have
     ``valid=False``, the reason in ``problem`` and NaN probabilities. ``plot_dir``: one PNG per
-    valid record (``explain``: with the top class's attribution).
+    valid record (``explain``: with the top class's attribution), named after the record
+    (:func:`plot_names`); an existing file there is a FileExistsError unless ``overwrite``.
     """
-    hook = _plot_hook(Path(plot_dir), top, explain) if plot_dir is not None else None
-    model, items = run_predictions(model, records, fs=fs, leads=leads, units=units, progress=progress,
+    todo = _expand(records)
+    hook = None
+    if plot_dir is not None:
+        hook = _plot_hook(Path(plot_dir), top, explain, names=check_plot_targets(plot_dir, todo, overwrite))
+    model, items = run_predictions(model, todo, fs=fs, leads=leads, units=units, progress=progress,
                                    models_directory=models_directory, on_item=hook)
     return to_frame(model, items)
 
 
 # --------------------------------------------------------------------------- plots
-def _safe(name: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip("/"))
-    return keep[-120:] or "record"
+def _display_name(t: Item | Path) -> str:
+    if isinstance(t, Item):
+        return t.name
+    try:
+        return record_name(t)
+    except DataError:
+        return str(t)
 
 
-def _plot_hook(out: Path, top: int, explain: bool, method: str = "ig"):
+def plot_names(names: Sequence[str]) -> list[str]:
+    """PNG file name per record: the record's own name (its last path part, characters other than
+    letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``, no leading dot, no record suffix such
+    as ``.npy``), ``_2``, ``_3`` ...
+    appended when two records share a name."""
+    out, used = [], set()
+    for name in names:
+        base = Path(str(name).rstrip("/")).name
+        base = base[:-len(Path(base).suffix)] if Path(base).suffix.lower() in SUFFIXES else base
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).lstrip(".")[-120:] or "record"
+        candidate, k = stem, 1
+        while candidate.lower() in used:
+            k += 1
+            candidate = f"{stem}_{k}"
+        used.add(candidate.lower())
+        out.append(f"{candidate}.png")
+    return out
+
+
+def check_plot_targets(plot_dir, todo: Sequence[Item | Path], overwrite: bool) -> dict[str, str]:
+    """Record name -> plot file name; FileExistsError naming the first file that is in the way
+    (an existing file without ``overwrite``; a link or other non-regular file always)."""
+    from ecg_keras.files import check_regular
+
+    names = [_display_name(t) for t in todo]
+    files = plot_names(names)
+    for name in files:
+        target = Path(plot_dir) / name
+        check_regular(target)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass --overwrite to replace it (or choose another --plot DIR)")
+    return dict(zip(names, files))
+
+
+def _plot_hook(out: Path, top: int, explain: bool, method: str = "ig", names: dict[str, str] | None = None):
     from ecg_keras.evaluation.ecg_paper import plot_ecg_paper
 
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--plot {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
+    names = dict(names or {})
     warned = []
 
     def hook(item: Item, model: Predictor):
@@ -404,14 +467,11 @@ def _plot_hook(out: Path, top: int, explain: bool, method: str = "ig"):
                 res = attribute_record(model.keras_model, item.x, int(order[0]), model.standardizer,
                                        model.sampling_rate, method=method, steps=32)
                 attribution = res.attribution
-        stem = _safe(item.name)
-        while stem in used:
-            stem += "_"
-        used.add(stem)
+        file = names.get(item.name) or plot_names([item.name])[0]
         title = f"{item.name}  ({item.fs:g} Hz, {item.duration:.1f} s)"
         model_line = (f"{model.name} ({model.arch or model.kind}, task {model.task or '?'}, trained on "
                       f"{'SYNTHETIC data' if model.synthetic else model.training_data})")
-        item.plot = plot_ecg_paper(item.native, item.fs, out / f"{stem}.png", title=title, predictions=preds,
+        item.plot = plot_ecg_paper(item.native, item.fs, out / file, title=title, predictions=preds,
                                    model_line=model_line, warning="SYNTHETIC-trained model: not for real ECGs"
                                    if model.synthetic else None, attribution=attribution,
                                    attribution_fs=model.sampling_rate,
@@ -441,9 +501,21 @@ def format_table(frame: pd.DataFrame, classes: Sequence[str], top: int = 3) -> s
     return "\n".join(lines)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell that a spreadsheet would run as a formula, prefixed with ``'``; others unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def write_output(frame: pd.DataFrame, path: Path) -> Path:
+    """``--out``: CSV (text cells that start like a formula are prefixed with ``'``) or JSON; written
+    to a temporary file and renamed (never through a planted link)."""
+    from ecg_keras.files import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
         classes = frame.attrs["model"]["classes"]
         records = []
@@ -452,14 +524,18 @@ def write_output(frame: pd.DataFrame, path: Path) -> Path:
                             "fs": None if pd.isna(row["fs"]) else float(row["fs"]),
                             "duration_s": None if pd.isna(row["duration_s"]) else float(row["duration_s"]),
                             "probabilities": None if not row["valid"] else {c: float(row[c]) for c in classes}})
-        path.write_text(json.dumps({"model": frame.attrs["model"], "records": records}, indent=2))
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"model": frame.attrs["model"], "records": records}, indent=2))
     else:
         out = frame.copy()
         ident = frame.attrs["model"]
         out["model"] = ident["name"]
         out["model_sha256"] = ident["sha256"]
         out["training_data"] = "SYNTHETIC" if ident["synthetic"] else ident["training_data"]
-        out.to_csv(path, index=False, float_format="%.6g")
+        for column in ("record", "problem", "model", "training_data"):
+            out[column] = out[column].map(spreadsheet_safe)
+        with atomic_path(path) as tmp:
+            out.to_csv(tmp, index=False, float_format="%.6g")
     return path
 
 
@@ -471,7 +547,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="released name, run directory, SavedModel directory or .onnx file")
     p.add_argument("records", nargs="+", metavar="RECORD", help="WFDB record, .mat, .npy, .csv or a folder of them")
     p.add_argument("--out", metavar="FILE", help="write all rows to FILE.csv or FILE.json")
-    p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper")
+    p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper, named after the record")
+    p.add_argument("--overwrite", action="store_true", help="replace existing plot files in --plot DIR")
     p.add_argument("--explain", action="store_true", help="with --plot: shade the top class's attribution")
     p.add_argument("--explain-method", choices=("ig", "lrp"), default="ig",
                    help="integrated gradients (default) or epsilon-LRP (convolutional models)")
@@ -501,17 +578,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    todo = _expand(ns.records)
+    try:
+        hook = (_plot_hook(Path(ns.plot), ns.top, ns.explain, ns.explain_method,
+                           names=check_plot_targets(ns.plot, todo, ns.overwrite)) if ns.plot else None)
+        if ns.out:
+            from ecg_keras.files import check_regular
+
+            check_regular(ns.out)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(model.describe())
-    hook = (_plot_hook(Path(ns.plot), ns.top, ns.explain, ns.explain_method) if ns.plot else None)
-    model, items = run_predictions(model, ns.records, fs=ns.fs, leads=ns.leads, units=ns.units,
-                                   progress=False if ns.no_progress else None, on_item=hook)
+    try:
+        model, items = run_predictions(model, todo, fs=ns.fs, leads=ns.leads, units=ns.units,
+                                       progress=False if ns.no_progress else None, on_item=hook)
+    except OSError as e:  # a plot that cannot be written (disk full, a link planted meanwhile)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     frame = to_frame(model, items)
     notes = sorted({n for it in items for n in it.notes})
     for n in notes:
         print(f"note: {n}")
     print(format_table(frame, model.classes, ns.top))
     if ns.out:
-        print(f"wrote {write_output(frame, Path(ns.out))}")
+        try:
+            print(f"wrote {write_output(frame, Path(ns.out))}")
+        except OSError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if ns.plot:
         n_png = sum(1 for it in items if it.plot is not None)
         print(f"wrote {n_png} plot(s) to {ns.plot}")

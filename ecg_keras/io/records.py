@@ -24,6 +24,7 @@ amplitudes below ``MAX_MV`` (larger values mean wrong units).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -217,13 +218,34 @@ def _file_leads(leads, n_columns: int, where, notes: list) -> list[str]:
     raise DataError(f"{where}: {n_columns} columns and no lead names; pass --leads")
 
 
+def npy_header(path: Path) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) from a ``.npy`` header, checked against the file's size before any data is
+    read: a header claiming more data than the file holds (e.g. shape (10**12, 12)) is a DataError."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as f:
+            version = npy.read_magic(f)
+            read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+            shape, _, dtype = read(f) if read else npy._read_array_header(f, version)
+            data_bytes = os.fstat(f.fileno()).st_size - f.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise DataError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
+    if dtype.hasobject or dtype.kind not in "iuf":  # bool is a mask, not mV; complex/str/object no signal
+        raise DataError(f"{path}: array of dtype {dtype}, expected integer or floating-point samples")
+    need = math.prod(shape) * dtype.itemsize
+    if need > data_bytes:
+        raise DataError(f"{path}: the .npy header claims shape {shape} ({need} bytes of {dtype}) but the file holds "
+                        f"{data_bytes} bytes of data (truncated or damaged)")
+    return shape, dtype
+
+
 def _read_npy(path: Path, fs, leads, units) -> Record:
+    npy_header(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
-    if arr.dtype.kind not in "biuf":
-        raise DataError(f"{path}: array of dtype {arr.dtype}, expected numbers")
     arr = _as_2d(arr, path)
     if fs is None:
         raise DataError(f"{path}: a .npy file does not store its sampling rate; pass --fs HZ")
