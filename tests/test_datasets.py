@@ -285,8 +285,8 @@ def test_error_empty_task(ptbxl):
 
 
 @pytest.mark.parametrize("damage, match", [
-    ("corrupt_header", r"00002_lr\.hea: cannot read WFDB record"),
-    ("truncated_header", r"00002_lr\.hea: cannot read WFDB record"),
+    ("corrupt_header", r"00002_lr\.hea: sampling frequency 'abc' is not a plausible"),
+    ("truncated_header", r"00002_lr\.hea: the record line announces 12 signals but 4 signal line"),
     ("missing_header", r"00002_lr\.hea: .*file is missing"),
     ("truncated_signal", r"00002_lr\.dat: truncated or damaged signal file: 5000 bytes, 00002_lr.hea expects"),
     ("missing_signal", r"00002_lr\.(hea: cannot read WFDB record .*No such file.*00002_lr\.dat|dat: file is missing)"),

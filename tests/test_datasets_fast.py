@@ -221,7 +221,7 @@ def test_parallel_variable_length_in_order(tmp_path, small_chunks):
 @pytest.mark.parametrize("damage, match", [
     ("nan", r"00008_lr\.hea: 3 NaN/inf samples"),
     ("length", r"00008_lr\.hea: 900 samples, expected 1000"),
-    ("garbage", r"00008_lr\.hea: cannot read WFDB record"),
+    ("garbage", r"00008_lr\.hea: sampling frequency 'abc' is not a plausible"),
 ])
 @pytest.mark.parametrize("cached", [False, True])
 def test_parallel_errors_like_serial(tmp_path, scp_statements_csv, small_chunks, damage, match, cached):

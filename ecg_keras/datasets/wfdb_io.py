@@ -34,6 +34,71 @@ def _header_lines(record: Path | str) -> tuple[Path, list[str], list[str]]:
     return hea, lines, [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+#: Sampling rates an ECG record may state (Hz): below 50 Hz no QRS complex is resolved.
+MIN_FS, MAX_FS = 50.0, 100_000.0
+MAX_SIGNALS = 64
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_GAIN = re.compile(rf"^({_NUMBER})(?:\(([-+]?\d+)\))?(?:/(\S+))?$")
+
+
+def check_header(record: Path | str) -> dict:
+    """The record and signal lines of a WFDB header, validated from the text itself (before wfdb
+    substitutes its defaults: 250 Hz for a missing or unparsable rate, 200 adu/mV for gain 0).
+
+    Returns ``{"fs", "n_sig", "sig_len" (None if absent), "gains", "notes"}``; a rate, length,
+    signal count or gain that does not parse, is not finite, or is implausible (rate outside
+    [:data:`MIN_FS`, :data:`MAX_FS`] Hz, gain <= 0) is a DataError naming the header and field.
+    """
+    hea, _, body = _header_lines(record)
+    if not body:
+        raise DataError(f"{hea}: empty or truncated WFDB header")
+    parts = body[0].split()
+    if len(parts) < 2:
+        raise DataError(f"{hea}: WFDB record line {body[0]!r} lacks the number of signals")
+    multi = "/" in parts[0]  # a multi-segment header: its lines name segments, not signals
+    try:
+        n_sig = int(parts[1])
+    except ValueError:
+        raise DataError(f"{hea}: number of signals {parts[1]!r} is not an integer") from None
+    if not 1 <= n_sig <= MAX_SIGNALS:
+        raise DataError(f"{hea}: {n_sig} signals (expected 1 to {MAX_SIGNALS})")
+    if len(parts) < 3:
+        raise DataError(f"{hea}: the record line {body[0]!r} states no sampling frequency (wfdb would assume "
+                        "250 Hz)")
+    text = parts[2].split("/")[0].split("(")[0]
+    try:
+        fs = float(text)
+    except ValueError:
+        fs = None
+    if fs is None or not re.fullmatch(_NUMBER, text) or not MIN_FS <= fs <= MAX_FS:
+        raise DataError(f"{hea}: sampling frequency {parts[2]!r} is not a plausible ECG rate (a number of Hz "
+                        f"from {MIN_FS:g} to {MAX_FS:g})")
+    sig_len = None
+    if len(parts) > 3:
+        if not re.fullmatch(r"\d+", parts[3]):
+            raise DataError(f"{hea}: number of samples {parts[3]!r} is not a non-negative integer")
+        sig_len = int(parts[3])
+    gains, notes = [], []
+    if not multi:
+        lines = body[1:1 + n_sig]
+        if len(lines) != n_sig:
+            raise DataError(f"{hea}: the record line announces {n_sig} signals but {len(lines)} signal line(s) follow")
+        for i, line in enumerate(lines):
+            fields = line.split()
+            if len(fields) < 3:
+                gains.append(None)
+                continue
+            m = _GAIN.match(fields[2])
+            gain = float(m.group(1)) if m else float("nan")
+            if not m or not math.isfinite(gain) or gain <= 0:
+                raise DataError(f"{hea}: signal {i + 1} ({fields[-1] if len(fields) > 8 else fields[0]}) has gain "
+                                f"{fields[2]!r}; expected a positive number of ADC units per physical unit")
+            gains.append(gain)
+        if None in gains:
+            notes.append(f"{hea}: gain not stated for some signals; the WFDB default 200 adu/mV is used")
+    return {"fs": fs, "n_sig": n_sig, "sig_len": sig_len, "gains": gains, "notes": notes}
+
+
 def read_header_text(record: Path | str) -> dict:
     """Cheap text parse of a WFDB header (no wfdb call): fs, length, comments, Dx/Age/Sex."""
     hea, lines, body = _header_lines(record)
@@ -76,6 +141,7 @@ def read_record(record: Path | str, expected_fs: float | None = None,
     hea = header_path(record)
     if not hea.exists():
         raise DataError(f"{hea}: WFDB header file is missing")
+    check_header(record)
     sig, fields = rdsamp(record, hea)
     names = [str(s).upper() for s in fields.get("sig_name") or []]
     if len(names) != len(LEADS):

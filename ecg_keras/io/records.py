@@ -174,9 +174,10 @@ def _as_2d(sig, where) -> np.ndarray:
 
 
 def _read_wfdb(record: Path) -> Record:
-    from ecg_keras.datasets.wfdb_io import header_path, rdsamp
+    from ecg_keras.datasets.wfdb_io import check_header, header_path, rdsamp
 
     hea = header_path(record)
+    header = check_header(record)  # fs, gain, length, lead count from the text, before wfdb's defaults
     sig, fields = rdsamp(record, hea)
     if not isinstance(fields, dict):
         raise DataError(f"{hea}: not a WFDB header")
@@ -189,7 +190,10 @@ def _read_wfdb(record: Path) -> Record:
     if len(units) != len(names):
         raise DataError(f"{hea}: {len(units)} units for {len(names)} leads")
     scale = np.array([_scale(u, hea, n) for u, n in zip(units, names)])
-    return Record(str(record), hea, sig * scale, fs, names)
+    if sig.shape[1] != header["n_sig"] or not math.isclose(fs, header["fs"]):
+        raise DataError(f"{hea}: read {sig.shape[1]} signals at {fs:g} Hz but the header states {header['n_sig']} at "
+                        f"{header['fs']:g} Hz")
+    return Record(str(record), hea, sig * scale, fs, names, list(header["notes"]))
 
 
 def _read_cpsc(path: Path) -> Record:
