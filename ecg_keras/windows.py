@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from ecg_keras import augment as augmentations
 from ecg_keras.io.records import check_signal
 from ecg_keras.standardize import Standardizer
 
@@ -63,12 +64,14 @@ def _flatten(signals, window: int, standardizer: Standardizer | None) -> _Flat:
 
 def train_dataset(signals, y: np.ndarray, *, batch_size: int = 128, sampling_rate: int = 100,
                   window: int | None = None, standardizer: Standardizer | None = None, seed: int = 0,
-                  epochs: int | None = None, initial_epoch: int = 0) -> tf.data.Dataset:
+                  epochs: int | None = None, initial_epoch: int = 0, augment: Sequence[str] | str = ()
+                  ) -> tf.data.Dataset:
     """Batches of (x (b, window, leads), y (b, C)): one random crop per record per epoch.
 
     Epoch ``e`` is a pure function of ``(seed, e)`` (record order and crop offsets), so a run
     resumed at ``initial_epoch`` sees exactly the batches an uninterrupted run would. With
     ``epochs=None`` it repeats forever; pass ``steps_per_epoch=steps_per_epoch(n, batch_size)``.
+    ``augment``: names from ``ecg_keras.augment.NAMES``, keyed on (seed, global step).
     """
     window = window or window_length(sampling_rate)
     flat = _flatten(signals, window, standardizer)
@@ -93,9 +96,10 @@ def train_dataset(signals, y: np.ndarray, *, batch_size: int = 128, sampling_rat
 
     epochs_ds = (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
                  else tf.data.Dataset.range(initial_epoch, 2**62))
-    return (epochs_ds.flat_map(epoch_batches)
-            .map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    ds = epochs_ds.flat_map(epoch_batches).map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = augmentations.apply(ds, augment, seed=seed, first_step=initial_epoch * steps_per_epoch(n, batch_size),
+                             sampling_rate=sampling_rate, scale=standardizer.std if standardizer else 1.0)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def steps_per_epoch(n_records: int, batch_size: int) -> int:

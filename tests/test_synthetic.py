@@ -18,6 +18,7 @@ from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl, noise_leads
 
 N_RECORDS = 60
 HIGHPASS_100HZ = butter(4, 100, btype="high", fs=500, output="sos")
+QRS_BAND = butter(2, (1, 40), btype="band", fs=500, output="sos")
 RHYTHMS = ("SR", "SBRAD", "STACH", "SARRH", "AFIB")
 NOISE_COLUMNS = ["baseline_drift", "static_noise", "burst_noise", "electrodes_problems"]
 # Columns of PTB-XL 1.0.3's ptbxl_database.csv, in order (index: ecg_id).
@@ -51,7 +52,8 @@ def _rhythm(scp: str) -> str:
 
 
 def _clean(meta: pd.DataFrame) -> pd.Series:
-    return meta[NOISE_COLUMNS].isna().all(axis=1)
+    """No recording problem listed and no extrasystole (which makes sinus RR irregular)."""
+    return meta[NOISE_COLUMNS + ["extra_beats"]].isna().all(axis=1)
 
 
 # ----------------------------------------------------------------------------- statements
@@ -279,7 +281,7 @@ def test_morphology_effects():
     norm = [s for s in specs if codes[s.ecg_id] == {"NORM", "SR"} and not s.noise][:10]
 
     def qrs_width(spec):  # s between 5 % and 95 % of the spatial QRS energy within +-100 ms of its peak
-        x = synthetic.render_record(spec)
+        x = sosfiltfilt(QRS_BAND, synthetic.render_record(spec), axis=0)  # without baseline wander and EMG
         mag = (x ** 2).sum(axis=1)
         k = 1000 + int(np.argmax(mag[1000:2000]))
         c = np.cumsum(mag[k - 50:k + 50])

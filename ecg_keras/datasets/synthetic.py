@@ -71,12 +71,12 @@ from ecg_keras.statements import get as _statement, statements_frame
 __all__ = ["generate_synthetic_ptbxl", "write_ptbxl_layout", "write_wfdb", "record_name", "simple_signal",
            "noise_leads", "GENERATOR_VERSION", "PTBXL_COLUMNS", "RHYTHM_MIX", "RENDERED_CODES"]
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 DURATION_S = 10
 BASE_FS = 500
 # Rhythm statements actually rendered, with their exact share of the records.
 RHYTHM_MIX = {"SR": 0.52, "SBRAD": 0.12, "STACH": 0.12, "SARRH": 0.12, "AFIB": 0.12}
-_HR_RANGE = {"SR": (62, 98), "SBRAD": (40, 56), "STACH": (104, 150), "SARRH": (60, 95), "AFIB": (60, 140)}
+_HR_RANGE = {"SR": (62, 98), "SBRAD": (40, 57), "STACH": (103, 155), "SARRH": (60, 95), "AFIB": (55, 150)}
 
 # Pathologies: (code, relative weight within its class, extra form codes (code, probability)).
 _PATHOLOGY = {
@@ -93,7 +93,7 @@ _P_WAVE_CODES = {"1AVB", "LPR", "LAO/LAE"}  # meaningless without P waves (AFIB)
 _T_FORM = {"LOWT", "INVT"}
 # Every statement the generator can assign (all with an effect in the signal).
 RENDERED_CODES = frozenset(
-    ["NORM", "LVOLT", "STD_", "STE_", "LOWT", "INVT", *RHYTHM_MIX]
+    ["NORM", "LVOLT", "STD_", "STE_", "LOWT", "INVT", "PAC", "PVC", *RHYTHM_MIX]
     + [code for group in _PATHOLOGY.values() for code, _, _ in group]
     + [form for group in _PATHOLOGY.values() for _, _, forms in group for form, _ in forms]
 )
@@ -140,6 +140,7 @@ class _Wave:
     sigma: float  # s
     vector: np.ndarray  # (3,) mV
     qt: bool = False  # moves with the RR-dependent QT interval
+    kinds: tuple[int, ...] = (0, 1)  # beat kinds that have this wave: 0 sinus, 1 PAC, 2 PVC
 
 
 @dataclass
@@ -153,9 +154,23 @@ class _Spec:
     qtc: float
     resp_amp: float
     resp_hz: float
-    rr_jitter: float
+    leads: np.ndarray  # (3, 8) heart vector -> I, II, V1..V6 (this patient's electrode placement)
+    hrv_cv: float = 0.0  # sd of the RR modulation / mean RR
+    lf_hf: float = 1.5
+    resp_qrs: float = 0.05  # respiratory modulation of the wave amplitudes
+    beat_jitter: float = 0.03  # independent beat-to-beat amplitude variation of each wave
+    ectopics: tuple[tuple[int, float], ...] = ()  # (kind, coupling as a fraction of the RR)
+    ectopic_waves: list[_Wave] = field(default_factory=list)
     af_cv: float = 0.0
     af_amp: float = 0.0
+    af_hz: float = 6.0
+    bw_amp: float = 0.03  # mV, baseline wander of each electrode lead
+    white_uv: float = 3.0
+    emg_uv: float = 3.0
+    mains_uv: float = 0.0
+    mains_hz: float = 50.0
+    motion: bool = False
+    highpass_hz: float = 0.05
     noise: dict[str, list[int]] = field(default_factory=dict)
     seed: tuple[int, int] = (0, 0)
 
@@ -189,21 +204,21 @@ def _morphology(patient: dict, codes: set[str], rhythm: str) -> tuple[list[_Wave
     q_vec = gain * np.array([-0.10, 0.02, 0.14])
     s_vec = gain * np.array([-0.22, -0.18, -0.28]) * (1.5 if "LVH" in codes else 1.0)
     t_vec = gain * np.array([0.25, 0.20, 0.15]) * m["t_gain"]
-    r_sigma, s_off = 0.011, 0.026
+    r_sigma, s_off = m["qrs_sigma"], 0.026
     waves: list[_Wave] = []
 
     if rhythm != "AFIB":
         p_vec = m["p_gain"] * np.array([0.10, 0.15, 0.03])
         p_off = -pr + 0.01
         if "LAO/LAE" in codes:  # broad bifid P, negative terminal part in V1
-            waves += [_Wave(p_off - 0.025, 0.022, 0.7 * p_vec),
-                      _Wave(p_off + 0.03, 0.022, 0.7 * p_vec + np.array([0.0, 0.0, -0.09]))]
+            waves += [_Wave(p_off - 0.025, 0.022, 0.7 * p_vec, kinds=(0,)),
+                      _Wave(p_off + 0.03, 0.022, 0.7 * p_vec + np.array([0.0, 0.0, -0.09]), kinds=(0,))]
         else:
-            waves.append(_Wave(p_off, 0.022, p_vec))
+            waves.append(_Wave(p_off, 0.022, p_vec, kinds=(0,)))
 
     if "CLBBB" in codes:  # septum activated right-to-left: no septal q, broad notched R, discordant T
         r_vec = r_amp * _unit(axis - 10, -0.9)
-        waves += [_Wave(-0.015, 0.022, 0.75 * r_vec), _Wave(0.03, 0.024, 0.75 * r_vec)]
+        waves += [_Wave(-0.02, 0.024, 0.75 * r_vec), _Wave(0.04, 0.026, 0.75 * r_vec)]
         t_vec = -0.9 * gain * np.array([0.25, 0.12, -0.25])
         s_vec = 0 * s_vec
     else:
@@ -254,6 +269,26 @@ def _morphology(patient: dict, codes: set[str], rhythm: str) -> tuple[list[_Wave
     return waves, qtc, float(axis)
 
 
+def _ectopic_waves(rng: np.random.Generator, gain: float) -> list[_Wave]:
+    """Waves of this patient's premature beats: a PAC's ectopic (low-atrial, inferiorly negative)
+    P wave ahead of a normal QRS; a PVC's broad QRS (~140 ms) with a discordant T and no P."""
+    p_vec = rng.uniform(0.6, 1.0) * np.array([0.08, -0.12, 0.03])
+    qrs = gain * rng.uniform(1.2, 2.2) * _unit(rng.uniform(-120, 200), rng.uniform(-0.8, 0.8))
+    return [_Wave(-rng.uniform(0.12, 0.16), 0.02, p_vec, kinds=(1,)),
+            _Wave(-0.02, rng.uniform(0.022, 0.03), 0.7 * qrs, kinds=(2,)),
+            _Wave(0.035, rng.uniform(0.022, 0.03), 0.5 * qrs, kinds=(2,)),
+            _Wave(0.32, 0.06, -0.35 * qrs, kinds=(2,))]
+
+
+def _electrodes(rng: np.random.Generator) -> np.ndarray:
+    """(3, 8) lead field of one patient for I, II, V1..V6: precordial electrodes placed within about
+    +-1 intercostal space / a few cm (angle sd 7 degrees, gain sd ~20 %), chest size and skin."""
+    chest = [g * rng.lognormal(0, 0.2) * np.array([np.cos(a), 0.08, np.sin(a)])
+             for a, g in zip(_V_ANGLES + np.deg2rad(rng.normal(0, 7, 6)), _V_GAINS)]
+    limb = _LEAD_MATRIX[:, :2] * rng.lognormal(0, 0.1)
+    return np.concatenate([limb, np.stack(chest, axis=1)], axis=1)
+
+
 def _axis_label(axis: float) -> str:
     if axis < -45:
         return "ALAD"
@@ -268,7 +303,8 @@ def _axis_label(axis: float) -> str:
 
 def _patient_morph(rng: np.random.Generator) -> dict:
     return {
-        "gain": rng.uniform(0.75, 1.3), "axis": _clip(rng.normal(50, 22), -25, 95),
+        "gain": _clip(rng.lognormal(0.0, 0.25), 0.5, 1.8), "axis": _clip(rng.normal(50, 25), -28, 98),
+        "qrs_sigma": rng.uniform(0.0085, 0.0125), "leads": _electrodes(rng),
         "lafb_axis": rng.uniform(-80, -48), "rvh_axis": rng.uniform(100, 150), "r_z": rng.uniform(-0.38, -0.18),
         "pr": rng.uniform(0.13, 0.18), "avb_pr": rng.uniform(0.22, 0.32), "qtc": rng.uniform(0.38, 0.43),
         "long_qtc": rng.uniform(0.48, 0.55), "t_gain": rng.uniform(0.8, 1.3), "p_gain": rng.uniform(0.8, 1.2),
@@ -278,59 +314,143 @@ def _patient_morph(rng: np.random.Generator) -> dict:
 
 
 # --------------------------------------------------------------------------- signal rendering
-def _rr_intervals(spec: _Spec, rng: np.random.Generator, t_end: float) -> np.ndarray:
-    """R-peak times (s) covering [-1.5, t_end + 1.5]."""
+_PAD_S = 1.0  # rendered (and filtered) beyond both ends, so filters and beats have no edge effects
+_NORMAL, _PAC, _PVC = 0, 1, 2
+
+
+def _modulation(rng: np.random.Generator, t: np.ndarray, lf_hf: float, resp_hz: float) -> np.ndarray:
+    """Zero-mean unit-variance RR modulation on the times ``t`` with McSharry et al.'s (2003) bimodal
+    spectrum: Gaussian LF (Mayer waves, 0.1 Hz, sd 0.01 Hz) and HF (respiration) peaks, power ratio
+    ``lf_hf``; random phases."""
+    f = np.linspace(0.01, 0.5, 50)
+    power = (lf_hf * np.exp(-0.5 * ((f - 0.1) / 0.01) ** 2) + np.exp(-0.5 * ((f - resp_hz) / 0.02) ** 2))
+    amp = np.sqrt(power / power.sum())
+    m = (amp[:, None] * np.sin(2 * np.pi * f[:, None] * t[None, :] + rng.uniform(0, 2 * np.pi, (len(f), 1)))).sum(0)
+    return m * np.sqrt(2.0)
+
+
+def _beat_times(spec: _Spec, rng: np.random.Generator, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """R-peak times (s) covering [-2.5, t_end + 2.5] and each beat's kind (normal, PAC, PVC).
+
+    Sinus rhythms: RR(t) = RR0 (1 + cv m(t) + respiratory sinus arrhythmia), rescaled so that the
+    mean RR inside [0, t_end] is exactly 60 / hr (the rate that defines the class). AFIB:
+    independent log-normal RRs. Ectopic beats replace the k-th sinus beat: a PAC comes early and
+    resets the sinus node, a PVC comes early and is followed by a full compensatory pause.
+    """
     rr0 = 60.0 / spec.hr
-    n = int((t_end + 3.0) / 0.25) + 4
+    n = int((t_end + 6.0) / 0.25) + 4
     if spec.rhythm == "AFIB":
         sd = np.sqrt(np.log1p(spec.af_cv ** 2))
-        rr = rr0 * rng.lognormal(-sd * sd / 2, sd, n)
-        rr = np.maximum(rr, 0.3)
+        rr = np.maximum(rr0 * rng.lognormal(-sd * sd / 2, sd, n), 0.27)
     else:
+        grid = np.arange(-4.0, t_end + 8.0, 0.1)
+        mod = spec.hrv_cv * _modulation(rng, grid, spec.lf_hf, spec.resp_hz)
+        mod += spec.resp_amp * np.sin(2 * np.pi * spec.resp_hz * grid + rng.uniform(0, 2 * np.pi))
         rr = np.empty(n)
-        t, phase = 0.0, rng.uniform(0, 2 * np.pi)
-        jit = rng.normal(0.0, spec.rr_jitter, n)
+        t = -2.5
         for k in range(n):
-            rr[k] = rr0 * (1.0 + spec.resp_amp * np.sin(2 * np.pi * spec.resp_hz * t + phase) + jit[k])
+            rr[k] = rr0 * (1.0 + np.interp(t, grid, mod))
             t += rr[k]
-    times = -1.5 + rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
-    return times[times < t_end + 1.5]
+    times = -2.5 + rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
+    inside = (times >= 0) & (times < t_end)
+    if spec.rhythm != "AFIB" and inside.sum() >= 2:  # the class's rate, exactly, within the record
+        i0, i1 = np.flatnonzero(inside)[[0, -1]]
+        mean_rr = (times[i1] - times[i0]) / (i1 - i0)
+        times = times[i0] + (times - times[i0]) * (rr0 / mean_rr)
+    kinds = np.zeros(len(times), dtype=np.int64)
+    for kind, coupling in spec.ectopics:
+        candidates = np.flatnonzero((times > 0.8) & (times < t_end - 0.8) & (kinds == _NORMAL))
+        candidates = candidates[(candidates > 0) & (kinds[np.maximum(candidates - 1, 0)] == _NORMAL)]
+        if not len(candidates):
+            continue
+        k = int(candidates[int(rng.integers(len(candidates)))])
+        early = times[k - 1] + coupling * (times[k] - times[k - 1])
+        if kind == _PAC:
+            times[k:] -= times[k] - early
+        else:
+            times[k] = early
+        kinds[k] = kind
+    keep = times < t_end + 2.5
+    return times[keep], kinds[keep]
 
 
 def _render_clean(spec: _Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np.ndarray:
-    n = DURATION_S * fs
-    beats = _rr_intervals(spec, rng, DURATION_S)
+    """The heart vector's projection on the 8 recorded leads (I, II, V1..V6), padded by ``_PAD_S``."""
+    pad = int(_PAD_S * fs)
+    n = DURATION_S * fs + 2 * pad
+    beats, kinds = _beat_times(spec, rng, DURATION_S)
     prev_rr = np.diff(beats, prepend=beats[0] - 60.0 / spec.hr)
-    t_peak = spec.qtc * np.sqrt(prev_rr) - 0.13  # T peak after R (Bazett QT minus T down-slope)
+    t_peak = spec.qtc * np.sqrt(np.clip(prev_rr, 0.25, 2.0)) - 0.13  # T peak after R (Bazett QT minus T down-slope)
     t_scale = np.sqrt(np.clip(prev_rr, 0.3, 1.6))
-    amp = 1.0 + 0.04 * np.sin(2 * np.pi * 0.25 * beats)  # respiratory QRS amplitude modulation
+    waves = spec.waves + spec.ectopic_waves
+    # beat-to-beat variability: respiratory amplitude modulation (ECG-derived respiration) plus
+    # independent per-wave jitter; each wave is drawn only in the beats of its kinds
+    resp = 1.0 + spec.resp_qrs * np.sin(2 * np.pi * spec.resp_hz * beats + rng.uniform(0, 2 * np.pi))
+    jitter = 1.0 + spec.beat_jitter * rng.standard_normal((len(waves), len(beats)))
+    kind_mask = np.array([[k in w.kinds for k in kinds] for w in waves], dtype=np.float64)
+    amp = resp[None, :] * jitter * kind_mask  # (W, K)
     ones = np.ones_like(beats)
-    offsets = np.stack([w.offset * t_scale + t_peak if w.qt else w.offset * ones for w in spec.waves])
-    sigmas = np.stack([w.sigma * (t_scale if w.qt else ones) for w in spec.waves])
-    vectors = np.stack([w.vector for w in spec.waves])  # (W, 3)
-    centers = beats[None, :] + offsets  # (W, K)
-    courses = np.zeros((len(spec.waves), n))
-    for w in range(len(spec.waves)):  # each wave evaluated only within +-5 sigma of its beats
+    offsets = np.stack([w.offset * t_scale + t_peak if w.qt else w.offset * ones for w in waves])
+    sigmas = np.stack([w.sigma * (t_scale if w.qt else ones) for w in waves])
+    vectors = np.stack([w.vector for w in waves])  # (W, 3)
+    centers = beats[None, :] + offsets + _PAD_S  # (W, K)
+    courses = np.zeros((len(waves), n))
+    for w in range(len(waves)):  # each wave evaluated only within +-5 sigma of its beats
+        use = amp[w] != 0
+        if not use.any():
+            continue
         half = int(np.ceil(5 * sigmas[w].max() * fs))
-        start = np.round(centers[w] * fs).astype(np.int64) - half  # (K,)
+        start = np.round(centers[w, use] * fs).astype(np.int64) - half  # (K,)
         idx = start[:, None] + np.arange(2 * half + 1)[None, :]  # (K, L)
-        z = (idx / fs - centers[w][:, None]) / sigmas[w][:, None]
-        vals = amp[:, None] * np.exp(-0.5 * z * z)
+        z = (idx / fs - centers[w, use][:, None]) / sigmas[w, use][:, None]
+        vals = amp[w, use][:, None] * np.exp(-0.5 * z * z)
         ok = (idx >= 0) & (idx < n)
         courses[w] = np.bincount(idx[ok], weights=vals[ok], minlength=n)
     heart = courses.T @ vectors  # (n, 3)
     if spec.rhythm == "AFIB":
-        f0 = rng.uniform(4.5, 7.5)
+        f0 = spec.af_hz
         drift = np.cumsum(rng.normal(0, 0.02, n)) / np.sqrt(fs)  # slow frequency wander
         phase = 2 * np.pi * np.cumsum(f0 * (1 + drift)) / fs + rng.uniform(0, 2 * np.pi)
         t = np.arange(n) / fs
         env = spec.af_amp * (1 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6)))
         f_wave = env * (np.sin(phase) + 0.35 * np.sin(2 * phase + 1.0))
         heart += np.outer(f_wave, np.array([-0.25, 0.6, 0.75]))
-    # 3 uV amplifier noise on the 8 recorded leads (I, II, V1-V6); III, aVR, aVL, aVF derived from I, II
-    noise = rng.normal(0.0, 0.003, (n, 8))
-    sig = heart @ _LEAD_MATRIX + noise @ _DERIVE
-    return sig
+    return heart @ spec.leads  # (n, 8)
+
+
+def _acquire(recorded: np.ndarray, spec: _Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np.ndarray:
+    """Background noise of every recording and the device's filters on the 8 recorded leads.
+
+    Per electrode lead: baseline wander (respiration plus slow drift, cf. the MIT-BIH Noise
+    Stress Test's "bw" record), band-limited muscle (EMG) noise, white amplifier noise, sometimes
+    mains interference (50/60 Hz) and an electrode-motion transient ("em"). Then the device's
+    band-pass (first-order high-pass at 0.05 or 0.5 Hz, second-order 150 Hz low-pass: AHA
+    diagnostic bandwidth or the common monitoring high-pass), applied in the frequency domain.
+    """
+    n, leads = recorded.shape
+    t = np.arange(n) / fs
+    # sinusoidal parts (respiratory and slow baseline wander, mains) from one sin/cos basis: per lead
+    # amplitude and phase, shared frequencies
+    freqs = np.array([spec.resp_hz, *rng.uniform(0.05, 0.3, 2), spec.mains_hz])
+    amps = np.concatenate([spec.bw_amp * rng.lognormal(0, 0.5, (3, leads)), np.full((1, leads), spec.mains_uv * 1e-3)])
+    phase = rng.uniform(0, 2 * np.pi, (4, leads))
+    arg = 2 * np.pi * freqs[None, :] * t[:, None]
+    basis = np.concatenate([np.sin(arg), np.cos(arg)], axis=1)  # (n, 8)
+    x = recorded + basis @ np.concatenate([amps * np.cos(phase), amps * np.sin(phase)])
+    if spec.motion:
+        lead, width = int(rng.integers(leads)), rng.uniform(0.2, 1.0)
+        center = rng.uniform(1.0, DURATION_S + 1.0)
+        x[:, lead] += rng.uniform(-0.4, 0.4) * np.exp(-0.5 * ((t - center) / (width / 2.355)) ** 2)
+    spectrum = np.fft.rfft(x, axis=0)
+    f = np.fft.rfftfreq(n, 1 / fs)
+    # white amplifier noise and 20-80 Hz muscle noise, drawn as one shaped complex spectrum
+    band = np.clip((f - 10) / 10, 0, 1) * np.clip((100 - f) / 20, 0, 1)
+    emg = spec.emg_uv * 1e-3 * n / (2 * np.sqrt((band ** 2).sum())) * band  # time-domain sd emg_uv
+    level = np.sqrt(emg ** 2 + (spec.white_uv * 1e-3) ** 2 * n / 2)  # sd white_uv
+    spectrum += (rng.standard_normal(spectrum.shape) + 1j * rng.standard_normal(spectrum.shape)) * level[:, None]
+    ratio = f / spec.highpass_hz
+    h = ratio / np.sqrt(1 + ratio ** 2) / np.sqrt(1 + (f / 150.0) ** 4)
+    return np.fft.irfft(spectrum * h[:, None], n=n, axis=0)
 
 
 def _add_recording_problems(sig: np.ndarray, spec: _Spec, rng: np.random.Generator, fs: int = BASE_FS) -> None:
@@ -359,7 +479,9 @@ def _add_recording_problems(sig: np.ndarray, spec: _Spec, rng: np.random.Generat
 def render_record(spec: _Spec) -> np.ndarray:
     """(5000, 12) float64 signal at 500 Hz in mV for one record specification."""
     rng = np.random.default_rng(spec.seed)
-    sig = _render_clean(spec, rng)
+    recorded = _acquire(_render_clean(spec, rng), spec, rng)
+    pad = int(_PAD_S * BASE_FS)
+    sig = recorded[pad:pad + DURATION_S * BASE_FS] @ _DERIVE  # III, aVR, aVL, aVF derived as devices do
     _add_recording_problems(sig, spec, rng)
     return sig
 
@@ -549,6 +671,20 @@ def _draw_noise(rng: np.random.Generator) -> dict[str, tuple[str, list[int]]]:
     return out
 
 
+def _draw_ectopics(rng: np.random.Generator, rhythm: str) -> tuple[tuple[tuple[int, float], ...], object]:
+    """Premature beats of one record: ((kind, coupling), ...) and its ``extra_beats`` text (PTB-XL's
+    "SVES" for supraventricular, "nES" for n ventricular extrasystoles; NaN = none). Sinus records:
+    PAC (coupling 0.6-0.8 RR) in 8 %, PVC (0.45-0.7 RR) in 6 %; AFIB: PVCs in 6 %."""
+    out = []
+    if rhythm in ("SR", "SBRAD", "STACH") and rng.random() < 0.08:
+        out += [(_PAC, rng.uniform(0.6, 0.8)) for _ in range(1 + int(rng.random() < 0.25))]
+    if rhythm != "SARRH" and rng.random() < 0.06:
+        out += [(_PVC, rng.uniform(0.45, 0.7)) for _ in range(1 + int(rng.random() < 0.25))]
+    n_pvc = sum(k == _PVC for k, _ in out)
+    text = ", ".join((["SVES"] if any(k == _PAC for k, _ in out) else []) + ([f"{n_pvc}ES"] if n_pvc else []))
+    return tuple(out), text or np.nan
+
+
 def _draw_pathology(rng: np.random.Generator, age: float, sex: int) -> list[str]:
     """Diagnostic + form codes of one patient (empty list = healthy)."""
     age_factor = _clip(0.35 + age / 70, 0.5, 1.7)
@@ -675,11 +811,24 @@ def _draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[_Spec]]
         lo, hi = _HR_RANGE[rhythm]
         hr = _clip(rng.uniform(lo, hi) + (2.0 if pat["sex"] == 1 else 0.0) - 0.04 * (pat["age"] - 60), lo, hi)
         noise = _draw_noise(rng)
+        ectopics, extra = _draw_ectopics(rng, rhythm)
+        codes += [c for c in ("PAC", "PVC") if any(k == (_PAC if c == "PAC" else _PVC) for k, _ in ectopics)]
+        sinus = rhythm != "AFIB"
         spec = _Spec(
-            ecg_id=ecg_id, rhythm=rhythm, hr=hr, waves=waves, qtc=qtc,
-            resp_amp=rng.uniform(0.15, 0.25) if rhythm == "SARRH" else rng.uniform(0.005, 0.02),
-            resp_hz=rng.uniform(0.25, 0.4), rr_jitter=rng.uniform(0.004, 0.012),
-            af_cv=rng.uniform(0.15, 0.3), af_amp=rng.uniform(0.04, 0.1),
+            ecg_id=ecg_id, rhythm=rhythm, hr=hr, waves=waves, qtc=qtc, leads=pat["morph"]["leads"],
+            resp_amp=rng.uniform(0.08, 0.2) if rhythm == "SARRH" else 0.0,
+            resp_hz=rng.uniform(0.25, 0.4) if rhythm == "SARRH" else rng.uniform(0.2, 0.4),
+            hrv_cv=(_clip(rng.lognormal(np.log(0.012), 0.4), 0.004, 0.025) if rhythm == "STACH"
+                    else _clip(rng.lognormal(np.log(0.025), 0.4), 0.008, 0.045)) if sinus else 0.0,
+            lf_hf=_clip(rng.lognormal(np.log(1.5), 0.5), 0.3, 5.0),
+            resp_qrs=rng.uniform(0.02, 0.1), beat_jitter=rng.uniform(0.01, 0.05),
+            ectopics=ectopics, ectopic_waves=_ectopic_waves(rng, pat["morph"]["gain"]) if ectopics else [],
+            af_cv=rng.uniform(0.12, 0.35), af_amp=_clip(rng.lognormal(np.log(0.06), 0.5), 0.02, 0.2),
+            af_hz=rng.uniform(4.5, 8.5),
+            bw_amp=_clip(rng.lognormal(np.log(0.03), 0.6), 0.005, 0.2), white_uv=rng.uniform(1.5, 5.0),
+            emg_uv=_clip(rng.lognormal(np.log(4.0), 0.6), 1.0, 20.0),
+            mains_uv=rng.uniform(2.0, 20.0) if rng.random() < 0.3 else 0.0, mains_hz=50.0 if rng.random() < 0.7 else 60.0,
+            motion=bool(rng.random() < 0.08), highpass_hz=0.05 if rng.random() < 0.6 else 0.5,
             noise={col: leads for col, (_, leads) in noise.items()}, seed=(seed, ecg_id),
         )
         specs.append(spec)
@@ -702,7 +851,7 @@ def _draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[_Spec]]
             "second_opinion": bool(rng.random() < 0.02), "initial_autogenerated_report": autogen,
             "validated_by_human": bool(rng.random() < 0.73),
             **{col: noise[col][0] if col in noise else np.nan for col in _NOISE_COLUMNS},
-            "extra_beats": np.nan, "pacemaker": np.nan,
+            "extra_beats": extra, "pacemaker": np.nan,
             "filename_lr": record_name(ecg_id, 100), "filename_hr": record_name(ecg_id, 500),
         })
     meta = pd.DataFrame(rows).set_index("ecg_id")

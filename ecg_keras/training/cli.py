@@ -51,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", type=int, default=S,
                    help="per-epoch checkpoints to keep (newest; default 2, 0 = all)")
     p.add_argument("--synthetic-records", type=int, default=S, help="size of the generated demo set (default 2000)")
+    p.add_argument("--augment", default=S, metavar="NAMES",
+                   help="training augmentations, comma-separated: amplitude,baseline,noise,timewarp,leaddrop or all "
+                        "(default none, the paper's protocol; see ecg_keras.augment and docs/SYNTHETIC.md)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--experiment", default=None, metavar="NAME",
                    help="train several --archs on one task into <output or runs>/NAME and write a comparison table")

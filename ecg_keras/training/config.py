@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecg_keras.augment import parse as parse_augment
+
 RNN_ARCHS = ("lstm", "lstm_bidir", "gru")  # lr 1e-3 and gradient clipping 0.25
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm", "age", "sex", "quality")
@@ -51,6 +53,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     keep_checkpoints: int = 2
     synthetic_records: int = 2000  # size of the generated demo dataset (``dataset="synthetic"``)
+    augment: str = ""  # comma-separated ecg_keras.augment.NAMES (off: the paper's protocol)
     verbose: int = 1
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. experiment name)
 
@@ -62,6 +65,7 @@ class TrainConfig:
             raise ValueError(f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {self.distribute!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        self.augment = ",".join(parse_augment(self.augment))
         if self.split not in ("strat", "random"):
             raise ValueError(f"--split must be strat or random, got {self.split!r}")
         if self.jit and self.deterministic:

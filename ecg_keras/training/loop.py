@@ -327,7 +327,7 @@ def fit_epochs(model: keras.Model, run: rd.RunDir, history: list[dict], schedule
     momentum, validation metrics, the non-finite guard, history rows and (chief) checkpoints."""
     ds = train_dataset(splits.train.signals, splits.train.y, batch_size=config.batch_size,
                        sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
-                       epochs=until, initial_epoch=initial_epoch)
+                       epochs=until, initial_epoch=initial_epoch, augment=config.augment)
     if config.distribute != "none":
         ds = dist.shard_by_data(ds)
     verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
