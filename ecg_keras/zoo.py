@@ -2,9 +2,11 @@
 :func:`ecg_keras.export.release_run` and read as a run by :func:`ecg_keras.runs.resolve`).
 
 A models directory holds ``MANIFEST.json`` and, optionally, the weights files it lists. The
-package's own is ``ecg_keras/released/`` (package data; the wheel ships the manifest and model
-cards, never weights): the source of truth for ``list_pretrained()`` / ``pretrained()`` and,
-in a checkout, the release target for runs on real data (``ecg-keras export release``).
+package's own, the zoo, is the repository's top-level ``models/``, installed with the wheel as
+``ecg_keras/released/`` (package data: manifest, model cards and the small weights shipped
+beside them): the source of truth for ``list_pretrained()`` / ``pretrained()`` and, in a
+checkout, the release target of ``ecg-keras export release`` (a run trained on synthetic data
+goes there only with a real-data validation in its card; :mod:`ecg_keras.export.release`).
 ``--models-dir`` / ``models_directory=`` (the one spelling of every command and function) /
 ``$ECG_KERAS_MODELS_DIR`` point at any other one.
 
@@ -31,9 +33,17 @@ from ecg_keras.standardize import Standardizer
 if TYPE_CHECKING:
     import keras
 
-#: The package's models directory: MANIFEST.json is package data (installed with the wheel).
-RELEASED_DIR = Path(__file__).resolve().parent / "released"
 MANIFEST = "MANIFEST.json"
+_PACKAGE = Path(__file__).resolve().parent
+#: The package's models directory, the zoo: the repository's top-level ``models/`` in a checkout,
+#: installed by the wheel as the package data ``ecg_keras/released/`` (see setup.py).
+RELEASED_DIR = (_PACKAGE.parent / "models" if (_PACKAGE.parent / "setup.cfg").is_file()
+                and (_PACKAGE.parent / "models" / MANIFEST).is_file() else _PACKAGE / "released")
+
+
+def in_checkout() -> bool:
+    """Whether :data:`RELEASED_DIR` is a checkout's ``models/`` (a release target), not an installed package."""
+    return RELEASED_DIR.name == "models" and (RELEASED_DIR.parent / "setup.cfg").is_file()
 BASE_URL_ENV = "ECG_KERAS_WEIGHTS_URL"
 HOME_ENV = "ECG_KERAS_HOME"
 

@@ -7,8 +7,8 @@ Also ``python -m ecg_keras export`` and, in a checkout, ``python -m export``.
     ecg-keras export onnx RUN_DIR --out model.onnx [--whole-record] [--opset 17]
     ecg-keras export litert RUN_DIR --out model.tflite [--quantize float16|dynamic|int8 --calibration DIR]
         [--whole-record] [--overwrite]
-    ecg-keras export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL]
-        -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json
+    ecg-keras export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL] [--validate FOLDER ...]
+        -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json (default DIR: the zoo, models/)
     ecg-keras export from-torch CHECKPOINT --arch ARCH --task TASK --out RUN_DIR --standardizer standard_scaler.pkl
         -> a run directory from the reference's PyTorch checkpoint (ecg_keras.export.from_torch)
 
@@ -84,11 +84,16 @@ def cmd_release(args) -> int:
 
     try:
         entry = release_run(args.run_dir, args.name, models_directory=args.models_dir, url_base=args.url_base,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, validate=args.validate, n_bootstrap=args.bootstrap)
     except (OSError, ValueError) as err:  # incl. a full disk: the previous release is left intact
         print(f"error: {err}", file=sys.stderr)
         return 1
     target = models_dir(args.models_dir)
+    if entry.get("validation"):
+        from ecg_keras.evaluation.validation import Validation
+
+        for v in entry["validation"]:
+            print(Validation.from_dict(v).format())
     print(f"released {entry['name']}: {target / entry['file']} (sha256 {entry['sha256'][:12]}...), "
           f"card {target / entry['card']}, manifest {target / 'MANIFEST.json'}")
     return 0
@@ -125,8 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("run_dir", metavar="RUN_DIR")
     rel.add_argument("--name", required=True, help="release name (file stem and manifest key)")
     rel.add_argument("--models-dir", default=None,
-                     help="target directory (default: $ECG_KERAS_MODELS_DIR or the package's manifest directory "
-                          "ecg_keras/released/; runs on synthetic data are refused there)")
+                     help="target directory (default: $ECG_KERAS_MODELS_DIR or the package's zoo, the checkout's "
+                          "models/; runs on synthetic data go there only with --validate)")
+    rel.add_argument("--validate", metavar="FOLDER", action="append", default=[],
+                     help="score the run on this real labelled folder (LUDB, CinC '# Dx:' headers or labels.csv; "
+                          "repeatable) and put the per-class AUC table into the card and manifest")
+    rel.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                     help="--validate: bootstrap resamples of the 90%% intervals (default 1000)")
     rel.add_argument("--url-base", default=None, help="base URL the weights will be served from")
     rel.add_argument("--overwrite", action="store_true", help="replace an existing release of the same name")
     rel.set_defaults(func=cmd_release)

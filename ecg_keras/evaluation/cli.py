@@ -20,6 +20,12 @@ Two modes:
   for ``diagnostic`` runs. F_beta/G_beta use G_beta-optimal thresholds from train predictions,
   else val predictions (recorded as ``threshold_source`` in metrics.json).
 
+Real labelled folder: ``MODEL --dataset FOLDER [--labels CSV] [--models-dir DIR]`` scores one
+model (run directory, release directory or released name) on the folder's records (LUDB,
+CinC ``# Dx:`` headers or a ``labels.csv``; :mod:`ecg_keras.evaluation.validation`) and writes
+``validation_<folder>.json`` / ``.csv`` (per class: AUC, 90 % bootstrap interval, positives)
+into ``--out``.
+
 Subcommands ``hierarchy``, ``uncertainty`` and ``attribution`` (the paper's deeper insights) are
 dispatched to :mod:`ecg_keras.evaluation.insights_cli` when they are the first argument.
 """
@@ -270,6 +276,17 @@ def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
 
 # --------------------------------------------------------------------------- entry point
 
+def run_dataset(args) -> dict:
+    from .validation import validate
+
+    result = validate(args.runs[0], args.dataset, labels=args.labels, n_bootstrap=args.bootstrap, seed=args.seed,
+                      models_directory=args.models_dir)
+    paths = result.write(args.out)
+    print(result.format())
+    print(f"wrote {paths[0]} and {paths[1]}")
+    return result.to_dict()
+
+
 def _write_json(path, obj) -> None:
     path = Path(path)
     write_text(path, json.dumps(obj, indent=2, allow_nan=True))
@@ -279,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evaluate.py",
         description="Score ECG predictions with bootstrap confidence intervals (PTB-XL protocol).",
-        epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  --y-true Y.npy --y-pred P.npy [--json OUT]  |  "
+        epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  MODEL --dataset FOLDER [--labels CSV]  |  --y-true Y.npy --y-pred P.npy [--json OUT]  |  "
                "subcommands hierarchy / uncertainty / attribution (python evaluate.py SUBCOMMAND -h)")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by training")
     p.add_argument("--y-true", help="(n_samples, n_classes) .npy of binary labels")
@@ -301,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "subclasses and superclasses (probabilities propagated by clipped sum)")
     p.add_argument("--max-roc-classes", type=int, default=None, help="ROC plots: most frequent classes only")
     p.add_argument("--no-plots", action="store_true", help="run mode: skip PNG figures")
+    p.add_argument("--dataset", metavar="FOLDER",
+                   help="score one MODEL (run directory, release directory or released name) on a real labelled "
+                        "folder: LUDB (ludb.csv), CinC '# Dx:' headers or a labels.csv; per-class AUC with "
+                        "90%% bootstrap intervals into OUT/validation_<folder>.json/.csv")
+    p.add_argument("--labels", metavar="CSV", help="--dataset: label table (columns record,labels) for the folder")
+    p.add_argument("--models-dir", metavar="DIR",
+                   help="--dataset: models directory of released names (default: $ECG_KERAS_MODELS_DIR or the "
+                        "package's zoo)")
     return p
 
 
@@ -321,6 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.y_true is None or args.y_pred is None:
                 parser.error("--y-true and --y-pred go together")
             run_arrays(args)
+        elif args.dataset is not None:
+            if len(args.runs) != 1 or args.bootstrap_ids or args.save_ids or args.json:
+                parser.error("--dataset scores exactly one MODEL (run directory, release directory or released "
+                             "name); --bootstrap-ids/--save-ids/--json are raw-array options")
+            run_dataset(args)
+        elif args.labels is not None or args.models_dir is not None:
+            parser.error("--labels and --models-dir go with --dataset FOLDER")
         elif args.runs:
             if args.bootstrap_ids or args.save_ids or args.json:
                 parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "

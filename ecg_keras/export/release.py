@@ -1,12 +1,19 @@
 """Release a training run: ``release_run(run_dir, name, models_directory)`` writes the weights,
 a model card and a row of the models directory's ``MANIFEST.json`` (read by :mod:`ecg_keras.zoo`;
-``ecg-keras export release``)."""
+``ecg-keras export release``).
+
+``validate=[FOLDER, ...]`` scores the run on real labelled folders
+(:func:`ecg_keras.evaluation.validation.validate`) and puts the per-class table (AUC, 90 %
+bootstrap interval, positives) into the card and the manifest entry (``validation``). The
+rule of the package's zoo (:data:`ecg_keras.zoo.RELEASED_DIR`): a run trained on synthetic data
+is released there only with such a real-data validation."""
 from __future__ import annotations
 
 import json
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Sequence
 
 from ecg_keras.paths import check_name, sha256
 from ecg_keras.runs import resolve
@@ -15,13 +22,16 @@ from ecg_keras import zoo
 
 
 def release_run(run_dir: str | Path, name: str, models_directory: str | Path | None = None,
-                url_base: str | None = None, overwrite: bool = False) -> dict:
+                url_base: str | None = None, overwrite: bool = False, validate: Sequence[str | Path] = (),
+                n_bootstrap: int = 1000, seed: int = 0) -> dict:
     """Turn a training run directory into a released model: weights, manifest row, model card.
 
-    Runs trained on synthetic data are refused for the package's :data:`ecg_keras.zoo.RELEASED_DIR`.
-    An existing release of the same name is replaced only with ``overwrite=True``; the three files
-    are written to temporary names first, so a failure (e.g. a full disk) leaves the previous
-    release intact.
+    ``validate``: real labelled folders the run is scored on (``n_bootstrap`` resamples drawn
+    with ``seed``); their tables go into the card and the entry's ``validation``. A run trained
+    on synthetic data is refused for the package's :data:`ecg_keras.zoo.RELEASED_DIR` without
+    one. An existing release of the same name is replaced only with ``overwrite=True``; the
+    three files are written to temporary names first, so a failure (e.g. a full disk) leaves
+    the previous release intact.
     """
     check_name(name)
     run = resolve(run_dir)
@@ -33,12 +43,13 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     dataset = str(config.get("dataset_name") or config.get("dataset"))
     synthetic = zoo.is_synthetic(config.get("synthetic"), dataset)
-    if target.resolve() == zoo.RELEASED_DIR.resolve() and not (zoo.RELEASED_DIR.parents[1] / "setup.cfg").is_file():
+    the_zoo = target.resolve() == zoo.RELEASED_DIR.resolve()
+    if the_zoo and not zoo.in_checkout():
         raise ValueError(f"{target} is the installed package's manifest, not a release target: "
                          "pass a models directory (--models-dir DIR)")
-    if synthetic and target.resolve() == zoo.RELEASED_DIR.resolve():
-        raise ValueError(f"{run_dir} was trained on synthetic data; only runs on real data are released "
-                         f"into {zoo.RELEASED_DIR}")
+    if synthetic and the_zoo and not validate:
+        raise ValueError(f"{run_dir} was trained on synthetic data: it is released into {zoo.RELEASED_DIR} only "
+                         "with a validation on real labelled records in its card (--validate FOLDER)")
     entries = [e for e in zoo.read_manifest(target) if e["name"] != name]
     weights_file, card = f"{name}.keras", f"{name}.md"
     if not overwrite and (len(entries) < len(zoo.read_manifest(target)) or (target / weights_file).exists()):
@@ -59,6 +70,13 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     }
     if url_base:
         entry["url_base"] = url_base
+    if validate:
+        from ecg_keras.evaluation.validation import validate as score
+
+        entry["validation"] = [score(run_dir, folder, n_bootstrap=n_bootstrap, seed=seed).to_dict()
+                               for folder in validate]
+        for v in entry["validation"]:
+            v["model"] = name
     with ExitStack() as stack:  # renamed in reverse order of entry: weights, card, manifest last
         manifest_tmp, card_tmp, weights_tmp = (stack.enter_context(atomic_path(target / f))
                                                for f in (zoo.MANIFEST, card, weights_file))
@@ -69,10 +87,37 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     return entry
 
 
+#: What the card of every synthetic-trained release says first.
+SYNTHETIC_NOTICE = "Trained on synthetic ECGs only; not for clinical use."
+
+
+def _metric(v) -> str:
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else f"{v:.4f}"
+
+
+def validation_section(validations: list[dict]) -> str:
+    """The card's "Validation on real ECGs" section: one per-class table per labelled folder."""
+    from ecg_keras.evaluation.validation import Validation
+
+    if not validations:
+        return ""
+    parts = ["## Validation on real ECGs (zero-shot)\n",
+             "Per class: ROC AUC on the folder's records, its 90% bootstrap interval (5%/95% quantiles) and "
+             "the number of positive records; n/a = no positive record. Labels mapped onto the classes by "
+             "`ecg_keras.datasets.labelmap`; reproduce with `ecg-keras evaluate NAME --dataset FOLDER`.\n"]
+    for d in validations:
+        v = Validation.from_dict(d)
+        parts.append(f"### {v.dataset}: {v.n_records} records (labels: {v.labels}; {v.n_bootstrap} resamples, "
+                     f"seed {v.seed})\n\n{v.markdown()}\n")
+    return "\n".join(parts) + "\n"
+
+
 def model_card(entry: dict, config: dict) -> str:
-    metrics = "\n".join(f"| {split} | {k} | {v:.4f} |" for split, m in entry["metrics"].items() for k, v in m.items())
-    warning = ("\n**Trained on SYNTHETIC data** (ecg_keras' generated PTB-XL-format set): for pipeline "
-               "demonstrations only, not for any clinical or research conclusion.\n" if entry["synthetic"] else "")
+    metrics = "\n".join(f"| {split} | {k} | {_metric(v)} |" for split, m in entry["metrics"].items()
+                        for k, v in m.items())
+    warning = (f"\n**{SYNTHETIC_NOTICE}** The training data is ecg_keras' generated PTB-XL-format set; "
+               "what the model does on real records is the validation below (if any).\n"
+               if entry["synthetic"] else "")
     return f"""# {entry['name']}
 {warning}
 - Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
@@ -86,9 +131,10 @@ def model_card(entry: dict, config: dict) -> str:
 |---|---|---|
 {metrics}
 
-## Intended use
+{validation_section(entry.get("validation", []))}## Intended use
 Research on ECG classification with the PTB-XL benchmark protocol: sigmoid(logits) of 2.5-s
-windows, aggregated per record (max for statements, mean for age/sex). Not a medical device.
+windows, aggregated per record (max for statements, mean for age/sex). Not a medical device;
+not for clinical use.
 
 ## Classes
 {', '.join(entry['classes'])}
