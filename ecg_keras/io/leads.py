@@ -37,12 +37,13 @@ LIMB = ("I", "II", "III", "aVR", "aVL", "aVF")
 
 def normal(name) -> str:
     """A device's lead name in the normal form of :data:`LEAD_SPELLINGS` (unknown names upper-cased)."""
-    n = re.sub(r"\(.*?\)", "", str(name)).upper()
+    n = re.sub(r"\(.*?\)", "", str(name)).upper().strip()
+    inverted = n.startswith("-")  # "-aVR" (Cabrera display) is aVR with the sign flipped: not aVR
     n = re.sub(r"[\s_\-]", "", n)
     for prefix in ("MDCECGLEAD", "LEAD"):
         if n.startswith(prefix) and len(n) > len(prefix):
             n = n[len(prefix):]
-    return n
+    return "-" + n if inverted else n
 
 
 def canonical(name) -> str | None:
