@@ -45,7 +45,7 @@ from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, find_records, read_any, r
 from ecg_keras.paths import sha256
 from ecg_keras.zoo import MANIFEST, is_synthetic
 
-RESERVED = ("record", "valid", "problem", "fs", "duration_s")
+RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")
 #: Records are predicted in groups of at most ``batch`` records and this many samples (at the
 #: model's rate; 2e6 = 5.6 h at 100 Hz), so memory stays bounded for folders and long records.
 MAX_BATCH_SAMPLES = 2_000_000
@@ -273,9 +273,10 @@ class Item:
     probabilities: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     plot: Path | None = None
+    leads: str = ""  # leads derived or zero-filled (io.leads.describe)
 
 
-def _prepare(path: Path, model: Predictor, fs, leads, units) -> Item:
+def _prepare(path: Path, model: Predictor, fs, leads, units, fill_missing: bool = False) -> Item:
     try:
         name = record_name(path)
     except DataError:
@@ -284,7 +285,8 @@ def _prepare(path: Path, model: Predictor, fs, leads, units) -> Item:
     try:
         rec = read_any(path, fs=fs, leads=leads, units=units)
         item.fs, item.duration, item.notes = rec.fs, rec.duration, rec.notes
-        item.x, item.native = to_model_input(rec, model.sampling_rate)
+        item.x, item.native = to_model_input(rec, model.sampling_rate, fill_missing=fill_missing)
+        item.leads = rec.lead_note
     except DataError as e:
         item.problem = str(e)
     except (MemoryError, RecursionError) as e:  # one hostile file must not abort the batch
@@ -306,10 +308,12 @@ def _expand(records) -> list[Item | Path]:
 
 
 def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", batch: int = 32,
-                    progress: bool | None = None, models_directory=None, on_item=None) -> tuple[Predictor, list[Item]]:
+                    progress: bool | None = None, models_directory=None, on_item=None,
+                    fill_missing_leads: bool = False) -> tuple[Predictor, list[Item]]:
     """Load ``model`` and predict ``records`` (paths or folders); returns the model and one
     :class:`Item` per record. ``on_item(item, model)`` is called for every record after its
-    prediction (plots)."""
+    prediction (plots). ``fill_missing_leads``: leads neither recorded nor derivable are zeros
+    (flagged in the ``leads`` column) instead of making the record invalid."""
     from tqdm.auto import tqdm
 
     model = load_model(model, models_directory)
@@ -340,7 +344,7 @@ def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", b
 
     with tqdm(total=len(todo), desc="predicting", unit="rec", disable=not show, file=sys.stderr) as bar:
         for t in todo:
-            pending.append(t if isinstance(t, Item) else _prepare(t, model, fs, leads, units))
+            pending.append(t if isinstance(t, Item) else _prepare(t, model, fs, leads, units, fill_missing_leads))
             bar.update(1)
             samples = sum(len(it.x) for it in pending if it.x is not None)
             if len(pending) >= batch or samples >= MAX_BATCH_SAMPLES:
@@ -366,7 +370,7 @@ def to_frame(model: Predictor, items: list[Item]) -> pd.DataFrame:
     rows = []
     for it in items:
         row = {"record": it.name, "valid": it.problem is None, "problem": it.problem or "",
-               "fs": it.fs, "duration_s": None if it.duration is None else round(it.duration, 3)}
+               "fs": it.fs, "duration_s": None if it.duration is None else round(it.duration, 3), "leads": it.leads}
         for j, c in enumerate(model.classes):
             row[c] = float(it.probabilities[j]) if it.probabilities is not None else np.nan
         rows.append(row)
@@ -377,7 +381,8 @@ def to_frame(model: Predictor, items: list[Item]) -> pd.DataFrame:
 
 def predict(model, records, *, fs: float | None = None, leads: Sequence[str] | str | None = None,
             units: str = "mV", plot_dir=None, explain: bool = False, top: int = 3,
-            progress: bool | None = None, models_directory=None, overwrite: bool = False) -> pd.DataFrame:
+            progress: bool | None = None, models_directory=None, overwrite: bool = False,
+            fill_missing_leads: bool = False) -> pd.DataFrame:
     """Probabilities of every class for each record (see the module docstring).
 
     ``model``: released name, run directory, SavedModel directory, ONNX file or a loaded
@@ -386,13 +391,16 @@ def predict(model, records, *, fs: float | None = None, leads: Sequence[str] | s
     ``valid=False``, the reason in ``problem`` and NaN probabilities. ``plot_dir``: one PNG per
     valid record (``explain``: with the top class's attribution), named after the record
     (:func:`plot_names`); an existing file there is a FileExistsError unless ``overwrite``.
+    The ``leads`` column names leads derived from others (8-lead exports) or, with
+    ``fill_missing_leads``, zero-filled.
     """
     todo = _expand(records)
     hook = None
     if plot_dir is not None:
         hook = _plot_hook(Path(plot_dir), top, explain, names=check_plot_targets(plot_dir, todo, overwrite))
     model, items = run_predictions(model, todo, fs=fs, leads=leads, units=units, progress=progress,
-                                   models_directory=models_directory, on_item=hook)
+                                   models_directory=models_directory, on_item=hook,
+                                   fill_missing_leads=fill_missing_leads)
     return to_frame(model, items)
 
 
@@ -523,6 +531,7 @@ def write_output(frame: pd.DataFrame, path: Path) -> Path:
             records.append({"record": row["record"], "valid": bool(row["valid"]), "problem": row["problem"] or None,
                             "fs": None if pd.isna(row["fs"]) else float(row["fs"]),
                             "duration_s": None if pd.isna(row["duration_s"]) else float(row["duration_s"]),
+                            "leads": row["leads"] or None,
                             "probabilities": None if not row["valid"] else {c: float(row[c]) for c in classes}})
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps({"model": frame.attrs["model"], "records": records}, indent=2))
@@ -558,6 +567,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--units", default="mV", choices=("mV", "uV", "V"), help="units of .npy/.csv values (default mV)")
     p.add_argument("--models-dir", metavar="DIR",
                    help="where released models live (default: $ECG_KERAS_MODELS_DIR or the package's manifest)")
+    p.add_argument("--fill-missing-leads", action="store_true",
+                   help="set leads neither recorded nor derivable to zero (flagged in the 'leads' column) instead "
+                        "of refusing the record")
+    p.add_argument("--timeline", metavar="DIR",
+                   help="long recordings: probabilities of every SECONDS-long segment over time, as "
+                        "DIR/<record>_timeline.csv and .png (with each class's burden)")
+    p.add_argument("--segment", type=float, default=10.0, metavar="SECONDS",
+                   help="segment length of --timeline (default 10 s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -590,14 +607,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(model.describe())
+    if ns.timeline:
+        return _main_timeline(model, ns)
     try:
         model, items = run_predictions(model, todo, fs=ns.fs, leads=ns.leads, units=ns.units,
-                                       progress=False if ns.no_progress else None, on_item=hook)
+                                       progress=False if ns.no_progress else None, on_item=hook,
+                                       fill_missing_leads=ns.fill_missing_leads)
     except OSError as e:  # a plot that cannot be written (disk full, a link planted meanwhile)
         print(f"error: {e}", file=sys.stderr)
         return 2
     frame = to_frame(model, items)
-    notes = sorted({n for it in items for n in it.notes})
+    notes = sorted({n for it in items for n in it.notes} | {f"{it.name}: leads {it.leads}" for it in items if it.leads})
     for n in notes:
         print(f"note: {n}")
     print(format_table(frame, model.classes, ns.top))
@@ -615,6 +635,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{invalid} of {len(frame)} record(s) invalid: not predicted (see above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _main_timeline(model: Predictor, ns) -> int:
+    from ecg_keras import timeline
+
+    if ns.segment <= 0:
+        print("error: --segment must be > 0 seconds", file=sys.stderr)
+        return 2
+    try:
+        paths = find_records(ns.records)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    failed = 0
+    for path in paths:
+        name = record_name(path)
+        try:
+            frame = timeline.timeline(model, path, segment=ns.segment, fill_missing=ns.fill_missing_leads,
+                                      progress=not ns.no_progress)
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = _safe(name)
+        out = Path(ns.timeline)
+        title = f"{name}: {model.name}" + (" (SYNTHETIC-trained model: not for real ECGs)" if model.synthetic else "")
+        csv_path, png_path = timeline.write(frame, model.classes, out / f"{stem}_timeline.csv",
+                                            out / f"{stem}_timeline.png", title, top=ns.top)
+        share = timeline.burden(frame, model.classes)
+        invalid = int((~frame["valid"]).sum())
+        for n in frame.attrs["notes"] + ([f"leads {frame.attrs['leads']}"] if frame.attrs["leads"] else []):
+            print(f"note: {name}: {n}")
+        print(f"{name}: {len(frame)} segments of {ns.segment:g} s ({invalid} invalid); burden (p >= "
+              f"{timeline.THRESHOLD:g}): " + ", ".join(f"{c} {100 * share[c]:.1f}%"
+                                                     for c in sorted(share, key=lambda c: -np.nan_to_num(share[c]))[:ns.top]))
+        print(f"wrote {csv_path} and {png_path}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from ecg_keras.datasets.download import download
 from ecg_keras.datasets.icbeb import load_icbeb2018
 from ecg_keras.datasets.ptbxl import load_ptbxl
 from ecg_keras.datasets.tasks import TASKS, available_tasks, make_task, split, stratified_folds
+from ecg_keras.datasets import wfdb_folder
 from ecg_keras.datasets.wfdb_folder import load_ludb, load_wfdb_folder
 
 __all__ = [
@@ -42,9 +43,10 @@ def detect(root) -> str:
         return "ludb"
     if (root / "REFERENCE.csv").is_file() or next(root.rglob("REFERENCE.csv"), None) is not None:
         return "icbeb2018"
-    if next(root.rglob("*.hea"), None) is not None:
+    if next(root.rglob("*.hea"), None) is not None or wfdb_folder.find_exports(root):
         return "wfdb"
-    raise DataError(f"{root}: no known dataset layout (ptbxl_database.csv, ludb.csv, REFERENCE.csv or *.hea)")
+    raise DataError(f"{root}: no known dataset layout (ptbxl_database.csv, ludb.csv, REFERENCE.csv, *.hea or ECG "
+                    "exports: DICOM, XML, SCP, EDF, ISHNE)")
 
 
 def load(name_or_path, sampling_rate: int | None = None, cache_dir=None) -> RecordSet:

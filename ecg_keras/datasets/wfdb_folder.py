@@ -2,9 +2,14 @@
 
 Generic folders (``load_wfdb_folder``): every ``*.hea`` below ``root`` is a record whose id is
 its path relative to ``root`` without the suffix (``"data/1"``; the bare stem is accepted in
-label tables when unique). Labels, as a ``labels`` column holding a list of strings, come from
+label tables when unique). So is every file in a hospital export format
+(:mod:`ecg_keras.io.formats`: DICOM, HL7 aECG / GE MUSE / Philips XML, SCP-ECG, EDF, ISHNE;
+found by suffix or, without one, by content), read whole, its leads matched by name and the
+limb leads derived when missing (:func:`ecg_keras.io.leads.complete`); such records are not
+cached. Labels, as a ``labels`` column holding a list of strings, come from
 
-* ``labels=None``: the ``# Dx:`` header comment lines of PhysioNet/CinC Challenge headers
+* ``labels=None``: the folder's :data:`LABELS_FILE` (``labels.csv``) when it has one (a label
+  table as below), else the ``# Dx:`` header comment lines of PhysioNet/CinC Challenge headers
   (comma-separated SNOMED-CT codes, kept as strings), ``# Age:`` and ``# Sex:`` lines too;
 * ``labels=DataFrame`` or a CSV path: one row per record, indexed by record id (or with a
   ``record`` column) and either a ``labels`` column (list, or a string separated by ``,`` ``;``
@@ -27,11 +32,39 @@ from ecg_keras.datasets.base import DataError, RecordSet, read_table
 from ecg_keras.datasets.wfdb_io import load_record_signals, read_header_text, require_dir, sex_code, to_float
 
 LUDB_RATE = 500
+LABELS_FILE = "labels.csv"  # the label table of a generic folder, used when no labels= is given
 
 
 # --------------------------------------------------------------------------- generic folder
 def _find_records(root: Path) -> list[Path]:
     return sorted(p.with_suffix("") for p in root.rglob("*.hea"))
+
+
+def find_exports(root: Path) -> list[Path]:
+    """Files of the hospital export formats below ``root`` (by suffix, or by content without one)."""
+    from ecg_keras.io.formats import SUFFIXES, sniff
+
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".") and
+                  (p.suffix.lower() in SUFFIXES or (not p.suffix and sniff(p) is not None)))
+
+
+def _read_export(path: Path, target_fs: int | None) -> tuple[np.ndarray, dict]:
+    """(signal (samples, 12) float32 at ``target_fs`` (None: native), header-like dict fs/age/sex)."""
+    from ecg_keras.datasets.base import LEAD_NAMES
+    from ecg_keras.datasets.wfdb_io import resample
+    from ecg_keras.io.formats import read_format
+    from ecg_keras.io.leads import complete
+
+    rec = read_format(path)
+    signal, _, _ = complete(rec.signal, rec.leads, path, LEAD_NAMES)
+    if target_fs is not None:
+        signal = resample(signal, rec.fs, target_fs, path)
+    info = {"fs": rec.fs, "dx": []}
+    if rec.age is not None:
+        info["age"] = rec.age
+    if rec.sex is not None:
+        info["sex"] = rec.sex
+    return np.asarray(signal, np.float32), info
 
 
 def _record_id(root: Path, record: Path) -> str:
@@ -82,12 +115,23 @@ def load_wfdb_folder(root, labels=None, sampling_rate: int | None = None, cache_
 
     root = require_dir(root, "WFDB records")
     found = _find_records(root)
-    if not found:
-        raise DataError(f"{root}: no WFDB header (*.hea) files found")
+    exports = find_exports(root)
+    if not found and not exports:
+        raise DataError(f"{root}: no WFDB header (*.hea) files and no ECG exports (DICOM, XML, SCP, EDF, ISHNE) found")
     ids = [_record_id(root, r) for r in found]
     headers = {i: read_header_text(r) for i, r in zip(ids, found)}
     by_id = dict(zip(ids, found))
+    export_signals = {}
+    for path in exports:
+        rid = _record_id(root, path.with_suffix(""))
+        if rid in by_id:
+            rid = _record_id(root, path)
+        export_signals[rid], headers[rid] = _read_export(path, sampling_rate)
+        by_id[rid] = path
+        ids.append(rid)
 
+    if labels is None and (root / LABELS_FILE).is_file():
+        labels = root / LABELS_FILE
     if labels is None:
         table = pd.DataFrame(index=pd.Index(ids, name="record"))
         table["labels"] = [list(headers[i].get("dx", [])) for i in ids]
@@ -125,9 +169,15 @@ def load_wfdb_folder(root, labels=None, sampling_rate: int | None = None, cache_
         rate = int(round(native))
     else:
         target, expected, rate = int(sampling_rate), None, int(sampling_rate)
-    signals = load_record_signals(name or f"wfdb-{root.name}", root, [by_id[i] for i in ids],
+    wfdb_ids = [i for i in ids if i not in export_signals]
+    signals = load_record_signals(name or f"wfdb-{root.name}", root, [by_id[i] for i in wfdb_ids],
                                   expected_fs=expected, target_fs=target, cache_dir=cache_dir,
-                                  fixed_length=None, n_jobs=n_jobs)
+                                  fixed_length=None, n_jobs=n_jobs) if wfdb_ids else []
+    if export_signals:
+        wfdb_signals = dict(zip(wfdb_ids, signals))
+        signals = [export_signals[i] if i in export_signals else wfdb_signals[i] for i in ids]
+        if len({len(x) for x in signals}) == 1:
+            signals = np.stack(signals)
     table["strat_fold"] = stratified_folds(table["labels"].tolist(), n_folds=10, seed=0)
     return RecordSet(name or f"wfdb-{root.name}", rate, signals, table, None, False)
 

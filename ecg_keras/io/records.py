@@ -25,38 +25,25 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ecg_keras.datasets.base import LEAD_NAMES, DataError
+from ecg_keras.io.base import UNITS, Record  # noqa: F401  (re-exported)
+from ecg_keras.io.base import check_fs as _check_fs
+from ecg_keras.io.base import scale as _scale
+from ecg_keras.io.formats import SUFFIXES as FORMAT_SUFFIXES
+from ecg_keras.io.formats import FORMATS, read_format, sniff
+from ecg_keras.io.leads import canonical, complete, describe, normal
 
 FLAT_MV = 0.01  # a lead whose peak-to-peak amplitude over the record is below 10 uV is flat
 MAX_MV = 100.0  # |x| above this is not an ECG in mV (wrong units or corrupt data)
-UNITS = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 CPSC_RATE = 500
 TIME_COLUMNS = ("time", "t", "time_s", "seconds", "sec", "s")
 INDEX_COLUMNS = ("sample", "index", "unnamed: 0", "")
-_ALIASES = {"D1": "I", "DI": "I", "D2": "II", "DII": "II", "D3": "III", "DIII": "III"}
 SUFFIXES = (".hea", ".mat", ".npy", ".csv")
-
-
-@dataclass
-class Record:
-    """A record as read: ``signal`` (samples, leads) float64 in mV, in the file's lead order."""
-
-    name: str
-    path: Path
-    signal: np.ndarray
-    fs: float
-    leads: list[str]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def duration(self) -> float:
-        return len(self.signal) / self.fs
 
 
 # --------------------------------------------------------------------------- finding records
@@ -71,11 +58,15 @@ def _kind(path: Path) -> tuple[str, Path]:
         return "wfdb", path.with_suffix("")
     if not path.exists():
         raise DataError(f"{path}: no such record (no file, and no WFDB header {path}.hea)")
+    fmt = sniff(path) if path.is_file() else None
+    if fmt is not None:
+        return fmt, path
     if suffix == ".mat":
         return "cpsc", path
     if suffix in (".npy", ".csv"):
         return suffix[1:], path
-    raise DataError(f"{path}: unknown record format (expected a WFDB record, .mat, .npy or .csv)")
+    raise DataError(f"{path}: unknown record format (expected a WFDB record, .mat, .npy, .csv or "
+                    f"{', '.join(d for d, _ in FORMATS.values())})")
 
 
 def find_records(paths: Sequence[str | Path]) -> list[Path]:
@@ -90,13 +81,14 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
             found = []
             for f in sorted(p.rglob("*"), key=_natural):
                 s = f.suffix.lower()
-                if not f.is_file() or s not in SUFFIXES:
+                if not f.is_file() or not (s in SUFFIXES or s in FORMAT_SUFFIXES or (not s and sniff(f))):
                     continue
                 if s == ".mat" and f.with_suffix(".hea").is_file():
                     continue
                 found.append(f)
             if not found:
-                raise DataError(f"{p}: no records (*.hea, *.mat, *.npy, *.csv) in this folder")
+                raise DataError(f"{p}: no records (*.hea, *.mat, *.npy, *.csv, {', '.join('*' + x for x in FORMAT_SUFFIXES)}) "
+                                "in this folder")
             out += found
         else:
             _kind(p)
@@ -131,36 +123,21 @@ def read_any(path: str | Path, fs: float | None = None, leads: Sequence[str] | N
             rec = _read_cpsc(p)
         elif kind == "npy":
             rec = _read_npy(p, fs, leads, units)
-        else:
+        elif kind == "csv":
             rec = _read_csv(p, fs, leads, units)
+        else:
+            rec = read_format(p, kind)
     except DataError:
         raise
     except (MemoryError, RecursionError):
         raise
     except Exception as e:  # noqa: BLE001 - any other failure of a third-party parser
         raise DataError(f"{p}: cannot read ({type(e).__name__}: {e})") from None
-    if fs is not None and kind in ("wfdb", "cpsc") and not math.isclose(float(fs), rec.fs):
+    if fs is not None and kind not in ("npy", "csv") and not math.isclose(float(fs), rec.fs):
         raise DataError(f"{p}: the file says {rec.fs:g} Hz but --fs {float(fs):g} was given")
-    if leads is not None and kind in ("wfdb", "cpsc"):
+    if leads is not None and kind not in ("npy", "csv"):
         rec.notes.append("--leads ignored: the file names its leads")
     return rec
-
-
-def _check_fs(fs, where) -> float:
-    try:
-        fs = float(fs)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: no valid sampling frequency ({fs!r})") from None
-    if not math.isfinite(fs) or fs <= 0 or fs > 100_000:
-        raise DataError(f"{where}: invalid sampling frequency {fs:g} Hz")
-    return fs
-
-
-def _scale(unit, where, lead) -> float:
-    u = str(unit).strip().lower()
-    if u not in UNITS:
-        raise DataError(f"{where}: lead {lead} has unit {unit!r}; expected mV, uV or V")
-    return UNITS[u]
 
 
 def _as_2d(sig, where) -> np.ndarray:
@@ -339,10 +316,7 @@ def csv_error():
 
 # --------------------------------------------------------------------------- leads and checks
 def _normal(name: str) -> str:
-    n = str(name).upper().replace(" ", "").replace("_", "").replace("-", "")
-    if n.startswith("LEAD"):
-        n = n[4:]
-    return _ALIASES.get(n, n)
+    return canonical(name) or normal(name)
 
 
 def match_leads(names: Sequence[str], where, wanted: Sequence[str] = LEAD_NAMES) -> list[int]:
@@ -427,16 +401,19 @@ def check_signal(signal: np.ndarray, fs: float | None, where, leads: Sequence[st
     return message
 
 
-def to_model_input(record: Record, sampling_rate: int, wanted: Sequence[str] = LEAD_NAMES
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def to_model_input(record: Record, sampling_rate: int, wanted: Sequence[str] = LEAD_NAMES, *,
+                   fill_missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(model input (samples at ``sampling_rate``, leads) float32, the checked signal at the
-    file's rate in model lead order (for plots)). Leads reordered by name, then checked, then
+    file's rate in model lead order (for plots)). Leads matched by name, missing limb leads
+    derived, other missing leads refused or (``fill_missing``) zero-filled
+    (:func:`ecg_keras.io.leads.complete`; ``record.lead_note`` says which), then checked, then
     resampled (polyphase, ``ecg_keras.datasets.wfdb_io.resample``)."""
     from ecg_keras.datasets.wfdb_io import resample
 
-    idx = match_leads(record.leads, record.name, wanted)
-    native = np.ascontiguousarray(record.signal[:, idx], dtype=np.float64)
-    check_signal(native, record.fs, record.name, wanted)
+    native, derived, filled = complete(record.signal, record.leads, record.name, wanted, fill_missing=fill_missing)
+    record.lead_note = describe(derived, filled)
+    keep = [j for j, lead in enumerate(wanted) if lead not in filled]
+    check_signal(native[:, keep], record.fs, record.name, [wanted[j] for j in keep])
     x = resample(native, record.fs, sampling_rate, record.name)
     if len(x) == 0:
         raise DataError(f"{record.name}: too short to resample to {sampling_rate} Hz")
