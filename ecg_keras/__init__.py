@@ -4,7 +4,7 @@ from __future__ import annotations
 import os as _os
 from importlib.util import find_spec as _find_spec
 
-__version__ = "0.1.0"
+from ecg_keras.version import __version__
 
 # TensorFlow's oneDNN CPU kernels (convolutions, matmul, batch norm) train the benchmark models
 # up to 2.3x faster (inception1d; 1.0-1.5x the others) than TF's default Eigen kernels on the
@@ -21,15 +21,30 @@ if _find_spec("tensorflow") is None:
                       "or install a TensorFlow build of your choice first")
 
 # Imported without TensorFlow or Keras: ``import ecg_keras`` stays fast and TF starts with oneDNN on.
-from ecg_keras.zoo import list_pretrained, pretrained  # noqa: E402
+from ecg_keras.api import Model, load, pretrained  # noqa: E402
+from ecg_keras.presets import save_preset, upload_preset  # noqa: E402
+from ecg_keras.zoo import list_pretrained  # noqa: E402
 
 
-def list_models(pattern: str | None = None) -> list[str]:
+def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
     """Sorted names of the registered architectures, optionally filtered by a glob ``pattern``
-    (:func:`ecg_keras.models.list_models`)."""
-    from ecg_keras.models import list_models as _list_models
+    (:func:`ecg_keras.models.list_models`); ``pretrained=True``, as in timm: only those with released
+    weights in the manifest (:func:`list_pretrained` names the released models themselves)."""
+    from ecg_keras.archs import ARCH_NAMES
 
-    return _list_models(pattern)
+    names = sorted(ARCH_NAMES)
+    if pretrained:
+        from ecg_keras.zoo import read_manifest
+
+        released = {e.get("arch") for e in read_manifest()}
+        names = [n for n in names if n in released]
+    return [n for n in names if pattern is None or _fnmatch(n, pattern)]
+
+
+def _fnmatch(name: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatch(name, pattern)
 
 
 # --------------------------------------------------------------------------- Keras custom objects
@@ -88,4 +103,5 @@ def _register_after_keras_import() -> None:
 _register_after_keras_import()
 
 
-__all__ = ["__version__", "list_models", "list_pretrained", "pretrained"]
+__all__ = ["Model", "__version__", "list_models", "list_pretrained", "load", "pretrained", "save_preset",
+           "upload_preset"]

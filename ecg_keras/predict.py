@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_keras.datasets.base import DataError
-from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, find_records, read_any, record_name, to_model_input
+from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
 from ecg_keras.zoo import MANIFEST, is_synthetic
 
@@ -119,8 +119,9 @@ def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_
 
 
 def _load_run(source, models_directory=None) -> Predictor:
-    """A run directory, a release directory or a released model's name (:func:`ecg_keras.runs.resolve`)."""
-    from ecg_keras.runs import resolve
+    """A run directory, a release or preset directory, a hub handle or a released model's name
+    (:func:`ecg_keras.presets.resolve`)."""
+    from ecg_keras.presets import resolve
 
     is_dir = Path(str(source)).expanduser().is_dir()
     try:
@@ -136,9 +137,13 @@ def _load_run(source, models_directory=None) -> Predictor:
     synthetic = is_synthetic(cfg.get("synthetic"), data)
     if run.release:
         sha, sha_of = run.release.get("sha256"), run.release.get("file", "weights")
+    elif run.preset:
+        from ecg_keras.runs import PRESET_WEIGHTS
+
+        sha, sha_of = run.metadata["sha256"][PRESET_WEIGHTS], PRESET_WEIGHTS
     else:
         sha, sha_of = sha256(run.path / "model.keras"), "model.keras"
-    return _from_run(run, "release" if run.release else "run", run.name, sha, sha_of,
+    return _from_run(run, "release" if run.release else "preset" if run.preset else "run", run.name, sha, sha_of,
                      "synthetic" if synthetic else data, synthetic)
 
 
@@ -148,6 +153,10 @@ def _savedmodel_dir(path: Path) -> Path | None:
     versions = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()]
     if versions:
         return max(versions, key=lambda p: int(p.name))
+    # ``export savedmodel --out DIR`` writes DIR/<model-name>/<version>/: one model name is unambiguous
+    names = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(names) == 1 and not (names[0] / "saved_model.pb").is_file():
+        return _savedmodel_dir(names[0])
     return None
 
 
@@ -238,10 +247,48 @@ def _load_onnx(path: Path) -> Predictor:
                      task=extra.get("task"))
 
 
+def _load_litert(path: Path) -> Predictor:
+    from ecg_keras.export.litert import LiteRTModel
+    from ecg_keras.windows import aggregate, eval_windows
+
+    try:
+        lite = LiteRTModel(path)
+    except ImportError as e:
+        raise ModelError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - the flatbuffer reader and interpreter raise many types
+        raise ModelError(f"{path}: not a LiteRT model written by `ecg-keras export litert` "
+                         f"({type(e).__name__}: {e})") from None
+    spec = lite.metadata
+    classes, rate, agg, extra = _spec_fields(spec, path)
+
+    def fn(signals):
+        if spec.get("whole_record"):
+            return np.stack([lite(np.asarray(x, np.float32)[None])[0] for x in signals])
+        windows, index = eval_windows(signals, sampling_rate=rate, window=int(spec["window"]),
+                                      stride=int(spec.get("stride") or 0) or None)
+        probs = np.concatenate([lite(windows[i:i + 256]) for i in range(0, len(windows), 256)])
+        return aggregate(probs, index, how=agg, n_records=len(signals))
+
+    data = str(extra.get("dataset", "unknown"))
+    synthetic = is_synthetic(extra.get("synthetic"), data)
+    return Predictor(name=path.name, kind="litert", source=str(path), classes=classes, sampling_rate=rate,
+                     aggregation=agg, training_data="synthetic" if synthetic else data, synthetic=synthetic,
+                     sha256=sha256(path), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),
+                     task=extra.get("task"))
+
+
 def load_model(source, models_directory=None) -> Predictor:
-    """A :class:`Predictor` for a released name, run directory, SavedModel directory or ONNX file."""
+    """A :class:`Predictor` for a released name, run, release or preset directory, hub handle
+    (``hf://``, ``kaggle://``), SavedModel directory, ONNX or LiteRT (``.tflite``) file."""
     if isinstance(source, Predictor):
         return source
+    from ecg_keras.presets import PresetError, fetch, is_handle
+
+    if is_handle(source):
+        try:
+            return _load_run(fetch(source), models_directory)
+        except PresetError as e:
+            raise ModelError(str(e)) from None
     path = Path(str(source)).expanduser()
     if path.is_dir():
         if (path / "config.json").exists() or (path / MANIFEST).exists():
@@ -250,11 +297,13 @@ def load_model(source, models_directory=None) -> Predictor:
         if sm is not None:
             return _load_savedmodel(sm)
         raise ModelError(f"{path}: neither a run directory (model.keras + config.json), a release directory "
-                         f"({MANIFEST}) nor a SavedModel")
+                         f"({MANIFEST}), a preset directory (preprocessor.json + metadata.json) nor a SavedModel")
     if path.is_file():
         if path.suffix.lower() == ".onnx":
             return _load_onnx(path)
-        raise ModelError(f"{path}: a model file must be .onnx (or pass a run/SavedModel directory)")
+        if path.suffix.lower() == ".tflite":
+            return _load_litert(path)
+        raise ModelError(f"{path}: a model file must be .onnx or .tflite (or pass a run/preset/SavedModel directory)")
     return _load_run(str(source), models_directory)
 
 
@@ -276,28 +325,31 @@ class Item:
     leads: str = ""  # leads derived or zero-filled (io.leads.describe)
 
 
-def _prepare(path: Path, model: Predictor, fs, leads, units, fill_missing: bool = False) -> Item:
+def _prepare(path: Path | Record, model: Predictor, fs, leads, units, fill_missing: bool = False) -> Item:
+    if isinstance(path, Record):  # already read (ecg_keras.load(...).predict on arrays)
+        item, rec = Item(name=path.name, path=None), path
+    else:
+        try:
+            name = record_name(path)
+        except DataError:
+            name = str(path)
+        item, rec = Item(name=name, path=path), None
     try:
-        name = record_name(path)
-    except DataError:
-        name = str(path)
-    item = Item(name=name, path=path)
-    try:
-        rec = read_any(path, fs=fs, leads=leads, units=units)
+        rec = rec or read_any(path, fs=fs, leads=leads, units=units)
         item.fs, item.duration, item.notes = rec.fs, rec.duration, rec.notes
         item.x, item.native = to_model_input(rec, model.sampling_rate, fill_missing=fill_missing)
         item.leads = rec.lead_note
     except DataError as e:
         item.problem = str(e)
     except (MemoryError, RecursionError) as e:  # one hostile file must not abort the batch
-        item.problem = f"{path}: too large or too deeply nested to read ({type(e).__name__})"
+        item.problem = f"{item.name}: too large or too deeply nested to read ({type(e).__name__})"
     return item
 
 
-def _expand(records) -> list[Item | Path]:
-    out: list[Item | Path] = []
+def _expand(records) -> list[Item | Path | Record]:
+    out: list[Item | Path | Record] = []
     for r in ([records] if isinstance(records, (str, Path)) else records):
-        if isinstance(r, Item):
+        if isinstance(r, (Item, Record)):
             out.append(r)
             continue
         try:
@@ -310,7 +362,8 @@ def _expand(records) -> list[Item | Path]:
 def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", batch: int = 32,
                     progress: bool | None = None, models_directory=None, on_item=None,
                     fill_missing_leads: bool = False) -> tuple[Predictor, list[Item]]:
-    """Load ``model`` and predict ``records`` (paths or folders); returns the model and one
+    """Load ``model`` and predict ``records`` (paths, folders or :class:`~ecg_keras.io.records.Record`
+    objects already read); returns the model and one
     :class:`Item` per record. ``on_item(item, model)`` is called for every record after its
     prediction (plots). ``fill_missing_leads``: leads neither recorded nor derivable are zeros
     (flagged in the ``leads`` column) instead of making the record invalid."""

@@ -10,7 +10,11 @@
   (``naive``, ``wavelet_nn``) have no ``model.keras``;
 * a release directory: a models folder whose ``MANIFEST.json`` lists exactly one model;
 * the name of a released model in the manifest of ``models_directory`` (:mod:`ecg_keras.zoo`:
-  ``$ECG_KERAS_MODELS_DIR`` or the package's manifest by default).
+  ``$ECG_KERAS_MODELS_DIR`` or the package's manifest by default);
+* a preset directory in keras-hub's layout (:data:`PRESET_FILES`; written by
+  :func:`ecg_keras.presets.save_preset`): the model's Keras config, its weights, its
+  preprocessing (classes, standardiser, sampling rate, window, aggregation) and metadata with
+  the sha256 of every file, checked before the model is built.
 
 The :class:`Run` reads each part when it is first used: ``config``, ``classes``,
 ``standardizer``, ``model`` (Keras, ``compile=False``; the only part that imports TensorFlow) and
@@ -36,6 +40,13 @@ RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
 #: The prediction files a run may hold, ``predictions/<split>.npz``; evaluation needs ``test``.
 SPLITS = ("test", "val", "train")
 REGRESSION_TASKS = ("age",)  # linear output: no sigmoid
+#: A preset directory (keras-hub's layout): Keras config, weights, preprocessing, metadata (+ README.md card).
+PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR, PRESET_METADATA = (
+    "config.json", "model.weights.h5", "preprocessor.json", "metadata.json")
+PRESET_FILES = (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR, PRESET_METADATA)
+PRESET_CARD = "README.md"
+#: The preset files whose sha256 metadata.json records (and the reader checks).
+PRESET_CHECKED = (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR)
 
 
 class RunError(ValueError):
@@ -45,6 +56,12 @@ class RunError(ValueError):
 
 class RunFileMissing(RunError, FileNotFoundError):
     """A run directory, release or a file a run needs does not exist."""
+
+
+def is_preset(path: str | Path) -> bool:
+    """Whether ``path`` is a preset directory (it has ``preprocessor.json`` and ``metadata.json``)."""
+    path = Path(path)
+    return (path / PRESET_PREPROCESSOR).is_file() and (path / PRESET_METADATA).is_file()
 
 
 def missing_files(path: str | Path) -> list[str]:
@@ -136,25 +153,33 @@ class Run:
     """
 
     def __init__(self, path: str | Path, *, release: dict | None = None,
-                 models_directory: str | Path | None = None):
+                 models_directory: str | Path | None = None, preset: bool = False):
         self.path = Path(path)
         self.release = release
+        self.preset = preset
         self.models_directory = models_directory
         self.name = release["name"] if release else self.path.resolve().name
+        if preset:  # a hub snapshot's directory is a commit hash: the preset names itself
+            self.name = str(self.metadata.get("name") or self.name)
 
     def __repr__(self) -> str:
-        return f"Run({str(self.path)!r}{', release=' + repr(self.name) if self.release else ''})"
+        return (f"Run({str(self.path)!r}{', release=' + repr(self.name) if self.release else ''}"
+                f"{', preset=True' if self.preset else ''})")
 
     # ---------------------------------------------------------------- files
     def missing_files(self) -> list[str]:
-        """The :data:`RUN_FILES` this run lacks (none for a release: its entry holds them)."""
+        """The :data:`RUN_FILES` (:data:`PRESET_FILES` for a preset) this run lacks (none for a release:
+        its entry holds them)."""
+        if self.preset:
+            return [f for f in PRESET_FILES if not (self.path / f).is_file()]
         return [] if self.release else missing_files(self.path)
 
     def check_complete(self) -> "Run":
         """The run itself, or :class:`RunFileMissing` naming every :data:`RUN_FILES` it lacks."""
         missing = self.missing_files()
         if missing:
-            raise RunFileMissing(f"{self.path / missing[0]} is missing: {self.path} is not a finished training run "
+            what = "a complete preset" if self.preset else "a finished training run"
+            raise RunFileMissing(f"{self.path / missing[0]} is missing: {self.path} is not {what} "
                                  f"(missing {', '.join(missing)})")
         return self
 
@@ -174,7 +199,44 @@ class Run:
 
     # ---------------------------------------------------------------- parts
     @cached_property
+    def preprocessor(self) -> dict:
+        """A preset's ``preprocessor.json`` (classes, standardizer, sampling_rate, window, stride,
+        aggregation, activation, lead_order)."""
+        if not self.preset:
+            raise RunFileMissing(f"{self.path} is not a preset: it has no {PRESET_PREPROCESSOR}")
+        spec = self._json(PRESET_PREPROCESSOR)
+        missing = [k for k in ("classes", "standardizer", "sampling_rate", "aggregation") if k not in spec]
+        if missing:
+            raise RunError(f"{self.path / PRESET_PREPROCESSOR}: missing field(s) {', '.join(missing)}")
+        return spec
+
+    @cached_property
+    def metadata(self) -> dict:
+        """A preset's ``metadata.json`` (versions, run config, sha256 of every file)."""
+        return self._json(PRESET_METADATA) if self.preset else {}
+
+    def check_preset_files(self) -> "Run":
+        """The sha256 of every :data:`PRESET_CHECKED` file against ``metadata.json``; a mismatch or a
+        missing record is a :class:`~ecg_keras.zoo.ChecksumError` (nothing is loaded from it)."""
+        from ecg_keras.paths import sha256
+
+        recorded = self.metadata.get("sha256") or {}
+        for name in PRESET_CHECKED:
+            if name not in recorded:
+                raise zoo.ChecksumError(f"{self.path / PRESET_METADATA}: no sha256 recorded for {name}; the preset "
+                                        "cannot be checked and is refused")
+            actual = sha256(self.file(name))
+            if actual != recorded[name]:
+                raise zoo.ChecksumError(f"{self.path / name}: sha256 {actual} does not match the {recorded[name]} "
+                                        f"recorded in {PRESET_METADATA} (file modified or corrupted); refused")
+        return self
+
+    @cached_property
     def config(self) -> dict:
+        if self.preset:
+            spec = self.preprocessor
+            return dict(self.metadata.get("config") or {}) | {
+                k: spec[k] for k in ("sampling_rate", "aggregation", "activation", "kind") if k in spec}
         if self.release:
             e = self.release
             return {"arch": e["arch"], "task": e["task"], "dataset": e["training_data"],
@@ -184,10 +246,14 @@ class Run:
 
     @cached_property
     def classes(self) -> list[str]:
+        if self.preset:
+            return [str(c) for c in self.preprocessor["classes"]]
         return [str(c) for c in (self.release["classes"] if self.release else self._json("classes.json"))]
 
     @cached_property
     def standardizer(self) -> Standardizer:
+        if self.preset:
+            return Standardizer.from_dict(self.preprocessor["standardizer"])
         if self.release:
             return Standardizer.from_dict(self.release["standardizer"])
         return Standardizer.load(self.file("standardizer.json"))
@@ -197,24 +263,29 @@ class Run:
         """The Keras model (logits), loaded without compiling; a release's weights are sha256 checked."""
         if self.release:
             return zoo.pretrained(name=self.name, models_directory=self.models_directory, weights=None)
-        path = self.file("model.keras")
         import keras
 
         from ecg_keras.models import list_models
 
         list_models()  # importing ecg_keras.models registers the custom layers before deserialising
-        return keras.saving.load_model(path, compile=False)
+        if self.preset:
+            self.check_preset_files()
+            model = keras.saving.deserialize_keras_object(self._json(PRESET_CONFIG), safe_mode=True)
+            model.load_weights(self.file(PRESET_WEIGHTS))
+            return model
+        return keras.saving.load_model(self.file("model.keras"), compile=False)
 
     @property
     def history(self) -> Path | None:
         """``history.csv`` (one row per epoch), if the run has one."""
         path = self.path / "history.csv"
-        return path if not self.release and path.is_file() else None
+        return path if not self.release and not self.preset and path.is_file() else None
 
     def predictions(self, split: str = "test") -> Predictions:
         """``predictions/<split>.npz``, read and checked (:func:`read_predictions`)."""
-        if self.release:
-            raise RunFileMissing(f"{self.name} is a released model: it has no predictions/{split}.npz")
+        if self.release or self.preset:
+            raise RunFileMissing(f"{self.name} is a {'preset' if self.preset else 'released model'}: it has no "
+                                 f"predictions/{split}.npz")
         return read_predictions(self.file(f"predictions/{split}.npz"), len(self.classes))
 
     @cached_property
@@ -276,6 +347,8 @@ def resolve(source: str | Path | Run, models_directory: str | Path | None = None
         return source
     path = Path(str(source)).expanduser()
     if path.is_dir():
+        if is_preset(path):
+            return Run(path, preset=True)
         if (path / "config.json").is_file():
             return Run(path)
         if (path / zoo.MANIFEST).is_file():

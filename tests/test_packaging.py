@@ -64,7 +64,7 @@ def test_import_is_light_and_public_functions_keep_their_signatures():
     assert list(inspect.signature(ecg_keras.pretrained).parameters)[:5] == [
         "arch", "task", "include_top", "num_classes", "weights"]
     assert "released model" in inspect.getdoc(ecg_keras.pretrained)
-    assert list(inspect.signature(ecg_keras.list_models).parameters) == ["pattern"]
+    assert list(inspect.signature(ecg_keras.list_models).parameters) == ["pattern", "pretrained"]
     assert ecg_keras.list_models("fcn*") == ["fcn_wang"]
     assert list(inspect.signature(ecg_keras.list_pretrained).parameters) == ["models_directory"]
 

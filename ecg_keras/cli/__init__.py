@@ -26,7 +26,7 @@ PROG = "ecg-keras"
 
 
 def usage() -> str:
-    from ecg_keras import __version__
+    from ecg_keras.version import __version__
 
     width = max(map(len, COMMANDS))
     lines = [f"usage: {PROG} [-h] [--version] COMMAND [ARGS ...]", "",
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] == "--version":
-        from ecg_keras import __version__
+        from ecg_keras.version import __version__
 
         print(f"ecg_keras {__version__}")
         return 0

@@ -925,7 +925,7 @@ def generate_synthetic_ptbxl(
         n_jobs=max(1, min(2, os.cpu_count() or 1) if n_jobs is None else int(n_jobs)), on_record=on_record)
     if progress:
         print(file=sys.stderr)
-    from ecg_keras import __version__
+    from ecg_keras.version import __version__
 
     used = sorted({c for s in meta["scp_codes"] for c in ast.literal_eval(s)})
     write_plain(root / "README.txt", _README.format(

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ecg_keras.archs import ARCH_NAMES, check
 from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, PRECISIONS, TASKS, TrainConfig
 from ecg_keras.training.transfer import PHASE_EPOCHS
 
@@ -16,12 +17,29 @@ EXAMPLES = """examples:
 """
 
 
+def name_type(what: str, choices, many: bool = False):
+    """An argparse ``type`` accepting one of ``choices`` (comma-separated ones with ``many``), refusing
+    anything else while the arguments are parsed (before TensorFlow starts), with "did you mean"."""
+    def parse(text: str):
+        try:
+            if many:
+                return ",".join(check(what, a.strip(), choices) for a in text.split(",") if a.strip())
+            return check(what, text, choices)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = what
+    return parse
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train.py", description="Train a PTB-XL benchmark model (one-cycle AdamW).",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     S = argparse.SUPPRESS  # unset arguments stay absent, so --resume can tell what was given
-    p.add_argument("--task", choices=TASKS, default=S, help="label set / target (default rhythm)")
-    p.add_argument("--arch", default=S, help="architecture from ecg_keras.models.list_models() (default xresnet1d101)")
+    p.add_argument("--task", type=name_type("task", TASKS), metavar="{" + ",".join(TASKS) + "}", default=S,
+                   help="label set / target (default rhythm)")
+    p.add_argument("--arch", type=name_type("architecture", ARCH_NAMES), default=S,
+                   help="architecture from ecg_keras.models.list_models() (default xresnet1d101)")
     p.add_argument("--dataset", default=S, help="ptbxl (default), icbeb2018, synthetic, or a WFDB folder")
     p.add_argument("--data-dir", default=S, help="dataset folder (default: <$ECG_KERAS_DATA or ~/.ecg_keras/datasets>/<dataset>)")
     p.add_argument("--cache-dir", default=S, metavar="DIR",
@@ -57,7 +75,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--experiment", default=None, metavar="NAME",
                    help="train several --archs on one task into <output or runs>/NAME and write a comparison table")
-    p.add_argument("--archs", default=None, help="comma-separated architectures for --experiment")
+    p.add_argument("--archs", type=name_type("architecture", ARCH_NAMES, many=True), default=None,
+                   help="comma-separated architectures for --experiment")
     add_transfer_arguments(p)
     return p
 
