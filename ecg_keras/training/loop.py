@@ -325,11 +325,12 @@ def fit_epochs(model: keras.Model, run: rd.RunDir, history: list[dict], schedule
                initial_epoch: int, until: int, total: int, extra_callbacks: tuple = (), what: str = "training") -> None:
     """Train epochs ``initial_epoch + 1 .. until`` (of ``total``) with the run's callbacks: one-cycle
     momentum, validation metrics, the non-finite guard, history rows and (chief) checkpoints."""
-    ds = train_dataset(splits.train.signals, splits.train.y, batch_size=config.batch_size,
-                       sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
-                       epochs=until, initial_epoch=initial_epoch)
-    if config.distribute != "none":
-        ds = dist.shard_by_data(ds)
+    def make(shard=(1, 0)):
+        return train_dataset(splits.train.signals, splits.train.y, batch_size=config.batch_size,
+                             sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
+                             epochs=until, initial_epoch=initial_epoch, shard=shard)
+
+    ds = dist.worker_datasets(model.distribute_strategy, make)
     verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
     callbacks = [OneCycleMomentum(schedule), *extra_callbacks,
                  ValidationMetrics(splits.val, kind, how, standardizer, config.eval_batch_size),
