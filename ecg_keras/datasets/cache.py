@@ -16,6 +16,11 @@ about 0.25 s per GB) and opens the arrays with ``mmap_mode="r"``; it never touch
 files. An entry whose record does not match (a 0-byte file, corruption that keeps the size, an
 entry of an older format) is rebuilt.
 
+Training reads the entries without mapping them whole: a subset of the memory map (a task's
+training split) is a :class:`~ecg_keras.datasets.base.RecordView`, and :class:`RecordReader` reads
+windows and chunks of records with ``pread`` (docs/RESULTS.md section 11: one epoch of PTB-XL at
+500 Hz in bounded memory).
+
 Files are written with ordinary writes (never through a memory map), so a full disk raises an
 ``OSError`` (ENOSPC) instead of a SIGBUS. Whenever the cache cannot be written -- a read-only or
 unwritable cache directory, a full disk -- a :class:`CacheWarning` is issued, the temporary folder
