@@ -16,16 +16,18 @@ class Standardizer:
 
     @classmethod
     def fit(cls, signals: np.ndarray | Sequence[np.ndarray]) -> "Standardizer":
-        """Fit on an (n, length, leads) array or a list of (length_i, leads) arrays."""
-        arrays = [signals] if isinstance(signals, np.ndarray) else list(signals)
-        if not arrays or sum(a.size for a in arrays) == 0:
-            raise ValueError("cannot fit a standardizer on no samples")
+        """Fit on an (n, length, leads) array (or RecordView) or a list of (length_i, leads) arrays,
+        a chunk of records at a time."""
+        from ecg_keras.datasets.cache import iter_chunks
+
         count, total, total_sq = 0, 0.0, 0.0
-        for a in arrays:  # float64 sums so that 260M samples do not lose precision
+        for a in iter_chunks(signals) if len(signals) else ():  # bounded memory; float64 sums so that 260M samples do not lose precision
             a64 = np.asarray(a, dtype=np.float64)
             count += a64.size
             total += float(a64.sum())
             total_sq += float(np.square(a64).sum())
+        if count == 0:
+            raise ValueError("cannot fit a standardizer on no samples")
         mean = total / count
         std = float(np.sqrt(max(total_sq / count - mean * mean, 0.0)))
         if not np.isfinite(mean) or not np.isfinite(std):

@@ -1,8 +1,10 @@
 """Sliding-window tf.data pipelines and per-record aggregation (docs/PROTOCOL.md "Windows").
 
-Records are concatenated once into one flat (total_samples, leads) tensor; windows are cut by
-vectorised ``tf.gather`` after batching, so fixed- and variable-length datasets share one
-pipeline and no Python runs per window.
+Windows are read from the records where they are, a batch at a time
+(:class:`ecg_keras.datasets.cache.RecordReader`: ``pread`` from the signal cache's file, or slices of
+records in memory), and standardised per batch, so memory does not grow with the number of records
+and fixed- and variable-length datasets share one pipeline. Record order and crop offsets are drawn
+in TensorFlow (stateless, seeded); only the reading runs in Python, once per batch.
 
 Records shorter than one window are zero-padded at the end (after standardisation, i.e. with
 the training mean) to exactly one window: they give one training crop and one evaluation window.
@@ -11,13 +13,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from ecg_keras import augment as augmentations
+from ecg_keras.datasets.base import RecordView
+from ecg_keras.datasets.cache import RecordReader
 from ecg_keras.io.records import check_signal
 from ecg_keras.standardize import Standardizer
 
@@ -37,50 +40,54 @@ def window_length(sampling_rate: int) -> int:
     return int(round(WINDOW_SECONDS * sampling_rate))
 
 
-@dataclass(frozen=True)
-class _Flat:
-    data: np.ndarray  # (total, leads) float32
-    starts: np.ndarray  # (n,) int64
-    lengths: np.ndarray  # (n,) int64
+class _Windows:
+    """Standardised windows of checked records, cut a batch at a time."""
 
+    def __init__(self, signals, window: int, standardizer: Standardizer | None):
+        self.reader = signals if isinstance(signals, RecordReader) else RecordReader(signals)
+        self.window, self.standardizer = window, standardizer
+        for chunk in self.reader.chunks():  # one streamed pass, bounded memory
+            if not np.isfinite(chunk).all():
+                raise ValueError("signals contain NaN or inf")
+        self.lengths = np.maximum(self.reader.lengths, window)  # short records count as padded to one window
 
-def _flatten(signals, window: int, standardizer: Standardizer | None) -> _Flat:
-    records = [signals[i] for i in range(len(signals))]
-    if not records:
-        raise ValueError("no records given")
-    leads = {r.shape[-1] for r in records}
-    if len(leads) != 1 or any(r.ndim != 2 for r in records):
-        raise ValueError(f"every record must be (length, leads) with one lead count; got lead counts {sorted(leads)}")
-    if standardizer is not None:
-        records = [standardizer.transform(r) for r in records]
-    records = [np.pad(r, ((0, window - len(r)), (0, 0))) if len(r) < window else r for r in records]
-    lengths = np.array([len(r) for r in records], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    data = np.concatenate(records, axis=0).astype(np.float32, copy=False)
-    if not np.isfinite(data).all():
-        raise ValueError("signals contain NaN or inf")
-    return _Flat(data, starts, lengths)
+    def read(self, records: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        x = self.reader.windows(records, starts, self.window)
+        if self.standardizer is None:
+            return x
+        x = self.standardizer.transform(x)
+        for k in np.flatnonzero(self.reader.lengths[records] < self.window):  # zero padding, as standardised
+            x[k, self.reader.lengths[records[k]]:] = 0.0
+        return x
+
+    @tf.autograph.experimental.do_not_convert
+    def tf_read(self, records, starts):
+        """:meth:`read` as a TensorFlow op on a batch of (record, start) pairs."""
+        x = tf.numpy_function(self.read, [records, starts], tf.float32, stateful=False)
+        x.set_shape([None, self.window, self.reader.leads])
+        return x
 
 
 def train_dataset(signals, y: np.ndarray, *, batch_size: int = 128, sampling_rate: int = 100,
                   window: int | None = None, standardizer: Standardizer | None = None, seed: int = 0,
-                  epochs: int | None = None, initial_epoch: int = 0, augment: Sequence[str] | str = ()
-                  ) -> tf.data.Dataset:
+                  epochs: int | None = None, initial_epoch: int = 0, augment: Sequence[str] | str = (),
+                  shard: tuple[int, int] = (1, 0)) -> tf.data.Dataset:
     """Batches of (x (b, window, leads), y (b, C)): one random crop per record per epoch.
 
     Epoch ``e`` is a pure function of ``(seed, e)`` (record order and crop offsets), so a run
     resumed at ``initial_epoch`` sees exactly the batches an uninterrupted run would. With
     ``epochs=None`` it repeats forever; pass ``steps_per_epoch=steps_per_epoch(n, batch_size)``.
     ``augment``: names from ``ecg_keras.augment.NAMES``, keyed on (seed, global step).
+    ``shard=(workers, index)``: this worker's part of every global batch of ``batch_size`` (rows
+    ``index * b // workers`` to ``(index + 1) * b // workers``); only those windows are read.
     """
     window = window or window_length(sampling_rate)
-    flat = _flatten(signals, window, standardizer)
-    n = len(flat.starts)
+    source = _Windows(signals, window, standardizer)
+    n = len(source.lengths)
     y = np.asarray(y, dtype=np.float32).reshape(n, -1)
-    data, starts = tf.constant(flat.data), tf.constant(flat.starts)
-    max_offset = tf.constant(flat.lengths - window + 1)  # number of valid crop positions
+    max_offset = tf.constant(source.lengths - window + 1)  # number of valid crop positions
     labels = tf.constant(y)
-    offsets_range = tf.range(window, dtype=tf.int64)
+    workers, index = shard
 
     def epoch_batches(epoch):
         key = tf.stack([tf.cast(seed, tf.int64), epoch])
@@ -88,15 +95,22 @@ def train_dataset(signals, y: np.ndarray, *, batch_size: int = 128, sampling_rat
         u = tf.random.stateless_uniform([n], seed=key + tf.constant([0, 1_000_003], tf.int64), dtype=tf.float64)
         return tf.data.Dataset.from_tensor_slices((order, u)).batch(batch_size)
 
+    def part(idx, u):
+        b = tf.shape(idx, out_type=tf.int64)[0]
+        lo, hi = index * b // workers, (index + 1) * b // workers
+        return idx[lo:hi], u[lo:hi]
+
     def crop(idx, u):
         idx = tf.cast(idx, tf.int64)
         pos = tf.cast(tf.floor(u * tf.cast(tf.gather(max_offset, idx), tf.float64)), tf.int64)
-        rows = (tf.gather(starts, idx) + pos)[:, None] + offsets_range[None, :]
-        return tf.gather(data, rows), tf.gather(labels, idx)
+        return source.tf_read(idx, pos), tf.gather(labels, idx)
 
     epochs_ds = (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
                  else tf.data.Dataset.range(initial_epoch, 2**62))
-    ds = epochs_ds.flat_map(epoch_batches).map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = epochs_ds.flat_map(epoch_batches)
+    if workers > 1:
+        batches = batches.map(part)
+    ds = batches.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = augmentations.apply(ds, augment, seed=seed, first_step=initial_epoch * steps_per_epoch(n, batch_size),
                              sampling_rate=sampling_rate, scale=standardizer.std if standardizer else 1.0)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -122,13 +136,10 @@ def eval_dataset(signals, *, batch_size: int = 256, sampling_rate: int = 100, wi
     """All windows (stride = half a window) in record order, and each window's record index."""
     window = window or window_length(sampling_rate)
     stride = stride or window // 2
-    flat = _flatten(signals, window, standardizer)
-    record_index, offsets = window_index(flat.lengths, window, stride)
-    rows = flat.starts[record_index] + offsets
-    data, offsets_range = tf.constant(flat.data), tf.range(window, dtype=tf.int64)
-    ds = (tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
-          .map(lambda r: tf.gather(data, r[:, None] + offsets_range[None, :]),
-               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    source = _Windows(signals, window, standardizer)
+    record_index, offsets = window_index(source.lengths, window, stride)
+    ds = (tf.data.Dataset.from_tensor_slices((record_index, offsets)).batch(batch_size)
+          .map(source.tf_read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
           .prefetch(tf.data.AUTOTUNE))
     return ds, record_index
 
@@ -138,10 +149,9 @@ def eval_windows(signals, *, sampling_rate: int = 100, window: int | None = None
     """Evaluation windows as one numpy array (m, window, leads) plus each window's record index."""
     window = window or window_length(sampling_rate)
     stride = stride or window // 2
-    flat = _flatten(signals, window, standardizer)
-    record_index, offsets = window_index(flat.lengths, window, stride)
-    rows = (flat.starts[record_index] + offsets)[:, None] + np.arange(window)[None, :]
-    return flat.data[rows], record_index
+    source = _Windows(signals, window, standardizer)
+    record_index, offsets = window_index(source.lengths, window, stride)
+    return source.read(record_index, offsets), record_index
 
 
 def aggregate(window_preds: np.ndarray, record_index: np.ndarray, how: str = "max",
@@ -183,8 +193,10 @@ def check_signals(signals, *, flat: str = "error", max_length: int | None = None
     if flat not in FLAT_POLICIES:
         raise ValueError(f"flat must be one of {FLAT_POLICIES}, got {flat!r}")
     flat_records, messages = [], []
+    # records of the signal cache are read, not mapped: checking a test set leaves no pages resident
+    record = RecordReader(signals).record if isinstance(signals, (RecordView, np.memmap)) else signals.__getitem__
     for i in range(len(signals)):
-        message = check_signal(signals[i], None, f"record {i}", flat_is_error=False, min_ptp=None, max_mv=None,
+        message = check_signal(record(i), None, f"record {i}", flat_is_error=False, min_ptp=None, max_mv=None,
                                max_length=max_length)
         if message and flat != "ignore":
             messages.append(message)

@@ -149,7 +149,7 @@ def test_multiworker_two_local_workers_write_one_run_dir(multiworker_run):
     out = multiworker_run
     assert sorted(p.name for p in out.iterdir()) == [
         "COMPLETE", "checkpoints", "classes.json", "config.json", "history.csv", "history.png", "metrics.json",
-        "model.keras", "predictions", "standardizer.json"]
+        "model.keras", "predictions", "standardizer.json", "tensorboard"]
     assert not list(out.rglob(".*"))  # no temporary files left behind
     config = json.loads((out / "config.json").read_text())
     assert config["replicas"] == 2 and config["distribute"] == "multiworker"

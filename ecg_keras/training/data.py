@@ -111,13 +111,15 @@ def load_splits(config: TrainConfig, download: bool = False, log=print) -> tuple
 
 def fingerprint(splits: Splits) -> dict:
     """Hashes that identify the exact data of a run (ids, folds, targets, signals per split)."""
+    from ecg_keras.datasets.cache import iter_chunks
+
     out = {}
     for part in ("train", "val", "test"):
         td: TaskData = getattr(splits, part)
         h = hashlib.blake2b(digest_size=16)
         h.update(np.asarray(td.ids).astype(str).astype("U").tobytes())
         h.update(np.ascontiguousarray(td.y, dtype=np.float32).tobytes())
-        for s in (td.signals if isinstance(td.signals, list) else [td.signals]):
-            h.update(np.ascontiguousarray(s, dtype=np.float32).tobytes())
+        for chunk in iter_chunks(td.signals):  # the bytes of all records in order, in bounded memory
+            h.update(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
         out[part] = {"n_records": len(td), "blake2b": h.hexdigest()}
     return out

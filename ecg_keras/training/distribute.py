@@ -91,6 +91,22 @@ def shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.with_options(opts)
 
 
+def worker_datasets(strategy: tf.distribute.Strategy, make):
+    """The training input under ``strategy``: ``make(shard=(workers, index))`` builds a worker's
+    part of every global batch.
+
+    With several workers of one replica each, every worker builds and reads only its own part
+    (``distribute_datasets_from_function``: the workers read disjoint windows, none reads the whole
+    data), a contiguous slice of each global batch. Otherwise (one process, or several replicas
+    per worker) every process builds the global batches, sharded by data (:func:`shard_by_data`)."""
+    workers = num_workers(strategy)
+    if workers < 2 or strategy.num_replicas_in_sync != workers:
+        return shard_by_data(make(shard=(1, 0)))
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    return strategy.distribute_datasets_from_function(
+        lambda ctx: make(shard=(ctx.num_input_pipelines, ctx.input_pipeline_id)), options)
+
+
 def prepare_fit(model, strategy: tf.distribute.Strategy):
     """Make ``model.fit``/``predict`` work under ``MultiWorkerMirroredStrategy`` (see module docstring).
 

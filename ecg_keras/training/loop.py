@@ -187,6 +187,44 @@ class EpochLog(keras.callbacks.Callback):
             print(f"  epoch {epoch + 1}/{self.epochs} done in {seconds:.1f} s; about {format_duration(left)} left", flush=True)
 
 
+class TensorBoardLog(keras.callbacks.Callback):
+    """Each epoch's history row as TensorBoard scalars in ``RUN/tensorboard`` (Keras's layout:
+    ``train/`` holds ``epoch_loss`` and ``epoch_learning_rate``, ``validation/`` holds ``epoch_loss``
+    and the headline metric, e.g. ``epoch_macro_auc``; step = epoch number). ``tensorboard --logdir
+    RUN`` shows one run, ``--logdir OUT/runs`` a whole reproduce grid. Runs after :class:`EpochLog`."""
+
+    SKIP = ("epoch", "time_s")
+
+    def __init__(self, run: rd.RunDir, rows: list[dict]):
+        super().__init__()
+        self.directory, self.rows, self._writers = run / "tensorboard", rows, {}
+
+    def _writer(self, part: str):
+        if part not in self._writers:
+            self._writers[part] = tf.summary.create_file_writer(str(self.directory / part))
+        return self._writers[part]
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = self.rows[-1]
+        scalars = {"train": {}, "validation": {}}
+        for key, value in row.items():
+            if key in self.SKIP or not isinstance(value, (int, float)) or not np.isfinite(value):
+                continue
+            part = "validation" if key.startswith("val_") else "train"
+            name = {"lr": "learning_rate"}.get(key, key.removeprefix("val_"))
+            scalars[part]["epoch_" + name] = value
+        for part, values in scalars.items():
+            with self._writer(part).as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(name, value, step=int(row["epoch"]))
+            self._writer(part).flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
 def format_duration(seconds: float) -> str:
     """``45 s``, ``12 min``, ``5.5 h``, ``11.9 days``: the time left of a run or of a grid."""
     if seconds < 90:
@@ -325,11 +363,12 @@ def fit_epochs(model: keras.Model, run: rd.RunDir, history: list[dict], schedule
                initial_epoch: int, until: int, total: int, extra_callbacks: tuple = (), what: str = "training") -> None:
     """Train epochs ``initial_epoch + 1 .. until`` (of ``total``) with the run's callbacks: one-cycle
     momentum, validation metrics, the non-finite guard, history rows and (chief) checkpoints."""
-    ds = train_dataset(splits.train.signals, splits.train.y, batch_size=config.batch_size,
-                       sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
-                       epochs=until, initial_epoch=initial_epoch, augment=config.augment)
-    if config.distribute != "none":
-        ds = dist.shard_by_data(ds)
+    def make(shard=(1, 0)):
+        return train_dataset(splits.train.signals, splits.train.y, batch_size=config.batch_size,
+                             sampling_rate=config.sampling_rate, standardizer=standardizer, seed=config.seed,
+                             epochs=until, initial_epoch=initial_epoch, augment=config.augment, shard=shard)
+
+    ds = dist.worker_datasets(model.distribute_strategy, make)
     verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
     callbacks = [OneCycleMomentum(schedule), *extra_callbacks,
                  ValidationMetrics(splits.val, kind, how, standardizer, config.eval_batch_size),
@@ -338,7 +377,7 @@ def fit_epochs(model: keras.Model, run: rd.RunDir, history: list[dict], schedule
                  keras.callbacks.ProgbarLogger(),
                  EpochLog(run, history, schedule, total, verbose=config.verbose, write=chief)]
     if chief:
-        callbacks.append(rd.Checkpointer(run, history, keep=config.keep_checkpoints))
+        callbacks += [TensorBoardLog(run, history), rd.Checkpointer(run, history, keep=config.keep_checkpoints)]
     model.fit(ds, epochs=until, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch(len(splits.train),
                                                                                             config.batch_size),
               callbacks=callbacks, verbose=verbose, shuffle=False)
