@@ -4,6 +4,7 @@
     python -m benchmarks --compare benchmarks/results/before.json --output benchmarks/results/after.json
     python -m benchmarks --archs resnet1d_wang lstm --train-seconds 30
     python -m benchmarks --peer-live --peer-python /tmp/torchvenv/bin/python   # + PyTorch, interleaved
+    python -m benchmarks --against main --archs lstm --parts infer   # this tree vs a commit (benchmarks/against.py)
 
 The machine's CPU model and ISA flags (avx2, avx512f, avx512_bf16, amx_*) from /proc/cpuinfo are
 recorded (``machine.cpu_model``, ``machine.isa``) and printed in the header: figures from
@@ -398,6 +399,14 @@ def work_data(n_records: int = 300, repeats: int = 2) -> dict:
 WORKERS = {"matmul": work_matmul, "train": work_train, "infer": work_infer, "data": work_data}
 
 
+def worker_defaults(kind: str) -> dict:
+    """The keyword defaults of a worker, JSON-typed (``--against`` compares them with another tree's worker)."""
+    import inspect
+
+    params = inspect.signature(WORKERS[kind]).parameters.values()
+    return {p.name: json.loads(json.dumps(p.default)) for p in params if p.default is not inspect.Parameter.empty}
+
+
 def _worker_main(kind: str, kwargs: dict) -> int:
     t0 = time.perf_counter()
     try:
@@ -744,6 +753,12 @@ def main(argv=None) -> int:
     p.add_argument("--peer-seconds", type=float, default=None,
                    help="timed seconds per peer measurement (default: --train-seconds)")
     p.add_argument("--quick", action="store_true", help="tiny settings (smoke test): 1 s timings, batch 1 and 4")
+    p.add_argument("--against", metavar="REV", default=None,
+                   help="regression check: measure this tree and commit REV alternately (benchmarks/against.py) "
+                        "and print the ratio per model, part, engine and batch")
+    p.add_argument("--rounds", type=int, default=2, help="with --against: alternations (A B, B A, ...)")
+    p.add_argument("--fail-below", type=float, default=None, metavar="RATIO",
+                   help="with --against: exit 1 if a ratio (this tree / REV) is below RATIO")
     a = p.parse_args(argv)
     if a.peer_python and not a.peer_live:
         p.error("--peer-python needs --peer-live")
@@ -757,6 +772,12 @@ def main(argv=None) -> int:
         a.warmup = 1 if a.quick else 3
     if a.warmup < 0:
         p.error(f"--warmup must be >= 0, got {a.warmup}")
+    if a.against is not None:
+        from benchmarks import against
+
+        return against.main(a, p)
+    if a.fail_below is not None:
+        p.error("--fail-below needs --against")
     result = run_benchmark(a.archs, train_seconds=a.train_seconds, infer_seconds=a.infer_seconds,
                            batch_size=a.batch_size, records=a.records, warmup=a.warmup, batches=tuple(a.batches),
                            engines=tuple(a.engines), jit=tri[a.jit], deterministic=tri[a.deterministic],

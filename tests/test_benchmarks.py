@@ -226,3 +226,105 @@ def test_ab_variants(capsys):
                     "--infer", "--infer-batch", "2"]) == 0
     out = capsys.readouterr().out
     assert "training, batch 4" in out and "inference, batch 2 windows" in out and "x default" in out
+
+
+# --------------------------------------------------------------------------- --against (benchmarks/against.py)
+def _fake_tree(root, worker_src, with_package=True):
+    (root / "benchmarks").mkdir(parents=True)
+    (root / "benchmarks" / "__init__.py").write_text("")
+    (root / "benchmarks" / "run.py").write_text(worker_src)
+    if with_package:
+        (root / "ecg_keras").mkdir()
+        (root / "ecg_keras" / "__init__.py").write_text("")
+    return {"label": "fake", "path": str(root), "commit": "0" * 40, "dirty": False}
+
+
+def test_against_child_runs_the_trees_own_worker(tmp_path):
+    """The child imports the tree's benchmarks.run and ecg_keras; an older worker's missing keywords are
+    dropped only at their default; code imported from elsewhere is an error."""
+    from benchmarks import against
+
+    src = ("import ecg_keras\n"
+           "def work_infer(arch, seconds=1.0):\n"
+           "    return {'arch': arch, 'engines': {'onnx': {'64': {'windows_per_s': 100.0 * seconds}}}}\n"
+           "WORKERS = {'infer': work_infer}\n")
+    tree = _fake_tree(tmp_path / "old", src)
+    r = against.run_in_tree(tree, "infer", 60, {"engines": ["keras"]}, arch="lstm", seconds=2.0, engines=["keras"])
+    assert r["ok"] and r["dropped"] == ["engines"], r
+    assert r["source"]["ecg_keras"] == str(tmp_path / "old" / "ecg_keras" / "__init__.py")
+    assert r["source"]["benchmarks.run"] == str(tmp_path / "old" / "benchmarks" / "run.py")
+    assert against.figures("infer", r) == {("onnx", "64"): 200.0}
+    bad = against.run_in_tree(tree, "infer", 60, {"engines": ["keras"]}, arch="lstm", engines=["onnx"])
+    assert not bad["ok"] and "does not take engines" in bad["error"]
+    stray = _fake_tree(tmp_path / "stray", src, with_package=False)  # ecg_keras would come from this checkout
+    with pytest.raises(against.AgainstError, match="imported ecg_keras from"):
+        against.run_in_tree(stray, "infer", 60, {}, arch="lstm")
+
+
+def test_against_ratio_rows_and_report():
+    from benchmarks import against
+
+    def infer(onnx, keras_=500.0):
+        return {"ok": True, "engines": {"onnx": {"64": {"windows_per_s": onnx}}, "keras": {"64": {"windows_per_s": keras_}}}}
+
+    runs = [{"round": 0, "part": "infer", "arch": "lstm", "a": infer(280.0), "b": infer(410.0)},
+            {"round": 1, "part": "infer", "arch": "lstm", "a": infer(300.0, 520.0), "b": infer(400.0)},
+            {"round": 0, "part": "train", "arch": "fcn_wang", "a": {"ok": True, "batch_size": 128, "windows_per_s": 90.0},
+             "b": {"ok": False, "error": "boom"}}]
+    rows = {(r["part"], r["arch"], r["engine"], r["batch"]): r for r in against.ratios(runs)}
+    onnx = rows[("infer", "lstm", "onnx", "64")]
+    assert onnx["a"] == [280.0, 300.0] and onnx["b"] == [410.0, 400.0]
+    assert onnx["ratio"] == round(290.0 / 405.0, 3) and onnx["verdict"] == "slower"
+    assert (onnx["low"], onnx["high"]) == (round(280 / 410, 3), 0.75)
+    assert rows[("infer", "lstm", "keras", "64")]["verdict"] == "same"
+    failed = rows[("train", "fcn_wang", "train", "128")]
+    assert failed["ratio"] is None and "b: boom" in failed["error"]
+    result = {"machine": {"cpu_model": "AMD EPYC", "isa_summary": "avx2 fma", "cpus": 2, "load_average": [1, 1, 1],
+                          "date": "today"},
+              "trees": [{"commit": "a" * 40, "dirty": True}, {"label": "02a6d4d", "commit": "b" * 40}],
+              "rounds": 2, "margin": 0.1, "ratios": against.ratios(runs), "total_s": 1.0, "command": "x"}
+    lines = against.report(result).splitlines()
+    assert "A = this tree (aaaaaaaaaaaa + changes), B = 02a6d4d (bbbbbbbbbbbb)" in lines[1]
+    assert lines[2].split() == ["part", "model", "engine", "batch", "A", "win/s", "B", "win/s", "A/B", "rounds",
+                                "verdict"]
+    assert next(l for l in lines if " onnx " in l).split() == ["infer", "lstm", "onnx", "64", "290.0", "405.0", "0.72",
+                                                               "0.68-0.75", "slower"]
+    assert any(l.startswith("train") and "FAILED: b: boom" in l for l in lines)
+
+
+def test_against_measures_both_trees(tmp_path, capsys):
+    """End to end on a tiny setting: this tree and HEAD (git archive), one round, both really run."""
+    import subprocess
+
+    from benchmarks import against
+
+    if subprocess.run(["git", "-C", str(against.REPO), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    out = tmp_path / "against.json"
+    code = bench.main(["--against", "HEAD", "--archs", "fcn_wang", "--parts", "infer", "--engines", "keras",
+                       "--batches", "1", "--infer-seconds", "0.05", "--rounds", "1", "--output", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    a, b = result["trees"]
+    assert a["path"] == str(against.REPO) and b["label"] == "HEAD" and len(b["commit"]) == 40
+    (run,) = result["runs"]
+    for side, tree in (("a", a), ("b", b)):
+        assert run[side]["ok"] and run[side]["source"]["ecg_keras"].startswith(tree["path"] + "/")
+    assert run["b"]["source"]["ecg_keras"] != run["a"]["source"]["ecg_keras"]
+    (row,) = result["ratios"]
+    assert (row["part"], row["arch"], row["engine"], row["batch"]) == ("infer", "fcn_wang", "keras", "1")
+    assert row["ratio"] == pytest.approx(row["a_median"] / row["b_median"], rel=1e-3)
+    text = capsys.readouterr().out
+    assert "infer  fcn_wang       keras          1" in text and f"wrote {out}" in text
+
+
+def test_against_errors(capsys):
+    assert bench.main(["--against", "no-such-revision-xyz", "--archs", "fcn_wang"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --against no-such-revision-xyz: not a commit of the repository")
+    with pytest.raises(SystemExit):
+        bench.main(["--against", "HEAD", "--compare", "x.json"])
+    assert "--compare does not combine" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--fail-below", "0.9"])
+    assert "--fail-below needs --against" in capsys.readouterr().err
