@@ -711,7 +711,7 @@ def _main_timeline(model: Predictor, ns) -> int:
             print(f"error: {e}", file=sys.stderr)
             failed += 1
             continue
-        stem = _safe(name)
+        stem = Path(plot_names([name])[0]).stem
         out = Path(ns.timeline)
         title = f"{name}: {model.name}" + (" (SYNTHETIC-trained model: not for real ECGs)" if model.synthetic else "")
         csv_path, png_path = timeline.write(frame, model.classes, out / f"{stem}_timeline.csv",
