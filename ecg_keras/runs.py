@@ -200,10 +200,12 @@ class Run:
         path = self.file("model.keras")
         import keras
 
-        from ecg_keras.models import list_models
+        from ecg_keras.models import check_loaded_weights, list_models
 
         list_models()  # importing ecg_keras.models registers the custom layers before deserialising
-        return keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
+        check_loaded_weights(model, path)
+        return model
 
     @property
     def history(self) -> Path | None:
