@@ -265,15 +265,19 @@ class Run:
             return zoo.pretrained(name=self.name, models_directory=self.models_directory, weights=None)
         import keras
 
-        from ecg_keras.models import list_models
+        from ecg_keras.models import check_loaded_weights, list_models
 
         list_models()  # importing ecg_keras.models registers the custom layers before deserialising
         if self.preset:
             self.check_preset_files()
+            path = self.file(PRESET_WEIGHTS)
             model = keras.saving.deserialize_keras_object(self._json(PRESET_CONFIG), safe_mode=True)
-            model.load_weights(self.file(PRESET_WEIGHTS))
-            return model
-        return keras.saving.load_model(self.file("model.keras"), compile=False)
+            model.load_weights(path)
+        else:
+            path = self.file("model.keras")
+            model = keras.saving.load_model(path, compile=False)
+        check_loaded_weights(model, path)
+        return model
 
     @property
     def history(self) -> Path | None:

@@ -9,10 +9,29 @@ from typing import Sequence
 import numpy as np
 
 
+#: A standardiser outside these bounds (mV) is refused wherever one is made or read (fit, a run's
+#: standardizer.json, a manifest entry, the reference's standard_scaler.pkl, --mean/--std).
+MAX_ABS_MEAN = 1e4
+STD_RANGE = (1e-6, 1e4)
+
+
 @dataclass(frozen=True)
 class Standardizer:
+    """``(x - mean) / std``; mean and std must be finite numbers, std within :data:`STD_RANGE`."""
+
     mean: float
     std: float
+
+    def __post_init__(self):
+        try:
+            mean, std = float(self.mean), float(self.std)
+        except (TypeError, ValueError):
+            raise ValueError(f"standardiser mean {self.mean!r} / std {self.std!r}: not numbers") from None
+        if not (np.isfinite(mean) and abs(mean) <= MAX_ABS_MEAN):
+            raise ValueError(f"standardiser mean {mean!r} is not a finite value within +-{MAX_ABS_MEAN:g}")
+        if not (np.isfinite(std) and STD_RANGE[0] <= std <= STD_RANGE[1]):
+            raise ValueError(f"standardiser std {std!r} must be a finite positive value from {STD_RANGE[0]:g} to "
+                             f"{STD_RANGE[1]:g} (0, negative, NaN or inf would divide the signal by nonsense)")
 
     @classmethod
     def fit(cls, signals: np.ndarray | Sequence[np.ndarray]) -> "Standardizer":

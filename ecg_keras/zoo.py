@@ -262,6 +262,7 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
                          f" (for a new output layer: models.replace_head(pretrained(...), {num_classes}))")
     path = resolve_weights(entry, models_directory, base_url, cache_dir)
     model = keras.saving.load_model(path, compile=False)
+    models.check_loaded_weights(model, path)
     if not include_top:
         model = models.backbone(model)
     model.ecg_info = _info(entry)

@@ -50,6 +50,10 @@ ARCHS = ("fcn_wang", "resnet1d_wang", "xresnet1d18", "xresnet1d34", "xresnet1d50
 SAMPLING_RATE = 100
 DEFAULT_TOLERANCE = 1e-4
 _MAX_LISTED = 12
+#: Largest checkpoint data read (the reference's xresnet1d101 holds ~8 MB of tensors).
+MAX_CHECKPOINT_BYTES = 2 << 30
+#: torch.load(weights_only=True) can be bypassed before 2.6 (CVE-2025-32434).
+MIN_TORCH = (2, 6)
 
 
 class ConversionError(ValueError):
@@ -63,8 +67,7 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in z.files}
+        return read_npz_headers(path)
     if path.suffix not in (".pth", ".pt"):
         raise ConversionError(f"{path}: unknown checkpoint format {path.suffix!r}; expected .npz, .pth or .pt")
     try:
@@ -74,6 +77,11 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
             f"{path} is a PyTorch checkpoint and reading it needs torch, which is not installed: "
             "pip install 'ecg_keras[torch]' (or torch alone), or convert it to .npz where torch is: "
             "np.savez('model.npz', **{k: v.cpu().numpy() for k, v in state_dict.items()})") from None
+    version = tuple(int(p) for p in re.findall(r"\d+", torch.__version__)[:2])
+    if version < MIN_TORCH:
+        raise ConversionError(f"{path}: torch {torch.__version__} is installed, but torch.load(weights_only=True) "
+                              f"can be bypassed before {'.'.join(map(str, MIN_TORCH))} (CVE-2025-32434); "
+                              "pip install 'ecg_keras[torch]' (torch>=2.6)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -81,11 +89,73 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
             f"{path}: torch.load(weights_only=True) refused it ({str(e).splitlines()[0]}). Only if you trust "
             "the file: sd = torch.load(path, weights_only=False)['model']; "
             "np.savez('model.npz', **{k: v.cpu().numpy() for k, v in sd.items()}) and convert the .npz") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways inside torch.load
+        raise ConversionError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]  # fastai v1 Learner.save(with_opt=True)
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
         raise ConversionError(f"{path} holds neither a state dict nor a fastai learner save {{'model': state_dict}}")
-    return {str(k): v.detach().cpu().numpy() for k, v in obj.items()}
+    out = {}
+    for k, v in obj.items():
+        try:
+            out[str(k)] = v.detach().cpu().numpy()
+        except (TypeError, RuntimeError) as e:  # bfloat16, sparse, quantised ... tensors
+            raise ConversionError(f"{path}: tensor {k!r} ({v.dtype}) cannot be read as a numpy array ({e}); "
+                                  "save it as float32") from None
+    return out
+
+
+class _NpzTensor:
+    """One tensor of an ``.npz`` known from its ``.npy`` header: shape and dtype without its data,
+    read by ``np.asarray`` only once the checkpoint's keys and shapes fit."""
+
+    def __init__(self, path: Path, member: str, shape: tuple, dtype: np.dtype):
+        self.path, self.member, self.shape, self.dtype = path, member, tuple(shape), dtype
+
+    def __array__(self, dtype=None, copy=None):
+        with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
+            arr = np.lib.format.read_array(f, allow_pickle=False)
+        return arr if dtype is None else arr.astype(dtype)
+
+
+def read_npz_headers(path: str | Path) -> dict[str, _NpzTensor]:
+    """Tensors of an ``.npz`` checkpoint by name, from the zip directory and each member's ``.npy``
+    header only: an object array, a header that does not parse or disagrees with the member's size,
+    or more than :data:`MAX_CHECKPOINT_BYTES` of data is a ConversionError naming the file, before
+    any tensor is read."""
+    from numpy.lib import format as npy
+
+    path = Path(path)
+    out: dict[str, _NpzTensor] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ConversionError(f"{path}: member {info.filename!r} is not a .npy array")
+                key = info.filename[:-4]
+                total += info.file_size
+                if total > MAX_CHECKPOINT_BYTES:
+                    raise ConversionError(f"{path}: more than {MAX_CHECKPOINT_BYTES >> 20} MB of tensors (member "
+                                          f"{key!r} alone holds {info.file_size} bytes); not a benchmark checkpoint")
+                with zf.open(info) as f:
+                    version = npy.read_magic(f)
+                    read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+                    shape, _, dtype = read(f) if read else npy._read_array_header(f, version)
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise ConversionError(f"{path}: tensor {key!r} is an object array (dtype {dtype}); only numeric "
+                                          "tensors are read (no pickles)")
+                if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize != info.file_size - header:
+                    raise ConversionError(f"{path}: tensor {key!r}: its header claims shape {tuple(shape)} of {dtype} "
+                                          f"but the member holds {info.file_size - header} bytes (damaged file)")
+                out[key] = _NpzTensor(path, info.filename, shape, dtype)
+    except ConversionError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, SyntaxError, TypeError, MemoryError,
+            NotImplementedError) as e:
+        raise ConversionError(f"{path}: not a readable .npz checkpoint ({type(e).__name__}: {e})") from None
+    return out
 
 
 
@@ -94,6 +164,10 @@ class _PickledObject:
     """Stand-in for an admitted sklearn class: records the pickled state, runs no code."""
 
     _cls_name = "?"
+
+    @property
+    def state(self) -> dict:
+        return self.__dict__.get("state", {})
 
     def __setstate__(self, state):
         self.__dict__["state"] = state if isinstance(state, dict) else {}
@@ -140,6 +214,8 @@ def _unpickle(path: str | Path, admit: str) -> _PickledObject:
         obj = _RestrictedUnpickler(io.BytesIO(data), admit).load()
     except pickle.UnpicklingError as e:
         raise ConversionError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - empty, truncated, EXT-opcode, ragged ... pickles
+        raise ConversionError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
     if not isinstance(obj, _PickledObject) or obj._cls_name != admit:
         raise ConversionError(f"{path} does not hold a pickled sklearn {admit}")
     return obj
@@ -151,13 +227,19 @@ def read_standard_scaler(path: str | Path) -> Standardizer:
     with_mean, with_std = state.get("with_mean", True), state.get("with_std", True)
     if (with_mean and state.get("mean_") is None) or (with_std and state.get("scale_") is None):
         raise ConversionError(f"{path}: the StandardScaler is not fitted (no mean_/scale_)")
-    mean = np.asarray(state["mean_"] if with_mean else 0.0, dtype=np.float64).ravel()
-    scale = np.asarray(state["scale_"] if with_std else 1.0, dtype=np.float64).ravel()
+    try:
+        mean = np.asarray(state["mean_"] if with_mean else 0.0, dtype=np.float64).ravel()
+        scale = np.asarray(state["scale_"] if with_std else 1.0, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as e:  # ragged, text or stub-typed mean_/scale_
+        raise ConversionError(f"{path}: the StandardScaler's mean_/scale_ are not numbers ({e})") from None
     if mean.size != 1 or scale.size != 1:
         raise ConversionError(
             f"{path}: a StandardScaler with {max(mean.size, scale.size)} features; the benchmark's scaler (and "
             "ecg_keras's Standardizer) is ONE mean and std over all samples of all leads. Pass --mean/--std.")
-    return Standardizer(mean=float(mean[0]), std=float(scale[0]))
+    try:  # the same rule as --mean/--std and every other standardiser (Standardizer's own check)
+        return Standardizer(mean=float(mean[0]), std=float(scale[0]))
+    except ValueError as e:
+        raise ConversionError(f"{path}: {e}") from None
 
 
 def read_classes(path: str | Path) -> list[str]:
@@ -167,7 +249,10 @@ def read_classes(path: str | Path) -> list[str]:
         classes = _unpickle(path, "MultiLabelBinarizer").state.get("classes_")
         if classes is None:
             raise ConversionError(f"{path}: the MultiLabelBinarizer is not fitted (no classes_)")
-        return [str(c) for c in np.asarray(classes).tolist()]
+        try:
+            return [str(c) for c in np.asarray(classes).ravel().tolist()]
+        except (TypeError, ValueError) as e:
+            raise ConversionError(f"{path}: the MultiLabelBinarizer's classes_ are not a list of names ({e})") from None
     text = path.read_text()
     if path.suffix == ".json":
         classes = json.loads(text)
@@ -347,25 +432,30 @@ def _fmt(items) -> str:
 def assign(arch: str, model, state: dict[str, np.ndarray]) -> dict:
     """Copy ``state`` into ``model`` (every weight, by name); raise ConversionError naming any problem.
 
-    Nothing is assigned unless the whole checkpoint fits. Returns counts for the provenance.
+    Nothing is assigned unless the whole checkpoint fits. Keys, shapes and dtypes are checked
+    first (for an ``.npz`` from the headers alone, :func:`read_npz_headers`), then the values are
+    read and checked: finite, within +-``models.heads.MAX_ABS_WEIGHT``, BatchNorm variances >= 0. Returns
+    counts for the provenance.
     """
+    from ecg_keras.models.heads import MAX_ABS_WEIGHT
+
     state = dict(state)
     problems: list[str] = []
     alias_map = aliases(arch, state)
-    n_alias = 0
+    pairs = []
     for alias, canon in alias_map.items():
         value = state.pop(alias)
         if canon not in state:
             state[canon] = value  # only the alias was saved: use it
-        elif state[canon].shape != value.shape or not np.array_equal(state[canon], value):
+        elif tuple(state[canon].shape) != tuple(value.shape):
             problems.append(f"tensor {alias!r} must alias {canon!r} (the reference registers xresnet block "
-                            "convolutions twice) but holds different values")
+                            "convolutions twice) but has another shape")
         else:
-            n_alias += 1
+            pairs.append((alias, canon, value))  # values compared once keys and shapes fit
     entries = plan(arch, model)
     layers = {l.name: l for l in model.layers}
     consumed: set[str] = set()
-    values: dict[str, np.ndarray] = {}
+    wanted: dict[str, Entry] = {}
     for e in entries:
         for key, shape in _expected(e, layers[e.layer]):
             consumed.add(key)
@@ -374,8 +464,11 @@ def assign(arch: str, model, state: dict[str, np.ndarray]) -> dict:
             elif tuple(state[key].shape) != tuple(shape):
                 problems.append(f"tensor {key!r} has shape {tuple(state[key].shape)}, expected {tuple(shape)} "
                                 f"(Keras layer {e.layer}, {e.role})")
+            elif np.dtype(state[key].dtype).kind != "f":
+                problems.append(f"tensor {key!r} has dtype {state[key].dtype}, expected floating point "
+                                f"(Keras layer {e.layer}, {e.role})")
             else:
-                values[key] = np.asarray(state[key], dtype=np.float32)
+                wanted[key] = e
         if e.role == "bn":
             consumed.add(f"{e.prefix}.num_batches_tracked")  # optional bookkeeping, no weight
     unexpected = sorted(k for k in state if k not in consumed)
@@ -383,6 +476,27 @@ def assign(arch: str, model, state: dict[str, np.ndarray]) -> dict:
                  for k in unexpected]
     if problems:
         raise ConversionError(f"checkpoint does not fit {arch} ({len(problems)} problem(s)): {_fmt(problems)}")
+    n_alias = 0
+    for alias, canon, value in pairs:
+        if np.array_equal(np.asarray(state[canon]), np.asarray(value)):
+            n_alias += 1
+        else:
+            problems.append(f"tensor {alias!r} must alias {canon!r} (the reference registers xresnet block "
+                            "convolutions twice) but holds different values")
+    values: dict[str, np.ndarray] = {}
+    for key, e in wanted.items():
+        raw = np.asarray(state[key])
+        bad = int((~np.isfinite(raw)).sum())
+        if bad:
+            problems.append(f"tensor {key!r} holds {bad} NaN/Inf value(s) (Keras layer {e.layer}, {e.role})")
+        elif raw.size and float(np.abs(raw).max()) > MAX_ABS_WEIGHT:
+            problems.append(f"tensor {key!r} reaches {float(np.abs(raw).max()):.3g} (> {MAX_ABS_WEIGHT:g}): not "
+                            f"trained weights (Keras layer {e.layer}, {e.role})")
+        elif key.endswith(".running_var") and (raw < 0).any():
+            problems.append(f"tensor {key!r} has negative BatchNorm variances (Keras layer {e.layer})")
+        values[key] = raw.astype(np.float32)
+    if problems:
+        raise ConversionError(f"checkpoint weights of {arch} refused ({len(problems)} problem(s)): {_fmt(problems)}")
 
     pending: list[tuple[object, np.ndarray]] = []
     for e in entries:
@@ -539,7 +653,7 @@ def run_cli(args) -> int:
     from ecg_keras.export.files import ExportError
 
     def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
+        print("error: " + " ".join(str(msg).split()), file=sys.stderr)  # one line
         return 1
 
     if args.standardizer and (args.mean is not None or args.std is not None):
@@ -550,15 +664,16 @@ def run_cli(args) -> int:
         if args.standardizer:
             st = read_standard_scaler(args.standardizer)
         elif args.mean is not None and args.std is not None:
-            if not args.std > 0:
-                return fail("--std must be positive")
-            st = Standardizer(mean=args.mean, std=args.std)
+            try:
+                st = Standardizer(mean=args.mean, std=args.std)
+            except ValueError as e:
+                return fail(f"--mean/--std: {e}")
         else:
             return fail("a standardiser is needed: --standardizer standard_scaler.pkl, or --mean M --std S")
         classes = read_classes(args.classes) if args.classes else None
         convert(args.checkpoint, args.arch, args.task, args.out, standardizer=st, classes=classes,
                 dataset=args.dataset, check=(args.check, args.expect) if args.check else None,
                 tolerance=args.tolerance)
-    except (ConversionError, ExportError, FileNotFoundError, FileExistsError, zipfile.BadZipFile) as e:
+    except (ConversionError, ExportError, OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as e:
         return fail(str(e))
     return 0

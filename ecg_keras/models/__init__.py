@@ -22,6 +22,7 @@ from ecg_keras.models.heads import (
     TimeStep,
     backbone,
     backbone_layers,
+    check_loaded_weights,
     classification_head,
     head_layers,
     kaiming_normal,
@@ -47,7 +48,8 @@ from ecg_keras.models.xresnet import (  # noqa: E402
 
 __all__ = [
     "get", "list_models", "register", "builder", "layer_groups",
-    "backbone", "backbone_layers", "fold_batchnorm", "as_conv2d", "head_layers", "replace_head", "classification_head",
+    "backbone", "backbone_layers", "check_loaded_weights", "fold_batchnorm", "as_conv2d", "head_layers", "replace_head",
+    "classification_head",
     "with_sigmoid", "with_activation", "probabilities", "kaiming_normal", "TimeStep",
     "fcn_wang", "resnet1d_wang", "inception1d", "lstm", "lstm_bidir", "gru",
     "xresnet1d18", "xresnet1d34", "xresnet1d50", "xresnet1d101", "xresnet1d152",

@@ -267,6 +267,31 @@ def invalid_weights(weights, choices: Sequence[str], hint: str = "") -> ValueErr
     return ValueError(f"The `weights` argument should be either {listed}.{hint} Received: weights={weights!r}")
 
 
+#: |weight| beyond this is not a trained network (a damaged or hostile file).
+MAX_ABS_WEIGHT = 1e6
+
+
+def check_loaded_weights(model, where) -> None:
+    """ValueError naming ``where`` and the variable if a loaded model's weights are not finite, exceed
+    :data:`MAX_ABS_WEIGHT` or hold negative BatchNorm variances (every load path: runs, releases,
+    ``pretrained()``, ``--init-from``; from-torch checks the same before building the run)."""
+    import numpy as np
+
+    for var in model.weights:
+        value = np.asarray(var)
+        if value.dtype.kind not in "fc" or not value.size:
+            continue
+        if not np.isfinite(value).all():
+            raise ValueError(f"{where}: weight {var.path} holds {int((~np.isfinite(value)).sum())} NaN/Inf value(s); "
+                             "the model file is damaged")
+        peak = float(np.abs(value).max())
+        if peak > MAX_ABS_WEIGHT:
+            raise ValueError(f"{where}: weight {var.path} reaches {peak:.3g} (> {MAX_ABS_WEIGHT:g}): not trained "
+                             "weights")
+        if var.path.endswith("moving_variance") and (value < 0).any():
+            raise ValueError(f"{where}: weight {var.path} has negative BatchNorm variances")
+
+
 def check_weights(weights) -> None:
     """A builder's ``weights``, checked as keras.applications does: None or an existing file.
 
