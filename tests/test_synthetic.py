@@ -298,3 +298,39 @@ def test_morphology_effects():
         assert np.median([qrs_width(s) for s in pick(bbb)]) > 1.6 * w_norm, bbb
     assert np.median([sokolow(s) for s in pick("LVH")]) > 1.4 * np.median([sokolow(s) for s in norm])
     assert np.median([s.qtc for s in pick("LNGQT")]) > 0.47 > max(s.qtc for s in norm)
+
+
+def test_rr_process_ectopic_beats_and_background_noise():
+    """Sinus RR varies (HRV) around exactly the class's rate; premature beats are where the csv says;
+    every record carries baseline wander and muscle/amplifier noise."""
+    meta, specs = synthetic._draw_dataset(600, 3)
+    rng = np.random.default_rng(0)
+    seen = {"pac": 0, "pvc": 0}
+    for spec in specs:
+        times, kinds = synthetic._beat_times(spec, rng, 10.0)
+        rr = np.diff(times[(times >= 0) & (times < 10)])
+        scp = set(ast.literal_eval(meta.loc[spec.ecg_id, "scp_codes"]))
+        assert (1 in kinds) == ("PAC" in scp) and (2 in kinds) == ("PVC" in scp)
+        assert bool(spec.ectopics) == isinstance(meta.loc[spec.ecg_id, "extra_beats"], str)
+        if spec.rhythm == "AFIB":
+            assert rr.std() / rr.mean() > 0.05
+            continue
+        if not spec.ectopics:  # the rate that defines the class, and heart rate variability
+            assert 60 / rr.mean() == pytest.approx(spec.hr, rel=0.03)
+            assert rr.std() / rr.mean() > 0.001
+        for k in np.flatnonzero(kinds == 2):  # PVC: early, then a full compensatory pause
+            if 1 <= k < len(times) - 1 and kinds[k - 1] == kinds[k + 1] == 0:
+                seen["pvc"] += 1
+                before, after = times[k] - times[k - 1], times[k + 1] - times[k]
+                assert before < 0.75 * np.median(rr) < 1.15 * np.median(rr) < after
+        for k in np.flatnonzero(kinds == 1):  # PAC: early (a neighbouring ectopic beat moves it)
+            if 1 <= k < len(times) - 1 and kinds[k - 1] == kinds[k + 1] == 0:
+                seen["pac"] += 1
+                assert times[k] - times[k - 1] < 0.85 * np.median(rr)
+    assert seen["pac"] >= 3 and seen["pvc"] >= 3
+    norm = [s for s in specs if s.rhythm == "SR" and not s.noise and not s.ectopics][:5]
+    for spec in norm:
+        ii = synthetic.render_record(spec)[:, 1]
+        baseline = sosfiltfilt(butter(2, 0.5, btype="low", fs=500, output="sos"), ii)
+        emg = sosfiltfilt(butter(4, 40, btype="high", fs=500, output="sos"), ii)
+        assert baseline.std() > 0.002 and emg.std() > 0.0012
