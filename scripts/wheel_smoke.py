@@ -77,7 +77,7 @@ from pathlib import Path
 import ecg_keras
 from ecg_keras import zoo
 
-assert "site-packages" in str(zoo.RELEASED_DIR) and zoo.RELEASED_DIR.name == "released", zoo.RELEASED_DIR
+assert "site-packages" in str(zoo.RELEASED_DIR) and zoo.RELEASED_DIR.name == zoo.INSTALLED, zoo.RELEASED_DIR
 assert not zoo.in_checkout()
 for name in sys.argv[1:]:
     entry = zoo.find_entry(name=name)

@@ -41,9 +41,10 @@ def test_wheel_holds_only_the_package_with_ranges_and_the_manifest(wheel):
         record = z.read(f"{dist_info}/RECORD").decode()
     assert {n.split("/")[0] for n in names} == {"ecg_keras", dist_info}
     assert {line.split("/")[0] for line in record.splitlines()} == {"ecg_keras", dist_info}
-    assert "ecg_keras/released/MANIFEST.json" in names and "ecg_keras/cli/export.py" in names
+    installed = f"ecg_keras/{zoo.INSTALLED}"
+    assert f"{installed}/MANIFEST.json" in names and "ecg_keras/cli/export.py" in names
     # weights: exactly the zoo's shipped files (models/), installed beside the manifest
-    shipped = sorted(f"ecg_keras/released/{e['file']}" for e in zoo.read_manifest(REPO / "models")
+    shipped = sorted(f"{installed}/{e['file']}" for e in zoo.read_manifest(REPO / "models")
                      if (REPO / "models" / e["file"]).is_file())
     assert sorted(n for n in names if n.endswith((".keras", ".h5", ".onnx"))) == shipped
     requires = metadata.get_all("Requires-Dist")
