@@ -3,7 +3,7 @@
     python -m ecg_keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
                                 [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
 
-MODEL is a released model name (``ecg_keras/released/MANIFEST.json``, or ``--models-dir DIR``'s), a
+MODEL is a released model name (the zoo, ``models/MANIFEST.json``, or ``--models-dir DIR``'s), a
 training run directory or a release directory (read by :func:`ecg_keras.runs.resolve`), a
 SavedModel directory (a version directory, or its model directory: the highest version is used)
 or an ONNX file exported by ``ecg_keras.export`` (its metadata, or a sidecar ``FILE.json``

@@ -3,7 +3,7 @@
 
 A models directory holds ``MANIFEST.json`` and, optionally, the weights files it lists. The
 package's own, the zoo, is the repository's top-level ``models/``, installed with the wheel as
-``ecg_keras/released/`` (package data: manifest, model cards and the small weights shipped
+the package-data folder ``released/`` of the installed package (manifest, model cards and the small weights shipped
 beside them): the source of truth for ``list_pretrained()`` / ``pretrained()`` and, in a
 checkout, the release target of ``ecg-keras export release`` (a run trained on synthetic data
 goes there only with a real-data validation in its card; :mod:`ecg_keras.export.release`).
@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 MANIFEST = "MANIFEST.json"
 _PACKAGE = Path(__file__).resolve().parent
 #: The package's models directory, the zoo: the repository's top-level ``models/`` in a checkout,
-#: installed by the wheel as the package data ``ecg_keras/released/`` (see setup.py).
+#: installed by the wheel as the package-data folder :data:`INSTALLED` (see setup.py).
+INSTALLED = "released"
 RELEASED_DIR = (_PACKAGE.parent / "models" if (_PACKAGE.parent / "setup.cfg").is_file()
-                and (_PACKAGE.parent / "models" / MANIFEST).is_file() else _PACKAGE / "released")
+                and (_PACKAGE.parent / "models" / MANIFEST).is_file() else _PACKAGE / INSTALLED)
 
 
 def in_checkout() -> bool:

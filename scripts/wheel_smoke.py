@@ -10,7 +10,10 @@ directory (no checkout on sys.path) runs ``ecg-keras --help``, ``ecg-keras data 
 ``ecg-keras train``, ``ecg-keras export savedmodel`` and ``export release``, then
 ``ecg_keras.pretrained()`` of that release served by ``python -m http.server`` on 127.0.0.1:
 downloaded with its sha256 checked, then loaded again from the cache with the server stopped.
-Exits non-zero at the first failure.
+When the zoo (``models/MANIFEST.json``) lists shipped weights, each shipped model is loaded
+with ``pretrained(name=...)`` from the installed wheel with every download pointed at a closed
+port (offline), and ``ecg-keras predict NAME RECORD`` runs on a real LUDB record (``../shared``)
+or else a generated one. Exits non-zero at the first failure.
 
 The dependencies' wheels are kept in ``$ECG_KERAS_WHEEL_CACHE`` (default
 ``~/.cache/ecg_keras/wheels``) and installed from there without an index once present (pip's
@@ -66,6 +69,34 @@ again = ecg_keras.pretrained(arch="fcn_wang", task="rhythm", weights=str(client)
 assert again.count_params() == model.count_params()
 print("pretrained again with the server stopped: served from the cache")
 """
+
+# Run by the venv's Python: ARGV = the names of the models shipped in the wheel.
+SHIPPED_CHECK = r"""
+import os, sys
+from pathlib import Path
+import ecg_keras
+from ecg_keras import zoo
+
+assert "site-packages" in str(zoo.RELEASED_DIR) and zoo.RELEASED_DIR.name == zoo.INSTALLED, zoo.RELEASED_DIR
+assert not zoo.in_checkout()
+for name in sys.argv[1:]:
+    entry = zoo.find_entry(name=name)
+    weights = zoo.RELEASED_DIR / entry["file"]
+    assert weights.is_file(), f"{weights} is not installed with the wheel"
+    model = ecg_keras.pretrained(name=name, weights=None)
+    assert model.ecg_info.name == name and model.output_shape[-1] == len(entry["classes"])
+    assert not (Path(os.environ["ECG_KERAS_HOME"]) / "models").exists(), "a shipped model was downloaded"
+    print(f"pretrained(name={name!r}) offline from {weights} ({weights.stat().st_size / 1e6:.2f} MB)")
+"""
+
+
+def shipped_models() -> list[str]:
+    """Names of the zoo's models whose weights are in models/ (so in the wheel)."""
+    import json
+
+    manifest = REPO / "models" / "MANIFEST.json"
+    entries = json.loads(manifest.read_text())["models"] if manifest.is_file() else []
+    return [e["name"] for e in entries if (REPO / "models" / e["file"]).is_file()]
 
 
 def run(cmd, **kw) -> subprocess.CompletedProcess:
@@ -164,6 +195,18 @@ def main(argv=None) -> int:
         client.mkdir()
         shutil.copy(release / "MANIFEST.json", client)  # the manifest only: weights come over HTTP
         print(run([py, "-c", PRETRAINED_CHECK, release, client, port], **kw).stdout, end="")
+
+        shipped = shipped_models()
+        if shipped:  # offline: any download would go to a closed port and fail
+            offline = dict(cwd=cwd, env=env | {"ECG_KERAS_WEIGHTS_URL": f"http://127.0.0.1:{free_port()}",
+                                               "ECG_KERAS_HOME": str(work / "offline-home")})
+            print(run([py, "-c", SHIPPED_CHECK, *shipped], **offline).stdout, end="")
+            ludb = REPO.parent / "shared" / "data" / "ludb-1.0.1" / "data" / "1"
+            record = ludb if ludb.with_suffix(".hea").is_file() else sorted(data.rglob("*.hea"))[0].with_suffix("")
+            for name in shipped:
+                out = run([cli, "predict", name, record, "--no-progress"], **offline).stdout
+                assert f"model: {name} (release" in out, out
+                print(f"ecg-keras predict {name} {record.name}: " + out.strip().splitlines()[-1])
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

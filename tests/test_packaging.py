@@ -41,8 +41,12 @@ def test_wheel_holds_only_the_package_with_ranges_and_the_manifest(wheel):
         record = z.read(f"{dist_info}/RECORD").decode()
     assert {n.split("/")[0] for n in names} == {"ecg_keras", dist_info}
     assert {line.split("/")[0] for line in record.splitlines()} == {"ecg_keras", dist_info}
-    assert "ecg_keras/released/MANIFEST.json" in names and "ecg_keras/cli/export.py" in names
-    assert not [n for n in names if n.endswith((".keras", ".h5", ".onnx"))]
+    installed = f"ecg_keras/{zoo.INSTALLED}"
+    assert f"{installed}/MANIFEST.json" in names and "ecg_keras/cli/export.py" in names
+    # weights: exactly the zoo's shipped files (models/), installed beside the manifest
+    shipped = sorted(f"{installed}/{e['file']}" for e in zoo.read_manifest(REPO / "models")
+                     if (REPO / "models" / e["file"]).is_file())
+    assert sorted(n for n in names if n.endswith((".keras", ".h5", ".onnx"))) == shipped
     requires = metadata.get_all("Requires-Dist")
     pinned = [r for r in requires if any(spec.operator in ("==", "===") for spec in Requirement(r).specifier)]
     assert requires and not pinned, pinned
@@ -131,10 +135,17 @@ def test_weights_download_from_the_entry_url_into_ecg_keras_home_then_from_the_c
     assert zoo.resolve_weights(entry, empty) == path  # server gone: served from the cache
 
 
-def test_package_manifest_is_package_data_and_lists_only_real_data_releases():
-    assert zoo.RELEASED_DIR == Path(ecg_keras.__file__).parent / "released"
+def test_the_zoo_is_the_checkouts_models_folder_with_small_checked_weights_and_validated_synthetic_models():
+    assert zoo.RELEASED_DIR == REPO / "models" and zoo.in_checkout()
     assert (zoo.RELEASED_DIR / zoo.MANIFEST).is_file()
-    assert all(not e.get("synthetic") for e in zoo.read_manifest(zoo.RELEASED_DIR))
+    for entry in zoo.read_manifest(zoo.RELEASED_DIR):
+        assert not entry.get("synthetic") or entry.get("validation"), f"{entry['name']}: synthetic, not validated"
+        weights = zoo.RELEASED_DIR / entry["file"]
+        if weights.is_file():  # shipped in the wheel: small, and the manifest's sha256
+            assert weights.stat().st_size < 2_500_000 and zoo.sha256(weights) == entry["sha256"], weights
+        else:
+            assert entry.get("url") or entry.get("url_base"), f"{entry['name']}: neither shipped nor downloadable"
+        assert (zoo.RELEASED_DIR / entry["card"]).is_file()
 
 
 def test_an_installed_package_is_not_a_release_target(tmp_path, monkeypatch):

@@ -56,7 +56,8 @@ def test_release_serve_and_load_through_url_bit_identical(tmp_path, http_dir, tr
     assert entry["training_data"] == "synthetic" and entry["classes"] == classes
     assert entry["metrics"]["test"]["macro_auc"] == json.loads((trained_run / "metrics.json").read_text())["test"]["macro_auc"]
     original = keras.saving.load_model(trained_run / "model.keras", compile=False)
-    assert (release_dir / "fcn_wang_rhythm_demo.md").read_text().count("SYNTHETIC") == 1
+    assert (release_dir / "fcn_wang_rhythm_demo.md").read_text().count("Trained on synthetic ECGs only; not for "
+                                                                       "clinical use.") == 1
     assert ecg_keras.list_pretrained(release_dir) == ["fcn_wang_rhythm_demo"]
 
     client = tmp_path / "client"  # manifest only: the weights must come over HTTP
@@ -95,9 +96,10 @@ def test_missing_model_and_synthetic_release_into_repo_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no released model"):
         ecg_keras.pretrained(arch="xresnet1d101", task="all", weights="ptbxl", models_directory=tmp_path)
     _fake_run(tmp_path / "run")
-    with pytest.raises(ValueError, match="synthetic"):
+    before = read_manifest(RELEASED_DIR)
+    with pytest.raises(ValueError, match="synthetic data.*--validate"):
         release_run(tmp_path / "run", "demo", models_directory=RELEASED_DIR)
-    assert all(not e.get("synthetic") for e in read_manifest(RELEASED_DIR))
+    assert read_manifest(RELEASED_DIR) == before
 
 
 def _release(tmp_path, name="demo", **kw):

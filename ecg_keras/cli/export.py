@@ -8,7 +8,7 @@ Also ``python -m ecg_keras export`` and, in a checkout, ``python -m export``.
     ecg-keras export litert RUN_DIR --out model.tflite [--quantize float16|dynamic|int8 --calibration DIR]
         [--whole-record] [--overwrite]
     ecg-keras export release RUN_DIR --name NAME [--models-dir DIR] [--url-base URL] [--validate FOLDER ...]
-        -> DIR/NAME.keras, DIR/NAME.md (model card), a row in DIR/MANIFEST.json (default DIR: the zoo, models/)
+        -> DIR/<name>.keras, DIR/<name>.md (model card), a row in DIR/MANIFEST.json (default DIR: the zoo, models/)
     ecg-keras export from-torch CHECKPOINT --arch ARCH --task TASK --out RUN_DIR --standardizer standard_scaler.pkl
         -> a run directory from the reference's PyTorch checkpoint (ecg_keras.export.from_torch)
 

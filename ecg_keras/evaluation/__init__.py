@@ -1,4 +1,5 @@
-"""Evaluation of the PTB-XL benchmark: metrics, bootstrap CIs, tables, plots, hierarchy.
+"""Evaluation of the PTB-XL benchmark: metrics, bootstrap CIs, tables, plots, hierarchy, and
+``validate(model, folder)``: any model scored on a real labelled folder.
 
 numpy + pandas at import time (sklearn and matplotlib are imported lazily where used); no TensorFlow.
 """
@@ -9,6 +10,7 @@ from .metrics import (accuracy, apply_thresholds, auc, challenge_metrics, defaul
                       per_class_auc, r2, scores_by_subset, subset_masks)
 from .plots import plot_ci_bars, plot_history, plot_roc_curves
 from .tables import format_ci, long_table, rank_models, results_table, to_markdown, write_table
+from .validation import Validation, validate
 
 __all__ = [
     "accuracy", "apply_thresholds", "auc", "bootstrap_scores", "challenge_metrics",
@@ -16,5 +18,5 @@ __all__ = [
     "format_ci", "healthy_mask", "hierarchy_levels", "load_indices", "long_table", "macro_auc",
     "mae", "node_auc_table", "per_class_auc", "plot_ci_bars", "plot_history", "plot_roc_curves",
     "propagate", "r2", "rank_models", "results_table", "save_indices", "scores_by_subset",
-    "subset_masks", "summarize", "to_markdown", "write_table",
+    "subset_masks", "summarize", "to_markdown", "validate", "Validation", "write_table",
 ]

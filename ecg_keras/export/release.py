@@ -65,7 +65,8 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
         "training_data": "synthetic" if synthetic else dataset, "synthetic": synthetic,
         "metrics": {split: {k: v for k, v in m.items() if isinstance(v, (int, float))}
                     for split, m in metrics.items() if isinstance(m, dict)},
-        "license": "CC-BY-4.0" if "ptbxl" in dataset else config.get("license", "see training data"),
+        "license": ("MIT (the package's licence; generated training data)" if synthetic else "CC-BY-4.0"
+                    if "ptbxl" in dataset else config.get("license", "see training data")),
         "file": weights_file, "sha256": None, "card": card,
     }
     if url_base:
@@ -118,12 +119,13 @@ def model_card(entry: dict, config: dict) -> str:
     warning = (f"\n**{SYNTHETIC_NOTICE}** The training data is ecg_keras' generated PTB-XL-format set; "
                "what the model does on real records is the validation below (if any).\n"
                if entry["synthetic"] else "")
+    augment = f", augmentations {config['augment']}" if config.get("augment") else ""
     return f"""# {entry['name']}
 {warning}
 - Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
 - Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples
 - Standardiser: mean {entry['standardizer']['mean']:.6g}, std {entry['standardizer']['std']:.6g} (mV)
-- Training: {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, seed {config.get('seed', '?')}
+- Training: {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, seed {config.get('seed', '?')}{augment}
 - Licence: {entry['license']}; sha256 `{entry['sha256']}`
 
 ## Metrics
