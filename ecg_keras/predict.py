@@ -9,7 +9,11 @@ SavedModel directory (a version directory, or its model directory: the highest v
 or an ONNX file exported by ``ecg_keras.export`` (its metadata, or a sidecar ``FILE.json``
 holding the serving spec, gives classes, rate and aggregation). RECORD is a WFDB record, a
 CPSC/ICBEB ``.mat``, a ``.npy`` or ``.csv`` (samples x leads; ``--fs``/``--leads``/``--units``
-where the file cannot say) or a folder of them (see :mod:`ecg_keras.io.records`).
+where the file cannot say), a hospital export (DICOM waveform, HL7 aECG / GE MUSE / Philips XML,
+SCP-ECG, EDF/EDF+, ISHNE; :mod:`ecg_keras.io.formats`) or a folder of them (see
+:mod:`ecg_keras.io.records`). Missing limb leads are derived (8-lead exports), other missing
+leads refused or, with ``--fill-missing-leads``, zero-filled; the ``leads`` column says which.
+``--timeline DIR``: long recordings segment by segment over time (:mod:`ecg_keras.timeline`).
 
 Each record is read, its leads are matched to the model's by name, it is checked, resampled to
 the model's rate and predicted with the model's own whole-record rule (windows of the model's

@@ -78,6 +78,8 @@ def _tables(body: bytes, where) -> list[dict]:
 
 
 def _huffman(data: bytes, count: int, tables: list[dict], where) -> np.ndarray:
+    if count > 8 * len(data):  # every code is at least one bit
+        raise DataError(f"{where}: SCP lead of {count} samples in {len(data)} bytes of Huffman data")
     bits = np.unpackbits(np.frombuffer(data, np.uint8)).tolist()
     n_bits, out, pos, table = len(bits), np.empty(count, np.int64), 0, tables[0]
     longest = max(p for p, _ in table)
