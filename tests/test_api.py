@@ -120,7 +120,8 @@ def test_preset_round_trip_and_keras_builder(run, model, preset):
     assert loaded.identity["kind"] == "preset" and loaded.identity["name"] == "fcn-demo"
     np.testing.assert_array_equal(loaded.predict(signals, fs=250).to_numpy(), model.predict(signals, fs=250).to_numpy())
     keras_model = ecg_keras.pretrained(weights=str(preset))
-    assert keras_model.ecg_info["classes"] == CLASSES and keras_model.output_shape == (None, len(CLASSES))
+    assert keras_model.ecg_info.classes == tuple(CLASSES) and keras_model.ecg_info.window == 250
+    assert keras_model.output_shape == (None, len(CLASSES))
     backbone = ecg_keras.pretrained(str(preset), include_top=False)
     assert backbone.output_shape == models.backbone(keras_model).output_shape
     with pytest.raises(FileExistsError):
@@ -178,7 +179,7 @@ def test_hf_handle_from_the_local_cache_with_the_network_off(model, preset, tmp_
     got = ecg_keras.load("hf://someone/fcn-demo")
     assert got.identity["name"] == "fcn-demo"
     np.testing.assert_array_equal(got.predict(x, fs=500).to_numpy(), model.predict(x, fs=500).to_numpy())
-    assert ecg_keras.pretrained("hf://someone/fcn-demo").ecg_info["classes"] == CLASSES
+    assert ecg_keras.pretrained("hf://someone/fcn-demo").ecg_info.classes == tuple(CLASSES)
     with pytest.raises(ValueError, match="hf://someone/missing: cannot fetch"):
         ecg_keras.load("hf://someone/missing")
     with pytest.raises(ValueError, match="hf://owner/name"):
