@@ -240,3 +240,24 @@ def test_unknown_names_are_refused_before_tensorflow_starts():
         assert hint in out.stderr, out.stderr
         assert out.stdout.split() == ["False", "False", "2"], out.stdout
         assert cpu < 2.0, f"{cpu:.2f} s of CPU to refuse {args}"  # wall time on a loaded machine is noise
+
+
+def test_long_description_reads_on_its_own_and_release_workflow_builds_from_a_tag():
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    name = cfg["metadata"]["long_description"].removeprefix("file:").strip()
+    text = (REPO / name).read_text()
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all(link.startswith("https://") for link in links), links
+    first_block = text.split("```")[1]
+    assert "pip install" in first_block and "ecg-keras train" in first_block and "scripts/" not in text
+    assert name in (REPO / "MANIFEST.in").read_text()  # the sdist builds the same description
+    workflow = (REPO / ".github" / "workflows" / "release.yml").read_text()
+    assert 'tags: ["v*"]' in workflow and "python -m build" in workflow and "twine check" in workflow
+    readme = (REPO / "README.md").read_text()
+    assert readme.split("```")[1].strip().splitlines() == [
+        line for line in readme.split("```")[1].strip().splitlines() if line.startswith("bash scripts/")]
+    assert "datacloud.hhi.fraunhofer.de" in readme  # the reference's trained checkpoints, for export from-torch
