@@ -258,6 +258,7 @@ def test_long_description_reads_on_its_own_and_release_workflow_builds_from_a_ta
     workflow = (REPO / ".github" / "workflows" / "release.yml").read_text()
     assert 'tags: ["v*"]' in workflow and "python -m build" in workflow and "twine check" in workflow
     readme = (REPO / "README.md").read_text()
-    assert readme.split("```")[1].strip().splitlines() == [
-        line for line in readme.split("```")[1].strip().splitlines() if line.startswith("bash scripts/")]
+    assert readme.startswith("# ecg_keras\n\n```bash\nbash scripts/demo.sh ")
+    assert [line.split()[:2] for line in readme.split("```")[1].splitlines()[1:]] == [
+        ["bash", "scripts/demo.sh"], ["bash", "scripts/test.sh"]]
     assert "datacloud.hhi.fraunhofer.de" in readme  # the reference's trained checkpoints, for export from-torch
