@@ -262,3 +262,25 @@ def test_long_description_reads_on_its_own_and_release_workflow_builds_from_a_ta
     assert [line.split()[:2] for line in readme.split("```")[1].splitlines()[1:]] == [
         ["bash", "scripts/demo.sh"], ["bash", "scripts/test.sh"]]
     assert "datacloud.hhi.fraunhofer.de" in readme  # the reference's trained checkpoints, for export from-torch
+
+
+def test_finetuning_on_ludb_reports_the_classes_and_records_it_drops():
+    from ecg_keras.training.transfer import ludb_rhythm_task
+
+    said = []
+    td = ludb_rhythm_task(shared_path("ludb-1.0.1"), sampling_rate=100, log=said.append)
+    (line,) = said
+    assert "200 records" in line and "Sinus tachycardia (4)" in line and "4 record(s) left without a class dropped" in line
+    assert f"{len(td)} records, {len(td.classes)} classes" in line and len(td) == 196
+
+
+def test_model_card_prints_counts_as_integers():
+    from ecg_keras.export.release import model_card
+
+    entry = {"name": "m", "synthetic": False, "arch": "fcn_wang", "task": "rhythm", "classes": CLASSES,
+             "training_data": "ludb", "sampling_rate": 100, "window": 250, "standardizer": {"mean": 0.0, "std": 1.0},
+             "license": "CC-BY-4.0", "sha256": "0" * 64,
+             "metrics": {"test": {"macro_auc": 1.0, "n_records": 200.0, "n_classes": 5}}}
+    card = model_card(entry, {})
+    assert "| test | n_records | 200 |" in card and "| test | n_classes | 5 |" in card
+    assert "| test | macro_auc | 1.0000 |" in card

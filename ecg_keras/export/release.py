@@ -69,8 +69,17 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     return entry
 
 
+def _metric(key: str, value) -> str:
+    """Counts as integers (``n_records 200``), scores to 4 decimals, anything else (an error) as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or (key.startswith("n_") and float(value).is_integer()):
+        return str(int(value))
+    return f"{value:.4f}"
+
+
 def model_card(entry: dict, config: dict) -> str:
-    metrics = "\n".join(f"| {split} | {k} | {v:.4f} |" for split, m in entry["metrics"].items() for k, v in m.items())
+    metrics = "\n".join(f"| {split} | {k} | {_metric(k, v)} |" for split, m in entry["metrics"].items() for k, v in m.items())
     warning = ("\n**Trained on SYNTHETIC data** (ecg_keras' generated PTB-XL-format set): for pipeline "
                "demonstrations only, not for any clinical or research conclusion.\n" if entry["synthetic"] else "")
     return f"""# {entry['name']}
