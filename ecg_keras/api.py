@@ -135,11 +135,12 @@ def load(source, *, models_directory=None) -> Model:
 
 
 def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool = True,
-               num_classes: int | None = None, weights=DEFAULT_TAG, **kwargs):
-    """A Keras model with released weights, keras.applications style (:func:`ecg_keras.zoo.pretrained`;
-    ``weights`` "ptbxl" by default). ``weights`` (or ``arch``) may also be a preset directory or a hub
-    handle (``hf://owner/name``, ``kaggle://...``): the preset's model, sha256 checked, with
-    ``model.ecg_info`` its preprocessing."""
+               num_classes: int | None = None, weights=DEFAULT_TAG, *, name: str | None = None,
+               models_directory=None, base_url: str | None = None, cache_dir=None):
+    """A released model as a Keras model (logits), keras.applications style: :func:`ecg_keras.zoo.pretrained`
+    (its arguments, ``weights`` a data tag such as "ptbxl" or a release directory). ``weights`` (or
+    ``arch``) may also be a preset directory or a hub handle (``hf://owner/name``, ``kaggle://...``):
+    the preset's model, every file sha256 checked, with ``model.ecg_info`` its preprocessing."""
     from ecg_keras import presets, runs, zoo
 
     for source in (weights, arch):
@@ -147,5 +148,5 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
             if include_top and num_classes is not None:
                 raise ValueError("num_classes applies to a new head: models.replace_head(pretrained(...), n)")
             return presets.load_preset(source, include_top=include_top)
-    return zoo.pretrained(arch, task, include_top, num_classes, weights,
-                          **kwargs)
+    return zoo.pretrained(arch, task, include_top, num_classes, weights, name=name,
+                          models_directory=models_directory, base_url=base_url, cache_dir=cache_dir)

@@ -28,7 +28,7 @@ from pathlib import Path
 from ecg_keras import runs
 from ecg_keras.io.records import LEAD_NAMES
 from ecg_keras.paths import sha256
-from ecg_keras.zoo import is_synthetic
+from ecg_keras.zoo import PretrainedInfo, is_synthetic
 
 HF_PREFIX, KAGGLE_PREFIX = "hf://", "kaggle://"
 PRESET_PATTERNS = list(runs.PRESET_FILES) + [runs.PRESET_CARD]
@@ -153,7 +153,8 @@ def save_preset(source, directory: str | Path, *, name: str | None = None, overw
 
 def load_preset(source, *, include_top: bool = True):
     """The Keras model (logits) of a preset directory or handle, sha256 checked; ``model.ecg_info``
-    holds its preprocessing (``preprocessor.json``). ``include_top=False``: the pooled backbone."""
+    (:class:`~ecg_keras.zoo.PretrainedInfo`, as for released weights) holds its preprocessing.
+    ``include_top=False``: the pooled backbone."""
     from ecg_keras import models
 
     run = resolve(source)
@@ -162,7 +163,11 @@ def load_preset(source, *, include_top: bool = True):
     model = run.check_complete().model
     if not include_top:
         model = models.backbone(model)
-    model.ecg_info = dict(run.preprocessor, name=run.name)
+    spec, cfg = run.preprocessor, run.config
+    model.ecg_info = PretrainedInfo(name=run.name, arch=str(cfg.get("arch", "")), task=str(cfg.get("task", "")),
+                                    classes=tuple(run.classes), standardizer=run.standardizer,
+                                    sampling_rate=run.sampling_rate, window=int(spec.get("window") or 0),
+                                    training_data=str(cfg.get("dataset", "unknown")), entry=dict(spec))
     return model
 
 

@@ -7,7 +7,9 @@ Builds the sdist and wheel (``python -m build``; ``twine check``) unless ``--whe
 creates a fresh virtual environment with ``--python`` in a temporary directory, installs
 ``WHEEL[cpu]`` with the exact versions of constraints.txt, and from a temporary working
 directory (no checkout on sys.path) runs ``ecg-keras --help``, ``ecg-keras data synthetic``,
-``ecg-keras train``, ``ecg-keras export savedmodel`` and ``export release``, then
+``ecg-keras train``, ``ecg-keras export savedmodel``, ``ecg-keras predict`` on the run, its
+SavedModel, ONNX and LiteRT exports (the ``[cpu]`` extra's runtimes) against ``ecg_keras.load(run)
+.predict(array, fs=...)``, ``export release``, then
 ``ecg_keras.pretrained()`` of that release served by ``python -m http.server`` on 127.0.0.1:
 downloaded with its sha256 checked, then loaded again from the cache with the server stopped.
 When the zoo (``models/MANIFEST.json``) lists shipped weights, each shipped model is loaded
@@ -99,6 +101,24 @@ def shipped_models() -> list[str]:
     return [e["name"] for e in entries if (REPO / "models" / e["file"]).is_file()]
 
 
+# Run by the venv's Python: ARGV = work dir. Records for predict, and the Python API on an array.
+RECORD_AND_API_CHECK = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+import ecg_keras
+
+work = Path(sys.argv[1])
+rng = np.random.default_rng(0)
+t = np.arange(5000) / 500.0
+x = np.exp(-((t * 1.2) % 1.0 - 0.3) ** 2 / 0.0004)[:, None] * np.linspace(0.5, 1.6, 12) + 0.05 * rng.standard_normal((5000, 12))
+np.save(work / "record.npy", x)
+frame = ecg_keras.load(work / "runs" / "fcn").predict(x, fs=500)
+json.dump(frame.iloc[0].to_dict(), open(work / "api.json", "w"))
+print(f"ecg_keras.load(run).predict(array, fs=500): {frame.shape[1]} class probabilities")
+"""
+
+
 def run(cmd, **kw) -> subprocess.CompletedProcess:
     print("+", " ".join(str(c).split("\n")[0] or "<script>" for c in cmd), flush=True)
     start = time.perf_counter()
@@ -156,6 +176,26 @@ def install(py: Path, wheel: Path) -> None:
     run(offline, env=clean_env())
 
 
+def check_exported_formats(py: Path, cli: Path, work: Path, run_dir: Path, kw: dict) -> None:
+    """With ``[cpu]`` only: ``ecg-keras predict`` on the run, its ``.onnx`` and ``.tflite`` exports and
+    export savedmodel's ``--out`` directory gives the Python API's probabilities on the same record."""
+    import json
+
+    run([py, "-c", RECORD_AND_API_CHECK, work], **kw)
+    api = json.loads((work / "api.json").read_text())
+    run([cli, "export", "onnx", run_dir, "--out", work / "model.onnx"], **kw)
+    run([cli, "export", "litert", run_dir, "--out", work / "model.tflite"], **kw)
+    for source, tol in ((run_dir, 1e-6), (work / "serving", 1e-5), (work / "model.onnx", 1e-5),
+                        (work / "model.tflite", 1e-5)):
+        out = work / f"predict_{Path(source).name}.json"
+        run([cli, "predict", source, work / "record.npy", "--fs", 500, "--out", out, "--no-progress"], **kw)
+        got = json.loads(out.read_text())["records"][0]["probabilities"]
+        worst = max(abs(got[c] - api[c]) for c in api)
+        if worst > tol:
+            sys.exit(f"FAILED: predict {source} differs from the Python API by {worst:.2e} (> {tol:g})")
+        print(f"predict {Path(source).name}: the Python API's probabilities within {worst:.1e}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--python", default=sys.executable, help="interpreter for the fresh venv (default: this one)")
@@ -187,6 +227,7 @@ def main(argv=None) -> int:
              "--epochs", 1, "--batch-size", 32, "--output", runs, "--quiet"], **kw)
         run([cli, "export", "savedmodel", runs, "--out", work / "serving"], **kw)
         assert (work / "serving" / "ecg" / "1" / "saved_model.pb").is_file()
+        check_exported_formats(py, cli, work, runs, kw)
 
         port = free_port()
         release, client = work / "release", work / "client"

@@ -120,7 +120,8 @@ def test_preset_round_trip_and_keras_builder(run, model, preset):
     assert loaded.identity["kind"] == "preset" and loaded.identity["name"] == "fcn-demo"
     np.testing.assert_array_equal(loaded.predict(signals, fs=250).to_numpy(), model.predict(signals, fs=250).to_numpy())
     keras_model = ecg_keras.pretrained(weights=str(preset))
-    assert keras_model.ecg_info["classes"] == CLASSES and keras_model.output_shape == (None, len(CLASSES))
+    assert keras_model.ecg_info.classes == tuple(CLASSES) and keras_model.ecg_info.window == 250
+    assert keras_model.output_shape == (None, len(CLASSES))
     backbone = ecg_keras.pretrained(str(preset), include_top=False)
     assert backbone.output_shape == models.backbone(keras_model).output_shape
     with pytest.raises(FileExistsError):
@@ -178,7 +179,7 @@ def test_hf_handle_from_the_local_cache_with_the_network_off(model, preset, tmp_
     got = ecg_keras.load("hf://someone/fcn-demo")
     assert got.identity["name"] == "fcn-demo"
     np.testing.assert_array_equal(got.predict(x, fs=500).to_numpy(), model.predict(x, fs=500).to_numpy())
-    assert ecg_keras.pretrained("hf://someone/fcn-demo").ecg_info["classes"] == CLASSES
+    assert ecg_keras.pretrained("hf://someone/fcn-demo").ecg_info.classes == tuple(CLASSES)
     with pytest.raises(ValueError, match="hf://someone/missing: cannot fetch"):
         ecg_keras.load("hf://someone/missing")
     with pytest.raises(ValueError, match="hf://owner/name"):
@@ -239,3 +240,47 @@ def test_unknown_names_are_refused_before_tensorflow_starts():
         assert hint in out.stderr, out.stderr
         assert out.stdout.split() == ["False", "False", "2"], out.stdout
         assert cpu < 2.0, f"{cpu:.2f} s of CPU to refuse {args}"  # wall time on a loaded machine is noise
+
+
+def test_long_description_reads_on_its_own_and_release_workflow_builds_from_a_tag():
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    name = cfg["metadata"]["long_description"].removeprefix("file:").strip()
+    text = (REPO / name).read_text()
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all(link.startswith("https://") for link in links), links
+    first_block = text.split("```")[1]
+    assert "pip install" in first_block and "ecg-keras train" in first_block and "scripts/" not in text
+    assert name in (REPO / "MANIFEST.in").read_text()  # the sdist builds the same description
+    workflow = (REPO / ".github" / "workflows" / "release.yml").read_text()
+    assert 'tags: ["v*"]' in workflow and "python -m build" in workflow and "twine check" in workflow
+    readme = (REPO / "README.md").read_text()
+    assert readme.startswith("# ecg_keras\n\n```bash\nbash scripts/demo.sh ")
+    assert [line.split()[:2] for line in readme.split("```")[1].splitlines()[1:]] == [
+        ["bash", "scripts/demo.sh"], ["bash", "scripts/test.sh"]]
+    assert "datacloud.hhi.fraunhofer.de" in readme  # the reference's trained checkpoints, for export from-torch
+
+
+def test_finetuning_on_ludb_reports_the_classes_and_records_it_drops():
+    from ecg_keras.training.transfer import ludb_rhythm_task
+
+    said = []
+    td = ludb_rhythm_task(shared_path("ludb-1.0.1"), sampling_rate=100, log=said.append)
+    (line,) = said
+    assert "200 records" in line and "Sinus tachycardia (4)" in line and "4 record(s) left without a class dropped" in line
+    assert f"{len(td)} records, {len(td.classes)} classes" in line and len(td) == 196
+
+
+def test_model_card_prints_counts_as_integers():
+    from ecg_keras.export.release import model_card
+
+    entry = {"name": "m", "synthetic": False, "arch": "fcn_wang", "task": "rhythm", "classes": CLASSES,
+             "training_data": "ludb", "sampling_rate": 100, "window": 250, "standardizer": {"mean": 0.0, "std": 1.0},
+             "license": "CC-BY-4.0", "sha256": "0" * 64,
+             "metrics": {"test": {"macro_auc": 1.0, "n_records": 200.0, "n_classes": 5}}}
+    card = model_card(entry, {})
+    assert "| test | n_records | 200 |" in card and "| test | n_classes | 5 |" in card
+    assert "| test | macro_auc | 1.0000 |" in card

@@ -92,8 +92,13 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
 SYNTHETIC_NOTICE = "Trained on synthetic ECGs only; not for clinical use."
 
 
-def _metric(v) -> str:
-    return str(v) if isinstance(v, int) and not isinstance(v, bool) else f"{v:.4f}"
+def _metric(key: str, value) -> str:
+    """Counts as integers (``n_records 200``), scores to 4 decimals, anything else (an error) as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or (key.startswith("n_") and float(value).is_integer()):
+        return str(int(value))
+    return f"{value:.4f}"
 
 
 def validation_section(validations: list[dict]) -> str:
@@ -114,7 +119,7 @@ def validation_section(validations: list[dict]) -> str:
 
 
 def model_card(entry: dict, config: dict) -> str:
-    metrics = "\n".join(f"| {split} | {k} | {_metric(v)} |" for split, m in entry["metrics"].items()
+    metrics = "\n".join(f"| {split} | {k} | {_metric(k, v)} |" for split, m in entry["metrics"].items()
                         for k, v in m.items())
     warning = (f"\n**{SYNTHETIC_NOTICE}** The training data is ecg_keras' generated PTB-XL-format set; "
                "what the model does on real records is the validation below (if any).\n"

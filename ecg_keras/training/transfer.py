@@ -129,7 +129,7 @@ def is_ludb(dataset: str) -> bool:
 
 
 def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
-                     drop: Sequence[str] | None = None, seed: int = 0) -> TaskData:
+                     drop: Sequence[str] | None = None, seed: int = 0, log=None) -> TaskData:
     """LUDB's rhythm task for transfer experiments, with rare classes merged or dropped.
 
     Defaults: atrial flutter joins atrial fibrillation ("Atrial fibrillation/flutter", 15 + 3),
@@ -138,7 +138,8 @@ def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
     dropped — too rare to have positives in a 20-40 record test set. Records left without a
     label (the 4 sinus tachycardia records) are dropped, leaving 196 records and 4 classes.
     Folds: 10 deterministic folds, iteratively stratified on the final labels
-    (``tasks.stratified_folds``, ``seed``); train 1-8, validation 9, test 10.
+    (``tasks.stratified_folds``, ``seed``); train 1-8, validation 9, test 10. ``log`` (e.g. print)
+    is told what was merged and dropped, with counts.
     """
     from ecg_keras.datasets.tasks import make_task, stratified_folds
     from ecg_keras.datasets.wfdb_folder import load_ludb
@@ -146,13 +147,25 @@ def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
     merge = LUDB_RHYTHM_MERGE if merge is None else merge
     drop = set(LUDB_RHYTHM_DROP if drop is None else drop)
     records = load_ludb(root, sampling_rate=sampling_rate)
+    original = list(records.meta["labels"])
     labels = [sorted({merge.get(c, c) for c in x if c not in drop and merge.get(c, c) not in drop})
               for x in records.meta["labels"]]
     meta = records.meta.copy()
     meta["labels"] = labels
     meta["strat_fold"] = stratified_folds(labels, n_folds=10, seed=seed)
     records = dataclasses.replace(records, meta=meta)
-    return make_task(records, "rhythm")
+    task = make_task(records, "rhythm")
+    if log is not None:
+        from collections import Counter
+
+        counts = Counter(c for x in original for c in x)
+        merged = sorted(f"{c} ({counts[c]}) -> {merge[c]}" for c in counts if c in merge and c not in drop)
+        dropped = sorted(f"{c} ({counts[c]})" for c in counts if c in drop)
+        log(f"LUDB rhythm: {len(original)} records; merged classes: {', '.join(merged) or 'none'}; dropped "
+            f"classes (too rare to score): {', '.join(dropped) or 'none'}; {len(original) - len(task)} record(s) "
+            f"left without a class dropped; {len(task)} records, {len(task.classes)} classes: "
+            f"{', '.join(task.classes)}")
+    return task
 
 
 def load_transfer_splits(config: TrainConfig, download: bool = False, log=print) -> tuple[Splits, str, bool]:
@@ -164,11 +177,16 @@ def load_transfer_splits(config: TrainConfig, download: bool = False, log=print)
         root = Path(config.data_dir or config.dataset).expanduser()
         if config.task != "rhythm":
             raise ValueError(f"LUDB answers the task 'rhythm' only, not {config.task!r}")
-        return split(ludb_rhythm_task(root, config.sampling_rate), scheme=config.split, seed=config.seed), \
+        return split(ludb_rhythm_task(root, config.sampling_rate, log=log), scheme=config.split, seed=config.seed), \
             str(root.resolve()), False
     from ecg_keras.training.data import load_splits
 
     splits, records, root = load_splits(config, download=download, log=log)
+    used = sum(len(td) for td in (splits.train, splits.val, splits.test))
+    if used < len(records.meta):
+        log(f"{records.name}: {len(records.meta) - used} of {len(records.meta)} records have no class of the task "
+            f"{config.task!r} and are not used; {used} records, {len(splits.train.classes)} classes: "
+            f"{', '.join(splits.train.classes)}")
     return splits, str(root), bool(getattr(records, "synthetic", False)) or config.dataset == "synthetic"
 
 
