@@ -78,6 +78,7 @@ class Predictor:
     keras_model: object = field(default=None, repr=False)
     standardizer: object = field(default=None, repr=False)
     sha256_of: str = ""
+    validation: list = field(default_factory=list, repr=False)  # a release's real-data validations
 
     def identity(self) -> dict:
         return {"name": self.name, "kind": self.kind, "source": self.source, "arch": self.arch, "task": self.task,
@@ -89,7 +90,11 @@ class Predictor:
         lines = [f"model: {self.name} ({self.kind}: {self.source})"
                  + (f", {self.arch}" if self.arch else "") + (f", task {self.task}" if self.task else "")
                  + f", {self.sampling_rate} Hz, {self.aggregation} over windows"]
-        if self.synthetic:
+        if self.synthetic and self.validation:
+            lines.append("  trained on: SYNTHETIC ECGs only; validated zero-shot on real records ("
+                         + ", ".join(f"{v['dataset']}: {v['n_records']}" for v in self.validation)
+                         + "; per-class AUC in its model card); not for clinical use")
+        elif self.synthetic:
             lines.append("  trained on: SYNTHETIC data (generated PTB-XL-like signals) -- for demonstrating the "
                          "pipeline only; its outputs say nothing about a real ECG")
         else:
@@ -147,8 +152,10 @@ def _load_run(source, models_directory=None) -> Predictor:
         sha, sha_of = run.metadata["sha256"][PRESET_WEIGHTS], PRESET_WEIGHTS
     else:
         sha, sha_of = sha256(run.path / "model.keras"), "model.keras"
-    return _from_run(run, "release" if run.release else "preset" if run.preset else "run", run.name, sha, sha_of,
-                     "synthetic" if synthetic else data, synthetic)
+    predictor = _from_run(run, "release" if run.release else "preset" if run.preset else "run", run.name, sha, sha_of,
+                          "synthetic" if synthetic else data, synthetic)
+    predictor.validation = list((run.release or {}).get("validation", []))
+    return predictor
 
 
 def _savedmodel_dir(path: Path) -> Path | None:

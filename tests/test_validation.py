@@ -212,6 +212,10 @@ def test_synthetic_release_into_the_zoo_needs_a_validation_which_its_card_shows(
     model = ecg_keras.pretrained(name="rhythm_demo", weights=None)
     assert model.ecg_info.name == "rhythm_demo" and list(model.ecg_info.classes) == CLASSES
     assert not (tmp_path / "empty-home").exists()
+    from ecg_keras.predict import load_model
+
+    described = load_model("rhythm_demo").describe()
+    assert "SYNTHETIC ECGs only; validated zero-shot on real records (ludb-like: 10;" in described
 
 
 def test_release_cli_validate_prints_the_table(trained_run, tmp_path, capsys):
