@@ -728,12 +728,12 @@ def _main_timeline(model: Predictor, ns) -> int:
         csv_path, png_path = timeline.write(frame, model.classes, out / f"{stem}_timeline.csv",
                                             out / f"{stem}_timeline.png", title, top=ns.top)
         share = timeline.burden(frame, model.classes)
+        top = sorted(share, key=lambda c: -np.nan_to_num(share[c]))[:ns.top]
         invalid = int((~frame["valid"]).sum())
         for n in frame.attrs["notes"] + ([f"leads {frame.attrs['leads']}"] if frame.attrs["leads"] else []):
             print(f"note: {name}: {n}")
         print(f"{name}: {len(frame)} segments of {ns.segment:g} s ({invalid} invalid); burden (p >= "
-              f"{timeline.THRESHOLD:g}): " + ", ".join(f"{c} {100 * share[c]:.1f}%"
-                                                     for c in sorted(share, key=lambda c: -np.nan_to_num(share[c]))[:ns.top]))
+              f"{timeline.THRESHOLD:g}): " + ", ".join(f"{c} {100 * share[c]:.1f}%" for c in top))
         print(f"wrote {csv_path} and {png_path}")
     return 1 if failed else 0
 

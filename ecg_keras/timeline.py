@@ -1,6 +1,6 @@
 """Window-by-window probabilities over a long recording (Holter, EDF): ``predict --timeline``.
 
-The record is read in chunks (EDF and ISHNE are memory-mapped: :func:`ecg_keras.io.formats.open_stream`),
+The record is read in chunks (EDF and ISHNE range by range: :func:`ecg_keras.io.formats.open_stream`),
 cut into consecutive segments of ``segment`` seconds (default 10 s, the length of the records the
 models are trained on), each segment predicted with the model's whole-record rule; memory stays
 bounded by the chunk, whatever the length of the recording. A segment with NaN/Inf samples or a
@@ -13,6 +13,7 @@ column per class) and a plot of the probabilities over time in hours, with each 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,10 @@ def timeline(model, path, *, segment: float = SEGMENT_S, fill_missing: bool = Fa
                 except DataError as e:
                     row["valid"], row["problem"] = False, str(e)
                 batch_rows.append(row)
-            probs = iter(model(inputs)) if inputs else iter(())
+            with warnings.catch_warnings():
+                if filled:  # zero-filled leads are flat by construction and already flagged
+                    warnings.filterwarnings("ignore", message=".*flat line")
+                probs = iter(model(inputs)) if inputs else iter(())
             for row in batch_rows:
                 p = next(probs) if row["valid"] else np.full(len(model.classes), np.nan)
                 row.update({c: float(v) for c, v in zip(model.classes, p)})

@@ -18,7 +18,7 @@ from conftest import shared_path
 from ecg_keras import models
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, match_leads, read_any
-from ecg_keras.predict import ModelError, load_model, main, predict
+from ecg_keras.predict import RESERVED, ModelError, load_model, main, predict
 from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import predict_records
 
@@ -67,7 +67,7 @@ def test_run_directory_matches_predict_records(predictor, run, tmp_path):
     np.save(tmp_path / "a.npy", x.astype(np.float32))
     frame = predict(predictor, [tmp_path / "a.npy"], fs=500, progress=False)
     assert frame["valid"].tolist() == [True]
-    assert list(frame.columns[5:]) == CLASSES
+    assert list(frame.columns[len(RESERVED):]) == CLASSES
     from scipy.signal import resample_poly
 
     ref = predict_records(predictor.keras_model, [resample_poly(x, 1, 5, axis=0).astype(np.float32)],

@@ -20,8 +20,8 @@ import pytest
 
 
 def holter(path: Path, hours: float, fs: int = 250) -> Path:
-    """A two-lead (I, II) EDF of ``hours``: 60 bpm beats, the second half with an irregular rhythm,
-    written by edfio one data record at a time is not needed: int16 samples generated per hour."""
+    """A two-lead (I, II) EDF of ``hours`` written by edfio: QRS-like spikes at 60 bpm, irregular
+    RR intervals in the second half, a slow baseline wander."""
     import edfio
 
     n = int(hours * 3600 * fs)
@@ -53,8 +53,7 @@ def test_timeline_of_a_20_minute_edf(trained_run, tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(EdfStream, "read", lambda self, a, b: reads.append(b - a) or original(self, a, b))
     out = tmp_path / "tl"
     assert main([str(trained_run), str(path), "--timeline", str(out), "--fill-missing-leads", "--no-progress"]) == 0
-    frame = pd.read_csv(out / "holter.edf_timeline.csv") if (out / "holter.edf_timeline.csv").exists() else \
-        pd.read_csv(next(out.glob("*_timeline.csv")))
+    frame = pd.read_csv(next(out.glob("*_timeline.csv")))
     assert len(frame) == 120 and frame["valid"].all()
     assert np.allclose(frame["start_s"], np.arange(120) * 10.0)
     classes = [c for c in frame.columns if c not in ("segment", "start_s", "end_s", "valid", "problem")]
@@ -75,7 +74,8 @@ def test_timeline_marks_lead_off_segments(trained_run, tmp_path):
 
     fs, n = 100, 100 * 60
     t = np.arange(n) / fs
-    x = np.stack([np.sin(2 * np.pi * 1.1 * t + j) * (300 + 50 * j) + 50 * np.sin(2 * np.pi * 7 * t) for j in range(8)], 1)
+    x = np.stack([np.sin(2 * np.pi * 1.1 * t + j) * (300 + 50 * j) + 50 * np.sin(2 * np.pi * 7 * t)
+                  for j in range(8)], 1)
     x[2000:3000] = 0.0  # segments 2 (20-30 s): lead-off, flat
     names = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
     edfio.Edf([edfio.EdfSignal(x[:, j], fs, label=names[j], physical_dimension="uV", physical_range=(-1000, 1000))

@@ -4,7 +4,7 @@ Philips XML, SCP-ECG, EDF/EDF+/BDF and ISHNE Holter.
 :func:`sniff` names the format of a file from its first bytes (magic numbers, the XML root is
 checked by the XML reader), whatever its extension; :func:`read_format` reads it into a
 :class:`~ecg_keras.io.base.Record`; :func:`open_stream` opens it for reading by sample ranges
-(memory-mapped for EDF and ISHNE, so a 24-h Holter is never held whole). Every failure is a
+(EDF and ISHNE by seek and read of the range, so a 24-h Holter is never held whole). Every failure is a
 DataError naming the file.
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ def read_format(path, kind: str | None = None) -> Record:
 
 
 class RecordStream:
-    """A record read whole, served by sample ranges like the memory-mapped streams."""
+    """A record read whole, served by sample ranges like the EDF and ISHNE streams."""
 
     def __init__(self, record: Record):
         self.record_ = record
@@ -89,7 +89,7 @@ class RecordStream:
 def open_stream(path, kind: str | None = None, read=None):
     """An object with ``fs``, ``leads``, ``n_samples``, ``notes`` and ``read(start, stop)`` (mV).
 
-    EDF and ISHNE are memory-mapped; other files are read whole by ``read(path)`` (default
+    EDF and ISHNE read each range from the file; other files are read whole by ``read(path)`` (default
     :func:`read_format`)."""
     from ecg_keras.io import edf, ishne
 

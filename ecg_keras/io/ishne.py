@@ -3,8 +3,8 @@ Electrocardiol 1998): an 8-byte magic ``ISHNE1.0``, a 2-byte CRC, a 512-byte fix
 variable block, then int16 samples interleaved by lead, each lead with its resolution in nV.
 
 Hand-written (about 60 lines): no maintained Python package reads ISHNE, and the format is a
-fixed binary header; the samples are mapped (``numpy.memmap``), so a 24-h Holter is read in
-chunks (:class:`IshneStream`).
+fixed binary header; :class:`IshneStream` reads a sample range with one seek and read, so a 24-h
+Holter is read in chunks.
 """
 from __future__ import annotations
 
@@ -65,10 +65,14 @@ class IshneStream:
             f"ISHNE header says {int(h['n_samples'])} samples per lead; the file holds {self.n_samples}"]
         self.sex = {1: "M", 2: "F"}.get(int(h["sex"]))
         self.age = None
-        self._data = np.memmap(path, "<i2", "r", offset=offset, shape=(self.n_samples, n_leads))
+        self._offset, self._n_leads = offset, n_leads
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self._data[start:stop], dtype=np.float64) * self.gain
+        start, stop = max(0, int(start)), min(int(stop), self.n_samples)
+        with open(self.path, "rb") as f:
+            f.seek(self._offset + 2 * self._n_leads * start)
+            data = np.fromfile(f, "<i2", count=max(0, stop - start) * self._n_leads)
+        return data.reshape(-1, self._n_leads).astype(np.float64) * self.gain
 
     def record(self) -> Record:
         return Record(str(self.path), self.path, self.read(0, self.n_samples), self.fs, list(self.leads),

@@ -87,8 +87,8 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
                     continue
                 found.append(f)
             if not found:
-                raise DataError(f"{p}: no records (*.hea, *.mat, *.npy, *.csv, {', '.join('*' + x for x in FORMAT_SUFFIXES)}) "
-                                "in this folder")
+                kinds = ", ".join("*" + x for x in SUFFIXES + FORMAT_SUFFIXES)
+                raise DataError(f"{p}: no records ({kinds}) in this folder")
             out += found
         else:
             _kind(p)
