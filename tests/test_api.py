@@ -126,6 +126,11 @@ def test_preset_round_trip_and_keras_builder(run, model, preset):
     assert backbone.output_shape == models.backbone(keras_model).output_shape
     with pytest.raises(FileExistsError):
         ecg_keras.save_preset(run, preset)
+    from ecg_keras.runs import resolve
+
+    kwargs = resolve(preset).export_kwargs()  # export takes a preset as its source
+    assert kwargs["classes"] == CLASSES and kwargs["aggregation"] == "max" and kwargs["activation"] == "sigmoid"
+    assert kwargs["extra"]["arch"] == "fcn_wang" and kwargs["sampling_rate"] == 100
 
 
 def test_preset_with_wrong_sha256_is_refused(preset, tmp_path):
