@@ -4,10 +4,12 @@
                                 [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
 
 MODEL is a released model name (the zoo, ``models/MANIFEST.json``, or ``--models-dir DIR``'s), a
-training run directory or a release directory (read by :func:`ecg_keras.runs.resolve`), a
-SavedModel directory (a version directory, or its model directory: the highest version is used)
-or an ONNX file exported by ``ecg_keras.export`` (its metadata, or a sidecar ``FILE.json``
-holding the serving spec, gives classes, rate and aggregation). RECORD is a WFDB record, a
+training run, release or preset directory (read by :func:`ecg_keras.runs.resolve`), a preset on
+a hub (``hf://owner/name``, ``kaggle://...``: :mod:`ecg_keras.presets`), a SavedModel directory
+(a version directory, its model directory, or the ``--out`` of ``export savedmodel`` holding one
+model: the highest version is used), an ONNX file exported by ``ecg_keras.export`` (its
+metadata, or a sidecar ``FILE.json`` holding the serving spec, gives classes, rate and
+aggregation) or a LiteRT ``.tflite`` file written by ``export litert`` (its metadata). RECORD is a WFDB record, a
 CPSC/ICBEB ``.mat``, a ``.npy`` or ``.csv`` (samples x leads; ``--fs``/``--leads``/``--units``
 where the file cannot say), a hospital export (DICOM waveform, HL7 aECG / GE MUSE / Philips XML,
 SCP-ECG, EDF/EDF+, ISHNE; :mod:`ecg_keras.io.formats`) or a folder of them (see
@@ -617,7 +619,8 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Exit status: 0 every record valid, 1 some record invalid (see the "
                                        "'problem' column), 2 usage or model error.")
-    p.add_argument("model", metavar="MODEL", help="released name, run directory, SavedModel directory or .onnx file")
+    p.add_argument("model", metavar="MODEL", help="released name, run, release or preset directory, hf://owner/name, "
+                   "kaggle://..., SavedModel directory (export savedmodel's --out), .onnx or .tflite file")
     p.add_argument("records", nargs="+", metavar="RECORD", help="WFDB record, .mat, .npy, .csv or a folder of them")
     p.add_argument("--out", metavar="FILE", help="write all rows to FILE.csv or FILE.json")
     p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper, named after the record")

@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ecg_keras import runs
-from ecg_keras.io.records import LEAD_NAMES
 from ecg_keras.paths import sha256
+from ecg_keras.preprocessing import preprocessing_spec
 from ecg_keras.zoo import PretrainedInfo, is_synthetic
 
 HF_PREFIX, KAGGLE_PREFIX = "hf://", "kaggle://"
@@ -127,22 +127,23 @@ def save_preset(source, directory: str | Path, *, name: str | None = None, overw
 
     from ecg_keras.version import __version__
     from ecg_keras.export.files import replace_directory
+    from ecg_keras.models.classifier import with_preprocessing
     from ecg_keras.windows import model_window
 
     run = resolve(source, models_directory).check_complete()
     model = run.model
     name = name or run.name
     window = model_window(model, run.sampling_rate)
-    spec = {"classes": list(run.classes), "standardizer": run.standardizer.to_dict(),
-            "sampling_rate": run.sampling_rate, "window": window, "stride": window // 2,
-            "aggregation": run.aggregation, "activation": run.activation, "lead_order": list(LEAD_NAMES)}
+    spec = preprocessing_spec(classes=run.classes, standardizer=run.standardizer, sampling_rate=run.sampling_rate,
+                              window=window, aggregation=run.aggregation, activation=run.activation)
     config_keys = ("arch", "task", "dataset", "dataset_name", "synthetic", "seed", "kind")
     meta = {"name": name, "ecg_keras_version": __version__, "keras_version": keras.__version__,
             "parameter_count": int(model.count_params()),
             "date_saved": datetime.now(timezone.utc).strftime("%Y-%m-%d@%H:%M:%S"),
             "config": {k: run.config[k] for k in config_keys if k in run.config}}
     with replace_directory(directory, overwrite=overwrite) as tmp:
-        (tmp / runs.PRESET_CONFIG).write_text(json.dumps(keras.saving.serialize_keras_object(model)))
+        (tmp / runs.PRESET_CONFIG).write_text(json.dumps(keras.saving.serialize_keras_object(
+            with_preprocessing(model, spec))))
         model.save_weights(tmp / runs.PRESET_WEIGHTS)
         (tmp / runs.PRESET_PREPROCESSOR).write_text(json.dumps(spec, indent=2))
         meta["sha256"] = {f: sha256(tmp / f) for f in runs.PRESET_CHECKED}

@@ -204,8 +204,10 @@ class Run:
         aggregation, activation, lead_order)."""
         if not self.preset:
             raise RunFileMissing(f"{self.path} is not a preset: it has no {PRESET_PREPROCESSOR}")
+        from ecg_keras.preprocessing import REQUIRED
+
         spec = self._json(PRESET_PREPROCESSOR)
-        missing = [k for k in ("classes", "standardizer", "sampling_rate", "aggregation") if k not in spec]
+        missing = [k for k in REQUIRED if k not in spec]
         if missing:
             raise RunError(f"{self.path / PRESET_PREPROCESSOR}: missing field(s) {', '.join(missing)}")
         return spec
@@ -278,6 +280,23 @@ class Run:
             model = keras.saving.load_model(path, compile=False)
         check_loaded_weights(model, path)
         return model
+
+    @cached_property
+    def preprocessing(self) -> dict:
+        """The model's preprocessing (:func:`ecg_keras.preprocessing.preprocessing_spec`): a preset's
+        ``preprocessor.json``, else what the saved model carries in its config, else (models saved
+        before it carried one) built from the run's files."""
+        if self.preset:
+            return dict(self.preprocessor)
+        carried = getattr(self.model, "preprocessing", None)
+        if carried:
+            return dict(carried)
+        from ecg_keras.preprocessing import preprocessing_spec
+        from ecg_keras.windows import model_window
+
+        return preprocessing_spec(classes=self.classes, standardizer=self.standardizer,
+                                  sampling_rate=self.sampling_rate, aggregation=self.aggregation,
+                                  window=model_window(self.model, self.sampling_rate), activation=self.activation)
 
     @property
     def history(self) -> Path | None:

@@ -126,6 +126,11 @@ def test_preset_round_trip_and_keras_builder(run, model, preset):
     assert backbone.output_shape == models.backbone(keras_model).output_shape
     with pytest.raises(FileExistsError):
         ecg_keras.save_preset(run, preset)
+    from ecg_keras.runs import resolve
+
+    kwargs = resolve(preset).export_kwargs()  # export takes a preset as its source
+    assert kwargs["classes"] == CLASSES and kwargs["aggregation"] == "max" and kwargs["activation"] == "sigmoid"
+    assert kwargs["extra"]["arch"] == "fcn_wang" and kwargs["sampling_rate"] == 100
 
 
 def test_preset_with_wrong_sha256_is_refused(preset, tmp_path):
@@ -284,3 +289,30 @@ def test_model_card_prints_counts_as_integers():
     card = model_card(entry, {})
     assert "| test | n_records | 200 |" in card and "| test | n_classes | 5 |" in card
     assert "| test | macro_auc | 1.0000 |" in card
+
+
+def test_saved_model_carries_its_preprocessing_and_says_to_import_ecg_keras(run, tmp_path):
+    """model.keras as runs write it (RunDir.save_model): keras.saving.load_model after ``import ecg_keras``
+    gives a model that knows its preprocessing; without the import, Keras's error says to import it."""
+    from ecg_keras.preprocessing import preprocessing_spec
+    from ecg_keras.runs import resolve
+    from ecg_keras.training.rundir import RunDir
+
+    source = resolve(run)
+    spec = preprocessing_spec(classes=CLASSES, standardizer=source.standardizer, sampling_rate=100, window=250,
+                              aggregation="max", activation="sigmoid")
+    copy = Path(shutil.copytree(run, tmp_path / "run"))
+    path = RunDir(copy).save_model(source.model, spec)
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    code = ("import sys, keras\ntry:\n    keras.saving.load_model(sys.argv[1])\nexcept Exception as e:\n"
+            "    print(type(e).__name__, str(e)[:600])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=300)
+    assert "import ecg_keras" in out.stdout, out.stdout + out.stderr[-2000:]
+    import keras
+
+    loaded = keras.saving.load_model(path, compile=False)
+    assert isinstance(loaded, models.ECGClassifier) and models.preprocessing_of(loaded) == spec
+    x = np.random.default_rng(0).standard_normal((2, 250, 12)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), source.model.predict(x, verbose=0), atol=1e-6)
+    assert resolve(copy).preprocessing == spec
+    assert models.preprocessing_of(models.fold_batchnorm(loaded)) is None  # inference copies are plain graphs

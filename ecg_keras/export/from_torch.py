@@ -581,6 +581,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     """
     import ecg_keras
     from ecg_keras.export.files import replace_directory
+    from ecg_keras.preprocessing import preprocessing_spec
     from ecg_keras.training import rundir as rd
     from ecg_keras.windows import aggregation, window_length
 
@@ -616,8 +617,9 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     with replace_directory(out) as tmp:  # built next to ``out``, renamed at the end, umask applied
         run = rd.RunDir(tmp)
         run.write_start(config, classes, standardizer)
-        with rd.atomic_path(run.model, suffix=".keras") as p:
-            model.save(p)
+        run.save_model(model, preprocessing_spec(
+            classes=classes, standardizer=standardizer, sampling_rate=SAMPLING_RATE, window=config["window"],
+            aggregation=config["aggregation"], activation=None if kind == "regression" else "sigmoid"))
         if predictions is not None:
             rd.write_npz(run.predictions / "test.npz", **predictions)
         run.mark_complete(source="from-torch")

@@ -17,6 +17,7 @@ Baselines (Wavelet+NN, naive, ensemble) live in :mod:`ecg_keras.models.wavelet` 
 from __future__ import annotations
 
 from ecg_keras.models._registry import builder, get, layer_groups, list_models, register
+from ecg_keras.models.classifier import ECGClassifier, preprocessing_of, with_preprocessing
 from ecg_keras.models.fold import as_conv2d, fold_batchnorm
 from ecg_keras.models.heads import (
     TimeStep,
@@ -48,6 +49,7 @@ from ecg_keras.models.xresnet import (  # noqa: E402
 
 __all__ = [
     "get", "list_models", "register", "builder", "layer_groups",
+    "ECGClassifier", "preprocessing_of", "with_preprocessing",
     "backbone", "backbone_layers", "check_loaded_weights", "fold_batchnorm", "as_conv2d", "head_layers", "replace_head",
     "classification_head",
     "with_sigmoid", "with_activation", "probabilities", "kaiming_normal", "TimeStep",

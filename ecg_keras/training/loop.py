@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.datasets.base import Splits, TaskData
+from ecg_keras.preprocessing import preprocessing_spec
 from ecg_keras.models.fold import fold_batchnorm
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import rundir as rd
@@ -21,8 +22,8 @@ from ecg_keras.training.config import TrainConfig
 from ecg_keras.training.distribute import is_chief, make_strategy  # noqa: F401  (re-exported)
 from ecg_keras.training import distribute as dist, precision
 from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, optimizer_for
-from ecg_keras.windows import (aggregate, aggregation, eval_dataset, predict_records, steps_per_epoch, train_dataset,
-                               window_length)
+from ecg_keras.windows import (aggregate, aggregation, eval_dataset, model_window, predict_records, steps_per_epoch,
+                               train_dataset, window_length)
 
 
 # --------------------------------------------------------------------------- setup
@@ -426,8 +427,10 @@ def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Spli
     """Write model.keras, predictions, metrics.json and history.png (everything but COMPLETE)."""
     n_outputs = len(splits.train.classes)
     final = inference_model(model, config, n_outputs, tuple(model.input_shape[1:]))
-    with rd.atomic_path(run.model, suffix=".keras") as tmp:
-        final.save(tmp)
+    run.save_model(final, preprocessing_spec(
+        classes=splits.train.classes, standardizer=standardizer, sampling_rate=config.sampling_rate,
+        window=model_window(final, config.sampling_rate), aggregation=how,
+        activation=None if kind == "regression" else "sigmoid"))
     metrics = {}
     # ICBEB2018's F_beta/G_beta fit their thresholds on training predictions (docs/PROTOCOL.md "Metrics")
     parts = ("val", "test", "train") if config.dataset == "icbeb2018" else ("val", "test")

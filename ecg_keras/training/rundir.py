@@ -100,6 +100,15 @@ class RunDir:
         with atomic_path(self.standardizer) as tmp:
             standardizer.save(tmp)
 
+    def save_model(self, model, preprocessing: dict) -> Path:
+        """``model.keras``: ``model`` as an :class:`~ecg_keras.models.classifier.ECGClassifier` that carries
+        ``preprocessing`` (:func:`~ecg_keras.models.classifier.preprocessing_spec`), written atomically."""
+        from ecg_keras.models.classifier import with_preprocessing
+
+        with atomic_path(self.model, suffix=".keras") as tmp:
+            with_preprocessing(model, preprocessing).save(tmp)
+        return self.model
+
     def mark_complete(self, **info) -> None:
         write_json(self.marker, {"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info})
 
