@@ -26,6 +26,12 @@ are drawn once, seeded, stored in ``DIR/bootstrap/`` and shared by all models), 
 validation loss) and ``ensemble`` (mean probability of the best runs of all other models but naive;
 computed, not trained) complete the table; they are not released (no window model to serve).
 
+Any number of processes (on one machine, or on many sharing ``DIR``) may run the same command:
+each run is claimed through its run lock, so none is trained twice; an idle process waits while
+others hold runs and takes over (resumes) a run whose process died; the process that sees the grid
+complete first writes the table, figures and release (``DIR/collected.json``); ``--collect`` writes
+them from the runs complete so far (docs/REPRODUCE.md "Many processes, many machines").
+
 Progress (run, epoch, time left for the grid) goes to the console, each run's output to
 ``DIR/logs/<task>-<arch>-seed<seed>.log``; a failed run is recorded and the grid goes on; the
 failures are summarised at the end and make the exit code 1. ``DIR/runs.csv`` lists every run's
@@ -39,6 +45,7 @@ import dataclasses
 import json
 import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -750,9 +757,13 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
               archs: Sequence[str] | None = None, seeds: Sequence[int] = (0,), epochs: int = 50,
               dataset: str = "ptbxl", *, batch_size: int = 128, n_bootstrap: int = 1000, bootstrap_seed: int = 0,
               synthetic_records: int = 2000, download: bool = False, release: bool = True, url_base: str | None = None,
-              dry_run: bool = False, estimate_steps: int = 5, stream=None) -> Outcome:
+              dry_run: bool = False, estimate_steps: int = 5, collect_only: bool = False, poll_seconds: float = 10.0,
+              stream=None) -> Outcome:
     """Train the grid (tasks x archs x seeds) that is not yet complete, evaluate, tabulate, plot and
-    release into ``out`` (see the module docstring). ``dry_run`` only measures and prints the estimate."""
+    release into ``out`` (see the module docstring). ``dry_run`` only measures and prints the estimate;
+    ``collect_only`` trains nothing and writes the table of the runs complete so far. Any number of
+    processes may run this on one ``out``: they divide the runs (``poll_seconds``: how often an idle
+    one looks for runs freed by a process that died)."""
     from ecg_keras.training.loop import format_duration
 
     stream = stream or sys.stdout
@@ -778,80 +789,180 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
         outcome.estimate = est
         return outcome
 
-    from ecg_keras.training import rundir as rd
-
     out.mkdir(parents=True, exist_ok=True)
     configs = {s: run_config(s, out, dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                              synthetic_records=synthetic_records) for s in specs}
-    with rd.RunLock(out, log=say):
-        clash = conflicts(specs, configs)
-        if clash:
-            raise ReproduceError(f"{out} holds runs started with other settings; run this command with another --out "
-                                 "(or the original settings):\n  " + "\n  ".join(clash))
-        todo = [s for s in specs if not (s.path(out) / "COMPLETE").exists()]
-        est = None
-        if todo:
-            data.load()
-            say("Estimate before starting:")
-            est = estimate(specs, out, data, epochs=epochs, batch_size=batch_size, steps=estimate_steps, log=say)
-            say(format_estimate(est, epochs))
-        else:
-            say(f"All {len(specs)} runs of the grid are complete; nothing to train.")
-        outcome.estimate = est
-        progress = Progress(specs, out, est, epochs, stream)
+    clash = conflicts(specs, configs)
+    if clash:
+        raise ReproduceError(f"{out} holds runs started with other settings; run this command with another --out "
+                             "(or the original settings):\n  " + "\n  ".join(clash))
+    if not collect_only:
+        _train_grid(specs, configs, out, data, outcome, epochs=epochs, batch_size=batch_size,
+                    estimate_steps=estimate_steps, poll_seconds=poll_seconds, stream=stream, say=say)
+    settings = {"tasks": tasks, "archs": archs, "seeds": seeds, "epochs": epochs, "n_bootstrap": n_bootstrap,
+                "bootstrap_seed": bootstrap_seed, "release": release, "url_base": url_base}
+    _collect(specs, out, dataset, tasks, archs, settings, outcome, say=say)
+    if outcome.failures:
+        say(f"\n{len(outcome.failures)} FAILED:")
+        for f in outcome.failures:
+            say(f"  - {f['what']}: {f['error']}" + (f" (log: {f['log']})" if f.get("log") else ""))
+        say("Run the same command again to retry them (finished runs are kept).")
+    return outcome
+
+
+def _train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, epochs: int, batch_size: int,
+                estimate_steps: int, poll_seconds: float, stream, say) -> None:
+    """Train every run of the grid this process can claim; with other processes on the same ``out``,
+    wait while they hold runs (a run whose process died is taken over), until every run is
+    complete or has failed here."""
+    from ecg_keras.training.loop import format_duration
+
+    todo = [s for s in specs if not (s.path(out) / "COMPLETE").exists()]
+    est = None
+    if todo and estimate_steps < 1:
+        data.load()
+        say("No estimate (--estimate-steps 0).")
+    elif todo:
+        data.load()
+        say("Estimate before starting:")
+        est = estimate(specs, out, data, epochs=epochs, batch_size=batch_size, steps=estimate_steps, log=say)
+        say(format_estimate(est, epochs))
+    else:
+        say(f"All {len(specs)} runs of the grid are complete; nothing to train.")
+    outcome.estimate = est
+    progress = Progress(specs, out, est, epochs, stream)
+    mine: dict[str, dict] = {}  # runs this process trained, resumed or failed
+    waiting_for = None
+    while True:
+        held = []
         for i, spec in enumerate(specs):
             path = spec.path(out)
-            row = {"run": spec.name, "task": spec.task, "arch": spec.arch, "seed": spec.seed,
-                   "path": str(path.relative_to(out)), "log": f"logs/{spec.name}.log"}
-            if (path / "COMPLETE").exists():
-                outcome.runs.append({**row, "status": "complete"})
+            if spec.name in mine or (path / "COMPLETE").exists():
                 continue
-            cfg = configs[spec]
-            progress.start(i, spec)
-            t0 = time.perf_counter()
-            log_path = out / row["log"]
-            with _open_log(log_path) as fh:
-                def log(msg, fh=fh):
-                    print(msg, file=fh, flush=True)
-                print(f"===== {time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.name}", file=fh, flush=True)
-                try:
-                    with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-                        status = run_one(spec, cfg, data, log)
-                except Exception as err:  # noqa: BLE001 - one failed run does not stop the grid
-                    traceback.print_exc(file=fh)
-                    status = "failed"
-                    outcome.failures.append({"what": spec.name, "error": f"{type(err).__name__}: {err}",
-                                             "log": str(log_path)})
-                finally:
-                    progress.stop()
-            seconds = time.perf_counter() - t0
-            outcome.runs.append({**row, "status": status, "seconds": round(seconds, 1)})
-            say(f"    {spec.name}: {status} in {format_duration(seconds)}"
-                + (f" — see {log_path}" if status == "failed" else ""))
+            if holder(path):
+                held.append(spec.name)
+                continue
+            row = _attempt(i, spec, configs[spec], out, data, progress, outcome, say=say)
+            if row is None:  # claimed by another process between the look and the claim
+                held.append(spec.name)
+                continue
+            mine[spec.name] = row
+            say(f"    {spec.name}: {row['status']} in {format_duration(row['seconds'])}"
+                + (f" — see {out / row['log']}" if row["status"] == "failed" else ""))
+        left = [s.name for s in specs if s.name not in mine and not (s.path(out) / "COMPLETE").exists()]
+        if not left:
+            break
+        if left != waiting_for:
+            say(f"Waiting for {len(left)} run(s) held by other processes ({', '.join(left)}); a run whose process "
+                "ends unfinished is taken over here.")
+            waiting_for = left
+        time.sleep(poll_seconds)
+    for spec in specs:
+        row = mine.get(spec.name) or {**_row(spec, out), "status": "complete" if (spec.path(out) / "COMPLETE").exists()
+                                      else "missing"}
+        outcome.runs.append(row)
 
+
+def holder(path: Path) -> dict | None:
+    """The process holding run ``path``'s lock ({"pid", "host", ...}), or None when it is free (a
+    lock left by a process that died is free)."""
+    from ecg_keras.training import rundir as rd
+
+    if not (path / rd.LOCK).exists():
+        return None
+    try:
+        with rd.RunLock(path, log=lambda msg: None):
+            return None
+    except rd.RunLockedError as err:
+        return {"message": str(err)}
+
+
+def _row(spec: RunSpec, out: Path) -> dict:
+    return {"run": spec.name, "task": spec.task, "arch": spec.arch, "seed": spec.seed,
+            "path": str(spec.path(out).relative_to(out)), "log": f"logs/{spec.name}.log"}
+
+
+def _attempt(index: int, spec: RunSpec, cfg: TrainConfig, out: Path, data: GridData, progress: Progress,
+             outcome: Outcome, *, say) -> dict | None:
+    """Train or resume one run in this process, its output appended to its log; None when another
+    process claimed it first."""
+    from ecg_keras.training.rundir import RunLockedError
+
+    row = _row(spec, out)
+    progress.start(index, spec)
+    t0 = time.perf_counter()
+    log_path = out / row["log"]
+    with _open_log(log_path) as fh:
+        def log(msg, fh=fh):
+            print(msg, file=fh, flush=True)
+        print(f"===== {time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.name} (pid {os.getpid()} on {socket.gethostname()})",
+              file=fh, flush=True)
+        try:
+            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                status = run_one(spec, cfg, data, log)
+        except (RunLockedError, FileExistsError) as err:
+            if isinstance(err, FileExistsError) and not (spec.path(out) / "config.json").exists():
+                raise  # not another process: something else is in the way
+            print(f"----- claimed by another process ({err}); left to it", file=fh, flush=True)
+            return None
+        except Exception as err:  # noqa: BLE001 - one failed run does not stop the grid
+            traceback.print_exc(file=fh)
+            status = "failed"
+            outcome.failures.append({"what": spec.name, "error": f"{type(err).__name__}: {err}",
+                                     "log": str(log_path)})
+        finally:
+            progress.stop()
+        print(f"----- {spec.name}: {status} by pid {os.getpid()} on {socket.gethostname()}", file=fh, flush=True)
+    return {**row, "status": status, "seconds": round(time.perf_counter() - t0, 1),
+            "process": f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _collect(specs, out: Path, dataset: str, tasks, archs, settings: dict, outcome: Outcome, *, say) -> None:
+    """Evaluate, tabulate, plot and release, once per state of the grid: by the one process that
+    holds ``out``'s lock; skipped when another process is doing it or has done it for the same
+    finished runs and settings (``collected.json``)."""
+    from ecg_keras.training import rundir as rd
+
+    complete = [s.name for s in specs if (s.path(out) / "COMPLETE").exists()]
+    state = {"complete": complete, "settings": settings}
+    try:
+        lock = rd.RunLock(out, log=say).__enter__()
+    except rd.RunLockedError:
+        say(f"Another process is writing the table of {out}; done here.")
+        return
+    try:
+        marker = out / "collected.json"
+        try:
+            same = json.loads(marker.read_text()) == json.loads(json.dumps(state)) and (out / "table.md").exists()
+        except (OSError, ValueError):
+            same = False
+        if same:
+            say(f"The table of {out} is up to date (written by another process); done here.")
+            outcome.table = out / "table.md"
+            return
+        n_bootstrap, bootstrap_seed = settings["n_bootstrap"], settings["bootstrap_seed"]
         say("Evaluating on the test fold (bootstrap) ...")
         evaluation = evaluate(specs, out, dataset, archs, n_bootstrap=n_bootstrap, bootstrap_seed=bootstrap_seed,
                               log=say)
-        missing = [s.name for s in specs if not (s.path(out) / "COMPLETE").exists()]
-        outcome.table = write_tables(out, evaluation, dataset=dataset, tasks=tasks, epochs=epochs,
+        missing = [s.name for s in specs if s.name not in complete]
+        outcome.table = write_tables(out, evaluation, dataset=dataset, tasks=tasks, epochs=settings["epochs"],
                                      n_bootstrap=n_bootstrap, bootstrap_seed=bootstrap_seed, missing=missing)
         try:
             plot_figures(out, evaluation, dataset, tasks)
         except Exception as err:  # noqa: BLE001
             outcome.failures.append({"what": "figures", "error": f"{type(err).__name__}: {err}"})
-        if release:
-            _, failed = release_best(out, dataset, best_runs(specs, out), url_base=url_base, log=say)
+        if settings["release"]:
+            _, failed = release_best(out, dataset, best_runs(specs, out), url_base=settings["url_base"], log=say)
             outcome.failures += failed
+        if not outcome.runs:  # --collect: the state of every run
+            outcome.runs = [{**_row(s, out), "status": "complete" if s.name in complete else "missing"} for s in specs]
         _write_runs_csv(out, outcome)
+        rd.write_json(marker, state)
         say(outcome.table.read_text())
         say(f"Wrote {out / 'table.md'}, {out / 'table.csv'}, {out / 'figures'}"
-            + (f" and {out / 'release'}" if release else ""))
-        if outcome.failures:
-            say(f"\n{len(outcome.failures)} FAILED:")
-            for f in outcome.failures:
-                say(f"  - {f['what']}: {f['error']}" + (f" (log: {f['log']})" if f.get("log") else ""))
-            say("Run the same command again to retry them (finished runs are kept).")
-    return outcome
+            + (f" and {out / 'release'}" if settings["release"] else ""))
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def _write_runs_csv(out: Path, outcome: Outcome) -> None:
@@ -894,8 +1005,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-release", dest="release", action="store_false", help="skip DIR/release")
     p.add_argument("--url-base", default=None,
                    help="where the release folder will be uploaded: recorded as url_base in MANIFEST.json")
-    p.add_argument("--estimate-steps", type=int, default=5, help="timed training steps per architecture (default 5)")
+    p.add_argument("--estimate-steps", type=int, default=5,
+                   help="timed training steps per architecture (default 5; 0: no estimate)")
     p.add_argument("--dry-run", action="store_true", help="print the estimate (runs, epochs, measured time) and stop")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: write the table, figures and release of the runs complete so far")
+    p.add_argument("--poll-seconds", type=float, default=10.0,
+                   help="while other processes hold the remaining runs, look for freed ones this often (default 10)")
     return p
 
 
@@ -915,7 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             epochs=ns.epochs, dataset=ns.dataset, batch_size=ns.batch_size, n_bootstrap=ns.bootstrap,
                             bootstrap_seed=ns.bootstrap_seed, synthetic_records=ns.synthetic_records,
                             download=ns.download, release=ns.release, url_base=ns.url_base, dry_run=ns.dry_run,
-                            estimate_steps=ns.estimate_steps)
+                            estimate_steps=ns.estimate_steps, collect_only=ns.collect, poll_seconds=ns.poll_seconds)
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
