@@ -146,8 +146,9 @@ def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes,
     spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
                               aggregation=aggregation, activation=activation, max_record_seconds=max_record_seconds,
                               chunk_windows=chunk_windows, extra=extra)
-    # 2-D convolutions: the converted graph has no layout change between them (models.fold.as_conv2d)
-    logits = logits_function(model, spec, conv2d=True)
+    # 2-D convolutions: the converted graph has no layout change between them (models.fold.as_conv2d);
+    # constant weights: the recurrent layers inside the whole-record loop convert to ONNX LSTM / GRU
+    logits = logits_function(model, spec, conv2d=True, constant_weights=True)
     # ONNX cannot raise on values: inputs the SavedModel refuses (non-finite samples, a flat lead,
     # records over max_record_seconds) give valid = False and NaN probabilities instead.
     if whole_record:

@@ -144,7 +144,7 @@ def _checked_dims(x: tf.Tensor, spec: ServingSpec) -> tuple[tf.Tensor, list]:
     return dims, [leads_ok]
 
 
-def logits_function(model, spec: ServingSpec, *, conv2d: bool = False):
+def logits_function(model, spec: ServingSpec, *, conv2d: bool = False, constant_weights: bool = False):
     """The Keras model (inference mode) as one tf.function over (n, window, leads) windows.
 
     The serving functions call it instead of the Keras model, so the model is traced once per
@@ -152,14 +152,27 @@ def logits_function(model, spec: ServingSpec, *, conv2d: bool = False):
     conv->BatchNorm pair is folded into the convolution first
     (:func:`~ecg_keras.models.fold.fold_batchnorm`): the exported graphs have no BN op there.
     ``conv2d`` (the ONNX export): the model runs as its 2-D form over (n, 1, window, leads)
-    (:func:`~ecg_keras.models.fold.as_conv2d`) where it has one.
+    (:func:`~ecg_keras.models.fold.as_conv2d`) where it has one. ``constant_weights`` (the ONNX
+    export): the weights are constants of the function instead of variable reads, so inside the
+    whole-record ``while_loop`` they are constants of the loop body, not loop-carried values;
+    tf2onnx turns a Keras LSTM / GRU into the ONNX LSTM / GRU op only when its weights are
+    constants (otherwise it stays a Loop over the time steps: docs/RESULTS.md section 8.8).
     """
     model = fold_batchnorm(model)
     signature = [tf.TensorSpec([None, spec.window, spec.leads], tf.float32)]
     flat = as_conv2d(model) if conv2d else None
+    net = model if flat is None else flat
+    if constant_weights:
+        values = [[v.numpy() for v in net.trainable_variables], [v.numpy() for v in net.non_trainable_variables]]
+
+        def run(z):
+            return net.stateless_call(*[[tf.constant(v) for v in vs] for vs in values], z, training=False)[0]
+    else:
+        def run(z):
+            return net(z, training=False)
     if flat is not None:
-        return tf.function(lambda z: flat(z[:, None], training=False), input_signature=signature)
-    return tf.function(lambda z: model(z, training=False), input_signature=signature)
+        return tf.function(lambda z: run(z[:, None]), input_signature=signature)
+    return tf.function(run, input_signature=signature)
 
 
 def _logits(model, z: tf.Tensor) -> tf.Tensor:
