@@ -6,8 +6,8 @@ truncated ``.mat``/``.npy`` files, random CSV text, huge values. The property: a
 valid result or raises ``DataError`` -- never another exception, never a hang (each example runs
 under a deadline), and a failed cached read leaves neither a cache entry nor a temporary folder.
 Issue 23 adds header fields that do not parse (rate, gain), .npy header shapes beyond the file and
-wide CSVs (bounded time). Examples are derandomised (the same ones on every run) and few, so the module takes well under
-a minute; ``ECG_KERAS_FUZZ_EXAMPLES=500`` runs a deeper random search.
+wide CSVs (bounded time). Examples are derandomised (the same ones on every run) and few, so the
+module takes well under a minute; ``ECG_KERAS_FUZZ_EXAMPLES=500`` runs a deeper random search.
 """
 from __future__ import annotations
 
