@@ -699,7 +699,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {n_png} plot(s) to {ns.plot}")
     invalid = int((~frame["valid"]).sum())
     if invalid:
-        print(f"{invalid} of {len(frame)} record(s) invalid: not predicted (see above)", file=sys.stderr)
+        names = [str(r) for r in frame.loc[~frame["valid"], "record"]]
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        print(f"error: {invalid} of {len(frame)} record(s) invalid, not predicted: {listed} (reasons above)",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -179,7 +179,8 @@ def check_signals(signals, *, flat: str = "error", max_length: int | None = None
     """Refuse records the models must not answer; returns the indices of records with a flat lead.
 
     Each record goes through :func:`ecg_keras.io.records.check_signal` (named "record i"), with the
-    exported graphs' flat rule (a lead constant over the whole record) and no amplitude limit:
+    benchmark's rule (a lead constant over the whole record is flat; no amplitude limit), not the
+    stricter serving policy (docs/SERVING.md) that predict and the exported graphs apply:
 
     * non-finite samples (NaN/Inf: lead-off, corrupted files): always a ``DataError`` naming the
       record index and the lead(s);

@@ -13,9 +13,11 @@ goes there only with a real-data validation in its card; :mod:`ecg_keras.export.
 A manifest entry records everything needed to use a model: name, arch, task, classes,
 standardiser, sampling rate, window, training data (and whether it is synthetic), metrics,
 licence, file and sha256, and where to download the file: ``url``, or ``url_base`` + ``file``.
-A file beside the manifest is used as it is; otherwise it is fetched with
-``keras.utils.get_file`` into ``$ECG_KERAS_HOME/models`` (default ``~/.ecg_keras/models``),
-where later calls find it without the network. The sha256 is checked either way.
+A file beside the manifest is used as it is; otherwise it is downloaded (:func:`download`:
+connect and read timeouts, an overall deadline and a size cap; written to a temporary file and
+renamed only once complete with the right sha256, so a failed download leaves nothing) into
+``$ECG_KERAS_HOME/models`` (default ``~/.ecg_keras/models``), where later calls find it without
+the network. The sha256 is checked either way.
 """
 from __future__ import annotations
 
@@ -60,6 +62,16 @@ class ChecksumError(ValueError):
 
 class ManifestError(ValueError):
     """A manifest, or one of its entries, is malformed or unsafe."""
+
+
+class DownloadError(OSError):
+    """A weights download failed (unreachable, timed out, too large, truncated); nothing was cached."""
+
+
+#: Seconds to connect and to wait for each read; whole-download deadline; largest file accepted.
+DOWNLOAD_TIMEOUT = 30.0
+DOWNLOAD_DEADLINE = 1800.0
+MAX_DOWNLOAD_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -151,8 +163,6 @@ def resolve_weights(entry: dict, models_directory: str | Path | None = None, bas
     name: it is only ever joined inside the models directory or the cache, and only the cache's
     copy is deleted when a download is rejected.
     """
-    import keras
-
     _check_entry(entry, "manifest entry")
     local = inside(models_dir(models_directory), entry["file"], "manifest 'file' field")
     if local.exists():
@@ -166,18 +176,71 @@ def resolve_weights(entry: dict, models_directory: str | Path | None = None, bas
                                     f"(pass base_url= or set ${BASE_URL_ENV})")
         cache = cache_root(cache_dir)
         cached = inside(cache / "models", entry["file"], "manifest 'file' field")
-        cached.parent.mkdir(parents=True, exist_ok=True)  # else get_file falls back to /tmp/.keras
-        try:  # a cached file with the right sha256 is returned without a download
-            path = Path(keras.utils.get_file(entry["file"], origin=origin, file_hash=entry["sha256"],
-                                             hash_algorithm="sha256", cache_dir=str(cache), cache_subdir="models"))
-        except ValueError as err:
-            cached.unlink(missing_ok=True)
-            raise ChecksumError(f"{entry['file']} downloaded from {origin}: {err}") from None
+        if not (cached.is_file() and not cached.is_symlink() and sha256(cached) == entry["sha256"]):
+            download(origin, cached, entry["sha256"])  # a cached file with the right sha256 is reused
+        path = cached
     actual = sha256(path)
     if actual != entry["sha256"]:
         raise ChecksumError(f"{path}: sha256 {actual} does not match the manifest's {entry['sha256']} "
                             f"(file modified or corrupted)")
     return path
+
+
+def download(url: str, dest: str | Path, sha256_hex: str | None = None, *, timeout: float | None = None,
+             deadline: float | None = None, max_bytes: int | None = None) -> Path:
+    """``url`` (http or https) into ``dest``, written to a temporary file beside it and renamed only
+    when complete (and, with ``sha256_hex``, matching): any failure leaves ``dest`` as it was.
+
+    ``timeout`` (default :data:`DOWNLOAD_TIMEOUT`) bounds the connection and every read,
+    ``deadline`` (:data:`DOWNLOAD_DEADLINE`) the whole download (a server trickling bytes),
+    ``max_bytes`` (:data:`MAX_DOWNLOAD_BYTES`) its size, announced or received. Failures are
+    :class:`DownloadError` (a wrong sha256: :class:`ChecksumError`), naming the URL.
+    """
+    import hashlib
+    import time
+    import urllib.error
+    import urllib.request
+
+    from ecg_keras.files import atomic_path
+
+    timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
+    deadline = DOWNLOAD_DEADLINE if deadline is None else deadline
+    max_bytes = MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes
+    if not url.lower().startswith(("http://", "https://")):
+        raise DownloadError(f"{url}: only http(s) URLs are downloaded")
+    dest = Path(dest)
+    start = time.monotonic()
+    digest = hashlib.sha256()
+    try:
+        with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+            announced = response.headers.get("Content-Length")
+            if announced is not None and announced.isdigit() and int(announced) > max_bytes:
+                raise DownloadError(f"{url}: the server announces {int(announced)} bytes, more than the "
+                                    f"{max_bytes} accepted; nothing was cached")
+            received = 0
+            with open(tmp, "wb") as f:
+                while chunk := response.read1(1 << 16):  # what has arrived: the deadline is checked per chunk
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadError(f"{url}: more than {max_bytes} bytes; nothing was cached")
+                    if time.monotonic() - start > deadline:
+                        raise DownloadError(f"{url}: not complete after {deadline:g} s ({received} bytes); "
+                                            "nothing was cached")
+                    digest.update(chunk)
+                    f.write(chunk)
+            if announced is not None and announced.isdigit() and received != int(announced):
+                raise DownloadError(f"{url}: truncated download ({received} of {announced} bytes); nothing was cached")
+            if sha256_hex is not None and digest.hexdigest() != sha256_hex:
+                raise ChecksumError(f"{url}: downloaded file has sha256 {digest.hexdigest()}, the manifest states "
+                                    f"{sha256_hex} (file modified or corrupted); nothing was cached")
+    except (DownloadError, ChecksumError):
+        raise
+    except (urllib.error.URLError, OSError, ValueError) as err:  # incl. timeouts, resets, IncompleteRead
+        reason = getattr(err, "reason", None) or err
+        raise DownloadError(f"{url}: download failed ({type(err).__name__}: {reason}); nothing was cached") from None
+    except Exception as err:  # noqa: BLE001 - http.client raises its own (e.g. IncompleteRead, BadStatusLine)
+        raise DownloadError(f"{url}: download failed ({type(err).__name__}: {err}); nothing was cached") from None
+    return dest
 
 
 def _info(entry: dict) -> PretrainedInfo:

@@ -165,7 +165,7 @@ def test_input_checks(window_float, records):
     assert raw["valid"].tolist() == [True, False] and np.isnan(raw["probabilities"][1]).all()
     flat = records[:2, :250].copy()
     flat[0, :, 11] = 0.0
-    with pytest.raises(ValueError, match=r"record 0: flat line \(constant signal\) in lead\(s\) V6"):
+    with pytest.raises(ValueError, match=r"record 0: flat line \(peak-to-peak below 0\.01 mV\) in lead\(s\) V6"):
         window_float(flat)
     assert window_float.run(flat, check=False)["valid"].tolist() == [False, True]
 

@@ -5,8 +5,9 @@ gains, lead counts, huge sample counts), truncated or oversized signal files, ra
 truncated ``.mat``/``.npy`` files, random CSV text, huge values. The property: a reader returns a
 valid result or raises ``DataError`` -- never another exception, never a hang (each example runs
 under a deadline), and a failed cached read leaves neither a cache entry nor a temporary folder.
-Examples are derandomised (the same ones on every run) and few, so the module takes well under
-a minute; ``ECG_KERAS_FUZZ_EXAMPLES=500`` runs a deeper random search.
+Issue 23 adds header fields that do not parse (rate, gain), .npy header shapes beyond the file and
+wide CSVs (bounded time). Examples are derandomised (the same ones on every run) and few, so the
+module takes well under a minute; ``ECG_KERAS_FUZZ_EXAMPLES=500`` runs a deeper random search.
 """
 from __future__ import annotations
 
@@ -317,3 +318,68 @@ def test_mat_with_a_damaged_struct_size_is_refused_at_once(tmp_path):
     with pytest.raises(DataError, match=r"A0001.mat: 'ECG' is a struct of shape \(33554433, 1\)"):
         read_cpsc_mat(path)
     assert time.perf_counter() - start < 2.0
+
+
+# --------------------------------------------------------------------------- issue 23: fields, headers, widths
+_BAD_FS = st.one_of(st.sampled_from(["nan", "NaN", "inf", "-inf", "-500", "0", "1", "49.9", "1e9", "abc", "5e", "--1",
+                                     "0x1F4", "500abc", "1_000"]),
+                    st.floats(max_value=49.0).map(repr),
+                    st.text(alphabet="abcxyz!%&", min_size=1, max_size=6))
+_BAD_GAIN = st.one_of(st.sampled_from(["0", "-1000", "nan", "inf", "-inf", "0(0)", "-200(5)", "x", "1e", "(0)"]),
+                      st.floats(max_value=0.0).map(repr))
+
+
+@FUZZ
+@given(fs=_BAD_FS, gain=st.one_of(st.none(), _BAD_GAIN), lead=st.integers(0, 11))
+def test_wfdb_fields_that_do_not_parse_are_refused_from_the_text(fs, gain, lead):
+    """A rate or gain that does not parse, is not finite or is implausible is refused before wfdb
+    substitutes its default (250 Hz, 200 adu/mV): DataError naming the header, never a result."""
+    from ecg_keras.datasets.synthetic import write_wfdb
+
+    folder = _tmp()
+    try:
+        write_wfdb(folder / "rec", np.sin(np.arange(600) / 9.0)[:, None] * np.linspace(0.5, 1.5, 12), 500)
+        lines = (folder / "rec.hea").read_text().splitlines()
+        lines[0] = lines[0].replace(" 500 ", f" {fs} ", 1)
+        if gain is not None:
+            lines[1 + lead] = lines[1 + lead].replace("1000.0(0)", gain, 1)
+        (folder / "rec.hea").write_text("\n".join(lines) + "\n")
+        for read in (read_any, read_record):
+            with pytest.raises(DataError, match=r"rec\.hea: (sampling frequency|signal \d+ .* has gain)"):
+                read(folder / "rec")
+    finally:
+        shutil.rmtree(folder)
+
+
+@FUZZ
+@given(shape=st.one_of(st.tuples(st.integers(10**6, 10**15), st.integers(1, 10**4)),
+                       st.tuples(st.integers(1, 10**4), st.integers(10**6, 10**15))),
+       descr=st.sampled_from(["<f8", "<f4", "<i2", "|b1", "<c16"]), tail=st.integers(0, 256))
+def test_npy_header_shapes_beyond_the_file_are_refused_before_reading(shape, descr, tail):
+    folder = _tmp()
+    try:
+        path = folder / "x.npy"
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
+            f.write(b"\0" * tail)
+        with pytest.raises(DataError, match=r"x\.npy: (the \.npy header claims|array of dtype)"):
+            read_any(path, fs=500)
+    finally:
+        shutil.rmtree(folder)
+
+
+@settings(FUZZ, max_examples=_DEEP or 8, deadline=10_000)
+@given(columns=st.integers(1_001, 30_000), rows=st.integers(1, 4), header=st.booleans(),
+       cell=st.sampled_from(["0.5", "-1e3", "nan", "", "x", "1e400"]))
+def test_wide_csv_is_bounded_in_time(columns, rows, header, cell):
+    """Wide CSVs (a per-column loop took > 400 s at 100,000 columns): a result or a DataError
+    within the example deadline."""
+    folder = _tmp()
+    try:
+        path = folder / "x.csv"
+        body = "\n".join(",".join([cell] + ["0.25"] * (columns - 1)) for _ in range(rows))
+        head = ",".join(f"c{j}" for j in range(columns)) + "\n" if header else ""
+        path.write_text(head + body + "\n")
+        _expect_data_error_or_result(read_any, path, fs=500)
+    finally:
+        shutil.rmtree(folder)

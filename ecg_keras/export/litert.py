@@ -301,7 +301,7 @@ class LiteRTModel:
         return list(self.metadata["classes"])
 
     def _check(self, ecg) -> np.ndarray:
-        from ecg_keras.windows import check_signals
+        from ecg_keras.io.records import check_signal
 
         m = self.metadata
         x = np.ascontiguousarray(ecg, dtype=np.float32)
@@ -312,9 +312,10 @@ class LiteRTModel:
             raise ValueError(f"'{INPUT_KEY}' must be {want} float32 mV, got shape {x.shape}")
         if x.shape[1] < 1:
             raise ValueError(f"records in '{INPUT_KEY}' have no samples")
-        # the refusals of the SavedModel signatures / predict_records (DataError, a ValueError, naming
-        # records and leads): non-finite samples, flat leads, records over max_record_seconds
-        check_signals(x, flat="error", max_length=m.get("max_length"))
+        # the refusals of the SavedModel signatures and predict (DataError, a ValueError, naming records
+        # and leads): the validity policy of every serving path, check_signal's defaults
+        for i, record in enumerate(x):
+            check_signal(record, None, f"record {i}", max_length=m.get("max_length"))
         return x
 
     def run(self, ecg, check: bool = True) -> dict:

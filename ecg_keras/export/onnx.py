@@ -9,9 +9,10 @@ so the ONNX graph also takes raw mV and returns probabilities:
   dynamic length (records in one batch share it) -> ``probabilities`` (batch, classes),
   ``n_windows`` (batch,) and ``valid`` (batch,) bool.
 
-ONNX has no way to raise on values, so where the SavedModel signatures refuse an input
-(non-finite samples, a flat lead, a record longer than ``max_record_seconds``) the ONNX models
-return ``valid = False`` and NaN probabilities for that row (README, "Export and serving").
+ONNX has no way to raise on values, so where the SavedModel signatures refuse an input (the
+validity policy of docs/SERVING.md: non-finite samples, a flat lead, values beyond 100 mV, no
+samples, a record longer than ``max_record_seconds``) the ONNX models return ``valid = False``
+and NaN probabilities for that row.
 
 Class names and the serving spec are stored in the model's metadata_props (``classes`` as a
 JSON list, ``ecg_keras`` as the spec JSON). ONNX Runtime checks the declared input shape, so a

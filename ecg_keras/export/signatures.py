@@ -16,9 +16,12 @@ go through the model ``chunk_windows`` (256) at a time in a ``tf.while_loop`` th
 the fly: a 1-h record at 100 Hz adds ~0.3 GB of memory for fcn_wang instead of ~1.2 GB when all
 its windows were one batch. Records over ``max_record_seconds`` (24 h) are refused.
 
-Input the models must not answer: non-finite samples and flat leads (constant over the record or
-window) make the SavedModel signatures fail with InvalidArgumentError naming the records and
-leads; the ONNX models (which cannot raise) flag them with ``valid = False`` and NaN probabilities.
+Input the models must not answer follows the one validity policy of every serving path
+(:func:`ecg_keras.io.records.check_signal`'s defaults, docs/SERVING.md "Validity policy"): a
+non-finite sample, a flat lead (peak-to-peak below ``FLAT_MV`` over the record or window), a
+value beyond ``MAX_MV``, no samples, or a record over ``max_record_seconds``. The SavedModel
+signatures fail with InvalidArgumentError naming the records and leads; the ONNX and LiteRT
+models (which cannot raise) flag them with ``valid = False`` and NaN probabilities.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras.io.records import LEAD_NAMES, lead_name
+from ecg_keras.io.records import FLAT_MV, LEAD_NAMES, MAX_MV, lead_name
 from ecg_keras.models.fold import as_conv2d, fold_batchnorm
 from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import AGGREGATIONS, MAX_RECORD_SECONDS, model_window
@@ -179,8 +182,9 @@ def _logits(model, z: tf.Tensor) -> tf.Tensor:
     return model(z, training=False) if isinstance(model, keras.Layer) else model(z)
 
 
-def _signal_problems(x: tf.Tensor, lengths: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
-    """(batch, leads) booleans: non-finite samples, and flat leads (constant over the record).
+def _signal_problems(x: tf.Tensor, lengths: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(batch, leads) booleans of the validity policy: non-finite samples, flat leads (peak-to-peak
+    below ``FLAT_MV``; a record without samples counts as flat) and values beyond ``MAX_MV``.
 
     Only the first ``lengths[i]`` samples of record i count (the rest is padding).
     """
@@ -189,14 +193,17 @@ def _signal_problems(x: tf.Tensor, lengths: tf.Tensor | None) -> tuple[tf.Tensor
         inside = (tf.range(tf.shape(x)[1])[None, :] < lengths[:, None])[:, :, None]
         usable = tf.logical_and(finite, inside)
         nonfinite = tf.reduce_any(tf.logical_and(tf.logical_not(finite), inside), axis=1)
-    else:
-        usable = finite
+        inf = tf.constant(np.inf, x.dtype)
+        hi = tf.reduce_max(tf.where(usable, x, -inf), axis=1)
+        lo = tf.reduce_min(tf.where(usable, x, inf), axis=1)
+    else:  # no select against +-inf constants here: an int8 LiteRT export would quantise x over them
         nonfinite = tf.reduce_any(tf.logical_not(finite), axis=1)
-    inf = tf.constant(np.inf, x.dtype)
-    hi = tf.reduce_max(tf.where(usable, x, -inf), axis=1)
-    lo = tf.reduce_min(tf.where(usable, x, inf), axis=1)
-    flat = tf.logical_and(tf.equal(hi, lo), tf.logical_not(nonfinite))
-    return nonfinite, flat
+        hi, lo = tf.reduce_max(x, axis=1), tf.reduce_min(x, axis=1)  # a lead with NaN/Inf is refused anyway
+    # compared with 0, not with the threshold: int8 LiteRT clamps a compared constant into the other
+    # tensor's calibrated range (which always holds 0), and that would flag every window
+    flat = tf.logical_and((hi - lo) - tf.constant(FLAT_MV, x.dtype) < 0, tf.logical_not(nonfinite))
+    large = tf.logical_and(tf.maximum(hi, -lo) - tf.constant(MAX_MV, x.dtype) > 0, tf.logical_not(nonfinite))
+    return nonfinite, flat, large
 
 
 def _problem_checks(x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec, what: str) -> list:
@@ -205,11 +212,12 @@ def _problem_checks(x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec, 
     The error reads e.g. "assertion failed: [non-finite samples (NaN/Inf) in the record(s)] [1]
     [lead(s)] [V2] ...": TF Serving returns it as the error of the request (no probabilities).
     """
-    nonfinite, flat = _signal_problems(x, lengths)
+    nonfinite, flat, large = _signal_problems(x, lengths)
     names = tf.constant([lead_name(j, spec.leads) for j in range(spec.leads)])
     checks = []
     for bad, text in ((nonfinite, "non-finite samples (NaN/Inf)"),
-                      (flat, "a flat line (constant signal: lead-off or a missing lead)")):
+                      (flat, f"a flat line (peak-to-peak below {FLAT_MV:g} mV: lead-off or a missing lead)"),
+                      (large, f"values beyond {MAX_MV:g} mV (wrong units or corrupt data)")):
         checks.append(_assert(
             tf.logical_not(tf.reduce_any(bad)),
             f"{text} in the {what}(s) (0-based index in the batch)", tf.where(tf.reduce_any(bad, axis=1))[:, 0],
@@ -219,9 +227,9 @@ def _problem_checks(x: tf.Tensor, lengths: tf.Tensor | None, spec: ServingSpec, 
 
 
 def _valid(x: tf.Tensor, lengths: tf.Tensor | None) -> tf.Tensor:
-    """(batch,) bool: no non-finite sample and no flat lead (ONNX, which cannot raise)."""
-    nonfinite, flat = _signal_problems(x, lengths)
-    return tf.logical_not(tf.reduce_any(tf.logical_or(nonfinite, flat), axis=1))
+    """(batch,) bool: the record passes the validity policy (ONNX and LiteRT, which cannot raise)."""
+    nonfinite, flat, large = _signal_problems(x, lengths)
+    return tf.logical_not(tf.reduce_any(nonfinite | flat | large, axis=1))
 
 
 def _mask_invalid(probs: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
@@ -251,7 +259,7 @@ def window_probabilities(model, x: tf.Tensor, spec: ServingSpec, *, refuse_inval
 
 
 def window_valid(x: tf.Tensor) -> tf.Tensor:
-    """(batch,) bool: the window has only finite samples and no flat lead."""
+    """(batch,) bool: the window passes the validity policy (finite, no flat lead, within ``MAX_MV``)."""
     return _valid(x, None)
 
 
@@ -296,8 +304,9 @@ def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: S
         valid = tf.ones([batch], tf.bool)
         with tf.control_dependencies(_problem_checks(x, lengths, spec, "record")):
             x = tf.identity(x)
-    else:  # ONNX: no error possible; over-long records are flagged and skipped (no window is computed)
-        valid = tf.logical_and(_valid(x, lengths), total <= spec.max_length)
+    else:  # ONNX: no error possible; empty or over-long records are flagged and skipped (no window computed)
+        usable = tf.logical_and(total > 0, total <= spec.max_length)
+        valid = tf.logical_and(_valid(x, lengths), usable)
     n_classes = len(spec.classes)
     n_win = (tf.maximum(total, w) - w) // s + 1  # windows of the padded batch (shorter records: 1)
     valid_per_record = (tf.maximum(lengths, w) - w) // s + 1  # windows inside each record
@@ -305,7 +314,7 @@ def record_probabilities(model, x: tf.Tensor, lengths: tf.Tensor | None, spec: S
     per_step = tf.minimum(tf.maximum(1, spec.chunk_windows // tf.maximum(batch, 1)), n_win)
     n_steps = (n_win + per_step - 1) // per_step
     if not refuse_invalid:
-        n_steps = tf.where(total <= spec.max_length, n_steps, 0)
+        n_steps = tf.where(usable, n_steps, 0)  # no window of an empty record is cut (no Gather at -1)
     offsets = tf.range(w)
     chunk = tf.range(per_step)  # one fixed chunk shape for every step (XLA needs static shapes in the loop)
 
