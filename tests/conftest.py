@@ -4,7 +4,7 @@
 Synthetic data and a trained run, each built once per session (read them, never write to them:
 a test that changes a run copies it first, ``shutil.copytree(trained_run, tmp_path / "run")``):
 
-* ``synthetic_data``: an 80-record synthetic PTB-XL (seed 0, 100 Hz; 64 train / 8 val / 8 test
+* ``synthetic_data``: an 80-record synthetic PTB-XL (seed 0, 100 Hz; 63 train / 9 val / 8 test
   records), at ``<root>/ptbxl-synthetic-vN`` where ``--dataset synthetic`` finds it with
   ``$ECG_KERAS_DATA=<root>``; ``data_env`` (module scope) sets that variable;
 * ``trained_run``: a complete ``train()`` run on it: ``TRAINED_RUN_CONFIG`` (fcn_wang, rhythm,

@@ -21,12 +21,18 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   aVF = II - I/2 exactly; V1..V6 project onto horizontal-plane directions from 120 to 5
   degrees, which gives the usual R-wave progression (rS in V1, transition V3/V4, qR in V6).
 * Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records,
-  folds stratified on them): SR 62-98 bpm, SBRAD 40-56, STACH 104-150 (small respiratory
-  heart-rate variability), SARRH (RR modulated 15-25 % at 15-24 breaths/min, so that a
-  2.5-s window shows it), AFIB
-  (independent RR intervals, coefficient of variation 0.15-0.3, no P waves, 4-8 Hz
-  fibrillatory f-waves strongest in V1 and the inferior leads). QT follows the preceding RR
-  (Bazett), so the T wave moves beat by beat in AFIB.
+  folds stratified on them): SR 62-98 bpm, SBRAD 40-57, STACH 103-155, SARRH (RR modulated
+  8-20 % at 15-24 breaths/min, so that a 2.5-s window shows it), AFIB 55-150 (independent
+  log-normal RR intervals, coefficient of variation 0.12-0.35, no P waves, 4.5-8.5 Hz
+  fibrillatory f-waves strongest in V1 and the inferior leads). Sinus RR intervals carry heart
+  rate variability (McSharry et al. 2003's LF/HF spectrum) and are rescaled so that the record's
+  mean rate is the class's; 8 % of sinus records have premature atrial and 6 % premature
+  ventricular beats (``PAC``/``PVC`` form codes, ``extra_beats``). QT follows the preceding RR
+  (Bazett), so the T wave moves beat by beat in AFIB. Wave amplitudes vary from beat to beat
+  (respiration, jitter); electrode placement, QRS gain, width and axis vary between patients.
+* Every record carries baseline wander, muscle, amplifier and sometimes mains noise and an
+  electrode-motion transient, and passes a device band-pass (0.05 or 0.5 Hz to 150 Hz); see
+  docs/SYNTHETIC.md for the sources and the measured comparison with real ECGs.
 * Diagnostic/form statements with a morphological effect: NORM; IMI/ILMI (wide inferior /
   lateral Q, inferior T inversion), ASMI/AMI (QS in V1-V3 / anterior Q); NDT, NST_, ISC_,
   ISCAL, ISCIN, LNGQT (T flattening or inversion by territory, ST depression, long QT);
@@ -41,7 +47,7 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   (0.05-0.5 Hz wander), ``static_noise`` (broadband noise, sometimes 50 Hz mains),
   ``burst_noise`` (short high-amplitude bursts), ``electrodes_problems`` (a lost electrode:
   near-flat lead). The strings name leads like PTB-XL (", I-AVR,", ", V1,V2,", "alles" =
-  all leads); ``noise_leads(text)`` parses them. Clean records carry only 3 uV noise.
+  all leads); ``noise_leads(text)`` parses them.
 
 Why not neurokit2: ``nk.ecg_simulate(method="multileads")`` integrates the ECGSYN ODE with
 ``solve_ivp`` once per lead (~2.2 s per 10-s 500 Hz record here, > 1 h for 2000 records),
