@@ -198,7 +198,7 @@ def test_synthetic_release_into_the_zoo_needs_a_validation_which_its_card_shows(
     assert validation["model"] == "rhythm_demo" and validation["dataset"] == "ludb-like"
     assert validation["classes"]["SR"]["n_positive"] == 4 and validation["classes"]["STACH"]["auc"] is None
     card = (models / "rhythm_demo.md").read_text()
-    assert f"**{SYNTHETIC_NOTICE}**" in card and "not for clinical use" in SYNTHETIC_NOTICE
+    assert f"**{SYNTHETIC_NOTICE}**" in card and "synthetic ecgs only; not for clinical use" in SYNTHETIC_NOTICE.lower()
     assert "## Validation on real ECGs (zero-shot)" in card and "### ludb-like: 10 records" in card
     assert "| class | AUC | 90% CI | n positive |" in card and "| STACH | n/a | | 0 |" in card
     sr = validation["classes"]["SR"]

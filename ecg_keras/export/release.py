@@ -89,7 +89,7 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
 
 
 #: What the card of every synthetic-trained release says first.
-SYNTHETIC_NOTICE = "Trained on synthetic ECGs only; not for clinical use."
+SYNTHETIC_NOTICE = "Trained on SYNTHETIC ECGs only; not for clinical use."
 
 
 def _metric(v) -> str:
