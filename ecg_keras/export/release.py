@@ -128,7 +128,7 @@ def model_card(entry: dict, config: dict) -> str:
 - Training: {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, seed {config.get('seed', '?')}{augment}
 - Licence: {entry['license']}; sha256 `{entry['sha256']}`
 
-## Metrics
+## Metrics ({"the synthetic set's" if entry["synthetic"] else "the training data's"} held-out splits)
 | split | metric | value |
 |---|---|---|
 {metrics}
