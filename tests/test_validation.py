@@ -22,8 +22,8 @@ from ecg_keras.export.release import SYNTHETIC_NOTICE, release_run
 
 CLASSES = ["AFIB", "SARRH", "SBRAD", "SR", "STACH"]  # the rhythm classes of the synthetic set (trained_run)
 LUDB_ROWS = ["Sinus rhythm", "Sinus rhythm", "Sinus rhythm", "Sinus bradycardia", "Sinus bradycardia",
-             "Atrial fibrillation", "Atrial fibrillation\nAberrant conduction", "Sinus rhythm\nWandering atrial pacemaker",
-             "Atrial flutter, typical", "Irregular sinus rhythm"]
+             "Atrial fibrillation", "Atrial fibrillation\nAberrant conduction",
+             "Sinus rhythm\nWandering atrial pacemaker", "Atrial flutter, typical", "Irregular sinus rhythm"]
 
 
 def write_ludb(root, rows=LUDB_ROWS):
