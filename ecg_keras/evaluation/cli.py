@@ -296,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evaluate.py",
         description="Score ECG predictions with bootstrap confidence intervals (PTB-XL protocol).",
-        epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  MODEL --dataset FOLDER [--labels CSV]  |  --y-true Y.npy --y-pred P.npy [--json OUT]  |  "
+        epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  MODEL --dataset FOLDER [--labels CSV]  |  "
+               "--y-true Y.npy --y-pred P.npy [--json OUT]  |  "
                "subcommands hierarchy / uncertainty / attribution (python evaluate.py SUBCOMMAND -h)")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by training")
     p.add_argument("--y-true", help="(n_samples, n_classes) .npy of binary labels")

@@ -89,7 +89,7 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
 
 
 #: What the card of every synthetic-trained release says first.
-SYNTHETIC_NOTICE = "Trained on synthetic ECGs only; not for clinical use."
+SYNTHETIC_NOTICE = "Trained on SYNTHETIC ECGs only; not for clinical use."
 
 
 def _metric(key: str, value) -> str:
@@ -124,16 +124,17 @@ def model_card(entry: dict, config: dict) -> str:
     warning = (f"\n**{SYNTHETIC_NOTICE}** The training data is ecg_keras' generated PTB-XL-format set; "
                "what the model does on real records is the validation below (if any).\n"
                if entry["synthetic"] else "")
-    augment = f", augmentations {config['augment']}" if config.get("augment") else ""
+    training = (f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, "
+                f"seed {config.get('seed', '?')}" + (f", augmentations {config['augment']}" if config.get("augment") else ""))
     return f"""# {entry['name']}
 {warning}
 - Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
 - Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples
 - Standardiser: mean {entry['standardizer']['mean']:.6g}, std {entry['standardizer']['std']:.6g} (mV)
-- Training: {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, seed {config.get('seed', '?')}{augment}
+- Training: {training}
 - Licence: {entry['license']}; sha256 `{entry['sha256']}`
 
-## Metrics
+## Metrics ({"the synthetic set's" if entry["synthetic"] else "the training data's"} held-out splits)
 | split | metric | value |
 |---|---|---|
 {metrics}
