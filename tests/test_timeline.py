@@ -27,11 +27,12 @@ def holter(path: Path, hours: float, fs: int = 250) -> Path:
     n = int(hours * 3600 * fs)
     t = np.arange(n) / fs
     rng = np.random.default_rng(0)
-    beats = np.cumsum(np.where(t[::fs][: int(hours * 3600)] < hours * 1800, 1.0, rng.uniform(0.4, 1.2,
-                                                                                            int(hours * 3600))))
+    seconds = hours * 3600
+    regular = np.arange(0.0, seconds / 2, 1.0)
+    irregular = seconds / 2 + np.cumsum(rng.uniform(0.4, 1.2, int(seconds / 0.8) + 10))
+    beats = np.concatenate([regular, irregular[irregular < seconds]])
     phase = np.zeros(n)
-    idx = np.clip((beats * fs).astype(int), 0, n - 1)
-    phase[idx] = 1.0
+    phase[(beats * fs).astype(int)] = 1.0
     kernel = np.exp(-0.5 * ((np.arange(-25, 26) / fs) / 0.012) ** 2)  # a 50-ms QRS-like spike
     qrs = np.convolve(phase, kernel, mode="same")
     lead1 = (0.8 * qrs + 0.05 * np.sin(2 * np.pi * 0.3 * t)) * 1000  # uV
