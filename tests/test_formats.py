@@ -75,6 +75,15 @@ def test_format_recognised_from_content_not_extension(exports, tmp_path):
     bare = tmp_path / "noext"
     shutil.copy(exports["scp"], bare)
     assert read_any(bare).fs == 1000
+    folder = tmp_path / "pacs"
+    folder.mkdir()
+    shutil.copy(exports["hl7"], folder / "ecg.xml")
+    shutil.copy(exports["edf"], folder / "1.2.840.10008")  # DICOM-like names: no suffix, found by content
+    (folder / "notes").write_text("not an ECG")
+    (folder / "page.html").write_text("<html></html>")
+    from ecg_keras.io.records import find_records
+
+    assert sorted(p.name for p in find_records([folder])) == ["1.2.840.10008", "ecg.xml"]
 
 
 def test_uncompressed_scp_and_unsupported_philips_compression(tmp_path):

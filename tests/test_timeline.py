@@ -67,8 +67,10 @@ def test_timeline_of_a_20_minute_edf(trained_run, tmp_path, monkeypatch, capsys)
     assert main([str(trained_run), str(path), "--timeline", str(out), "--no-progress"]) == 1
 
 
-def test_timeline_marks_lead_off_segments(trained_run, tmp_path):
+@pytest.mark.parametrize("fmt", ["edf", "ishne"])
+def test_timeline_marks_lead_off_segments(trained_run, tmp_path, fmt):
     import edfio
+    from format_writers import write_ishne
 
     from ecg_keras.predict import load_model
     from ecg_keras.timeline import timeline
@@ -79,9 +81,13 @@ def test_timeline_marks_lead_off_segments(trained_run, tmp_path):
                   for j in range(8)], 1)
     x[2000:3000] = 0.0  # segments 2 (20-30 s): lead-off, flat
     names = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
-    edfio.Edf([edfio.EdfSignal(x[:, j], fs, label=names[j], physical_dimension="uV", physical_range=(-1000, 1000))
-               for j in range(8)]).write(tmp_path / "r.edf")
-    frame = timeline(load_model(trained_run), tmp_path / "r.edf", progress=False)
+    if fmt == "edf":
+        path = tmp_path / "r.edf"
+        edfio.Edf([edfio.EdfSignal(x[:, j], fs, label=names[j], physical_dimension="uV",
+                                   physical_range=(-1000, 1000)) for j in range(8)]).write(path)
+    else:
+        path = write_ishne(tmp_path / "r.ecg", np.round(x).astype(np.int16), 1.0, fs, names)
+    frame = timeline(load_model(trained_run), path, progress=False, chunk_segments=4)
     assert frame["valid"].tolist() == [True, True, False, True, True, True]
     assert "flat" in frame["problem"][2] and np.isnan(frame.iloc[2, -1])
     assert frame.attrs["leads"] == "derived III, aVR, aVL, aVF"
