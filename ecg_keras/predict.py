@@ -480,7 +480,8 @@ def parser() -> argparse.ArgumentParser:
                                 epilog="Exit status: 0 every record valid, 1 some record invalid (see the "
                                        "'problem' column), 2 usage or model error.")
     p.add_argument("model", metavar="MODEL", help="released name, run directory, SavedModel directory or .onnx file")
-    p.add_argument("records", nargs="+", metavar="RECORD", help="WFDB record, .mat, .npy, .csv or a folder of them")
+    p.add_argument("records", nargs="+", metavar="RECORD",
+                   help="WFDB record, .mat, .npy, .csv, DICOM, HL7 aECG/MUSE/Philips XML, SCP, EDF, ISHNE or a folder")
     p.add_argument("--out", metavar="FILE", help="write all rows to FILE.csv or FILE.json")
     p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper")
     p.add_argument("--explain", action="store_true", help="with --plot: shade the top class's attribution")
