@@ -172,6 +172,13 @@ def test_dataset_folder_of_exports_with_labels_csv(exports, tmp_path):
     assert records.meta.loc["hl7", "labels"] == ["AFIB"] and records.meta.loc["muse", "labels"] == ["NORM"]
     assert (records.meta["age"] == 50).all() and records.meta.loc["scp", "sex"] == 1  # labels.csv; the file
     np.testing.assert_allclose(records.signals[0], records.signals[1], atol=1e-6)
+    from ecg_keras.datasets.tasks import make_task
+    from ecg_keras.training import TrainConfig
+    from ecg_keras.training.data import load_records
+
+    # the path finetuning and evaluation take for --dataset FOLDER
+    via_cli, root = load_records(TrainConfig(dataset=str(folder), task="all", cache_dir="off"), log=lambda *a: None)
+    assert root == folder and make_task(via_cli, "all").classes == ["AFIB", "NORM"]
     (folder / "bad.scp").write_bytes(b"\0" * 40)
     with pytest.raises(DataError, match=r"bad\.scp"):
         load(folder, sampling_rate=100, cache_dir=False)
