@@ -47,6 +47,7 @@ import pandas as pd
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
+from ecg_keras.timeline import SEGMENT_S
 from ecg_keras.zoo import MANIFEST, is_synthetic
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")
@@ -499,8 +500,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", metavar="DIR",
                    help="long recordings: probabilities of every SECONDS-long segment over time, as "
                         "DIR/<record>_timeline.csv and .png (with each class's burden)")
-    p.add_argument("--segment", type=float, default=10.0, metavar="SECONDS",
-                   help="segment length of --timeline (default 10 s)")
+    p.add_argument("--segment", type=float, default=SEGMENT_S, metavar="SECONDS",
+                   help=f"segment length of --timeline (default {SEGMENT_S:g} s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -512,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if ns.explain and not ns.plot:
         print("error: --explain draws into the plots; pass --plot DIR too", file=sys.stderr)
+        return 2
+    if ns.timeline and (ns.out or ns.plot):
+        print("error: --timeline writes its own CSV and plot per record; drop --out/--plot", file=sys.stderr)
         return 2
     if ns.out and Path(ns.out).suffix.lower() not in (".csv", ".json"):
         print(f"error: --out must end in .csv or .json, got {ns.out}", file=sys.stderr)
