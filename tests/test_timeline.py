@@ -93,6 +93,13 @@ def test_timeline_marks_lead_off_segments(trained_run, tmp_path, fmt):
     assert frame.attrs["leads"] == "derived III, aVR, aVL, aVF"
 
 
+def test_timeline_usage_errors(tmp_path, capsys):
+    from ecg_keras.predict import main
+
+    assert main(["model", "rec.edf", "--timeline", str(tmp_path), "--plot", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --timeline writes its own CSV and plot per record; drop --out/--plot"
+
+
 @pytest.mark.slow
 def test_timeline_24_hours_under_1_gb(trained_run, tmp_path):
     path = holter(tmp_path / "day.edf", 24)
