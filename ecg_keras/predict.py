@@ -49,6 +49,7 @@ import pandas as pd
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
+from ecg_keras.timeline import SEGMENT_S
 from ecg_keras.zoo import MANIFEST, is_synthetic
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")
@@ -621,7 +622,8 @@ def parser() -> argparse.ArgumentParser:
                                        "'problem' column), 2 usage or model error.")
     p.add_argument("model", metavar="MODEL", help="released name, run, release or preset directory, hf://owner/name, "
                    "kaggle://..., SavedModel directory (export savedmodel's --out), .onnx or .tflite file")
-    p.add_argument("records", nargs="+", metavar="RECORD", help="WFDB record, .mat, .npy, .csv or a folder of them")
+    p.add_argument("records", nargs="+", metavar="RECORD",
+                   help="WFDB record, .mat, .npy, .csv, DICOM, HL7 aECG/MUSE/Philips XML, SCP, EDF, ISHNE or a folder")
     p.add_argument("--out", metavar="FILE", help="write all rows to FILE.csv or FILE.json")
     p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper, named after the record")
     p.add_argument("--overwrite", action="store_true", help="replace existing plot files in --plot DIR")
@@ -640,8 +642,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", metavar="DIR",
                    help="long recordings: probabilities of every SECONDS-long segment over time, as "
                         "DIR/<record>_timeline.csv and .png (with each class's burden)")
-    p.add_argument("--segment", type=float, default=10.0, metavar="SECONDS",
-                   help="segment length of --timeline (default 10 s)")
+    p.add_argument("--segment", type=float, default=SEGMENT_S, metavar="SECONDS",
+                   help=f"segment length of --timeline (default {SEGMENT_S:g} s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -653,6 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if ns.explain and not ns.plot:
         print("error: --explain draws into the plots; pass --plot DIR too", file=sys.stderr)
+        return 2
+    if ns.timeline and (ns.out or ns.plot):
+        print("error: --timeline writes its own CSV and plot per record; drop --out/--plot", file=sys.stderr)
         return 2
     if ns.out and Path(ns.out).suffix.lower() not in (".csv", ".json"):
         print(f"error: --out must end in .csv or .json, got {ns.out}", file=sys.stderr)

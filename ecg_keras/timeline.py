@@ -22,7 +22,8 @@ import pandas as pd
 from ecg_keras.datasets.base import LEAD_NAMES, DataError
 
 SEGMENT_S = 10.0
-CHUNK_SEGMENTS = 64
+CHUNK_SEGMENTS = 64  # segments read from the file at a time
+MODEL_SEGMENTS = 16  # segments per model call: 112 windows of a 10-s segment, under one predict batch
 THRESHOLD = 0.5
 
 
@@ -78,7 +79,8 @@ def timeline(model, path, *, segment: float = SEGMENT_S, fill_missing: bool = Fa
             with warnings.catch_warnings():
                 if filled:  # zero-filled leads are flat by construction and already flagged
                     warnings.filterwarnings("ignore", message=".*flat line")
-                probs = iter(model(inputs)) if inputs else iter(())
+                probs = iter([p for i in range(0, len(inputs), MODEL_SEGMENTS)
+                              for p in model(inputs[i:i + MODEL_SEGMENTS])])
             for row in batch_rows:
                 p = next(probs) if row["valid"] else np.full(len(model.classes), np.nan)
                 row.update({c: float(v) for c, v in zip(model.classes, p)})

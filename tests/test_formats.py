@@ -75,6 +75,15 @@ def test_format_recognised_from_content_not_extension(exports, tmp_path):
     bare = tmp_path / "noext"
     shutil.copy(exports["scp"], bare)
     assert read_any(bare).fs == 1000
+    folder = tmp_path / "pacs"
+    folder.mkdir()
+    shutil.copy(exports["hl7"], folder / "ecg.xml")
+    shutil.copy(exports["edf"], folder / "1.2.840.10008")  # DICOM-like names: no suffix, found by content
+    (folder / "notes").write_text("not an ECG")
+    (folder / "page.html").write_text("<html></html>")
+    from ecg_keras.io.records import find_records
+
+    assert sorted(p.name for p in find_records([folder])) == ["1.2.840.10008", "ecg.xml"]
 
 
 def test_uncompressed_scp_and_unsupported_philips_compression(tmp_path):
@@ -105,11 +114,11 @@ def test_xml_entities_refused_without_expansion(tmp_path, trained_run):
     for name, text in (("xxe.xml", XXE.format(secret=secret)), ("laughs.xml", LAUGHS)):
         path = tmp_path / name
         path.write_text(text)
-        with pytest.raises(DataError, match=rf"{name}.*entit") as err:
+        with pytest.raises(DataError, match=rf"{name}: XML with entity declarations .* refused") as err:
             read_any(path)
         assert "TOPSECRET" not in str(err.value) and "lollol" not in str(err.value)
     frame = predict(trained_run, [tmp_path / "xxe.xml"], progress=False)
-    assert not frame["valid"][0] and "entit" in frame["problem"][0]
+    assert not frame["valid"][0] and "refused" in frame["problem"][0]
 
 
 @pytest.mark.parametrize("spelling, lead", [("Lead I (Einthoven)", "I"), ("DI", "I"), ("D2", "II"), ("DIII", "III"),
@@ -163,6 +172,13 @@ def test_dataset_folder_of_exports_with_labels_csv(exports, tmp_path):
     assert records.meta.loc["hl7", "labels"] == ["AFIB"] and records.meta.loc["muse", "labels"] == ["NORM"]
     assert (records.meta["age"] == 50).all() and records.meta.loc["scp", "sex"] == 1  # labels.csv; the file
     np.testing.assert_allclose(records.signals[0], records.signals[1], atol=1e-6)
+    from ecg_keras.datasets.tasks import make_task
+    from ecg_keras.training import TrainConfig
+    from ecg_keras.training.data import load_records
+
+    # the path finetuning and evaluation take for --dataset FOLDER
+    via_cli, root = load_records(TrainConfig(dataset=str(folder), task="all", cache_dir="off"), log=lambda *a: None)
+    assert root == folder and make_task(via_cli, "all").classes == ["AFIB", "NORM"]
     (folder / "bad.scp").write_bytes(b"\0" * 40)
     with pytest.raises(DataError, match=r"bad\.scp"):
         load(folder, sampling_rate=100, cache_dir=False)

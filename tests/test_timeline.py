@@ -27,11 +27,12 @@ def holter(path: Path, hours: float, fs: int = 250) -> Path:
     n = int(hours * 3600 * fs)
     t = np.arange(n) / fs
     rng = np.random.default_rng(0)
-    beats = np.cumsum(np.where(t[::fs][: int(hours * 3600)] < hours * 1800, 1.0, rng.uniform(0.4, 1.2,
-                                                                                            int(hours * 3600))))
+    seconds = hours * 3600
+    regular = np.arange(0.0, seconds / 2, 1.0)
+    irregular = seconds / 2 + np.cumsum(rng.uniform(0.4, 1.2, int(seconds / 0.8) + 10))
+    beats = np.concatenate([regular, irregular[irregular < seconds]])
     phase = np.zeros(n)
-    idx = np.clip((beats * fs).astype(int), 0, n - 1)
-    phase[idx] = 1.0
+    phase[(beats * fs).astype(int)] = 1.0
     kernel = np.exp(-0.5 * ((np.arange(-25, 26) / fs) / 0.012) ** 2)  # a 50-ms QRS-like spike
     qrs = np.convolve(phase, kernel, mode="same")
     lead1 = (0.8 * qrs + 0.05 * np.sin(2 * np.pi * 0.3 * t)) * 1000  # uV
@@ -66,8 +67,10 @@ def test_timeline_of_a_20_minute_edf(trained_run, tmp_path, monkeypatch, capsys)
     assert main([str(trained_run), str(path), "--timeline", str(out), "--no-progress"]) == 1
 
 
-def test_timeline_marks_lead_off_segments(trained_run, tmp_path):
+@pytest.mark.parametrize("fmt", ["edf", "ishne"])
+def test_timeline_marks_lead_off_segments(trained_run, tmp_path, fmt):
     import edfio
+    from format_writers import write_ishne
 
     from ecg_keras.predict import load_model
     from ecg_keras.timeline import timeline
@@ -78,12 +81,23 @@ def test_timeline_marks_lead_off_segments(trained_run, tmp_path):
                   for j in range(8)], 1)
     x[2000:3000] = 0.0  # segments 2 (20-30 s): lead-off, flat
     names = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
-    edfio.Edf([edfio.EdfSignal(x[:, j], fs, label=names[j], physical_dimension="uV", physical_range=(-1000, 1000))
-               for j in range(8)]).write(tmp_path / "r.edf")
-    frame = timeline(load_model(trained_run), tmp_path / "r.edf", progress=False)
+    if fmt == "edf":
+        path = tmp_path / "r.edf"
+        edfio.Edf([edfio.EdfSignal(x[:, j], fs, label=names[j], physical_dimension="uV",
+                                   physical_range=(-1000, 1000)) for j in range(8)]).write(path)
+    else:
+        path = write_ishne(tmp_path / "r.ecg", np.round(x).astype(np.int16), 1.0, fs, names)
+    frame = timeline(load_model(trained_run), path, progress=False, chunk_segments=4)
     assert frame["valid"].tolist() == [True, True, False, True, True, True]
     assert "flat" in frame["problem"][2] and np.isnan(frame.iloc[2, -1])
     assert frame.attrs["leads"] == "derived III, aVR, aVL, aVF"
+
+
+def test_timeline_usage_errors(tmp_path, capsys):
+    from ecg_keras.predict import main
+
+    assert main(["model", "rec.edf", "--timeline", str(tmp_path), "--plot", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --timeline writes its own CSV and plot per record; drop --out/--plot"
 
 
 @pytest.mark.slow

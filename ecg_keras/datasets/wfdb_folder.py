@@ -4,9 +4,9 @@ Generic folders (``load_wfdb_folder``): every ``*.hea`` below ``root`` is a reco
 its path relative to ``root`` without the suffix (``"data/1"``; the bare stem is accepted in
 label tables when unique). So is every file in a hospital export format
 (:mod:`ecg_keras.io.formats`: DICOM, HL7 aECG / GE MUSE / Philips XML, SCP-ECG, EDF, ISHNE;
-found by suffix or, without one, by content), read whole, its leads matched by name and the
-limb leads derived when missing (:func:`ecg_keras.io.leads.complete`); such records are not
-cached. Labels, as a ``labels`` column holding a list of strings, come from
+found by suffix, binary ones also by content whatever their names), read whole, its leads
+matched by name and the limb leads derived when missing (:func:`ecg_keras.io.leads.complete`);
+such records are not cached. Labels, as a ``labels`` column holding a list of strings, come from
 
 * ``labels=None``: the folder's :data:`LABELS_FILE` (``labels.csv``) when it has one (a label
   table as below), else the ``# Dx:`` header comment lines of PhysioNet/CinC Challenge headers
@@ -41,11 +41,14 @@ def _find_records(root: Path) -> list[Path]:
 
 
 def find_exports(root: Path) -> list[Path]:
-    """Files of the hospital export formats below ``root`` (by suffix, or by content without one)."""
+    """Files of the hospital export formats below ``root``: by suffix, and binary ones (DICOM, EDF,
+    ISHNE, SCP) by content whatever their names (PACS exports are often named by UID)."""
     from ecg_keras.io.formats import SUFFIXES, sniff
 
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".") and
-                  (p.suffix.lower() in SUFFIXES or (not p.suffix and sniff(p) is not None)))
+                  (p.suffix.lower() in SUFFIXES or (p.suffix.lower() not in (".hea", ".dat", ".mat", ".csv") and
+                                                    not p.with_suffix(".hea").is_file() and
+                                                    sniff(p) in ("dicom", "edf", "ishne", "scp"))))
 
 
 def _read_export(path: Path, target_fs: int | None) -> tuple[np.ndarray, dict]:

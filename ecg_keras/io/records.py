@@ -73,7 +73,7 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
     """The records named by ``paths``; a folder stands for every record below it (in natural order).
 
     In a folder a ``.mat`` or ``.dat`` next to a ``.hea`` of the same name belongs to that WFDB
-    record. A path that is neither a folder nor a record gives a DataError.
+    record; DICOM, EDF, ISHNE and SCP files are also found by content whatever their names. A path that is neither a folder nor a record gives a DataError.
     """
     out: list[Path] = []
     for p in map(Path, paths):
@@ -81,7 +81,7 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
             found = []
             for f in sorted(p.rglob("*"), key=_natural):
                 s = f.suffix.lower()
-                if not f.is_file() or not (s in SUFFIXES or s in FORMAT_SUFFIXES or (not s and sniff(f))):
+                if not f.is_file() or not (s in SUFFIXES or s in FORMAT_SUFFIXES or _binary_export(f)):
                     continue
                 if s == ".mat" and f.with_suffix(".hea").is_file():
                     continue
@@ -94,6 +94,12 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
             _kind(p)
             out.append(p)
     return out
+
+
+def _binary_export(path: Path) -> bool:
+    """A DICOM, EDF, ISHNE or SCP file under another name (PACS exports are often named by UID);
+    not a WFDB signal file. XML files are only taken with their suffix (a folder's .html is not one)."""
+    return not path.with_suffix(".hea").is_file() and sniff(path) in ("dicom", "edf", "ishne", "scp")
 
 
 def _natural(path: Path) -> list:
