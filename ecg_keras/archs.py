@@ -2,7 +2,7 @@
 
 Command lines check ``--arch`` against :data:`ARCH_NAMES` while parsing their arguments, before
 Keras starts; :func:`ecg_keras.models.register` refuses a name missing here, and
-``tests/test_models.py`` checks that the registry holds exactly these names.
+``tests/test_api.py`` checks that the registry holds exactly these names.
 """
 from __future__ import annotations
 

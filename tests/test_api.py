@@ -316,3 +316,4 @@ def test_saved_model_carries_its_preprocessing_and_says_to_import_ecg_keras(run,
     np.testing.assert_allclose(loaded.predict(x, verbose=0), source.model.predict(x, verbose=0), atol=1e-6)
     assert resolve(copy).preprocessing == spec
     assert models.preprocessing_of(models.fold_batchnorm(loaded)) is None  # inference copies are plain graphs
+    assert loaded.input_shape == source.model.input_shape and models.as_conv2d(loaded) is not None  # ONNX's 2-D form

@@ -34,7 +34,7 @@ class ECGClassifier(keras.Model):
 
 def with_preprocessing(model: keras.Model, preprocessing: dict) -> ECGClassifier:
     """``model``'s graph (the same layers and weights) as an :class:`ECGClassifier` carrying ``preprocessing``."""
-    return ECGClassifier(model.inputs, model.outputs, name=model.name, preprocessing=preprocessing)
+    return ECGClassifier(model.input, model.output, name=model.name, preprocessing=preprocessing)  # same structure
 
 
 def preprocessing_of(model) -> dict | None:
