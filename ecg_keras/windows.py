@@ -105,10 +105,8 @@ def train_dataset(signals, y: np.ndarray, *, batch_size: int = 128, sampling_rat
 
     epochs_ds = (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
                  else tf.data.Dataset.range(initial_epoch, 2**62))
-    batches = epochs_ds.flat_map(epoch_batches)
-    if workers > 1:
-        batches = batches.map(part)
-    return (batches
+    return (epochs_ds.flat_map(epoch_batches)
+            .map(part)
             .map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
 
