@@ -107,10 +107,9 @@ def train_dataset(signals, y: np.ndarray, *, batch_size: int = 128, sampling_rat
 
     epochs_ds = (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
                  else tf.data.Dataset.range(initial_epoch, 2**62))
-    batches = epochs_ds.flat_map(epoch_batches)
-    if workers > 1:
-        batches = batches.map(part)
-    ds = batches.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = (epochs_ds.flat_map(epoch_batches)
+          .map(part)
+          .map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
     ds = augmentations.apply(ds, augment, seed=seed, first_step=initial_epoch * steps_per_epoch(n, batch_size),
                              sampling_rate=sampling_rate, scale=standardizer.std if standardizer else 1.0)
     return ds.prefetch(tf.data.AUTOTUNE)

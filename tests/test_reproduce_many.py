@@ -114,3 +114,22 @@ def test_collect_writes_the_table_of_the_complete_runs_only(data_dir, tmp_path):
     again = io.StringIO()
     rp.reproduce(str(data_dir), out, stream=again, **kwargs)  # same runs, same settings: not written twice
     assert "up to date" in again.getvalue()
+
+
+def test_a_run_killed_between_its_first_files_is_resumed_complete(trained_run, data_env, tmp_path):
+    """A process killed after config.json but before classes.json/standardizer.json (the window a
+    taking-over process can meet): resuming writes them and the run ends as the uninterrupted one."""
+    import numpy as np
+
+    from ecg_keras.training import TrainConfig, train
+
+    run = tmp_path / "half"
+    run.mkdir()
+    (run / "config.json").write_text((trained_run / "config.json").read_text())
+    train(TrainConfig(output=str(run), resume=True, verbose=0))
+    assert (run / "COMPLETE").exists()
+    assert (run / "classes.json").read_text() == (trained_run / "classes.json").read_text()
+    assert (run / "standardizer.json").read_text() == (trained_run / "standardizer.json").read_text()
+    for part in ("val", "test"):
+        np.testing.assert_allclose(np.load(run / "predictions" / f"{part}.npz")["y_pred"],
+                                   np.load(trained_run / "predictions" / f"{part}.npz")["y_pred"], atol=1e-6)

@@ -123,3 +123,26 @@ def test_two_workers_read_disjoint_parts_of_every_batch(tmp_path, monkeypatch):
     assert len(reads[0]) + len(reads[1]) == len(reads["all"]) == 2 * 37
     assert sorted(reads[0] + reads[1]) == sorted(reads["all"])
     assert sorted(reads[0]) == sorted(int(v) for a in result[0] for v in a[1][:, 0])
+
+
+def test_variable_length_records_of_the_cache_stream_record_by_record(tmp_path):
+    """The variable-length layout (one flat file, a list of views): every pass and window reads each
+    record with its own length."""
+    lengths = [700, 1000, 260, 1300]
+    flat = np.random.default_rng(3).normal(size=(sum(lengths), 12)).astype(np.float32)
+    np.save(tmp_path / "signals.npy", flat)
+    mapped = np.load(tmp_path / "signals.npy", mmap_mode="r")
+    ends = np.cumsum(lengths)
+    records = [mapped[e - n:e] for e, n in zip(ends, lengths)]
+    reader = RecordReader(records)
+    assert reader.streamed
+    chunks = list(reader.chunks())
+    assert [len(c) for c in chunks] == lengths
+    np.testing.assert_array_equal(np.concatenate(chunks), flat)
+    copies = [np.array(r) for r in records]
+    assert Standardizer.fit(records) == Standardizer.fit(copies)
+    std = Standardizer.fit(copies)
+    want, rec = eval_windows(copies, standardizer=std)
+    got, rec2 = eval_windows(records, standardizer=std)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(rec, rec2)

@@ -133,7 +133,7 @@ class RecordView:
         return (self.base[i] for i in self.index)
 
     def __array__(self, dtype=None, copy=None):
-        out = self.base[self.index]
+        out = np.asarray(self.base[self.index])  # a plain array (fancy indexing a memmap copies)
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def __repr__(self) -> str:

@@ -618,7 +618,8 @@ class RecordReader:
         if n == 0:
             raise ValueError("no records given")
         self._array = self._records = self._offsets = None
-        if isinstance(signals, RecordView) or (isinstance(signals, np.ndarray) and signals.ndim == 3):
+        self._fixed = isinstance(signals, RecordView) or (isinstance(signals, np.ndarray) and signals.ndim == 3)
+        if self._fixed:
             base, index = ((signals.base, signals.index) if isinstance(signals, RecordView)
                            else (signals, np.arange(n, dtype=np.int64)))
             length, self.leads = int(base.shape[1]), int(base.shape[2])
@@ -687,7 +688,7 @@ class RecordReader:
     def chunks(self, max_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
         """Every record in order, a float32 array at a time: (k, length, leads) blocks of about
         ``max_bytes`` for fixed-length records, one (length_i, leads) record at a time otherwise."""
-        if self._records is not None:
+        if not self._fixed:
             for i in range(len(self)):
                 yield self.record(i)
             return

@@ -322,6 +322,8 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
         old = run.read_config()
         if old.get("data_fingerprint") != info["data_fingerprint"]:
             raise ValueError(f"the data differs from the data {run.path} was trained on; cannot resume")
+        if chief and not (run.classes.exists() and run.standardizer.exists()):  # killed between its first files
+            run.write_start(old, classes, standardizer)
     elif chief:
         run.write_start(info, classes, standardizer)
 

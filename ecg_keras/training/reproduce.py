@@ -834,17 +834,12 @@ def _train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, 
     mine: dict[str, dict] = {}  # runs this process trained, resumed or failed
     waiting_for = None
     while True:
-        held = []
         for i, spec in enumerate(specs):
             path = spec.path(out)
-            if spec.name in mine or (path / "COMPLETE").exists():
-                continue
-            if holder(path):
-                held.append(spec.name)
+            if spec.name in mine or (path / "COMPLETE").exists() or is_held(path):
                 continue
             row = _attempt(i, spec, configs[spec], out, data, progress, outcome, say=say)
             if row is None:  # claimed by another process between the look and the claim
-                held.append(spec.name)
                 continue
             mine[spec.name] = row
             say(f"    {spec.name}: {row['status']} in {format_duration(row['seconds'])}"
@@ -863,18 +858,18 @@ def _train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, 
         outcome.runs.append(row)
 
 
-def holder(path: Path) -> dict | None:
-    """The process holding run ``path``'s lock ({"pid", "host", ...}), or None when it is free (a
-    lock left by a process that died is free)."""
+def is_held(path: Path) -> bool:
+    """True while another process holds run ``path``'s lock (a lock left by a process that died on
+    this host is free; one left by a process on another host counts as held, see RunLock)."""
     from ecg_keras.training import rundir as rd
 
     if not (path / rd.LOCK).exists():
-        return None
+        return False
     try:
         with rd.RunLock(path, log=lambda msg: None):
-            return None
-    except rd.RunLockedError as err:
-        return {"message": str(err)}
+            return False
+    except rd.RunLockedError:
+        return True
 
 
 def _row(spec: RunSpec, out: Path) -> dict:
