@@ -18,7 +18,7 @@ standardised, concatenated and handed to ``tf.constant``, windows cut by ``tf.ga
 the time to the first batch (building the pipeline included) and, for ``--rounds`` rounds taken in
 turn, training steps/s over ``--steps`` steps (``train_on_batch`` on the next batch of the
 pipeline), median per pipeline and the ratio streamed / in-memory. Peak memory is measured per
-whole command with ``/usr/bin/time -v`` (docs/RESULTS.md section 11).
+whole command with ``/usr/bin/time -v`` (docs/RESULTS.md section 13).
 """
 from __future__ import annotations
 

@@ -265,12 +265,13 @@ def test_against_ratio_rows_and_report():
     from benchmarks import against
 
     def infer(onnx, keras_=500.0):
-        return {"ok": True, "engines": {"onnx": {"64": {"windows_per_s": onnx}}, "keras": {"64": {"windows_per_s": keras_}}}}
+        return {"ok": True, "engines": {"onnx": {"64": {"windows_per_s": onnx}},
+                                        "keras": {"64": {"windows_per_s": keras_}}}}
 
     runs = [{"round": 0, "part": "infer", "arch": "lstm", "a": infer(280.0), "b": infer(410.0)},
             {"round": 1, "part": "infer", "arch": "lstm", "a": infer(300.0, 520.0), "b": infer(400.0)},
-            {"round": 0, "part": "train", "arch": "fcn_wang", "a": {"ok": True, "batch_size": 128, "windows_per_s": 90.0},
-             "b": {"ok": False, "error": "boom"}}]
+            {"round": 0, "part": "train", "arch": "fcn_wang",
+             "a": {"ok": True, "batch_size": 128, "windows_per_s": 90.0}, "b": {"ok": False, "error": "boom"}}]
     rows = {(r["part"], r["arch"], r["engine"], r["batch"]): r for r in against.ratios(runs)}
     onnx = rows[("infer", "lstm", "onnx", "64")]
     assert onnx["a"] == [280.0, 300.0] and onnx["b"] == [410.0, 400.0]

@@ -177,3 +177,34 @@ def test_onnx_graph_has_no_layout_transposes(tmp_path):
     optimised = list(ops(onnx.load(str(tmp_path / "optimised.onnx")).graph))
     assert optimised.count("Transpose") == 1 and "ReorderInput" not in optimised
     assert "Sqrt" not in optimised and "Reciprocal" not in optimised  # BN statistics folded at export / load
+
+
+def test_onnx_whole_record_lstm_is_one_lstm_op_per_layer(tmp_path):
+    """Inside the whole-record loop the recurrent layers convert to ONNX LSTM ops (constant weights), not
+    to a Loop over the time steps (0.5x, docs/RESULTS.md 8.8), with the Keras model's probabilities."""
+    onnx = pytest.importorskip("onnx")
+    import tensorflow as tf
+
+    from ecg_keras.export import export_onnx
+    from ecg_keras.export.onnx import inference_session
+    from ecg_keras.export.signatures import ServingSpec, record_probabilities
+    from ecg_keras.standardize import Standardizer
+
+    model = models.get("lstm", num_classes=3, input_shape=(250, 12), units=16)
+    std, classes = Standardizer(0.0, 1.0), ["a", "b", "c"]
+    path = export_onnx(model, tmp_path / "m.onnx", standardizer=std, classes=classes, whole_record=True)
+
+    def ops(graph, depth=0):
+        for node in graph.node:
+            yield depth, node.op_type
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    yield from ops(attr.g, depth + 1)
+
+    found = list(ops(onnx.load(str(path)).graph))
+    assert found.count((1, "LSTM")) == 2 and found.count((0, "Loop")) == 1
+    assert [op for op in found if op[1] == "Loop"] == [(0, "Loop")]  # no loop over time steps inside
+    x = ecg_like((2, 1000, 12))
+    spec = ServingSpec.create(model, classes=classes, standardizer=std)
+    ref = record_probabilities(model, tf.constant(x), None, spec)[0].numpy()
+    np.testing.assert_allclose(inference_session(path).run(["probabilities"], {"ecg": x})[0], ref, atol=1e-5)

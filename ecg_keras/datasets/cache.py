@@ -18,7 +18,7 @@ entry of an older format) is rebuilt.
 
 Training reads the entries without mapping them whole: a subset of the memory map (a task's
 training split) is a :class:`~ecg_keras.datasets.base.RecordView`, and :class:`RecordReader` reads
-windows and chunks of records with ``pread`` (docs/RESULTS.md section 11: one epoch of PTB-XL at
+windows and chunks of records with ``pread`` (docs/RESULTS.md section 13: one epoch of PTB-XL at
 500 Hz in bounded memory).
 
 Files are written with ordinary writes (never through a memory map), so a full disk raises an

@@ -12,9 +12,10 @@ the graph here, so an exported artifact needs no ecg_keras code on the serving s
 
 Windows are cut with ``tf.gather`` on an index built from ``tf.range`` (not ``tf.signal.frame``)
 so that the same function converts to ONNX with tf2onnx and keeps a dynamic record length. They
-go through the model ``chunk_windows`` (256) at a time in a ``tf.while_loop`` that aggregates on
-the fly: a 1-h record at 100 Hz adds ~0.3 GB of memory for fcn_wang instead of ~1.2 GB when all
-its windows were one batch. Records over ``max_record_seconds`` (24 h) are refused.
+go through the model ``chunk_windows`` (512) at a time in a ``tf.while_loop`` that aggregates on
+the fly: a 1-h record at 100 Hz adds ~0.4 GB of memory for fcn_wang (ONNX Runtime) instead of
+~1.2 GB when all its windows were one batch; 512 lets a batch of up to 73 10-s records run in one
+call (docs/RESULTS.md 8.8). Records over ``max_record_seconds`` (24 h) are refused.
 
 Input the models must not answer follows the one validity policy of every serving path
 (:func:`ecg_keras.io.records.check_signal`'s defaults, docs/SERVING.md "Validity policy"): a
@@ -40,7 +41,7 @@ from ecg_keras.windows import AGGREGATIONS, MAX_RECORD_SECONDS, model_window
 
 #: Windows per model call in the whole-record functions (records of a batch share the budget:
 #: max(1, CHUNK_WINDOWS // batch) windows of every record per step).
-CHUNK_WINDOWS = 256
+CHUNK_WINDOWS = 512
 VALID_KEY = "valid"
 ACTIVATIONS = ("sigmoid", None)
 INPUT_KEY = "ecg"
