@@ -1,8 +1,9 @@
 """The names of the registered architectures, importable without TensorFlow.
 
 Command lines check ``--arch`` against :data:`ARCH_NAMES` while parsing their arguments, before
-Keras starts; :func:`ecg_keras.models.register` refuses a name missing here, and
-``tests/test_api.py`` checks that the registry holds exactly these names.
+Keras starts; ``tests/test_api.py`` checks that the package's own builders register exactly these
+names. A user's own :func:`ecg_keras.models.register` builder is used from Python
+(``models.get``, ``TrainConfig``), not from the command line.
 """
 from __future__ import annotations
 
