@@ -41,12 +41,21 @@ def test_finite_guard_stops_before_logging_or_checkpointing():
 
 
 def test_failed_start_leaves_nothing_and_the_next_command_works(data_env, tmp_path, capsys):
+    from ecg_keras.training import TrainConfig, train
+
     out = tmp_path / "run"
-    assert cli.main([*ARGS, "--epochs", "1", "--arch", "nosuch", "--output", str(out)]) == 1
-    assert "unknown model 'nosuch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # refused while the arguments are parsed (exit 2)
+        cli.main([*ARGS, "--epochs", "1", "--arch", "nosuch", "--output", str(out)])
+    assert exit_.value.code == 2 and "unknown architecture 'nosuch'" in capsys.readouterr().err
+    assert not out.exists()
+    bad = TrainConfig(task="rhythm", dataset="synthetic", arch="nosuch", epochs=1, batch_size=16, verbose=0,
+                      output=str(out))
+    with pytest.raises(ValueError, match="unknown model 'nosuch'"):  # the library refuses it when it starts
+        train(bad)
     assert not out.exists()
     out.mkdir()  # an existing empty directory stays, empty
-    assert cli.main([*ARGS, "--epochs", "1", "--arch", "nosuch", "--output", str(out)]) == 1
+    with pytest.raises(ValueError, match="unknown model 'nosuch'"):
+        train(bad)
     assert list(out.iterdir()) == []
     assert cli.main([*ARGS, "--epochs", "1", "--output", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["arch"] == "fcn_wang" and (out / "COMPLETE").exists()
