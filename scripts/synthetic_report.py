@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     stats.drop(columns=["_psd", "_corr"]).to_csv(out / f"{a.prefix}_stats.csv", index=False, float_format="%.4g")
     cols = ["hr", "rr_cv", "rmssd_ms", "qrs_ms", "amp_I", "amp_II", "amp_V1", "amp_V5", "p_r", "t_r",
             "baseline_mv", "hf_noise_uv", "mains_db"]
-    print(f"n records: " + ", ".join(f"{n} {len(r)}" for n, r in groups.items()))
+    print("n records: " + ", ".join(f"{n} {len(r)}" for n, r in groups.items()))
     print(table(stats, cols))
     names = list(groups)
     corr = {n: np.nanmean(np.stack(stats.loc[stats.dataset == n, "_corr"].to_list()), axis=0) for n in names}
