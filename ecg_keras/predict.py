@@ -222,7 +222,6 @@ def _load_savedmodel(path: Path) -> Predictor:
 
 def _load_onnx(path: Path) -> Predictor:
     from ecg_keras.export.onnx import inference_session, read_metadata
-    from ecg_keras.windows import aggregate, eval_windows
 
     try:
         session = inference_session(path)
@@ -240,30 +239,12 @@ def _load_onnx(path: Path) -> Predictor:
             spec = json.loads(sidecar.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ModelError(f"{sidecar}: unreadable serving spec ({e})") from None
-    classes, rate, agg, extra = _spec_fields(spec, path)
-    whole = bool(spec.get("whole_record", False))
-    window, stride = int(spec.get("window", 0) or 0), int(spec.get("stride", 0) or 0)
-
-    def fn(signals):
-        if whole:
-            return np.stack([session.run(["probabilities"], {"ecg": np.asarray(x, np.float32)[None]})[0][0]
-                             for x in signals])
-        windows, index = eval_windows(signals, sampling_rate=rate, window=window or None, stride=stride or None)
-        probs = np.concatenate([session.run(["probabilities"], {"ecg": windows[i:i + 256]})[0]
-                                for i in range(0, len(windows), 256)])
-        return aggregate(probs, index, how=agg, n_records=len(signals))
-
-    data = str(extra.get("dataset", "unknown"))
-    synthetic = is_synthetic(extra.get("synthetic"), data)
-    return Predictor(name=path.name, kind="onnx", source=str(path), classes=classes, sampling_rate=rate,
-                     aggregation=agg, training_data="synthetic" if synthetic else data, synthetic=synthetic,
-                     sha256=sha256(path), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),
-                     task=extra.get("task"))
+    return _exported_predictor(path, "onnx", spec,
+                               lambda x: session.run(["probabilities"], {"ecg": np.asarray(x, np.float32)})[0])
 
 
 def _load_litert(path: Path) -> Predictor:
     from ecg_keras.export.litert import LiteRTModel
-    from ecg_keras.windows import aggregate, eval_windows
 
     try:
         lite = LiteRTModel(path)
@@ -272,20 +253,28 @@ def _load_litert(path: Path) -> Predictor:
     except Exception as e:  # noqa: BLE001 - the flatbuffer reader and interpreter raise many types
         raise ModelError(f"{path}: not a LiteRT model written by `ecg-keras export litert` "
                          f"({type(e).__name__}: {e})") from None
-    spec = lite.metadata
+    return _exported_predictor(path, "litert", lite.metadata, lambda x: lite(np.asarray(x, np.float32)))
+
+
+def _exported_predictor(path: Path, kind: str, spec: dict, run) -> Predictor:
+    """A :class:`Predictor` for an exported file whose serving ``spec`` (its metadata) gives classes,
+    rate, window and aggregation; ``run(batch)`` -> probabilities of a whole record (batch 1) or of
+    windows (at most 256 a call)."""
+    from ecg_keras.windows import aggregate, eval_windows
+
     classes, rate, agg, extra = _spec_fields(spec, path)
+    window, stride = int(spec.get("window", 0) or 0), int(spec.get("stride", 0) or 0)
 
     def fn(signals):
         if spec.get("whole_record"):
-            return np.stack([lite(np.asarray(x, np.float32)[None])[0] for x in signals])
-        windows, index = eval_windows(signals, sampling_rate=rate, window=int(spec["window"]),
-                                      stride=int(spec.get("stride") or 0) or None)
-        probs = np.concatenate([lite(windows[i:i + 256]) for i in range(0, len(windows), 256)])
+            return np.stack([run(np.asarray(x, np.float32)[None])[0] for x in signals])
+        windows, index = eval_windows(signals, sampling_rate=rate, window=window or None, stride=stride or None)
+        probs = np.concatenate([run(windows[i:i + 256]) for i in range(0, len(windows), 256)])
         return aggregate(probs, index, how=agg, n_records=len(signals))
 
     data = str(extra.get("dataset", "unknown"))
     synthetic = is_synthetic(extra.get("synthetic"), data)
-    return Predictor(name=path.name, kind="litert", source=str(path), classes=classes, sampling_rate=rate,
+    return Predictor(name=path.name, kind=kind, source=str(path), classes=classes, sampling_rate=rate,
                      aggregation=agg, training_data="synthetic" if synthetic else data, synthetic=synthetic,
                      sha256=sha256(path), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),
                      task=extra.get("task"))
