@@ -86,3 +86,38 @@ def trained_run(synthetic_data, tmp_path_factory) -> Path:
 
     with data_root(synthetic_data):
         return Path(train(TrainConfig(**TRAINED_RUN_CONFIG, output=str(tmp_path_factory.mktemp("runs") / "rhythm"))))
+
+
+#: The classes of the untrained rhythm runs that test_predict and test_api build.
+RHYTHM_CLASSES = ["AFIB", "SARRH", "SBRAD", "SR", "STACH"]
+
+
+def beat_signal(seconds: float = 10.0, fs: float = 500.0, seed: int = 0):
+    """A 12-lead (samples, 12) mV signal of Gaussian beats at 72 bpm plus noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fs)) / fs
+    beat = np.exp(-((t * 1.2) % 1.0 - 0.3) ** 2 / 0.0004)
+    return beat[:, None] * np.linspace(0.5, 1.6, 12)[None, :] + 0.05 * rng.standard_normal((len(t), 12))
+
+
+def write_untrained_run(path: Path) -> Path:
+    """A run directory at ``path`` holding a seeded, untrained fcn_wang for :data:`RHYTHM_CLASSES`
+    (100 Hz, standardiser mean 0 std 0.2, marked synthetic)."""
+    import json
+
+    import keras
+
+    from ecg_keras import models
+    from ecg_keras.standardize import Standardizer
+
+    keras.utils.set_random_seed(0)
+    model = models.get("fcn_wang", num_classes=len(RHYTHM_CLASSES))
+    path.mkdir()
+    model.save(path / "model.keras")
+    (path / "classes.json").write_text(json.dumps(RHYTHM_CLASSES))
+    Standardizer(mean=0.0, std=0.2).save(path / "standardizer.json")
+    (path / "config.json").write_text(json.dumps({"arch": "fcn_wang", "task": "rhythm", "dataset": "synthetic",
+                                                  "synthetic": True, "sampling_rate": 100, "seed": 0}))
+    return path

@@ -17,37 +17,21 @@ import numpy as np
 import pytest
 
 import ecg_keras
-from conftest import REPO, shared_path
+from conftest import REPO, RHYTHM_CLASSES, beat_signal, shared_path, write_untrained_run
 from ecg_keras import models
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES
-from ecg_keras.predict import load_model, main
-from ecg_keras.standardize import Standardizer
+from ecg_keras.predict import main
 
-CLASSES = ["AFIB", "SARRH", "SBRAD", "SR", "STACH"]
+CLASSES = RHYTHM_CLASSES
 
 
-def _signal(seconds: float = 10.0, fs: float = 500.0, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * fs)) / fs
-    beat = np.exp(-((t * 1.2) % 1.0 - 0.3) ** 2 / 0.0004)
-    return beat[:, None] * np.linspace(0.5, 1.6, 12)[None, :] + 0.05 * rng.standard_normal((len(t), 12))
+_signal = beat_signal
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = models.get("fcn_wang", num_classes=len(CLASSES))
-    path = tmp_path_factory.mktemp("api") / "run"
-    path.mkdir()
-    model.save(path / "model.keras")
-    (path / "classes.json").write_text(json.dumps(CLASSES))
-    Standardizer(mean=0.0, std=0.2).save(path / "standardizer.json")
-    (path / "config.json").write_text(json.dumps({"arch": "fcn_wang", "task": "rhythm", "dataset": "synthetic",
-                                                  "synthetic": True, "sampling_rate": 100, "seed": 0}))
-    return path
+    return write_untrained_run(tmp_path_factory.mktemp("api") / "run")
 
 
 @pytest.fixture(scope="module")

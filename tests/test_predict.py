@@ -14,39 +14,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import shared_path
-from ecg_keras import models
+from conftest import RHYTHM_CLASSES, beat_signal, shared_path, write_untrained_run
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, match_leads, read_any
 from ecg_keras.predict import RESERVED, ModelError, load_model, main, predict
 from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import predict_records
 
-CLASSES = ["AFIB", "SARRH", "SBRAD", "SR", "STACH"]
+CLASSES = RHYTHM_CLASSES
 
 
-def _signal(seconds: float = 10.0, fs: float = 500.0, seed: int = 0) -> np.ndarray:
-    """A plausible 12-lead (samples, 12) signal in mV: spikes at 1.2 Hz plus noise, every lead different."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * fs)) / fs
-    beat = np.exp(-((t * 1.2) % 1.0 - 0.3) ** 2 / 0.0004)
-    return (beat[:, None] * np.linspace(0.5, 1.6, 12)[None, :] + 0.05 * rng.standard_normal((len(t), 12)))
+_signal = beat_signal
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = models.get("fcn_wang", num_classes=len(CLASSES))
-    path = tmp_path_factory.mktemp("predict") / "run"
-    path.mkdir()
-    model.save(path / "model.keras")
-    (path / "classes.json").write_text(json.dumps(CLASSES))
-    Standardizer(mean=0.0, std=0.2).save(path / "standardizer.json")
-    (path / "config.json").write_text(json.dumps({"arch": "fcn_wang", "task": "rhythm", "dataset": "synthetic",
-                                                  "synthetic": True, "sampling_rate": 100, "seed": 0}))
-    return path
+    return write_untrained_run(tmp_path_factory.mktemp("predict") / "run")
 
 
 @pytest.fixture(scope="module")
