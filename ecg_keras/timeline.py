@@ -106,7 +106,7 @@ def write(frame: pd.DataFrame, classes, csv_path: Path, png_path: Path, title: s
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from ecg_keras.training.rundir import atomic_path
+    from ecg_keras.files import atomic_path
 
     with atomic_path(csv_path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")

@@ -96,7 +96,7 @@ class Validation:
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
         """``<out_dir>/validation_<dataset>.json`` and ``.csv`` (written to a temporary name, then renamed)."""
-        from ecg_keras.training.rundir import write_text
+        from ecg_keras.files import write_text
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from ecg_keras.paths import check_name, sha256
 from ecg_keras.runs import resolve
-from ecg_keras.training.rundir import atomic_path
+from ecg_keras.files import atomic_path
 from ecg_keras import zoo
 
 
