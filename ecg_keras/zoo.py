@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ecg_keras.net import ChecksumError, DownloadError  # noqa: F401  (re-exported: zoo.ChecksumError, ...)
 from ecg_keras.paths import UnsafePathError, check_name, inside, sha256
 from ecg_keras.standardize import Standardizer
 
@@ -56,16 +57,8 @@ REQUIRED_FIELDS = ("name", "arch", "task", "classes", "standardizer", "sampling_
                    "file", "sha256")
 
 
-class ChecksumError(ValueError):
-    """A weights file does not have the sha256 its manifest entry states."""
-
-
 class ManifestError(ValueError):
     """A manifest, or one of its entries, is malformed or unsafe."""
-
-
-class DownloadError(OSError):
-    """A weights download failed (unreachable, timed out, too large, truncated); nothing was cached."""
 
 
 #: Seconds to connect and to wait for each read; whole-download deadline; largest file accepted.
@@ -188,59 +181,14 @@ def resolve_weights(entry: dict, models_directory: str | Path | None = None, bas
 
 def download(url: str, dest: str | Path, sha256_hex: str | None = None, *, timeout: float | None = None,
              deadline: float | None = None, max_bytes: int | None = None) -> Path:
-    """``url`` (http or https) into ``dest``, written to a temporary file beside it and renamed only
-    when complete (and, with ``sha256_hex``, matching): any failure leaves ``dest`` as it was.
+    """A weights file from ``url`` into ``dest`` through :func:`ecg_keras.net.download`, bounded by
+    :data:`DOWNLOAD_TIMEOUT` (connection and every read), :data:`DOWNLOAD_DEADLINE` (the whole
+    download) and :data:`MAX_DOWNLOAD_BYTES` unless given; any failure leaves ``dest`` as it was."""
+    from ecg_keras import net
 
-    ``timeout`` (default :data:`DOWNLOAD_TIMEOUT`) bounds the connection and every read,
-    ``deadline`` (:data:`DOWNLOAD_DEADLINE`) the whole download (a server trickling bytes),
-    ``max_bytes`` (:data:`MAX_DOWNLOAD_BYTES`) its size, announced or received. Failures are
-    :class:`DownloadError` (a wrong sha256: :class:`ChecksumError`), naming the URL.
-    """
-    import hashlib
-    import time
-    import urllib.error
-    import urllib.request
-
-    from ecg_keras.files import atomic_path
-
-    timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
-    deadline = DOWNLOAD_DEADLINE if deadline is None else deadline
-    max_bytes = MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes
-    if not url.lower().startswith(("http://", "https://")):
-        raise DownloadError(f"{url}: only http(s) URLs are downloaded")
-    dest = Path(dest)
-    start = time.monotonic()
-    digest = hashlib.sha256()
-    try:
-        with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
-            announced = response.headers.get("Content-Length")
-            if announced is not None and announced.isdigit() and int(announced) > max_bytes:
-                raise DownloadError(f"{url}: the server announces {int(announced)} bytes, more than the "
-                                    f"{max_bytes} accepted; nothing was cached")
-            received = 0
-            with open(tmp, "wb") as f:
-                while chunk := response.read1(1 << 16):  # what has arrived: the deadline is checked per chunk
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise DownloadError(f"{url}: more than {max_bytes} bytes; nothing was cached")
-                    if time.monotonic() - start > deadline:
-                        raise DownloadError(f"{url}: not complete after {deadline:g} s ({received} bytes); "
-                                            "nothing was cached")
-                    digest.update(chunk)
-                    f.write(chunk)
-            if announced is not None and announced.isdigit() and received != int(announced):
-                raise DownloadError(f"{url}: truncated download ({received} of {announced} bytes); nothing was cached")
-            if sha256_hex is not None and digest.hexdigest() != sha256_hex:
-                raise ChecksumError(f"{url}: downloaded file has sha256 {digest.hexdigest()}, the manifest states "
-                                    f"{sha256_hex} (file modified or corrupted); nothing was cached")
-    except (DownloadError, ChecksumError):
-        raise
-    except (urllib.error.URLError, OSError, ValueError) as err:  # incl. timeouts, resets, IncompleteRead
-        reason = getattr(err, "reason", None) or err
-        raise DownloadError(f"{url}: download failed ({type(err).__name__}: {reason}); nothing was cached") from None
-    except Exception as err:  # noqa: BLE001 - http.client raises its own (e.g. IncompleteRead, BadStatusLine)
-        raise DownloadError(f"{url}: download failed ({type(err).__name__}: {err}); nothing was cached") from None
-    return dest
+    return net.download(url, dest, sha256_hex, timeout=DOWNLOAD_TIMEOUT if timeout is None else timeout,
+                        deadline=DOWNLOAD_DEADLINE if deadline is None else deadline,
+                        max_bytes=MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes)
 
 
 def _info(entry: dict) -> PretrainedInfo:

@@ -117,3 +117,24 @@ def test_pretrained_download_failure_caches_nothing(tmp_path, server, monkeypatc
     with pytest.raises(zoo.DownloadError, match="announces"):
         zoo.resolve_weights({**entry, "url": f"{server}/huge"}, client, cache_dir=tmp_path / "cache")
     assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
+
+
+@pytest.mark.parametrize("kind, match", [("huge", "announces 1000000000000 bytes"), ("trickle", "not complete after"),
+                                         ("stall", "timed out|download failed")])
+def test_dataset_downloads_are_bounded_too_and_leave_nothing(tmp_path, server, monkeypatch, kind, match):
+    """The public datasets go through the same bounded download as the weights (ecg_keras.net)."""
+    import importlib
+
+    from ecg_keras.datasets import DataError
+
+    dl = importlib.import_module("ecg_keras.datasets.download")  # the module (the package exports its function)
+
+    monkeypatch.setattr(dl, "DOWNLOAD_TIMEOUT", 0.5)
+    monkeypatch.setattr(dl, "DOWNLOAD_DEADLINE", 1.0)
+    monkeypatch.setitem(dl.SOURCES, "ptbxl", dl.Source(server + "/", (dl.RemoteFile(kind, "ptbxl", extract=True),),
+                                                       marker="ptbxl_database.csv", licence="test"))
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=match):
+        dl.download("ptbxl", tmp_path / "dest")
+    assert time.perf_counter() - start < 6
+    assert list((tmp_path / "dest").iterdir()) == []

@@ -112,6 +112,19 @@ def test_download_errors(server, tmp_path):
         download("mitbih", tmp_path / "dest")
 
 
+@pytest.mark.parametrize("member", ["../outside.txt", "/abs.txt", "a/../../outside.txt"])
+def test_download_refuses_a_zip_member_outside_its_folder(server, tmp_path, member):
+    served, url = server
+    with zipfile.ZipFile(served / PTBXL_ZIP, "w") as z:
+        z.writestr(f"{TOP}/ptbxl_database.csv", "ecg_id\n")
+        z.writestr(member, "escaped")
+    dest = tmp_path / "d" / "dest"
+    with pytest.raises(DataError, match="not an archive that could be extracted"):
+        download("ptbxl", dest, base_url=url, verify=False)
+    assert list(dest.iterdir()) == [] and not list(tmp_path.rglob("outside.txt"))
+    assert not (tmp_path / "abs.txt").exists()
+
+
 def test_download_cli_env_base_url(ptbxl_zip, tmp_path, monkeypatch, capsys):
     digest, url = ptbxl_zip
     monkeypatch.setenv("ECG_KERAS_DOWNLOAD_URL", url)

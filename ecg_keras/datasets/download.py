@@ -1,4 +1,5 @@
-"""Download and extract the public datasets with ``keras.utils.get_file``.
+"""Download and extract the public datasets (:func:`ecg_keras.net.download`: connect/read timeout,
+deadline and size cap; zip archives extracted member by member inside their folder).
 
 Sources (``SOURCES``):
 
@@ -16,11 +17,15 @@ Sources (``SOURCES``):
 
 The base URL of every source can be overridden with ``base_url=`` or the environment
 variable ``ECG_KERAS_DOWNLOAD_URL`` (used by the tests to serve a small archive from
-127.0.0.1). A hash mismatch deletes the downloaded file and raises DataError.
+127.0.0.1). A hash mismatch deletes the downloaded file and raises DataError; so does any
+failed or refused download or extraction, which leaves nothing behind.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +35,10 @@ from ecg_keras.paths import UnsafePathError, inside, sha256
 from ecg_keras.files import write_text
 
 BASE_URL_ENV = "ECG_KERAS_DOWNLOAD_URL"
+#: Bounds of every dataset download: seconds for the connection and each read, seconds for the
+#: whole file, bytes per file (PTB-XL 1.0.3's zip is ~1.7 GB), bytes extracted per archive.
+DOWNLOAD_TIMEOUT, DOWNLOAD_DEADLINE = 60.0, 6 * 3600.0
+MAX_DOWNLOAD_BYTES, MAX_EXTRACTED_BYTES = 8 << 30, 32 << 30
 PTBXL_ZIP = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip"
 
 
@@ -123,31 +132,15 @@ def download(name: str, dest=None, *, base_url: str | None = None, file_hashes: 
     base = base_url or os.environ.get(BASE_URL_ENV) or source.base_url
     base = base if base.endswith("/") else base + "/"
     hashes = dict(file_hashes or {})
-    from keras.utils import get_file
-
     for remote in source.files:
-        file_hash = hashes.get(remote.name, remote.file_hash)
-        archive = dest / (f"{remote.local}_archive" if remote.extract else remote.local)
-        try:
-            get_file(fname=remote.local, origin=base + remote.name, file_hash=file_hash,
-                     cache_dir=str(dest), cache_subdir=str(dest), extract=remote.extract,
-                     force_download=force)
-        except ValueError as e:
-            if archive.exists():
-                archive.unlink()
-            if "hash" in str(e).lower():
-                raise DataError(f"{base + remote.name}: checksum mismatch, expected {file_hash}; "
-                                f"the downloaded file was deleted") from None
-            raise DataError(f"{base + remote.name}: download failed ({e})") from None
-        except Exception as e:  # get_file wraps URL errors in a bare Exception
-            if archive.exists():
-                archive.unlink()
-            raise DataError(f"{base + remote.name}: download failed ({e})") from None
+        url, expected = base + remote.name, hashes.get(remote.name, remote.file_hash)
+        target = dest / (f"{remote.local}_archive" if remote.extract else remote.local)
+        _fetch(url, target, expected)
         if remote.extract:
-            extracted = dest / remote.local
-            if not extracted.is_dir():
-                raise DataError(f"{base + remote.name}: not an archive that could be extracted")
-            archive.unlink(missing_ok=True)
+            try:
+                _extract_zip(target, dest / remote.local, url)
+            finally:
+                target.unlink(missing_ok=True)
     root = find_root(dest, source.marker)
     if root is None:
         raise DataError(f"{dest}: downloaded {name} but found no {source.marker}")
@@ -164,3 +157,49 @@ def _verify(root: Path, name: str, unhashed: list[str]) -> None:
                         "(download(..., verify=False)) to accept unverified data")
     write_text(root / VERIFIED, "sha256 verified\n")
 
+
+def _fetch(url: str, target: Path, expected: str | None) -> None:
+    """``url`` into ``target`` (bounded; sha256 or md5 ``expected`` checked before it is kept)."""
+    from ecg_keras.net import ChecksumError, DownloadError, download
+
+    expected = expected.lower() if expected else None
+    try:
+        download(url, target, expected if expected and len(expected) == 64 else None,
+                 timeout=DOWNLOAD_TIMEOUT, deadline=DOWNLOAD_DEADLINE, max_bytes=MAX_DOWNLOAD_BYTES)
+    except ChecksumError:
+        raise DataError(f"{url}: checksum mismatch, expected {expected}; the downloaded file was deleted") from None
+    except DownloadError as e:
+        raise DataError(str(e)) from None
+    if expected and len(expected) == 32:
+        md5 = hashlib.md5()
+        with open(target, "rb") as f:
+            while chunk := f.read(1 << 20):
+                md5.update(chunk)
+        if md5.hexdigest() != expected:
+            target.unlink(missing_ok=True)
+            raise DataError(f"{url}: checksum mismatch, expected {expected}; the downloaded file was deleted")
+
+
+def _extract_zip(archive: Path, folder: Path, url: str) -> None:
+    """Extract the zip ``archive`` into ``folder``: every member must stay inside it, no links, at
+    most :data:`MAX_EXTRACTED_BYTES` in all; written to a temporary folder renamed at the end."""
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as z:
+            members = z.infolist()
+            for m in members:
+                inside(folder, m.filename.rstrip("/") or ".", f"member of {url}")
+                if (m.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise UnsafePathError(f"member {m.filename!r} of {url} is a symbolic link")
+            if sum(m.file_size for m in members) > MAX_EXTRACTED_BYTES:
+                raise DataError(f"{url}: the archive would extract to more than {MAX_EXTRACTED_BYTES} bytes")
+            tmp.mkdir()
+            z.extractall(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except (zipfile.BadZipFile, UnsafePathError, OSError, EOFError) as e:
+        raise DataError(f"{url}: not an archive that could be extracted ({e})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
