@@ -52,6 +52,20 @@ def check_regular(path: str | Path) -> Path:
     return path
 
 
+def check_directory(path: str | Path) -> Path:
+    """``path`` if it does not exist or is a real directory (not a link to one), else raise: for
+    folders that a library writes files into by itself (TensorBoard's event files)."""
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISDIR(mode):
+        raise UnsafeFileError(f"{path} is {_kind(mode)}, not a directory; refusing to write into it "
+                              "(remove it or choose another path)")
+    return path
+
+
 def open_nofollow(path: str | Path, flags: int, mode: int = 0o666) -> int:
     """``os.open(path, flags | O_NOFOLLOW)``; a link, FIFO, device or directory is refused."""
     try:  # O_NONBLOCK: opening a planted FIFO must not hang (no effect on regular files)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import tensorflow as tf
 
 
@@ -28,3 +29,18 @@ def test_run_writes_epoch_scalars_for_tensorboard(trained_run):
                                  (val, "epoch_loss", "val_loss"), (val, "epoch_macro_auc", "val_macro_auc")):
         assert sorted(scalars[tag]) == epochs, tag
         np.testing.assert_allclose([scalars[tag][e] for e in epochs], history[column], rtol=1e-6, err_msg=tag)
+
+
+@pytest.mark.parametrize("planted", ["tensorboard", "tensorboard/train"])
+def test_event_files_are_not_written_through_a_planted_link(tmp_path, planted):
+    from ecg_keras.files import UnsafeFileError
+    from ecg_keras.training.loop import TensorBoardLog
+
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    (run / planted).parent.mkdir(parents=True)
+    elsewhere.mkdir()
+    (run / planted).symlink_to(elsewhere, target_is_directory=True)
+    log = TensorBoardLog(run, [{"epoch": 1, "loss": 0.5, "val_loss": 0.6}])
+    with pytest.raises(UnsafeFileError, match="symbolic link"):
+        log.on_epoch_end(0)
+    assert list(elsewhere.iterdir()) == []

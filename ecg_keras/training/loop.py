@@ -202,7 +202,10 @@ class TensorBoardLog(keras.callbacks.Callback):
 
     def _writer(self, part: str):
         if part not in self._writers:
-            self._writers[part] = tf.summary.create_file_writer(str(self.directory / part))
+            from ecg_keras.files import check_directory
+
+            check_directory(self.directory)  # TensorFlow writes the event files itself: no planted link on the way
+            self._writers[part] = tf.summary.create_file_writer(str(check_directory(self.directory / part)))
         return self._writers[part]
 
     def on_epoch_end(self, epoch, logs=None):
