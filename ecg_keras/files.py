@@ -40,14 +40,19 @@ def _refuse(path, mode: int) -> UnsafeFileError:
                            "another path)")
 
 
+def _lstat_mode(path: Path) -> int | None:
+    """The mode of ``path`` itself (a link is not followed), None when nothing is there."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
 def check_regular(path: str | Path) -> Path:
     """``path`` if it does not exist or is a regular file (not followed if it is a link), else raise."""
     path = Path(path)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISREG(mode):
+    mode = _lstat_mode(path)
+    if mode is not None and not stat.S_ISREG(mode):
         raise _refuse(path, mode)
     return path
 
@@ -56,11 +61,8 @@ def check_directory(path: str | Path) -> Path:
     """``path`` if it does not exist or is a real directory (not a link to one), else raise: for
     folders that a library writes files into by itself (TensorBoard's event files)."""
     path = Path(path)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISDIR(mode):
+    mode = _lstat_mode(path)
+    if mode is not None and not stat.S_ISDIR(mode):
         raise UnsafeFileError(f"{path} is {_kind(mode)}, not a directory; refusing to write into it "
                               "(remove it or choose another path)")
     return path
