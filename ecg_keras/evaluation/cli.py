@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -42,12 +41,13 @@ import numpy as np
 import pandas as pd
 
 from ecg_keras.files import atomic_path, write_text
-from ecg_keras.runs import Predictions, Run, check_predictions
+from ecg_keras.runs import check_predictions
 
 from . import bootstrap as bs
 from . import metrics as M
 from . import tables
-from .runs import ENSEMBLE, NAIVE, EvaluationError, check_labels, load_array, read_npy, read_runs
+from .scoring import ScoredModel, group_models, score_models, stored_bootstrap
+from .runs import EvaluationError, check_labels, load_array, read_npy, read_runs
 
 DEFAULT_N_BOOTSTRAP = 1000
 #: Column order of the tables (the paper's); other tasks follow in order of appearance.
@@ -88,76 +88,6 @@ def run_arrays(args) -> dict:
 
 # --------------------------------------------------------------------------- run directories
 
-@dataclass
-class Model:
-    """Aligned predictions of one scored model (a run or the ensemble) in a group."""
-
-    name: str
-    splits: dict[str, Predictions]
-    runs: list[str] = field(default_factory=list)
-    history: Path | None = None
-
-
-def _group_models(members: list[Run]) -> list[Model]:
-    """Runs of one (dataset, task) aligned on sorted record ids, plus their ensemble."""
-    ref = members[0]
-    for r in members[1:]:
-        if r.classes != ref.classes:
-            raise EvaluationError(f"{r.path}: classes differ from {ref.path} (same dataset/task)")
-    aligned: list[dict[str, Predictions]] = [{} for _ in members]
-    for split in ("test", "val", "train"):
-        if not all(split in r.splits for r in members):
-            continue
-        order = np.sort(ref.splits[split].ids)
-        for i, r in enumerate(members):
-            aligned[i][split] = r.splits[split].aligned(order, f"{r.path}/predictions/{split}.npz")
-            if not np.array_equal(aligned[i][split].y_true, aligned[0][split].y_true):
-                raise EvaluationError(f"{r.path}/predictions/{split}.npz: y_true differs from "
-                                      f"{ref.path} on the same records")
-    models = [Model(r.name, a, [str(r.path)], r.history) for r, a in zip(members, aligned)]
-    base = [m for m, r in zip(models, members) if r.arch != NAIVE]
-    if len(base) >= 2:
-        ens = {}
-        for split, p0 in base[0].splits.items():
-            ens[split] = Predictions(p0.ids, p0.y_true,
-                                     np.mean([m.splits[split].y_pred for m in base], axis=0),
-                                     p0.healthy)
-        models.append(Model(ENSEMBLE, ens, [r for m in base for r in m.runs]))
-    return models
-
-
-def _threshold_metrics(model: Model) -> tuple[dict, str | None]:
-    """Challenge F/G metric functions with thresholds from train (else val) predictions."""
-    src = "train" if "train" in model.splits else ("val" if "val" in model.splits else None)
-    if src is None:
-        return {}, None
-    thr = M.find_optimal_thresholds(model.splits[src].y_true, model.splits[src].y_pred)
-
-    def f_beta(y, p):
-        return M.challenge_metrics(y, M.apply_thresholds(p, thr))["F_beta_macro"]
-
-    def g_beta(y, p):
-        return M.challenge_metrics(y, M.apply_thresholds(p, thr))["G_beta_macro"]
-
-    return {"F_beta": f_beta, "G_beta": g_beta}, src
-
-
-def _bootstrap_for(y_true, kind, records, n, seed, store: Path, stem: str) -> np.ndarray:
-    """Reuse stored resamples for exactly these records and count, else draw and store them."""
-    ids_f, rec_f = store / f"{stem}_ids.npy", store / f"{stem}_records.npy"
-    if ids_f.is_file() and rec_f.is_file():
-        old_rec = np.load(rec_f, allow_pickle=False)
-        idx = np.load(ids_f, allow_pickle=False)
-        if old_rec.shape == records.shape and np.array_equal(old_rec, records) and len(idx) == n:
-            return idx
-    y = np.ones((len(y_true), 1)) if kind == "regression" else y_true
-    idx = bs.draw_bootstrap_indices(y, n=n, seed=seed)
-    bs.save_indices(ids_f, idx)
-    with atomic_path(rec_f) as tmp:
-        np.save(tmp, np.asarray(records), allow_pickle=False)
-    return idx
-
-
 def _safe(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s))
 
@@ -187,7 +117,7 @@ def run_dirs(args) -> dict:
                     where = f"{r.path / 'predictions' / f'{split}.npz'}"
                     check_labels(p.y_true, f"{where} (y_true)", p.ids)
                     check_predictions(p.y_pred, f"{where} (y_pred)", p.ids)
-        models = _group_models(members)
+        models = group_models(members)
         test0 = models[0].splits["test"]
         subsets = {"": None}
         if kind in ("regression", "binary") and test0.healthy is not None:
@@ -199,17 +129,14 @@ def run_dirs(args) -> dict:
             y_true = test0.y_true[sel]
             stem = _safe(f"{dataset}_{task_name}")
             try:
-                idx = _bootstrap_for(y_true, kind, test0.ids[sel], args.bootstrap, args.seed, store, stem)
+                idx = stored_bootstrap(y_true, kind, test0.ids[sel], args.bootstrap, args.seed, store, stem)
             except ValueError as e:
                 raise EvaluationError(f"{dataset}/{task_name}: {e}") from e
+            challenge = kind == "multilabel" and args.challenge == "auto" and suffix == ""
+            scored = score_models(models, y_true, idx, kind, challenge=challenge, rows=sel)
             for model in models:
-                fns = M.default_metrics(kind)
-                src = None
-                if kind == "multilabel" and args.challenge == "auto" and suffix == "":
-                    extra, src = _threshold_metrics(model)
-                    fns = {**fns, **extra}
+                res, src = scored[model.name]
                 test = model.splits["test"]
-                res = bs.bootstrap_scores(y_true, test.y_pred[sel], fns, idx)
                 results.setdefault(dataset, {}).setdefault(model.name, {})[task_name] = res
                 info.setdefault(dataset, {}).setdefault(task_name, {})[model.name] = {
                     "runs": model.runs, "threshold_source": src, "kind": kind,
@@ -266,7 +193,7 @@ def run_dirs(args) -> dict:
     return payload
 
 
-def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
+def _roc_png(out: Path, dataset, task, model: ScoredModel, classes, args) -> Path:
     from .plots import plot_roc_curves
     t = model.splits["test"]
     return plot_roc_curves(t.y_true, t.y_pred, classes,

@@ -481,12 +481,6 @@ def best_runs(specs: Sequence[RunSpec], out: Path) -> dict[tuple[str, str], dict
     return best
 
 
-def _subset(pred, keep):
-    from ecg_keras.runs import Predictions
-
-    return Predictions(pred.ids, pred.y_true[:, keep], pred.y_pred[:, keep], pred.healthy)
-
-
 def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[str], *, n_bootstrap: int,
              bootstrap_seed: int, log=print) -> dict:
     """Score the best run of every (task, arch), and the ensemble, on the test fold with one set of
@@ -495,9 +489,7 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
 
     Classes without a positive or without a negative test record have no AUC; they are left out
     (and named in the notes), which only happens on small (synthetic) sets."""
-    from ecg_keras.evaluation import bootstrap as bs
-    from ecg_keras.evaluation import metrics as M
-    from ecg_keras.evaluation.cli import _bootstrap_for, _group_models, _threshold_metrics
+    from ecg_keras.evaluation import scoring
     from ecg_keras.runs import resolve
 
     best = best_runs(specs, out)
@@ -513,37 +505,26 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
             members.append(r)
         if not members:
             continue
-        models = _group_models(members)
+        models = scoring.group_models(members)
         if ENSEMBLE not in archs:
             models = [m for m in models if m.name != ENSEMBLE]
         test0 = models[0].splits["test"]
-        y = test0.y_true > 0.5
-        keep = y.any(axis=0) & (~y).any(axis=0)
+        keep = scoring.scorable_classes(test0.y_true)
         classes = members[0].classes
         if not keep.all():
             notes[task] = (f"{int(keep.sum())} of {len(keep)} classes scored (no positive or no negative test record: "
                            f"{', '.join(c for c, k in zip(classes, keep) if not k)})")
-        for m in models:
-            m.splits = {k: _subset(p, keep) for k, p in m.splits.items()}
+        models = [m.subset(keep) for m in models]
         y_true = models[0].splits["test"].y_true
         try:
-            idx = _bootstrap_for(y_true, "multilabel", test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
+            idx = scoring.stored_bootstrap(y_true, "multilabel", test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
                                  f"{dataset}_{task}")
         except (ValueError, RuntimeError) as err:
             idx = None
             notes[task] = (notes.get(task, "") + "; " if task in notes else "") + f"no bootstrap interval ({err})"
+        scored = scoring.score_models(models, y_true, idx, "multilabel", challenge=dataset == "icbeb2018")
         for m in models:
-            fns = dict(M.default_metrics("multilabel"))
-            src = None
-            if dataset == "icbeb2018":
-                extra, src = _threshold_metrics(m)
-                fns.update(extra)
-            pred = m.splits["test"].y_pred
-            if idx is not None:
-                res = bs.bootstrap_scores(y_true, pred, fns, idx)
-            else:
-                res = {k: {"point": float(fn(y_true, pred)), "mean": np.nan, "lower": np.nan, "upper": np.nan}
-                       for k, fn in fns.items()}
+            res, src = scored[m.name]
             results.setdefault(task, {})[m.name] = res
             b = best.get((task, m.name))
             info.setdefault(task, {})[m.name] = {
@@ -651,9 +632,9 @@ def plot_figures(out: Path, evaluation: dict, dataset: str, tasks: Sequence[str]
     """Figure-2 style, one file per task: models ranked by macro AUC, 90% interval bars, the
     paper's value as a diamond."""
     from ecg_keras.evaluation import published, tables
-    from ecg_keras.evaluation.plots import _plt, _save
+    from ecg_keras.evaluation.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     paths = []
     for task in tasks:
         res = evaluation["results"].get(task)
@@ -681,7 +662,7 @@ def plot_figures(out: Path, evaluation: dict, dataset: str, tasks: Sequence[str]
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="lower right", fontsize=7)
         fig.tight_layout()
-        paths.append(_save(fig, out / "figures" / f"{dataset}_{task}.png"))
+        paths.append(save_figure(fig, out / "figures" / f"{dataset}_{task}.png"))
     return paths
 
 
