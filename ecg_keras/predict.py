@@ -50,7 +50,9 @@ from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
 from ecg_keras.timeline import SEGMENT_S
-from ecg_keras.zoo import MANIFEST, is_synthetic
+from ecg_keras import artefact
+from ecg_keras.artefact import MANIFEST
+from ecg_keras.zoo import is_synthetic
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")
 #: Records are predicted in groups of at most ``batch`` records and this many samples (at the
@@ -154,7 +156,7 @@ def _load_run(source, models_directory=None) -> Predictor:
 
         sha, sha_of = run.metadata["sha256"][PRESET_WEIGHTS], PRESET_WEIGHTS
     else:
-        sha, sha_of = sha256(run.path / "model.keras"), "model.keras"
+        sha, sha_of = sha256(run.path / artefact.MODEL), artefact.MODEL
     predictor = _from_run(run, "release" if run.release else "preset" if run.preset else "run", run.name, sha, sha_of,
                           "synthetic" if synthetic else data, synthetic)
     predictor.validation = list((run.release or {}).get("validation", []))
@@ -294,7 +296,7 @@ def load_model(source, models_directory=None) -> Predictor:
             raise ModelError(str(e)) from None
     path = Path(str(source)).expanduser()
     if path.is_dir():
-        if (path / "config.json").exists() or (path / MANIFEST).exists():
+        if (path / artefact.CONFIG).exists() or (path / MANIFEST).exists():
             return _load_run(path, models_directory)
         sm = _savedmodel_dir(path)
         if sm is not None:

@@ -21,7 +21,7 @@ The :class:`Run` reads each part when it is first used: ``config``, ``classes``,
 ``predictions(split)`` / ``splits``. A missing file raises :class:`RunFileMissing` (a
 ``FileNotFoundError``), anything unusable :class:`RunError` (a ``ValueError``); both name the
 file and the problem. A release's parts come from its manifest entry, its model from
-:func:`ecg_keras.zoo.pretrained` (sha256 checked, downloaded if needed).
+:func:`ecg_keras.zoo.load_entry` (sha256 checked, downloaded if needed); the manifest is read once.
 """
 from __future__ import annotations
 
@@ -32,20 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import tasks, zoo
+from ecg_keras import artefact, tasks, zoo
+from ecg_keras.artefact import (  # noqa: F401  (re-exported: the names' home is ecg_keras.artefact)
+    PRESET_CARD,
+    PRESET_CHECKED,
+    PRESET_CONFIG,
+    PRESET_FILES,
+    PRESET_METADATA,
+    PRESET_PREPROCESSOR,
+    PRESET_WEIGHTS,
+    RUN_FILES,
+    SPLITS,
+)
 from ecg_keras.standardize import Standardizer
-
-#: What every reader of a finished run needs (export, release, finetuning's --init-from).
-RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
-#: The prediction files a run may hold, ``predictions/<split>.npz``; evaluation needs ``test``.
-SPLITS = ("test", "val", "train")
-#: A preset directory (keras-hub's layout): Keras config, weights, preprocessing, metadata (+ README.md card).
-PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR, PRESET_METADATA = (
-    "config.json", "model.weights.h5", "preprocessor.json", "metadata.json")
-PRESET_FILES = (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR, PRESET_METADATA)
-PRESET_CARD = "README.md"
-#: The preset files whose sha256 metadata.json records (and the reader checks).
-PRESET_CHECKED = (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR)
 
 
 class RunError(ValueError):
@@ -243,13 +242,13 @@ class Run:
             return {"arch": e["arch"], "task": e["task"], "dataset": e["training_data"],
                     "sampling_rate": int(e["sampling_rate"]), "synthetic": zoo.is_synthetic(
                         e.get("synthetic"), e["training_data"]), "release": e["name"]}
-        return self._json("config.json")
+        return self._json(artefact.CONFIG)
 
     @cached_property
     def classes(self) -> list[str]:
         if self.preset:
             return [str(c) for c in self.preprocessor["classes"]]
-        return [str(c) for c in (self.release["classes"] if self.release else self._json("classes.json"))]
+        return [str(c) for c in (self.release["classes"] if self.release else self._json(artefact.CLASSES))]
 
     @cached_property
     def standardizer(self) -> Standardizer:
@@ -257,13 +256,13 @@ class Run:
             return Standardizer.from_dict(self.preprocessor["standardizer"])
         if self.release:
             return Standardizer.from_dict(self.release["standardizer"])
-        return Standardizer.load(self.file("standardizer.json"))
+        return Standardizer.load(self.file(artefact.STANDARDIZER))
 
     @cached_property
     def model(self):
         """The Keras model (logits), loaded without compiling; a release's weights are sha256 checked."""
         if self.release:
-            return zoo.pretrained(name=self.name, models_directory=self.models_directory, weights=None)
+            return zoo.load_entry(self.release, self.models_directory)
         import keras
 
         from ecg_keras.models import check_loaded_weights, list_models
@@ -275,7 +274,7 @@ class Run:
             model = keras.saving.deserialize_keras_object(self._json(PRESET_CONFIG), safe_mode=True)
             model.load_weights(path)
         else:
-            path = self.file("model.keras")
+            path = self.file(artefact.MODEL)
             model = keras.saving.load_model(path, compile=False)
         check_loaded_weights(model, path)
         return model
@@ -300,7 +299,7 @@ class Run:
     @property
     def history(self) -> Path | None:
         """``history.csv`` (one row per epoch), if the run has one."""
-        path = self.path / "history.csv"
+        path = self.path / artefact.HISTORY_CSV
         return path if not self.release and not self.preset and path.is_file() else None
 
     def predictions(self, split: str = "test") -> Predictions:
@@ -308,13 +307,13 @@ class Run:
         if self.release or self.preset:
             raise RunFileMissing(f"{self.name} is a {'preset' if self.preset else 'released model'}: it has no "
                                  f"predictions/{split}.npz")
-        return read_predictions(self.file(f"predictions/{split}.npz"), len(self.classes))
+        return read_predictions(self.file(artefact.predictions_file(split)), len(self.classes))
 
     @cached_property
     def splits(self) -> dict[str, Predictions]:
         """The predictions of every split the run holds; ``test`` is required."""
         return {s: self.predictions(s) for s in SPLITS
-                if s == "test" or (self.path / "predictions" / f"{s}.npz").is_file()}
+                if s == "test" or (self.path / artefact.predictions_file(s)).is_file()}
 
     # ---------------------------------------------------------------- derived facts
     @property
@@ -369,20 +368,23 @@ def resolve(source: str | Path | Run, models_directory: str | Path | None = None
     if path.is_dir():
         if is_preset(path):
             return Run(path, preset=True)
-        if (path / "config.json").is_file():
+        if (path / artefact.CONFIG).is_file():
             return Run(path)
         if (path / zoo.MANIFEST).is_file():
-            names = zoo.list_pretrained(path)
-            if len(names) != 1:
+            entries = zoo.read_manifest(path)
+            if len(entries) != 1:
+                names = sorted(e["name"] for e in entries)
                 raise RunError(f"{path} is a release directory with {len(names)} released models "
                                f"({', '.join(names) or 'none'}): name one, with {path} as the models directory "
                                "(models_directory= / --models-dir)")
-            return _release(names[0], path)
-        raise RunFileMissing(f"{path / 'config.json'} is missing: {path} is neither a run directory "
+            return _release(entries[0], path)
+        raise RunFileMissing(f"{path / artefact.CONFIG} is missing: {path} is neither a run directory "
                              f"({', '.join(RUN_FILES)}) nor a release directory ({zoo.MANIFEST})")
-    released = zoo.list_pretrained(models_directory)
+    entries = zoo.read_manifest(models_directory)  # the one parse on the way to the model
+    released = sorted(e["name"] for e in entries)
     if str(source) in released:
-        return _release(str(source), models_directory)
+        return _release(zoo.find_entry(name=str(source), entries=entries, models_directory=models_directory),
+                        models_directory)
     problem = "is not a directory" if path.exists() else "does not exist"
     raise RunFileMissing(f"{source} {problem}: it is neither a run directory ({', '.join(RUN_FILES)}) "
                          f"nor a released model in {zoo.models_dir(models_directory) / zoo.MANIFEST} "
@@ -399,6 +401,5 @@ def add_source_arguments(parser) -> None:
                              "package's manifest)")
 
 
-def _release(name: str, models_directory: str | Path | None) -> Run:
-    entry = zoo.find_entry(name=name, models_directory=models_directory)
+def _release(entry: dict, models_directory: str | Path | None) -> Run:
     return Run(zoo.models_dir(models_directory) / entry["file"], release=entry, models_directory=models_directory)

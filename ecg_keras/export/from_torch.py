@@ -576,11 +576,11 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     ``classes``: list of names (default: ``task_classes(task)``). ``check``: ``(data_dir,
     y_test_pred.npy)``; the run is written only if the max |diff| is within ``tolerance``.
     """
-    import ecg_keras
     from ecg_keras import tasks
+    from ecg_keras.artefact import RunDir
     from ecg_keras.export.files import replace_directory
     from ecg_keras.preprocessing import preprocessing_spec
-    from ecg_keras.training import rundir as rd
+    from ecg_keras.version import __version__
     from ecg_keras.windows import aggregation, window_length
 
     checkpoint, out = Path(checkpoint), Path(out)
@@ -603,7 +603,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     provenance = {"source_file": str(checkpoint.resolve()), "source_name": checkpoint.name,
                   "sha256": sha256(checkpoint), "format": checkpoint.suffix.lstrip("."),
                   "converter": "ecg_keras.export.from_torch", "converter_version": CONVERTER_VERSION,
-                  "ecg_keras_version": getattr(ecg_keras, "__version__", "?"),
+                  "ecg_keras_version": __version__,
                   "reference": "helme/ecg_ptbxl_benchmarking (PyTorch, fastai v1)", **counts}
     if result is not None:
         provenance["check"] = {**result, "tolerance": tolerance}
@@ -613,13 +613,13 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
               "provenance": provenance}
 
     with replace_directory(out) as tmp:  # built next to ``out``, renamed at the end, umask applied
-        run = rd.RunDir(tmp)
+        run = RunDir(tmp)
         run.write_start(config, classes, standardizer)
         run.save_model(model, preprocessing_spec(
             classes=classes, standardizer=standardizer, sampling_rate=SAMPLING_RATE, window=config["window"],
             aggregation=config["aggregation"], activation=tasks.kind(kind).activation))
         if predictions is not None:
-            rd.write_npz(run.predictions / "test.npz", **predictions)
+            run.write_predictions("test", **predictions)
         run.mark_complete(source="from-torch")
     log(f"converted {checkpoint.name} ({counts['tensors']} tensors, {counts['aliases']} aliases) -> {out}: "
         f"{arch}, task {task}, {len(classes)} classes, standardizer mean {standardizer.mean:.6g} "
