@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ecg_keras.evaluation.cli:main", "metrics, bootstrap CIs, tables, insights (same as `python evaluate.py`)"),
     "export": ("ecg_keras.cli.export:main", "SavedModel / ONNX export and model releases (same as `python -m export`)"),
     "data": ("ecg_keras.cli.data:main", "download, generate or summarise datasets"),
-    "predict": ("ecg_keras.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
+    "predict": ("ecg_keras.cli.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
     "reproduce": ("ecg_keras.training.reproduce:main", "train, evaluate and release the benchmark grid (Table II)"),
 }
 
