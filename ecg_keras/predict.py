@@ -112,7 +112,7 @@ class Predictor:
 # --------------------------------------------------------------------------- model loading
 def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_data: str, synthetic: bool
               ) -> Predictor:
-    from ecg_keras.models.fold import fold_batchnorm
+    from ecg_keras.models.bnfold import fold_batchnorm
     from ecg_keras.windows import predict_records
 
     folded = fold_batchnorm(run.model)  # once, not per call: each call would clone and retrace the model

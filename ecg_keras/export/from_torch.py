@@ -433,10 +433,10 @@ def assign(arch: str, model, state: dict[str, np.ndarray]) -> dict:
 
     Nothing is assigned unless the whole checkpoint fits. Keys, shapes and dtypes are checked
     first (for an ``.npz`` from the headers alone, :func:`read_npz_headers`), then the values are
-    read and checked: finite, within +-``models.heads.MAX_ABS_WEIGHT``, BatchNorm variances >= 0. Returns
+    read and checked: finite, within +-``models.weights.MAX_ABS_WEIGHT``, BatchNorm variances >= 0. Returns
     counts for the provenance.
     """
-    from ecg_keras.models.heads import MAX_ABS_WEIGHT
+    from ecg_keras.models.weights import MAX_ABS_WEIGHT
 
     state = dict(state)
     problems: list[str] = []
