@@ -1,7 +1,7 @@
 """Run a model on people's own ECG records: records in, probabilities (and plots) out.
 
-    python -m ecg_keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
-                                [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
+    ecg-keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
+                    [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
 
 MODEL is a released model name (the zoo, ``models/MANIFEST.json``, or ``--models-dir DIR``'s), a
 training run, release or preset directory (read by :func:`ecg_keras.runs.resolve`), a preset on
@@ -36,7 +36,6 @@ PNG per record on ECG paper (:func:`ecg_keras.evaluation.ecg_paper.plot_ecg_pape
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass, field
@@ -49,7 +48,6 @@ import pandas as pd
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
-from ecg_keras.timeline import SEGMENT_S
 from ecg_keras import artefact
 from ecg_keras.artefact import MANIFEST
 from ecg_keras.zoo import is_synthetic
@@ -116,7 +114,7 @@ class Predictor:
 # --------------------------------------------------------------------------- model loading
 def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_data: str, synthetic: bool
               ) -> Predictor:
-    from ecg_keras.models.fold import fold_batchnorm
+    from ecg_keras.models.bnfold import fold_batchnorm
     from ecg_keras.windows import predict_records
 
     folded = fold_batchnorm(run.model)  # once, not per call: each call would clone and retrace the model
@@ -351,7 +349,7 @@ def _prepare(path: Path | Record, model: Predictor, fs, leads, units, fill_missi
     return item
 
 
-def _expand(records) -> list[Item | Path | Record]:
+def expand_records(records) -> list[Item | Path | Record]:
     out: list[Item | Path | Record] = []
     for r in ([records] if isinstance(records, (str, Path)) else records):
         if isinstance(r, (Item, Record)):
@@ -375,7 +373,7 @@ def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", b
     from tqdm.auto import tqdm
 
     model = load_model(model, models_directory)
-    todo = _expand(records)
+    todo = expand_records(records)
     if leads is not None and isinstance(leads, str):
         leads = [x.strip() for x in leads.split(",") if x.strip()]
     show = len(todo) > 1 if progress is None else progress
@@ -452,10 +450,10 @@ def predict(model, records, *, fs: float | None = None, leads: Sequence[str] | s
     The ``leads`` column names leads derived from others (8-lead exports) or, with
     ``fill_missing_leads``, zero-filled.
     """
-    todo = _expand(records)
+    todo = expand_records(records)
     hook = None
     if plot_dir is not None:
-        hook = _plot_hook(Path(plot_dir), top, explain, names=check_plot_targets(plot_dir, todo, overwrite))
+        hook = plot_hook(Path(plot_dir), top, explain, names=check_plot_targets(plot_dir, todo, overwrite))
     model, items = run_predictions(model, todo, fs=fs, leads=leads, units=units, progress=progress,
                                    models_directory=models_directory, on_item=hook,
                                    fill_missing_leads=fill_missing_leads)
@@ -506,7 +504,7 @@ def check_plot_targets(plot_dir, todo: Sequence[Item | Path], overwrite: bool) -
     return dict(zip(names, files))
 
 
-def _plot_hook(out: Path, top: int, explain: bool, method: str = "ig", names: dict[str, str] | None = None):
+def plot_hook(out: Path, top: int, explain: bool, method: str = "ig", names: dict[str, str] | None = None):
     from ecg_keras.evaluation.ecg_paper import plot_ecg_paper
 
     if out.exists() and not out.is_dir():
@@ -604,141 +602,3 @@ def write_output(frame: pd.DataFrame, path: Path) -> Path:
         with atomic_path(path) as tmp:
             out.to_csv(tmp, index=False, float_format="%.6g")
     return path
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecg-keras predict", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Exit status: 0 every record valid, 1 some record invalid (see the "
-                                       "'problem' column), 2 usage or model error.")
-    p.add_argument("model", metavar="MODEL", help="released name, run, release or preset directory, hf://owner/name, "
-                   "kaggle://..., SavedModel directory (export savedmodel's --out), .onnx or .tflite file")
-    p.add_argument("records", nargs="+", metavar="RECORD",
-                   help="WFDB record, .mat, .npy, .csv, DICOM, HL7 aECG/MUSE/Philips XML, SCP, EDF, ISHNE or a folder")
-    p.add_argument("--out", metavar="FILE", help="write all rows to FILE.csv or FILE.json")
-    p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper, named after the record")
-    p.add_argument("--overwrite", action="store_true", help="replace existing plot files in --plot DIR")
-    p.add_argument("--explain", action="store_true", help="with --plot: shade the top class's attribution")
-    p.add_argument("--explain-method", choices=("ig", "lrp"), default="ig",
-                   help="integrated gradients (default) or epsilon-LRP (convolutional models)")
-    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per record (default 3)")
-    p.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of .npy/.csv records")
-    p.add_argument("--leads", metavar="I,II,...", help="lead names of .npy/.csv columns (default the standard 12)")
-    p.add_argument("--units", default="mV", choices=("mV", "uV", "V"), help="units of .npy/.csv values (default mV)")
-    p.add_argument("--models-dir", metavar="DIR",
-                   help="where released models live (default: $ECG_KERAS_MODELS_DIR or the package's manifest)")
-    p.add_argument("--fill-missing-leads", action="store_true",
-                   help="set leads neither recorded nor derivable to zero (flagged in the 'leads' column) instead "
-                        "of refusing the record")
-    p.add_argument("--timeline", metavar="DIR",
-                   help="long recordings: probabilities of every SECONDS-long segment over time, as "
-                        "DIR/<record>_timeline.csv and .png (with each class's burden)")
-    p.add_argument("--segment", type=float, default=SEGMENT_S, metavar="SECONDS",
-                   help=f"segment length of --timeline (default {SEGMENT_S:g} s)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ns = parser().parse_args(argv)
-    if ns.top < 1:
-        print("error: --top must be >= 1", file=sys.stderr)
-        return 2
-    if ns.explain and not ns.plot:
-        print("error: --explain draws into the plots; pass --plot DIR too", file=sys.stderr)
-        return 2
-    if ns.timeline and (ns.out or ns.plot):
-        print("error: --timeline writes its own CSV and plot per record; drop --out/--plot", file=sys.stderr)
-        return 2
-    if ns.out and Path(ns.out).suffix.lower() not in (".csv", ".json"):
-        print(f"error: --out must end in .csv or .json, got {ns.out}", file=sys.stderr)
-        return 2
-    try:
-        model = load_model(ns.model, ns.models_dir)
-    except ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    todo = _expand(ns.records)
-    try:
-        hook = (_plot_hook(Path(ns.plot), ns.top, ns.explain, ns.explain_method,
-                           names=check_plot_targets(ns.plot, todo, ns.overwrite)) if ns.plot else None)
-        if ns.out:
-            from ecg_keras.files import check_regular
-
-            check_regular(ns.out)
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(model.describe())
-    if ns.timeline:
-        return _main_timeline(model, ns)
-    try:
-        model, items = run_predictions(model, todo, fs=ns.fs, leads=ns.leads, units=ns.units,
-                                       progress=False if ns.no_progress else None, on_item=hook,
-                                       fill_missing_leads=ns.fill_missing_leads)
-    except OSError as e:  # a plot that cannot be written (disk full, a link planted meanwhile)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    frame = to_frame(model, items)
-    notes = sorted({n for it in items for n in it.notes} | {f"{it.name}: leads {it.leads}" for it in items if it.leads})
-    for n in notes:
-        print(f"note: {n}")
-    print(format_table(frame, model.classes, ns.top))
-    if ns.out:
-        try:
-            print(f"wrote {write_output(frame, Path(ns.out))}")
-        except OSError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    if ns.plot:
-        n_png = sum(1 for it in items if it.plot is not None)
-        print(f"wrote {n_png} plot(s) to {ns.plot}")
-    invalid = int((~frame["valid"]).sum())
-    if invalid:
-        names = [str(r) for r in frame.loc[~frame["valid"], "record"]]
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        print(f"error: {invalid} of {len(frame)} record(s) invalid, not predicted: {listed} (reasons above)",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def _main_timeline(model: Predictor, ns) -> int:
-    from ecg_keras import timeline
-
-    if ns.segment <= 0:
-        print("error: --segment must be > 0 seconds", file=sys.stderr)
-        return 2
-    try:
-        paths = find_records(ns.records)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    failed = 0
-    for path in paths:
-        name = record_name(path)
-        try:
-            frame = timeline.timeline(model, path, segment=ns.segment, fill_missing=ns.fill_missing_leads,
-                                      progress=not ns.no_progress)
-        except DataError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        stem = Path(plot_names([name])[0]).stem
-        out = Path(ns.timeline)
-        title = f"{name}: {model.name}" + (" (SYNTHETIC-trained model: not for real ECGs)" if model.synthetic else "")
-        csv_path, png_path = timeline.write(frame, model.classes, out / f"{stem}_timeline.csv",
-                                            out / f"{stem}_timeline.png", title, top=ns.top)
-        share = timeline.burden(frame, model.classes)
-        top = sorted(share, key=lambda c: -np.nan_to_num(share[c]))[:ns.top]
-        invalid = int((~frame["valid"]).sum())
-        for n in frame.attrs["notes"] + ([f"leads {frame.attrs['leads']}"] if frame.attrs["leads"] else []):
-            print(f"note: {name}: {n}")
-        print(f"{name}: {len(frame)} segments of {ns.segment:g} s ({invalid} invalid); burden (p >= "
-              f"{timeline.THRESHOLD:g}): " + ", ".join(f"{c} {100 * share[c]:.1f}%" for c in top))
-        print(f"wrote {csv_path} and {png_path}")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

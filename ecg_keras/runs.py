@@ -391,15 +391,5 @@ def resolve(source: str | Path | Run, models_directory: str | Path | None = None
                          f"({', '.join(released) or 'none released'})")
 
 
-def add_source_arguments(parser) -> None:
-    """``SOURCE`` and ``--models-dir`` (the one spelling of the models folder on a command line):
-    what :func:`resolve` takes, for a command's argparse parser."""
-    parser.add_argument("source", metavar="RUN_DIR_OR_RELEASE",
-                        help="a run directory, a release directory or the name of a released model")
-    parser.add_argument("--models-dir", default=None, metavar="DIR",
-                        help="models directory of released names (default: $ECG_KERAS_MODELS_DIR or the "
-                             "package's manifest)")
-
-
 def _release(entry: dict, models_directory: str | Path | None) -> Run:
     return Run(zoo.models_dir(models_directory) / entry["file"], release=entry, models_directory=models_directory)

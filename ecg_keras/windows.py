@@ -219,9 +219,9 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
     (``flat="warn"``, the default: benchmark test sets are scored in full, as in the reference) or
     refused (``flat="error"``); a record longer than ``max_record_seconds`` (default 24 h, None: no
     limit) is refused. Conv->BatchNorm pairs are folded into the convolutions for the prediction
-    (:func:`~ecg_keras.models.fold.fold_batchnorm`; ``model`` itself is unchanged).
+    (:func:`~ecg_keras.models.bnfold.fold_batchnorm`; ``model`` itself is unchanged).
     """
-    from ecg_keras.models.fold import fold_batchnorm
+    from ecg_keras.models.bnfold import fold_batchnorm
 
     max_length = None if max_record_seconds is None else int(max_record_seconds * sampling_rate)
     check_signals(signals, flat=flat, max_length=max_length)

@@ -212,7 +212,7 @@ def _weights_source(weights, name: str | None, models_directory: str | Path | No
         if name is not None and name not in listed:
             raise ValueError(f"weights={str(path)!r} is the file of {', '.join(listed)}, not of name={name!r}")
         return path.parent, None, listed[0]
-    from ecg_keras.models.heads import invalid_weights
+    from ecg_keras.models.weights import invalid_weights
 
     raise invalid_weights(weights, ["`None` (with name=)", f"a known tag ({', '.join(map(repr, tags))})",
                                     f"a release directory containing {MANIFEST}",

@@ -21,7 +21,7 @@ from conftest import REPO, RHYTHM_CLASSES, beat_signal, shared_path, write_untra
 from ecg_keras import models
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES
-from ecg_keras.predict import main
+from ecg_keras.cli.predict import main
 
 CLASSES = RHYTHM_CLASSES
 

@@ -574,7 +574,7 @@ def test_load_detects_layout(ptbxl_root, session_cache, tmp_path):
 
 
 def test_summary_cli(ptbxl, ptbxl_root, session_cache, capsys):
-    from ecg_keras.datasets.__main__ import main
+    from ecg_keras.cli.data import main
 
     assert main(["summary", str(ptbxl_root), "--cache-dir", str(session_cache)]) == 0
     out = capsys.readouterr().out

@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 
 from ecg_keras.datasets import DataError, load_icbeb2018, load_ptbxl
-from ecg_keras.datasets.__main__ import main
+from ecg_keras.cli.data import main
 from ecg_keras.datasets.download import PTBXL_ZIP, download, find_root
 
 sys.path.insert(0, str(Path(__file__).parent))

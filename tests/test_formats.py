@@ -17,7 +17,8 @@ from ecg_keras.datasets.base import DataError
 from ecg_keras.io.formats import sniff
 from ecg_keras.io.leads import canonical, complete
 from ecg_keras.io.records import read_any
-from ecg_keras.predict import main, predict
+from ecg_keras.cli.predict import main
+from ecg_keras.predict import predict
 
 pydicom = pytest.importorskip("pydicom")
 

@@ -17,7 +17,8 @@ import pytest
 from conftest import RHYTHM_CLASSES, beat_signal, shared_path, write_untrained_run
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, match_leads, read_any
-from ecg_keras.predict import RESERVED, ModelError, load_model, main, predict
+from ecg_keras.cli.predict import main
+from ecg_keras.predict import RESERVED, ModelError, load_model, predict
 from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import predict_records
 

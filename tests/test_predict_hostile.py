@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_keras.predict import load_model, main, plot_names
+from ecg_keras.cli.predict import main
+from ecg_keras.predict import load_model, plot_names
 
 
 def _signal(seconds=4.0, fs=100.0, seed=0):

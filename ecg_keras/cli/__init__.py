@@ -17,8 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ecg_keras.training.cli:main", "train a benchmark model (same as `python train.py`)"),
     "evaluate": ("ecg_keras.evaluation.cli:main", "metrics, bootstrap CIs, tables, insights (same as `python evaluate.py`)"),
     "export": ("ecg_keras.cli.export:main", "SavedModel / ONNX export and model releases (same as `python -m export`)"),
-    "data": ("ecg_keras.datasets.__main__:main", "download, generate or summarise datasets (same as `python -m ecg_keras.datasets`)"),
-    "predict": ("ecg_keras.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
+    "data": ("ecg_keras.cli.data:main", "download, generate or summarise datasets"),
+    "predict": ("ecg_keras.cli.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
     "reproduce": ("ecg_keras.training.reproduce:main", "train, evaluate and release the benchmark grid (Table II)"),
 }
 

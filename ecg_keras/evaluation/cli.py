@@ -27,7 +27,7 @@ CinC ``# Dx:`` headers or a ``labels.csv``; :mod:`ecg_keras.evaluation.validatio
 into ``--out``.
 
 Subcommands ``hierarchy``, ``uncertainty`` and ``attribution`` (the paper's deeper insights) are
-dispatched to :mod:`ecg_keras.evaluation.insights_cli` when they are the first argument.
+dispatched to :mod:`ecg_keras.cli.insights` when they are the first argument.
 """
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("hierarchy", "uncertainty", "attribution"):
-        from .insights_cli import main as insights_main   # subcommands (deeper insights)
+        from ecg_keras.cli.insights import main as insights_main   # subcommands (deeper insights)
         return insights_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -175,7 +175,7 @@ def _predictor(model, models_directory):
     or of an already loaded predictor (anything callable with ``classes`` and ``sampling_rate``)."""
     if callable(model) and hasattr(model, "classes") and hasattr(model, "sampling_rate"):
         return str(getattr(model, "name", type(model).__name__)), list(model.classes), int(model.sampling_rate), model
-    from ecg_keras.models.fold import fold_batchnorm
+    from ecg_keras.models.bnfold import fold_batchnorm
     from ecg_keras.runs import resolve
     from ecg_keras.windows import predict_records
 

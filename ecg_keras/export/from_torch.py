@@ -1,6 +1,6 @@
 """Import the PTB-XL benchmark's own PyTorch checkpoints into Keras, exactly.
 
-    python -m export from-torch CHECKPOINT --arch xresnet1d101 --task all --out runs/xresnet1d101_ref \\
+    ecg-keras export from-torch CHECKPOINT --arch xresnet1d101 --task all --out runs/xresnet1d101_ref \\
         --standardizer standard_scaler.pkl [--classes mlb.pkl|classes.json] [--check PTBXL_DIR --expect y_test_pred.npy]
 
 CHECKPOINT is a state dict of the reference code (helme/ecg_ptbxl_benchmarking, fastai v1 models
@@ -26,7 +26,7 @@ all samples of all leads (``ss.fit(np.vstack(X_train).flatten()[:, None])``), i.
 ``--check DATA_DIR --expect y_test_pred.npy`` predicts PTB-XL's test fold with the reference's
 protocol (:func:`check_predictions`), prints the max |diff| against the reference's saved
 predictions and writes the run only within ``--tolerance``; the predictions are kept in
-predictions/test.npz, so that ``evaluate.py RUN_DIR`` scores the imported model.
+predictions/test.npz, so that ``ecg-keras evaluate RUN_DIR`` scores the imported model.
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ import io
 import json
 import pickle
 import re
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,10 +430,10 @@ def assign(arch: str, model, state: dict[str, np.ndarray]) -> dict:
 
     Nothing is assigned unless the whole checkpoint fits. Keys, shapes and dtypes are checked
     first (for an ``.npz`` from the headers alone, :func:`read_npz_headers`), then the values are
-    read and checked: finite, within +-``models.heads.MAX_ABS_WEIGHT``, BatchNorm variances >= 0. Returns
+    read and checked: finite, within +-``models.weights.MAX_ABS_WEIGHT``, BatchNorm variances >= 0. Returns
     counts for the provenance.
     """
-    from ecg_keras.models.heads import MAX_ABS_WEIGHT
+    from ecg_keras.models.weights import MAX_ABS_WEIGHT
 
     state = dict(state)
     problems: list[str] = []
@@ -625,55 +624,3 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
         f"{arch}, task {task}, {len(classes)} classes, standardizer mean {standardizer.mean:.6g} "
         f"std {standardizer.std:.6g}")
     return out
-
-
-# --------------------------------------------------------------------------- CLI (python -m export from-torch)
-def add_parser(sub) -> None:
-    """Register ``from-torch`` on an argparse sub-parser collection."""
-    p = sub.add_parser("from-torch", help="import a PyTorch checkpoint of the benchmark's reference code as a run",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help=".npz of state-dict tensors, or .pth/.pt (needs torch)")
-    p.add_argument("--arch", required=True, choices=ARCHS, metavar="ARCH", help=", ".join(ARCHS))
-    p.add_argument("--task", required=True, help="task the checkpoint was trained on (all, diagnostic, ...)")
-    p.add_argument("--out", required=True, type=Path, help="run directory to create")
-    p.add_argument("--classes", help="class names in output order: mlb.pkl, a JSON list or one per line "
-                                     "(default: the task's PTB-XL classes, sorted as the reference)")
-    p.add_argument("--standardizer", metavar="standard_scaler.pkl", help="the reference's scalar StandardScaler")
-    p.add_argument("--mean", type=float, help="standardiser mean (with --std; instead of --standardizer)")
-    p.add_argument("--std", type=float, help="standardiser std")
-    p.add_argument("--dataset", default="ptbxl", help="training data named in config.json (default ptbxl)")
-    p.add_argument("--check", metavar="DATA_DIR", help="PTB-XL root: predict the test fold and compare with --expect")
-    p.add_argument("--expect", metavar="y_test_pred.npy", help="the reference's test-fold predictions")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                   help=f"largest max |diff| --check accepts (default {DEFAULT_TOLERANCE:g})")
-    p.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    from ecg_keras.export.files import ExportError
-
-    def fail(msg: str) -> int:
-        print("error: " + " ".join(str(msg).split()), file=sys.stderr)  # one line
-        return 1
-
-    if args.standardizer and (args.mean is not None or args.std is not None):
-        return fail("pass either --standardizer or --mean/--std, not both")
-    if (args.check is None) != (args.expect is None):
-        return fail("--check DATA_DIR and --expect y_test_pred.npy go together")
-    try:
-        if args.standardizer:
-            st = read_standard_scaler(args.standardizer)
-        elif args.mean is not None and args.std is not None:
-            try:
-                st = Standardizer(mean=args.mean, std=args.std)
-            except ValueError as e:
-                return fail(f"--mean/--std: {e}")
-        else:
-            return fail("a standardiser is needed: --standardizer standard_scaler.pkl, or --mean M --std S")
-        classes = read_classes(args.classes) if args.classes else None
-        convert(args.checkpoint, args.arch, args.task, args.out, standardizer=st, classes=classes,
-                dataset=args.dataset, check=(args.check, args.expect) if args.check else None,
-                tolerance=args.tolerance)
-    except (ConversionError, ExportError, OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as e:
-        return fail(str(e))
-    return 0

@@ -147,7 +147,7 @@ def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes,
     spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
                               aggregation=aggregation, activation=activation, max_record_seconds=max_record_seconds,
                               chunk_windows=chunk_windows, extra=extra)
-    # 2-D convolutions: the converted graph has no layout change between them (models.fold.as_conv2d);
+    # 2-D convolutions: the converted graph has no layout change between them (models.bnfold.as_conv2d);
     # constant weights: the LSTM layers inside the whole-record loop convert to ONNX LSTM ops (RESULTS 8.8)
     logits = logits_function(model, spec, conv2d=True, constant_weights=True)
     # ONNX cannot raise on values: inputs the SavedModel refuses (non-finite samples, a flat lead,

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.preprocessing import preprocessing_spec
-from ecg_keras.models.fold import fold_batchnorm
+from ecg_keras.models.bnfold import fold_batchnorm
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import rundir as rd
 from ecg_keras.training.config import TrainConfig

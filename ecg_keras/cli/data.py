@@ -1,53 +1,19 @@
-"""Command line: ``python -m ecg_keras.datasets {download,synthetic,summary} ...``.
+"""``ecg-keras data {download,synthetic,summary} ...``: datasets from the command line.
 
-    python -m ecg_keras.datasets download ptbxl --dest DIR [--base-url URL] [--hash NAME=SHA256]
-    python -m ecg_keras.datasets synthetic --dest DIR [--n-records N] [--seed S]
-    python -m ecg_keras.datasets summary PATH [--sampling-rate HZ] [--cache-dir DIR | --no-cache]
+    ecg-keras data download ptbxl --dest DIR [--base-url URL] [--hash NAME=SHA256]
+    ecg-keras data synthetic --dest DIR [--n-records N] [--seed S]
+    ecg-keras data summary PATH [--sampling-rate HZ] [--cache-dir DIR | --no-cache]
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 
-import numpy as np
-
-from ecg_keras.datasets.base import DataError, RecordSet
-
-
-def summarize(records: RecordSet) -> str:
-    """Records, rate, signal shape, per-task class counts and fold sizes, as text."""
-    from ecg_keras.datasets.tasks import available_tasks, make_task
-
-    lines = [f"dataset: {records.name}{' (SYNTHETIC)' if records.synthetic else ''}",
-             f"records: {len(records)}", f"sampling rate: {records.sampling_rate} Hz"]
-    if isinstance(records.signals, np.ndarray):
-        lines.append(f"signals: {records.signals.shape} {records.signals.dtype}")
-    else:
-        lengths = [len(s) for s in records.signals]
-        lines.append(f"signals: {len(lengths)} variable-length records, {min(lengths)}-{max(lengths)} samples")
-    if "strat_fold" in records.meta.columns:
-        folds = Counter(int(f) for f in records.meta["strat_fold"])
-        lines.append("folds: " + ", ".join(f"{k}: {folds[k]}" for k in sorted(folds)))
-    for task in available_tasks(records):
-        try:
-            data = make_task(records, task)
-        except DataError as e:
-            lines.append(f"task {task}: {e}")
-            continue
-        if data.kind == "regression":
-            y = data.y[:, 0]
-            lines.append(f"task {task}: {len(data)} records, mean {y.mean():.1f}, range {y.min():g}-{y.max():g}")
-            continue
-        counts = data.y.sum(0).astype(int)
-        per_class = ", ".join(f"{c}: {n}" for c, n in zip(data.classes, counts))
-        noun = "class" if len(data.classes) == 1 else "classes"
-        lines.append(f"task {task}: {len(data)} records, {len(data.classes)} {noun} ({per_class})")
-    return "\n".join(lines)
+from ecg_keras.datasets.base import DataError
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecg_keras.datasets", description=__doc__,
+    parser = argparse.ArgumentParser(prog="ecg-keras data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("download", help="download and extract a public dataset")
@@ -92,6 +58,7 @@ def main(argv=None) -> int:
             print(generate_synthetic_ptbxl(args.dest, **kwargs))
         else:
             from ecg_keras.datasets import load
+            from ecg_keras.datasets.summary import summarize
 
             records = load(args.path, sampling_rate=args.sampling_rate,
                            cache_dir=False if args.no_cache else args.cache_dir)

@@ -1,4 +1,4 @@
-"""BatchNorm folding (ecg_keras.models.fold): the inference copies equal the models within 1e-5."""
+"""BatchNorm folding (ecg_keras.models.bnfold): the inference copies equal the models within 1e-5."""
 from __future__ import annotations
 
 import keras
@@ -7,7 +7,7 @@ import pytest
 from keras import layers
 
 from ecg_keras import models
-from ecg_keras.models.fold import as_conv2d, fold_batchnorm, foldable_pairs
+from ecg_keras.models.bnfold import as_conv2d, fold_batchnorm, foldable_pairs
 
 TOL = 1e-5
 # BatchNorms left after folding: the head's two (BN -> Dropout -> Dense) and inception1d's six

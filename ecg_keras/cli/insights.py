@@ -1,4 +1,4 @@
-"""``python evaluate.py {hierarchy,uncertainty,attribution} ...``: the paper's deeper insights.
+"""``ecg-keras evaluate {hierarchy,uncertainty,attribution} ...``: the paper's deeper insights.
 
 * ``hierarchy RUN_DIR [RUN_DIR ...] [--statements scp_statements.csv] [--split test] --out DIR``
   — statement-level (``diagnostic`` task) probabilities propagated to subclasses and superclasses
@@ -26,7 +26,7 @@ import pandas as pd
 
 from ecg_keras.files import atomic_path
 
-from .runs import read_runs
+from ecg_keras.evaluation.runs import read_runs
 
 SUBCOMMANDS = ("hierarchy", "uncertainty", "attribution")
 
@@ -58,8 +58,8 @@ def _split(run, split: str):
 # --------------------------------------------------------------------------- hierarchy
 
 def cmd_hierarchy(args) -> list[Path]:
-    from .hierarchy import node_auc_table, normalize_mapping, tree_order
-    from .plots import plot_node_aucs
+    from ecg_keras.evaluation.hierarchy import node_auc_table, normalize_mapping, tree_order
+    from ecg_keras.evaluation.plots import plot_node_aucs
 
     mapping = _mapping(args.statements)
     known = normalize_mapping(mapping)
@@ -90,8 +90,8 @@ def cmd_hierarchy(args) -> list[Path]:
 # --------------------------------------------------------------------------- uncertainty
 
 def cmd_uncertainty(args) -> list[Path]:
-    from .plots import plot_uncertainty_box
-    from .uncertainty import ensemble_std, read_likelihoods, summarize_by_likelihood, uncertainty_table
+    from ecg_keras.evaluation.plots import plot_uncertainty_box
+    from ecg_keras.evaluation.uncertainty import ensemble_std, read_likelihoods, summarize_by_likelihood, uncertainty_table
 
     if len(args.runs) < 2:
         raise InsightsError("uncertainty needs at least 2 run directories (an ensemble of seeds)")
@@ -159,8 +159,8 @@ def _read_signal_from_root(root: Path, record: str, sampling_rate: int, cache_di
 def cmd_attribution(args) -> list[Path]:
     from ecg_keras.runs import resolve
 
-    from .attribution import attribute_record
-    from .plots import plot_attribution
+    from ecg_keras.evaluation.attribution import attribute_record
+    from ecg_keras.evaluation.plots import plot_attribution
 
     if len(args.runs) != 1:
         raise InsightsError("attribution takes exactly one RUN_DIR")
@@ -211,7 +211,7 @@ def cmd_attribution(args) -> list[Path]:
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate.py", description="Deeper insights (PTB-XL paper, Section VI).")
+    p = argparse.ArgumentParser(prog="ecg-keras evaluate", description="Deeper insights (PTB-XL paper, Section VI).")
     sub = p.add_subparsers(dest="command", required=True)
 
     h = sub.add_parser("hierarchy", help="per-node AUCs of the diagnostic hierarchy + tree bar chart")
@@ -255,11 +255,11 @@ _COMMANDS = {"hierarchy": cmd_hierarchy, "uncertainty": cmd_uncertainty, "attrib
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .runs import EvaluationError
+    from ecg_keras.evaluation.runs import EvaluationError
     try:
         written = _COMMANDS[args.command](args)
     except (InsightsError, EvaluationError, ValueError, NotImplementedError, OSError) as e:
-        print(f"evaluate.py {args.command}: error: {e}", file=sys.stderr)
+        print(f"ecg-keras evaluate {args.command}: error: {e}", file=sys.stderr)
         return 1
     for f in written:
         print(f"wrote {f}")
