@@ -25,8 +25,9 @@ Made to give an answer on a busy machine, where wall time is mostly other proces
 * The CPU time (user + system, all threads of the process) of every turn, per step: nearly
   independent of other processes, and on a machine whose cores the training step saturates it
   is what decides steps/s (input work in the background takes cores from the step). Split into
-  TensorFlow's compute threads (``tf_Compute``, where the network's kernels run) and all other
-  threads (the main thread, the tf.data workers reading and standardising windows).
+  the training threads (those running before the pipelines are built: the main thread and
+  TensorFlow's op thread pools, where the network's kernels run) and the rest (threads tf.data
+  starts for the pipelines: reading, standardising and cutting windows).
 * ``--supply`` batches drawn from each pipeline alone (no training; after as many unmeasured
   ones, which empty the buffers filled during the training turns), taken in turn
   ``--supply-rounds`` times: windows/s and CPU ms per batch of the input pipeline itself, to set
@@ -78,42 +79,43 @@ def in_memory_dataset(signals, y, *, batch_size, window, standardizer, seed):
             .map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE))
 
 
-#: TensorFlow's intra-op thread pool (the network's kernels; oneDNN runs on it).
-COMPUTE_THREADS = "tf_Compute"
 PIPELINES = ("in-memory", "streamed")
 
 
-def cpu_split() -> tuple[float, float]:
-    """(CPU seconds of the whole process, of its live ``tf_Compute`` threads): user + system.
+def threads() -> frozenset[int]:
+    """Ids of this process's live threads (empty where /proc is missing)."""
+    try:
+        return frozenset(int(t) for t in os.listdir("/proc/self/task"))
+    except OSError:
+        return frozenset()
+
+
+def cpu_split(training_threads=frozenset()) -> tuple[float, float]:
+    """(CPU seconds of the whole process, of its live ``training_threads``): user + system.
 
     The process total is exact (``time.process_time``); per-thread figures come from
-    /proc/self/task (clock ticks; 0.0 where /proc is missing).
+    /proc/self/task in clock ticks (10 ms).
     """
-    total, compute = time.process_time(), 0.0
-    try:
-        tick = os.sysconf("SC_CLK_TCK")
-        for tid in os.listdir("/proc/self/task"):
-            try:
-                with open(f"/proc/self/task/{tid}/stat") as f:
-                    stat = f.read()
-            except OSError:  # the thread ended meanwhile
-                continue
-            name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-            if name == COMPUTE_THREADS:
-                compute += (int(fields[11]) + int(fields[12])) / tick
-    except (OSError, ValueError, AttributeError):
-        pass
-    return total, compute
+    total, part = time.process_time(), 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for tid in training_threads:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        part += (int(fields[11]) + int(fields[12])) / tick
+    return total, part
 
 
-def timed(fn, n: int) -> dict:
-    """Call ``fn`` ``n`` times: wall seconds, process CPU seconds and those of the compute threads."""
-    c0, k0 = cpu_split()
+def timed(fn, n: int, training_threads=frozenset()) -> dict:
+    """Call ``fn`` ``n`` times: wall seconds, CPU seconds of the process and of ``training_threads``."""
+    c0, k0 = cpu_split(training_threads)
     t0 = time.perf_counter()
     for _ in range(n):
         fn()
     wall = time.perf_counter() - t0
-    c1, k1 = cpu_split()
+    c1, k1 = cpu_split(training_threads)
     return {"n": n, "wall": wall, "cpu": c1 - c0, "compute": k1 - k0}
 
 
@@ -163,8 +165,8 @@ def report(summary: dict, supply: dict | None = None) -> str:
     for name in PIPELINES:
         s = summary[name]
         lines.append(f"  {name:<10} steps/s {_fmt(s['steps_per_s'])}")
-        lines.append(f"  {'':<10} CPU s/step {_fmt(s['cpu_per_step'])}: compute threads "
-                     f"{s['compute_per_step']['median']:.3f}, other threads {s['other_per_step']['median']:.3f}")
+        lines.append(f"  {'':<10} CPU s/step {_fmt(s['cpu_per_step'])}: training threads "
+                     f"{s['compute_per_step']['median']:.3f}, input threads {s['other_per_step']['median']:.3f}")
     lines.append(f"  streamed / in-memory, per round: steps/s {_fmt(summary['ratio_steps_per_s'])}")
     lines.append(f"  {'':<33} CPU s/step {_fmt(summary['ratio_cpu_per_step'])}")
     lines.append(f"  streamed / in-memory, of the medians: steps/s {summary['ratio_of_median_steps_per_s']:.3f}, "
@@ -250,6 +252,8 @@ def main(argv=None) -> int:
     cpu = cpu_info()
     print(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu['cpu_model']} ({isa_summary(cpu['isa'])}), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    model.train_on_batch(np.zeros((ns.batch_size, window, 12), np.float32), y[:ns.batch_size])
+    training_threads = threads()  # main thread and TensorFlow's op pools, started by the first step
     iterators, first = {}, {}
     for name, make in makers.items():
         t0 = time.perf_counter()
@@ -260,7 +264,7 @@ def main(argv=None) -> int:
     turns = {name: [] for name in makers}
     for r, name in turn_order(ns.rounds):
         it = iterators[name]
-        turns[name].append(timed(lambda: model.train_on_batch(*next(it)), ns.steps))
+        turns[name].append(timed(lambda: model.train_on_batch(*next(it)), ns.steps, training_threads))
         x = turns[name][-1]
         print(f"  round {r} {name:<10} {x['n'] / x['wall']:.3f} steps/s, CPU {x['cpu'] / x['n']:.3f} s/step",
               flush=True)

@@ -1,5 +1,7 @@
 """Smoke test of the benchmark machinery (benchmarks/) with tiny settings (< 60 s)."""
 import json
+import threading
+import time
 
 import keras
 import pytest
@@ -351,10 +353,12 @@ def test_stream_ab_rounds_ratios_and_cpu_time(synthetic_data, capsys):
     assert s["streamed"]["other_per_step"]["median"] == pytest.approx(0.35)
     assert stream.spread([3.0, 1.0, 2.0, 4.0]) == {"median": 2.5, "q1": 1.75, "q3": 3.25, "min": 1.0, "max": 4.0}
 
-    total, compute = stream.cpu_split()
-    busy = stream.timed(lambda: sum(i * i for i in range(200_000)), 3)
-    assert busy["n"] == 3 and busy["cpu"] > 0 and 0 <= busy["compute"] <= busy["cpu"] + 0.05
-    assert stream.cpu_split()[0] >= total
+    main_thread = frozenset([threading.get_native_id()])
+    assert main_thread <= stream.threads()
+    busy = stream.timed(lambda: sum(i * i for i in range(300_000)), 5, main_thread)
+    assert busy["n"] == 5 and busy["cpu"] > 0.02 and busy["cpu"] - 0.03 <= busy["compute"] <= busy["cpu"] + 0.03
+    idle = stream.timed(lambda: time.sleep(0.02), 3, main_thread)
+    assert idle["wall"] >= 0.06 and idle["cpu"] < 0.03
 
     assert stream.main(["--data-dir", str(synthetic_data), "--arch", "probe_conv", "--records", "40",
                         "--batch-size", "8", "--rounds", "2", "--steps", "1", "--supply", "2",
