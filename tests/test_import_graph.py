@@ -20,10 +20,12 @@ def layer_order(text: str) -> list[list[str]]:
 
 def unit_of(module: str, units: set[str]) -> str | None:
     """The most specific unit of ``module`` (``ecg_keras.io.records`` -> ``io.records`` if listed, else ``io``);
-    the package's own ``__init__`` is the unit ``ecg_keras``."""
+    the package's own ``__init__`` is the unit ``ecg_keras``, every ``__main__`` module (an entry point) ``__main__``."""
     rest = module.split(".")[1:]
     if not rest:
         return "ecg_keras"
+    if rest[-1] == "__main__":
+        return "__main__"
     for n in range(len(rest), 0, -1):
         if ".".join(rest[:n]) in units:
             return ".".join(rest[:n])
@@ -79,6 +81,12 @@ def test_a_planted_upward_import_fails(graph, module, planted):
     assert violations(graph, layers) == [] and planted_graph[module] > graph[module]
     found = violations(planted_graph, layers)
     assert len(found) == 1 and found[0].startswith(module + " imports"), found
+
+
+def test_entry_points_are_the_top():
+    assert unit_of("ecg_keras.datasets.__main__", {"datasets", "__main__"}) == "__main__"
+    assert violations({"ecg_keras.datasets.__main__": {"ecg_keras.cli"}, "ecg_keras.cli": set()},
+                      [["datasets"], ["cli"], ["__main__"]]) == []
 
 
 def test_a_module_outside_every_unit_fails(graph):
