@@ -114,15 +114,7 @@ class Predictor:
 # --------------------------------------------------------------------------- model loading
 def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_data: str, synthetic: bool
               ) -> Predictor:
-    from ecg_keras.models.bnfold import fold_batchnorm
-    from ecg_keras.windows import predict_records
-
-    folded = fold_batchnorm(run.model)  # once, not per call: each call would clone and retrace the model
-
-    def fn(signals):
-        return predict_records(folded, signals, sampling_rate=run.sampling_rate, standardizer=run.standardizer,
-                               how=run.aggregation, activation=run.activation)
-
+    fn = run.predict_records  # the model's own preprocessing (runs.Run.preprocessing)
     return Predictor(name=name, kind=kind, source=str(run.path), classes=list(run.classes),
                      sampling_rate=run.sampling_rate, aggregation=run.aggregation, training_data=training_data,
                      synthetic=synthetic, sha256=sha, sha256_of=sha_of, predict_fn=fn,
@@ -154,7 +146,8 @@ def _load_run(source, models_directory=None) -> Predictor:
 
         sha, sha_of = run.metadata["sha256"][PRESET_WEIGHTS], PRESET_WEIGHTS
     else:
-        sha, sha_of = sha256(run.path / artefact.MODEL), artefact.MODEL
+        model_file = run.model_file or run.path / artefact.MODEL
+        sha, sha_of = sha256(model_file), model_file.name
     predictor = _from_run(run, "release" if run.release else "preset" if run.preset else "run", run.name, sha, sha_of,
                           "synthetic" if synthetic else data, synthetic)
     predictor.validation = list((run.release or {}).get("validation", []))
@@ -294,7 +287,7 @@ def load_model(source, models_directory=None) -> Predictor:
             raise ModelError(str(e)) from None
     path = Path(str(source)).expanduser()
     if path.is_dir():
-        if (path / artefact.CONFIG).exists() or (path / MANIFEST).exists():
+        if any((path / f).exists() for f in (artefact.CONFIG, MANIFEST, artefact.MODEL)):
             return _load_run(path, models_directory)
         sm = _savedmodel_dir(path)
         if sm is not None:
@@ -306,7 +299,10 @@ def load_model(source, models_directory=None) -> Predictor:
             return _load_onnx(path)
         if path.suffix.lower() == ".tflite":
             return _load_litert(path)
-        raise ModelError(f"{path}: a model file must be .onnx or .tflite (or pass a run/preset/SavedModel directory)")
+        if path.suffix.lower() == ".keras":
+            return _load_run(path, models_directory)
+        raise ModelError(f"{path}: a model file must be .keras, .onnx or .tflite (or pass a run/preset/SavedModel "
+                         "directory)")
     return _load_run(str(source), models_directory)
 
 

@@ -151,18 +151,23 @@ class Run:
     """
 
     def __init__(self, path: str | Path, *, release: dict | None = None,
-                 models_directory: str | Path | None = None, preset: bool = False):
+                 models_directory: str | Path | None = None, preset: bool = False,
+                 model_file: str | Path | None = None):
         self.path = Path(path)
         self.release = release
         self.preset = preset
+        self.model_file = Path(model_file) if model_file is not None else None  # a bare model.keras
         self.models_directory = models_directory
         self.name = release["name"] if release else self.path.resolve().name
+        if self.model_file is not None and self.model_file.name != artefact.MODEL:
+            self.name = self.model_file.stem
         if preset:  # a hub snapshot's directory is a commit hash: the preset names itself
             self.name = str(self.metadata.get("name") or self.name)
 
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}{', release=' + repr(self.name) if self.release else ''}"
-                f"{', preset=True' if self.preset else ''})")
+                f"{', preset=True' if self.preset else ''}"
+                f"{', model_file=' + repr(str(self.model_file)) if self.model_file else ''})")
 
     # ---------------------------------------------------------------- files
     def missing_files(self) -> list[str]:
@@ -170,6 +175,8 @@ class Run:
         its entry holds them)."""
         if self.preset:
             return [f for f in PRESET_FILES if not (self.path / f).is_file()]
+        if self.model_file is not None:
+            return [] if self.model_file.is_file() else [self.model_file.name]
         return [] if self.release else missing_files(self.path)
 
     def check_complete(self) -> "Run":
@@ -237,6 +244,8 @@ class Run:
             spec = self.preprocessor
             return dict(self.metadata.get("config") or {}) | {
                 k: spec[k] for k in ("sampling_rate", "aggregation", "activation", "kind") if k in spec}
+        if self.model_file is not None:  # everything a bare model knows is its preprocessing
+            return {k: v for k, v in self.preprocessing.items() if k not in ("classes", "standardizer")}
         if self.release:
             e = self.release
             return {"arch": e["arch"], "task": e["task"], "dataset": e["training_data"],
@@ -248,12 +257,16 @@ class Run:
     def classes(self) -> list[str]:
         if self.preset:
             return [str(c) for c in self.preprocessor["classes"]]
+        if self.model_file is not None:
+            return [str(c) for c in self.preprocessing["classes"]]
         return [str(c) for c in (self.release["classes"] if self.release else self._json(artefact.CLASSES))]
 
     @cached_property
     def standardizer(self) -> Standardizer:
         if self.preset:
             return Standardizer.from_dict(self.preprocessor["standardizer"])
+        if self.model_file is not None:
+            return Standardizer.from_dict(self.preprocessing["standardizer"])
         if self.release:
             return Standardizer.from_dict(self.release["standardizer"])
         return Standardizer.load(self.file(artefact.STANDARDIZER))
@@ -274,7 +287,9 @@ class Run:
             model = keras.saving.deserialize_keras_object(self._json(PRESET_CONFIG), safe_mode=True)
             model.load_weights(path)
         else:
-            path = self.file(artefact.MODEL)
+            path = self.model_file if self.model_file is not None else self.path / artefact.MODEL
+            if not path.is_file():
+                raise RunFileMissing(f"{path} is missing")
             model = keras.saving.load_model(path, compile=False)
         check_loaded_weights(model, path)
         return model
@@ -289,6 +304,9 @@ class Run:
         carried = getattr(self.model, "preprocessing", None)
         if carried:
             return dict(carried)
+        if self.model_file is not None:
+            raise RunError(f"{self.model_file}: the model carries no preprocessing (classes, standardiser, sampling "
+                           "rate, ...): it was not saved by ecg_keras; pass its run directory instead")
         from ecg_keras.preprocessing import preprocessing_spec
         from ecg_keras.windows import model_window
 
@@ -300,13 +318,13 @@ class Run:
     def history(self) -> Path | None:
         """``history.csv`` (one row per epoch), if the run has one."""
         path = self.path / artefact.HISTORY_CSV
-        return path if not self.release and not self.preset and path.is_file() else None
+        return path if not self.release and not self.preset and not self.model_file and path.is_file() else None
 
     def predictions(self, split: str = "test") -> Predictions:
         """``predictions/<split>.npz``, read and checked (:func:`read_predictions`)."""
-        if self.release or self.preset:
-            raise RunFileMissing(f"{self.name} is a {'preset' if self.preset else 'released model'}: it has no "
-                                 f"predictions/{split}.npz")
+        if self.release or self.preset or self.model_file:
+            what = "preset" if self.preset else "released model" if self.release else "model file"
+            raise RunFileMissing(f"{self.name} is a {what}: it has no {artefact.predictions_file(split)}")
         return read_predictions(self.file(artefact.predictions_file(split)), len(self.classes))
 
     @cached_property
@@ -354,9 +372,29 @@ class Run:
         return {k: self.config[k] for k in keys if k in self.config} | {"run_dir": self.path.name}
 
     def export_kwargs(self) -> dict:
-        """Keyword arguments shared by export_savedmodel, export_onnx and export_litert."""
-        return dict(classes=self.classes, standardizer=self.standardizer, sampling_rate=self.sampling_rate,
-                    aggregation=self.aggregation, activation=self.activation, extra=self.extra)
+        """Keyword arguments shared by export_savedmodel, export_onnx and export_litert, from :attr:`preprocessing`."""
+        spec = self.preprocessing
+        return dict(classes=list(spec["classes"]), standardizer=Standardizer.from_dict(spec["standardizer"]),
+                    sampling_rate=int(spec["sampling_rate"]), aggregation=spec["aggregation"],
+                    activation=spec.get("activation"), extra=self.extra)
+
+    @cached_property
+    def _inference_model(self):
+        from ecg_keras.models.bnfold import fold_batchnorm
+
+        return fold_batchnorm(self.model)  # once, not per call: each call would clone and retrace the model
+
+    def predict_records(self, signals, **kwargs):
+        """Per-record probabilities of ``signals`` (arrays at the model's rate, leads in order) through the
+        model's :attr:`preprocessing` (standardiser, window, stride, aggregation, activation);
+        ``kwargs`` go to :func:`ecg_keras.windows.predict_records`."""
+        from ecg_keras.windows import predict_records
+
+        spec = self.preprocessing
+        return predict_records(self._inference_model, signals, sampling_rate=int(spec["sampling_rate"]),
+                               standardizer=Standardizer.from_dict(spec["standardizer"]), how=spec["aggregation"],
+                               activation=spec.get("activation"), window=spec.get("window"),
+                               stride=spec.get("stride"), **kwargs)
 
 
 def resolve(source: str | Path | Run, models_directory: str | Path | None = None) -> Run:
@@ -370,6 +408,8 @@ def resolve(source: str | Path | Run, models_directory: str | Path | None = None
             return Run(path, preset=True)
         if (path / artefact.CONFIG).is_file():
             return Run(path)
+        if (path / artefact.MODEL).is_file() and not (path / zoo.MANIFEST).is_file():
+            return Run(path, model_file=path / artefact.MODEL)
         if (path / zoo.MANIFEST).is_file():
             entries = zoo.read_manifest(path)
             if len(entries) != 1:
@@ -380,6 +420,8 @@ def resolve(source: str | Path | Run, models_directory: str | Path | None = None
             return _release(entries[0], path)
         raise RunFileMissing(f"{path / artefact.CONFIG} is missing: {path} is neither a run directory "
                              f"({', '.join(RUN_FILES)}) nor a release directory ({zoo.MANIFEST})")
+    if path.is_file() and path.suffix == ".keras":
+        return Run(path.parent, model_file=path)
     entries = zoo.read_manifest(models_directory)  # the one parse on the way to the model
     released = sorted(e["name"] for e in entries)
     if str(source) in released:

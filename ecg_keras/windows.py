@@ -210,8 +210,10 @@ def check_signals(signals, *, flat: str = "error", max_length: int | None = None
 
 def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: Standardizer | None = None,
                     how: str = "max", activation: str | None = "sigmoid", batch_size: int = 256,
-                    flat: str = "warn", max_record_seconds: float | None = MAX_RECORD_SECONDS) -> np.ndarray:
+                    flat: str = "warn", max_record_seconds: float | None = MAX_RECORD_SECONDS,
+                    window: int | None = None, stride: int | None = None) -> np.ndarray:
     """Test-time augmentation: predict every window, apply ``activation`` to logits, aggregate per record.
+    ``window`` / ``stride`` (samples): the model's input length and half of it unless given.
 
     Windows go through the model ``batch_size`` at a time (across and within records), so a long
     record never becomes one batch. Input checks (:func:`check_signals`): NaN/Inf is refused
@@ -226,7 +228,8 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
     max_length = None if max_record_seconds is None else int(max_record_seconds * sampling_rate)
     check_signals(signals, flat=flat, max_length=max_length)
     ds, record_index = eval_dataset(signals, batch_size=batch_size, sampling_rate=sampling_rate,
-                                    standardizer=standardizer, window=model_window(model, sampling_rate))
+                                    standardizer=standardizer, window=window or model_window(model, sampling_rate),
+                                    stride=stride)
     outputs = fold_batchnorm(model).predict(ds, verbose=0)
     if activation == "sigmoid":
         outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))

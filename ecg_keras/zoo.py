@@ -216,7 +216,8 @@ def _weights_source(weights, name: str | None, models_directory: str | Path | No
 
     raise invalid_weights(weights, ["`None` (with name=)", f"a known tag ({', '.join(map(repr, tags))})",
                                     f"a release directory containing {MANIFEST}",
-                                    "the path to a weights file listed in the manifest beside it"])
+                                    "the path to a weights file listed in the manifest beside it",
+                                    "the path to a .keras model saved by ecg_keras (it carries its preprocessing)"])
 
 
 def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool = True,
@@ -225,10 +226,12 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
                cache_dir: str | Path | None = None) -> keras.Model:
     """A released model, keras.applications style; ``model.ecg_info`` holds classes and standardiser.
 
-    ``weights`` is a data tag (:func:`weight_tags`: the training data of a manifest entry, e.g.
-    "ptbxl"), a release directory containing ``MANIFEST.json`` (or that file), a weights file
-    listed in the manifest beside it, or None with ``name=``; anything else is a ValueError, as
-    in keras.applications. ``include_top=False`` returns the pooled backbone (``num_classes`` is
+    ``weights`` is where the weights come from, as in :func:`ecg_keras.models.get` (None or a file)
+    plus what only a release can name: a data tag (:func:`weight_tags`: the training data of a
+    manifest entry, e.g. "ptbxl"), a release directory containing ``MANIFEST.json`` (or that
+    file), a weights file listed in the manifest beside it, a ``.keras`` model saved by ecg_keras
+    (it carries its preprocessing, so it needs no manifest), or None with ``name=``; anything else
+    is a ValueError, as in keras.applications. ``include_top=False`` returns the pooled backbone (``num_classes`` is
     then ignored); with ``include_top=True``, ``num_classes`` must be None or the number of the
     released classes (for a new output layer: ``models.replace_head(pretrained(...), n)``).
     Weights beside the manifest are used as they are; otherwise they come from the cache
@@ -240,6 +243,8 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
 
     from ecg_keras import models
 
+    if _unlisted_model_file(weights):  # a model saved by ecg_keras is its own entry
+        return _from_model_file(Path(weights), include_top, num_classes)
     models_directory, tag, name = _weights_source(weights, name, models_directory)
     entry = find_entry(arch, task, tag, name=name, models_directory=models_directory)
     n_released = len(entry["classes"])
@@ -248,6 +253,39 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
                          f"{n_released} (the classes of {entry['name']}) or None. Received: num_classes={num_classes}"
                          f" (for a new output layer: models.replace_head(pretrained(...), {num_classes}))")
     return load_entry(entry, models_directory, include_top=include_top, base_url=base_url, cache_dir=cache_dir)
+
+
+def _unlisted_model_file(weights) -> bool:
+    """Whether ``weights`` is a ``.keras`` file that no MANIFEST.json beside it lists."""
+    if not isinstance(weights, (str, os.PathLike)) or not str(weights).endswith(".keras"):
+        return False
+    path = Path(weights)
+    return path.is_file() and not any(e["file"] == path.name for e in read_manifest(path.parent))
+
+
+def _from_model_file(path: Path, include_top: bool, num_classes: int | None) -> keras.Model:
+    """``pretrained(weights=path)`` for a ``.keras`` file listed in no manifest: its own preprocessing is its entry."""
+    import keras
+
+    from ecg_keras import models
+
+    model = keras.saving.load_model(path, compile=False)
+    spec = models.preprocessing_of(model)
+    if spec is None:
+        raise ValueError(f"weights={str(path)!r} carries no preprocessing (classes, standardiser) and is listed in no "
+                         f"{MANIFEST} beside it: for the weights alone use ecg_keras.models.get(arch, weights=path)")
+    models.check_loaded_weights(model, path)
+    if include_top and num_classes is not None and num_classes != len(spec["classes"]):
+        raise ValueError(f"If using `weights={str(path)!r}` with `include_top=True`, `num_classes` should be "
+                         f"{len(spec['classes'])} or None. Received: num_classes={num_classes}")
+    info = PretrainedInfo(name=path.stem, arch="", task="", classes=tuple(spec["classes"]),
+                          standardizer=Standardizer.from_dict(spec["standardizer"]),
+                          sampling_rate=int(spec["sampling_rate"]), window=int(spec["window"]), training_data="",
+                          entry={})
+    if not include_top:
+        model = models.backbone(model)
+    model.ecg_info = info
+    return model
 
 
 def load_entry(entry: dict, models_directory: str | Path | None = None, *, include_top: bool = True,

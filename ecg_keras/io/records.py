@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ecg_keras.datasets.base import LEAD_NAMES, DataError
+from ecg_keras.io.base import LEAD_NAMES, DataError
 from ecg_keras.io.base import UNITS, Record  # noqa: F401  (re-exported)
 from ecg_keras.io.base import check_fs as _check_fs
 from ecg_keras.io.base import scale as _scale
