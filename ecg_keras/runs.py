@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_keras import zoo
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.standardize import Standardizer
 
 #: What every reader of a finished run needs (export, release, finetuning's --init-from).
@@ -49,7 +50,7 @@ PRESET_CARD = "README.md"
 PRESET_CHECKED = (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR)
 
 
-class RunError(ValueError):
+class RunError(ECGKerasError, ValueError):
     """Unusable trained-model input (unreadable file, predictions no metric may see, an ambiguous
     release directory); the message names the file and why."""
 

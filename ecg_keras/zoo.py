@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.net import ChecksumError, DownloadError  # noqa: F401  (re-exported: zoo.ChecksumError, ...)
 from ecg_keras.paths import UnsafePathError, check_name, inside, sha256
 from ecg_keras.standardize import Standardizer
@@ -57,7 +58,7 @@ REQUIRED_FIELDS = ("name", "arch", "task", "classes", "standardizer", "sampling_
                    "file", "sha256")
 
 
-class ManifestError(ValueError):
+class ManifestError(ECGKerasError, ValueError):
     """A manifest, or one of its entries, is malformed or unsafe."""
 
 

@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.cli import command
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.files import atomic_path
 
 from ecg_keras.evaluation.runs import read_runs
@@ -31,7 +33,7 @@ from ecg_keras.evaluation.runs import read_runs
 SUBCOMMANDS = ("hierarchy", "uncertainty", "attribution")
 
 
-class InsightsError(ValueError):
+class InsightsError(ECGKerasError, ValueError):
     """Unusable input; the message names the file and the problem."""
 
 
@@ -253,14 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {"hierarchy": cmd_hierarchy, "uncertainty": cmd_uncertainty, "attribution": cmd_attribution}
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ecg_keras.evaluation.runs import EvaluationError
-    try:
-        written = _COMMANDS[args.command](args)
-    except (InsightsError, EvaluationError, ValueError, NotImplementedError, OSError) as e:
-        print(f"ecg-keras evaluate {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    written = _COMMANDS[args.command](args)
     for f in written:
         print(f"wrote {f}")
     return 0

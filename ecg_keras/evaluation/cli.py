@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.cli import command
 from ecg_keras.files import atomic_path, write_text
 from ecg_keras.runs import Predictions, Run, check_predictions
 
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("hierarchy", "uncertainty", "attribution"):
@@ -340,29 +342,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bootstrap < 1:
         parser.error(f"--bootstrap must be at least 1, got {args.bootstrap}")
     raw = args.y_true is not None or args.y_pred is not None
-    try:
-        if raw:
-            if args.runs:
-                parser.error("give either RUN_DIRs or --y-true/--y-pred, not both")
-            if args.y_true is None or args.y_pred is None:
-                parser.error("--y-true and --y-pred go together")
-            run_arrays(args)
-        elif args.dataset is not None:
-            if len(args.runs) != 1 or args.bootstrap_ids or args.save_ids or args.json:
-                parser.error("--dataset scores exactly one MODEL (run directory, release directory or released "
-                             "name); --bootstrap-ids/--save-ids/--json are raw-array options")
-            run_dataset(args)
-        elif args.labels is not None or args.models_dir is not None:
-            parser.error("--labels and --models-dir go with --dataset FOLDER")
-        elif args.runs:
-            if args.bootstrap_ids or args.save_ids or args.json:
-                parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "
-                             "stores resamples under --bootstrap-dir and writes OUT/metrics.json")
-            run_dirs(args)
-        else:
-            parser.print_help()
-            return 2
-    except (EvaluationError, ValueError, RuntimeError, OSError) as e:
-        print(f"evaluate.py: error: {e}", file=sys.stderr)
-        return 1
+    if raw:
+        if args.runs:
+            parser.error("give either RUN_DIRs or --y-true/--y-pred, not both")
+        if args.y_true is None or args.y_pred is None:
+            parser.error("--y-true and --y-pred go together")
+        run_arrays(args)
+    elif args.dataset is not None:
+        if len(args.runs) != 1 or args.bootstrap_ids or args.save_ids or args.json:
+            parser.error("--dataset scores exactly one MODEL (run directory, release directory or released "
+                         "name); --bootstrap-ids/--save-ids/--json are raw-array options")
+        run_dataset(args)
+    elif args.labels is not None or args.models_dir is not None:
+        parser.error("--labels and --models-dir go with --dataset FOLDER")
+    elif args.runs:
+        if args.bootstrap_ids or args.save_ids or args.json:
+            parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "
+                         "stores resamples under --bootstrap-dir and writes OUT/metrics.json")
+        run_dirs(args)
+    else:
+        parser.print_help()
+        return 2
     return 0

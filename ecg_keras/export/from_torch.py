@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.paths import sha256
 from ecg_keras.standardize import Standardizer
 
@@ -55,7 +56,7 @@ MAX_CHECKPOINT_BYTES = 2 << 30
 MIN_TORCH = (2, 6)
 
 
-class ConversionError(ValueError):
+class ConversionError(ECGKerasError, ValueError):
     """The checkpoint does not fit the architecture (message names the offending tensors)."""
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.datasets.base import Splits, TaskData
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.preprocessing import preprocessing_spec
 from ecg_keras.models.bnfold import fold_batchnorm
 from ecg_keras.standardize import Standardizer
@@ -138,7 +139,7 @@ class ValidationMetrics(keras.callbacks.Callback):
             logs["val_" + key] = float("nan")
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(ECGKerasError, RuntimeError):
     """Training diverged: a loss or a prediction is NaN or infinite."""
 
 

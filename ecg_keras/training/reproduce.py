@@ -56,6 +56,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ecg_keras.errors import UsageError
 from ecg_keras.training.config import NAMED_DATASETS, TrainConfig
 
 #: The six statement tasks of Table II, in the paper's column order.
@@ -77,7 +78,7 @@ DATASETS = tuple(NAMED_DATASETS)
 PTBXL_TRAIN_UPPER_BOUND = math.ceil(21_837 * 8 / 10)
 
 
-class ReproduceError(ValueError):
+class ReproduceError(UsageError):
     """Unusable arguments (unknown task, architecture, dataset); the message says which."""
 
 

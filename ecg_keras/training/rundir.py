@@ -35,6 +35,7 @@ import numpy as np
 from keras import ops
 
 from ecg_keras import files
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.files import atomic_path, write_text  # the run writers' temp-and-rename (re-exported)
 
 COMPLETE = "COMPLETE"
@@ -174,7 +175,7 @@ class Checkpointer(keras.callbacks.Callback):
 
 
 # ---------------------------------------------------------------------- writer lock
-class RunLockedError(RuntimeError):
+class RunLockedError(ECGKerasError, RuntimeError):
     """Another process is writing this run directory."""
 
 
