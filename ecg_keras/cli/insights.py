@@ -60,7 +60,7 @@ def _split(run, split: str):
 # --------------------------------------------------------------------------- hierarchy
 
 def cmd_hierarchy(args) -> list[Path]:
-    from ecg_keras.evaluation.hierarchy import node_auc_table, normalize_mapping, tree_order
+    from ecg_keras.evaluation.hierarchy import SUPERCLASS_LEVEL, node_auc_table, normalize_mapping, tree_order
     from ecg_keras.evaluation.plots import plot_node_aucs
 
     mapping = _mapping(args.statements)
@@ -83,7 +83,7 @@ def cmd_hierarchy(args) -> list[Path]:
         written.append(plot_node_aucs(tab, out / f"{stem}.png",
                                       title=f"{run.name} ({dataset}/{run.config.get('task', '')}, "
                                             f"{args.split}): AUC per hierarchy node"))
-        sup = tab[tab.level == "superdiagnostic"]
+        sup = tab[tab.level == SUPERCLASS_LEVEL]
         print(f"{run.name}: {len(tab)} nodes; superclass AUCs "
               + ", ".join(f"{n}={a:.3f}" for n, a in zip(sup.node, sup.auc)))
     return written

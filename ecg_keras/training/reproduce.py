@@ -57,10 +57,11 @@ from typing import Sequence
 import numpy as np
 
 from ecg_keras.errors import UsageError
+from ecg_keras.tasks import MULTILABEL, label_tasks, table_tasks
 from ecg_keras.training.config import NAMED_DATASETS, TrainConfig
 
 #: The six statement tasks of Table II, in the paper's column order.
-STATEMENT_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+STATEMENT_TASKS = table_tasks()
 NAIVE, WAVELET, ENSEMBLE = "naive", "wavelet_nn", "ensemble"
 BASELINES = (NAIVE, WAVELET)  # trained here (no one-cycle run), never released
 #: Wavelet+NN trains at most this many epochs and keeps the best validation loss (PROTOCOL.md).
@@ -72,7 +73,7 @@ DEFAULT_ARCHS = {
     "icbeb2018": ("xresnet1d101", "resnet1d_wang", "inception1d", "lstm", "fcn_wang", WAVELET, ENSEMBLE),
 }
 DEFAULT_ARCHS["synthetic"] = DEFAULT_ARCHS["ptbxl"]
-DEFAULT_TASKS = {"ptbxl": STATEMENT_TASKS, "synthetic": STATEMENT_TASKS, "icbeb2018": ("all",)}
+DEFAULT_TASKS = {"ptbxl": STATEMENT_TASKS, "synthetic": STATEMENT_TASKS, "icbeb2018": label_tasks("icbeb2018")}
 DATASETS = tuple(NAMED_DATASETS)
 #: PTB-XL has 21,837 records and folds 1-8 (of 10) train; used only when the data is not on disk.
 PTBXL_TRAIN_UPPER_BOUND = math.ceil(21_837 * 8 / 10)
@@ -528,13 +529,13 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
             m.splits = {k: _subset(p, keep) for k, p in m.splits.items()}
         y_true = models[0].splits["test"].y_true
         try:
-            idx = _bootstrap_for(y_true, "multilabel", test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
+            idx = _bootstrap_for(y_true, MULTILABEL, test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
                                  f"{dataset}_{task}")
         except (ValueError, RuntimeError) as err:
             idx = None
             notes[task] = (notes.get(task, "") + "; " if task in notes else "") + f"no bootstrap interval ({err})"
         for m in models:
-            fns = dict(M.default_metrics("multilabel"))
+            fns = dict(M.default_metrics(MULTILABEL))
             src = None
             if dataset == "icbeb2018":
                 extra, src = _threshold_metrics(m)
