@@ -257,7 +257,7 @@ def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
 
     from ecg_keras import datasets
     from ecg_keras.datasets.tasks import make_task, split
-    from ecg_keras.evaluation.cli import main as evaluate_main
+    from ecg_keras.cli.evaluate import main as evaluate_main
     from export.__main__ import main as export_main
 
     state = F.state_dict(fixture("fcn_wang"))

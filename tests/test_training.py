@@ -12,7 +12,7 @@ from conftest import TRAINED_RUN_CONFIG
 
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
-from ecg_keras.training import cli
+from ecg_keras.cli import train as cli
 from ecg_keras.training.rundir import RunDir
 
 BASE = TRAINED_RUN_CONFIG  # the session's trained_run (conftest): rhythm, fcn_wang, 2 epochs, seed 0

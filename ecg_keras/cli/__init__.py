@@ -18,8 +18,8 @@ from ecg_keras.errors import EXIT_FAILURE, EXIT_OK, exit_code
 
 #: command -> ("module:function" taking argv and returning an exit code, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("ecg_keras.training.cli:main", "train a benchmark model, finetune one or sweep training sizes"),
-    "evaluate": ("ecg_keras.evaluation.cli:main", "metrics, bootstrap CIs, tables, insights"),
+    "train": ("ecg_keras.cli.train:main", "train a benchmark model, finetune one or sweep training sizes"),
+    "evaluate": ("ecg_keras.cli.evaluate:main", "metrics, bootstrap CIs, tables, insights"),
     "export": ("ecg_keras.cli.export:main", "SavedModel / ONNX / LiteRT export, PyTorch import and model releases"),
     "data": ("ecg_keras.cli.data:main", "download, generate or summarise datasets"),
     "predict": ("ecg_keras.cli.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),

@@ -499,7 +499,7 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
     (and named in the notes), which only happens on small (synthetic) sets."""
     from ecg_keras.evaluation import bootstrap as bs
     from ecg_keras.evaluation import metrics as M
-    from ecg_keras.evaluation.cli import _bootstrap_for, _group_models, _threshold_metrics
+    from ecg_keras.cli.evaluate import _bootstrap_for, _group_models, _threshold_metrics
     from ecg_keras.runs import resolve
 
     best = best_runs(specs, out)

@@ -1,4 +1,4 @@
-"""Command line evaluation (``python evaluate.py ...``), see ``main``.
+"""``ecg-keras evaluate ...`` (in a checkout also ``python evaluate.py ...``), see ``main``.
 
 Two modes:
 
@@ -46,10 +46,10 @@ from ecg_keras.files import atomic_path, write_text
 from ecg_keras.runs import Predictions, Run, check_predictions
 from ecg_keras.tasks import BINARY, DIAGNOSTIC, MULTILABEL, REGRESSION, table_tasks
 
-from . import bootstrap as bs
-from . import metrics as M
-from . import tables
-from .runs import ENSEMBLE, NAIVE, EvaluationError, check_labels, load_array, read_npy, read_runs
+from ecg_keras.evaluation import bootstrap as bs
+from ecg_keras.evaluation import metrics as M
+from ecg_keras.evaluation import tables
+from ecg_keras.evaluation.runs import ENSEMBLE, NAIVE, EvaluationError, check_labels, load_array, read_npy, read_runs
 
 DEFAULT_N_BOOTSTRAP = 1000
 #: Column order of the tables (the paper's); other tasks follow in order of appearance.
@@ -217,7 +217,7 @@ def run_dirs(args) -> dict:
                     "runs": model.runs, "threshold_source": src, "kind": kind,
                     "n_test": int(len(y_true)), "n_bootstrap": int(len(idx))}
                 if suffix == "" and mapping is not None and task == DIAGNOSTIC.name:
-                    from .hierarchy import node_auc_table
+                    from ecg_keras.evaluation.hierarchy import node_auc_table
                     with atomic_path(out / f"hierarchy_{_safe(dataset)}_{_safe(model.name)}.csv") as tmp:
                         node_auc_table(test.y_true, test.y_pred, members[0].classes, mapping).to_csv(tmp, index=False)
                 if suffix == "" and kind != REGRESSION and not args.no_plots:
@@ -225,7 +225,7 @@ def run_dirs(args) -> dict:
         if not args.no_plots:
             for model in models:
                 if model.history is not None:
-                    from .plots import plot_history
+                    from ecg_keras.evaluation.plots import plot_history
                     pngs.append(plot_history(model.history, out / "history" /
                                              f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
                                              title=f"{model.name} {dataset}/{task}"))
@@ -250,7 +250,7 @@ def run_dirs(args) -> dict:
                 tab.to_csv(tmp)
             md += [f"\n## {dataset}: {metric}\n\n", tables.to_markdown(tab)]
             if not args.no_plots:
-                from .plots import plot_ci_bars
+                from ecg_keras.evaluation.plots import plot_ci_bars
                 sub = {m: {t: v for t, v in per.items() if metric in v} for m, per in res.items()}
                 sub = {m: per for m, per in sub.items() if per}
                 pngs.append(plot_ci_bars(sub, out / f"figure2_{_safe(dataset)}_{_safe(metric)}.png",
@@ -269,7 +269,7 @@ def run_dirs(args) -> dict:
 
 
 def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
-    from .plots import plot_roc_curves
+    from ecg_keras.evaluation.plots import plot_roc_curves
     t = model.splits["test"]
     return plot_roc_curves(t.y_true, t.y_pred, classes,
                            out / "roc" / f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
@@ -279,7 +279,7 @@ def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
 # --------------------------------------------------------------------------- entry point
 
 def run_dataset(args) -> dict:
-    from .validation import validate
+    from ecg_keras.evaluation.validation import validate
 
     result = validate(args.runs[0], args.dataset, labels=args.labels, n_bootstrap=args.bootstrap, seed=args.seed,
                       models_directory=args.models_dir)
@@ -296,11 +296,11 @@ def _write_json(path, obj) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate.py",
+        prog="ecg-keras evaluate",
         description="Score ECG predictions with bootstrap confidence intervals (PTB-XL protocol).",
         epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  MODEL --dataset FOLDER [--labels CSV]  |  "
                "--y-true Y.npy --y-pred P.npy [--json OUT]  |  "
-               "subcommands hierarchy / uncertainty / attribution (python evaluate.py SUBCOMMAND -h)")
+               "subcommands hierarchy / uncertainty / attribution (ecg-keras evaluate SUBCOMMAND -h)")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by training")
     p.add_argument("--y-true", help="(n_samples, n_classes) .npy of binary labels")
     p.add_argument("--y-pred", help="(n_samples, n_classes) .npy of probabilities")

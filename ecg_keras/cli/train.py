@@ -1,4 +1,7 @@
-"""Command line of ``train.py`` (see ``python train.py --help``)."""
+"""``ecg-keras train ...``: train a benchmark model, finetune one (``--init-from``) or sweep training sizes.
+
+In a checkout ``python train.py`` is the same command. The work is :mod:`ecg_keras.training`'s.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,10 +14,10 @@ from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, PRECISIONS, TASKS
 from ecg_keras.training.transfer import PHASE_EPOCHS
 
 EXAMPLES = """examples:
-  python train.py --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
-  python train.py --task superdiagnostic                                              # PTB-XL, xresnet1d101
-  python train.py --task rhythm --resume                                              # continue a killed run
-  python train.py --task superdiagnostic --experiment archs --archs fcn_wang,resnet1d_wang,xresnet1d101
+  ecg-keras train --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
+  ecg-keras train --task superdiagnostic                                              # PTB-XL, xresnet1d101
+  ecg-keras train --task rhythm --resume                                              # continue a killed run
+  ecg-keras train --task superdiagnostic --experiment archs --archs fcn_wang,resnet1d_wang,xresnet1d101
 """
 
 
@@ -34,7 +37,7 @@ def name_type(what: str, choices, many: bool = False):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train.py", description="Train a PTB-XL benchmark model (one-cycle AdamW).",
+    p = argparse.ArgumentParser(prog="ecg-keras train", description="Train a PTB-XL benchmark model (one-cycle AdamW).",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     S = argparse.SUPPRESS  # unset arguments stay absent, so --resume can tell what was given
     p.add_argument("--task", type=name_type("task", TASKS), metavar="{" + ",".join(TASKS) + "}", default=S,
@@ -183,7 +186,7 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 
 def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int | None:
-    """Run a finetuning or sweep request from ``train.py``'s parsed arguments.
+    """Run a finetuning or sweep request from ``ecg-keras train``'s parsed arguments.
 
     Returns None when no transfer option was given (the caller trains as usual); the transfer
     attributes are removed from ``ns`` either way, so ``config_from_args(ns)`` accepts it.
