@@ -233,7 +233,7 @@ def _load_onnx(path: Path) -> Predictor:
         if sidecar is None:
             raise ModelError(f"{path}: no ecg_keras metadata in the ONNX file and no sidecar {path.with_suffix('.json')}"
                              " with its serving spec (classes, sampling_rate, window, aggregation); export it with "
-                             "`python -m export onnx` or write the sidecar") from None
+                             "`ecg-keras export onnx` or write the sidecar") from None
         try:
             spec = json.loads(sidecar.read_text())
         except (OSError, json.JSONDecodeError) as e:

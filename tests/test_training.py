@@ -93,7 +93,7 @@ def test_missing_ptbxl_says_how_to_get_it(tmp_path, monkeypatch, capsys):
     code = cli.main(["--task", "rhythm", "--output", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "PTB-XL was not found" in err and "python -m ecg_keras.datasets download ptbxl" in err
+    assert "PTB-XL was not found" in err and "ecg-keras data download ptbxl" in err
     assert "--dataset synthetic" in err and "SYNTHETIC" in err
 
 

@@ -542,7 +542,7 @@ def check_predictions(model, standardizer: Standardizer, data_dir, task: str, ex
     """Predict PTB-XL's test fold (fold 10) as the reference does and compare with its y_test_pred.npy.
 
     Returns the comparison and ``{"ids", "y_true", "y_pred"}`` (written to predictions/test.npz,
-    which ``evaluate.py RUN_DIR`` scores).
+    which ``ecg-keras evaluate RUN_DIR`` scores).
 
     Reference protocol (``fastai_model.predict``): 2.5-s windows with stride 1.25 s over every
     test record, sigmoid, element-wise max per record; records without a label of the task dropped.

@@ -37,10 +37,10 @@ complete run unchanged and restarts an unfinished one. ``--distribute mirrored |
 works as for :func:`loop.train` (the chief alone writes; docs/DISTRIBUTED.md); ``--precision``
 other than float32 is not supported here (the source model's layers are stored in float32).
 
-Command line (wired into ``train.py`` by :func:`add_transfer_arguments` / :func:`run_from_args`)::
+Command line (``ecg-keras train``; options in :mod:`ecg_keras.cli.train`)::
 
-    python train.py --task all --dataset icbeb2018 --init-from runs/ptbxl-all-xresnet1d101-seed0
-    python train.py --task rhythm --dataset ../shared/data/ludb-1.0.1 --init-from RUN --phase-epochs 15,15
+    ecg-keras train --task all --dataset icbeb2018 --init-from runs/ptbxl-all-xresnet1d101-seed0
+    ecg-keras train --task rhythm --dataset ../shared/data/ludb-1.0.1 --init-from RUN --phase-epochs 15,15
 """
 from __future__ import annotations
 
