@@ -335,9 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("hierarchy", "uncertainty", "attribution"):
-        from ecg_keras.cli.insights import main as insights_main   # subcommands (deeper insights)
-        return insights_main(argv)
+    from ecg_keras.cli import insights  # the subcommands (deeper insights)
+
+    if argv and argv[0] in insights.SUBCOMMANDS:
+        return insights.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.bootstrap < 1:

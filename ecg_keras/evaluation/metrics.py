@@ -24,8 +24,6 @@ from ecg_keras.tasks import MULTILABEL
 
 #: Fmax thresholds 0.00 ... 1.00, computed as exact j/100 so comparisons are reproducible.
 FMAX_THRESHOLDS = np.arange(101) / 100.0
-#: Threshold grid of the G_beta optimisation (reference: ``np.linspace(0.00, 1, 100)``).
-GBETA_THRESHOLDS = np.linspace(0.0, 1.0, 100)
 
 
 def _finite(y, name: str) -> np.ndarray:
