@@ -198,7 +198,7 @@ def register_probe() -> None:
 
 def epoch(argv) -> int:
     """``train.py argv`` with ``probe_conv`` registered."""
-    from ecg_keras.training.cli import main as train_main
+    from ecg_keras.cli.train import main as train_main
 
     register_probe()
     return train_main(argv)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.files import atomic_path, write_text
 from ecg_keras.paths import UnsafePathError, check_name
 
@@ -102,7 +103,7 @@ REQUIRED_FIELDS = ("name", "arch", "task", "classes", "standardizer", "sampling_
                    "file", "sha256")
 
 
-class ManifestError(ValueError):
+class ManifestError(ECGKerasError, ValueError):
     """A manifest, or one of its entries, is malformed or unsafe."""
 
 

@@ -1,4 +1,4 @@
-"""Training-time augmentations of standardised window batches (``train.py --augment ...``).
+"""Training-time augmentations of standardised window batches (``ecg-keras train --augment ...``).
 
 Off by default (the paper's protocol trains without them). Each is a pure TensorFlow function
 of a batch ``x`` (b, window, leads) and a stateless RNG key; ``apply`` keys every batch on

@@ -26,7 +26,7 @@ signal has NaN/Inf samples, a flat lead or values beyond 100 mV is *never* sent 
 its row is marked ``valid=False`` with the reason (naming the record and the lead, e.g.
 "non-finite samples (NaN/Inf) in lead(s) V2; 1 sample(s) ..."), its probabilities are left
 empty, the other records are still predicted and written, and the command exits with status 1.
-Status 0 means every record was valid; status 2 is a usage or model-loading error.
+Status 0 means every record was valid; a model or output that cannot be used is status 1, a usage error 2.
 
 Output: one row per record with every class probability (``--out``: CSV, or JSON with the
 model identity), and in the console the model identity (name, sha256, training data: models
@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_keras.datasets.base import DataError
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
 from ecg_keras import artefact
@@ -58,7 +59,7 @@ RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")
 MAX_BATCH_SAMPLES = 2_000_000
 
 
-class ModelError(Exception):
+class ModelError(ECGKerasError):
     """The MODEL argument cannot be loaded; the message says why."""
 
 
@@ -227,7 +228,7 @@ def _load_onnx(path: Path) -> Predictor:
         if sidecar is None:
             raise ModelError(f"{path}: no ecg_keras metadata in the ONNX file and no sidecar {path.with_suffix('.json')}"
                              " with its serving spec (classes, sampling_rate, window, aggregation); export it with "
-                             "`python -m export onnx` or write the sidecar") from None
+                             "`ecg-keras export onnx` or write the sidecar") from None
         try:
             spec = json.loads(sidecar.read_text())
         except (OSError, json.JSONDecodeError) as e:

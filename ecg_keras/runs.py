@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_keras import artefact, tasks, zoo
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.artefact import (  # noqa: F401  (re-exported: the names' home is ecg_keras.artefact)
     PRESET_CARD,
     PRESET_CHECKED,
@@ -47,7 +48,7 @@ from ecg_keras.artefact import (  # noqa: F401  (re-exported: the names' home is
 from ecg_keras.standardize import Standardizer
 
 
-class RunError(ValueError):
+class RunError(ECGKerasError, ValueError):
     """Unusable trained-model input (unreadable file, predictions no metric may see, an ambiguous
     release directory); the message names the file and why."""
 

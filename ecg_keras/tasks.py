@@ -143,6 +143,9 @@ QUALITY = register(Task("quality", BINARY, ANY_TEXT, columns=("static_noise", "b
                         classes=("noisy",), ptbxl_only=True,
                         description="1 when any noise annotation is present"))
 
+#: The levels of PTB-XL's diagnostic hierarchy, leaf to root (statement, subclass, superclass):
+#: the statement tasks whose classes they are (``evaluation.hierarchy``).
+DIAGNOSTIC_LEVELS = (DIAGNOSTIC.name, SUBDIAGNOSTIC.name, SUPERDIAGNOSTIC.name)
 #: The label task each non-PTB-XL record set answers (``meta["labels"]``), by RecordSet name.
 LABEL_TASKS = {"icbeb2018": (ALL.name,), "ludb": (RHYTHM.name,)}
 DEFAULT_LABEL_TASKS = (ALL.name,)

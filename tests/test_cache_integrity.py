@@ -227,7 +227,7 @@ def test_cache_option_values():
 
 
 def test_train_cache_dir_option(data_env, tmp_path):
-    from ecg_keras.training.cli import config_from_args, parser
+    from ecg_keras.cli.train import config_from_args, parser
     from ecg_keras.training.data import load_records
 
     args = ["--task", "rhythm", "--dataset", "synthetic", "--cache-dir", str(tmp_path / "mycache")]

@@ -107,7 +107,7 @@ def after_epoch(self, epoch, logs=None):  # the other worker (no checkpoint of i
         os.kill(os.getpid(), signal.SIGKILL)
 
 rundir.Checkpointer.on_epoch_end, loop.EpochLog.on_epoch_end = after_checkpoint, after_epoch
-from ecg_keras.training.cli import main
+from ecg_keras.cli.train import main
 sys.exit(main(sys.argv[1:]))
 """
 

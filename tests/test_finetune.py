@@ -9,7 +9,7 @@ import pytest
 
 from ecg_keras import models
 from ecg_keras.training import TrainConfig
-from ecg_keras.training.cli import add_transfer_arguments, run_from_args
+from ecg_keras.cli.train import add_transfer_arguments, run_from_args
 from ecg_keras.training.transfer import discriminative_lrs, finetune
 from ecg_keras.training.schedule import DiscriminativeAdamW, OneCycleAdamW
 from ecg_keras.training.rundir import RunDir
@@ -144,7 +144,8 @@ def test_finetune_from_a_release_directory(trained_run, tmp_path):
 
 
 def test_cli_flags_parse_and_reach_finetune(trained_run, tmp_path, monkeypatch):
-    from ecg_keras.training import cli, transfer as ft
+    from ecg_keras.cli import train as cli
+    from ecg_keras.training import transfer as ft
 
     p = add_transfer_arguments(cli.parser())
     ns = p.parse_args(["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(trained_run),
@@ -178,7 +179,8 @@ def test_finetune_accepts_distribute(trained_run, tmp_path):
 
 
 def test_sweep_cli_passes_distribute(trained_run, tmp_path, monkeypatch):
-    from ecg_keras.training import cli, sweeps
+    from ecg_keras.cli import train as cli
+    from ecg_keras.training import sweeps
 
     ns = add_transfer_arguments(cli.parser()).parse_args(
         ["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(trained_run), "--sweep-train-size", "1",

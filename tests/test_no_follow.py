@@ -37,7 +37,7 @@ def test_run_lock_refuses_a_fifo_without_hanging(tmp_path):
 
 
 def test_train_cli_with_a_planted_lock_link_is_one_error_line(tmp_path, victim, capsys):
-    from ecg_keras.training import cli
+    from ecg_keras.cli import train as cli
 
     run = tmp_path / "run"
     run.mkdir()

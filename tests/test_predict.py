@@ -196,10 +196,10 @@ def test_released_model_by_name(run, tmp_path, capsys):
 
 
 def test_model_and_usage_errors(tmp_path, capsys):
-    assert main([str(tmp_path / "nothing-here"), str(tmp_path)]) == 2
+    assert main([str(tmp_path / "nothing-here"), str(tmp_path)]) == 1  # a data error (docs/CLI.md)
     assert "not a run directory, SavedModel, ONNX file or released model" in capsys.readouterr().err
     (tmp_path / "m.txt").write_text("x")
-    assert main([str(tmp_path / "m.txt"), str(tmp_path)]) == 2
+    assert main([str(tmp_path / "m.txt"), str(tmp_path)]) == 1
 
 
 def test_folder_expansion_and_bad_paths(predictor, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from ecg_keras.training import cli
+from ecg_keras.cli import train as cli
 from ecg_keras.training import rundir as rd
 
 ARGS = ["--task", "rhythm", "--dataset", "synthetic", "--arch", "fcn_wang", "--batch-size", "16", "--quiet"]

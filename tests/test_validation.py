@@ -15,7 +15,7 @@ from ecg_keras import statements, zoo
 from ecg_keras.datasets import labelmap
 from ecg_keras.datasets.base import DataError
 from ecg_keras.datasets.wfdb_folder import ludb_rhythms
-from ecg_keras.evaluation import cli as evaluate_cli
+from ecg_keras.cli import evaluate as evaluate_cli
 from ecg_keras.evaluation.metrics import per_class_auc
 from ecg_keras.evaluation.validation import Validation, class_scores, label_matrix, validate
 from ecg_keras.export.release import SYNTHETIC_NOTICE, release_run

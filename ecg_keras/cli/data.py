@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.cli import command
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ecg-keras data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,36 +37,32 @@ def main(argv=None) -> int:
     m.add_argument("--no-cache", action="store_true", help="do not read or write the signal cache")
     args = parser.parse_args(argv)
 
-    try:
-        if args.command == "download":
-            from ecg_keras.datasets.download import download
+    if args.command == "download":
+        from ecg_keras.datasets.download import download
 
-            hashes = {}
-            for item in args.hash:
-                file, sep, digest = item.partition("=")
-                if not sep:
-                    parser.error(f"--hash expects FILE=SHA256, got {item!r}")
-                hashes[file] = digest
-            root = download(args.name, args.dest, base_url=args.base_url, file_hashes=hashes, force=args.force,
-                            verify=not args.no_verify)
-            print(root)
-        elif args.command == "synthetic":
-            from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
+        hashes = {}
+        for item in args.hash:
+            file, sep, digest = item.partition("=")
+            if not sep:
+                parser.error(f"--hash expects FILE=SHA256, got {item!r}")
+            hashes[file] = digest
+        root = download(args.name, args.dest, base_url=args.base_url, file_hashes=hashes, force=args.force,
+                        verify=not args.no_verify)
+        print(root)
+    elif args.command == "synthetic":
+        from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl
 
-            kwargs = {"seed": args.seed}
-            if args.n_records is not None:
-                kwargs["n_records"] = args.n_records
-            print(generate_synthetic_ptbxl(args.dest, **kwargs))
-        else:
-            from ecg_keras.datasets import load
-            from ecg_keras.datasets.summary import summarize
+        kwargs = {"seed": args.seed}
+        if args.n_records is not None:
+            kwargs["n_records"] = args.n_records
+        print(generate_synthetic_ptbxl(args.dest, **kwargs))
+    else:
+        from ecg_keras.datasets import load
+        from ecg_keras.datasets.summary import summarize
 
-            records = load(args.path, sampling_rate=args.sampling_rate,
-                           cache_dir=False if args.no_cache else args.cache_dir)
-            print(summarize(records))
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        records = load(args.path, sampling_rate=args.sampling_rate,
+                       cache_dir=False if args.no_cache else args.cache_dir)
+        print(summarize(records))
     return 0
 
 

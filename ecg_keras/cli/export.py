@@ -27,6 +27,9 @@ import time
 import zipfile
 from pathlib import Path
 
+from ecg_keras.cli import command
+from ecg_keras.errors import UsageError
+
 
 def add_source_arguments(parser) -> None:
     """``SOURCE`` and ``--models-dir`` (the one spelling of the models folder on a command line):
@@ -45,12 +48,9 @@ def _size(path: Path) -> int:
 
 
 def _load(args):
-    from ecg_keras.runs import RunError, resolve
+    from ecg_keras.runs import resolve
 
-    try:
-        return resolve(args.source, args.models_dir).check_complete()
-    except (FileNotFoundError, RunError) as err:
-        raise SystemExit(f"error: {err}") from None
+    return resolve(args.source, args.models_dir).check_complete()
 
 
 def _limits(args) -> dict:
@@ -94,12 +94,9 @@ def cmd_release(args) -> int:
     from ecg_keras.export.release import release_run
     from ecg_keras.zoo import models_dir
 
-    try:
-        entry = release_run(args.run_dir, args.name, models_directory=args.models_dir, url_base=args.url_base,
-                            overwrite=args.overwrite, validate=args.validate, n_bootstrap=args.bootstrap)
-    except (OSError, ValueError) as err:  # incl. a full disk: the previous release is left intact
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    # a failure (a full disk included) leaves the previous release intact
+    entry = release_run(args.run_dir, args.name, models_directory=args.models_dir, url_base=args.url_base,
+                        overwrite=args.overwrite, validate=args.validate, n_bootstrap=args.bootstrap)
     target = models_dir(args.models_dir)
     if entry.get("validation"):
         from ecg_keras.evaluation.validation import Validation
@@ -140,30 +137,26 @@ def cmd_from_torch(args) -> int:
     from ecg_keras.export.from_torch import ConversionError, convert, read_classes, read_standard_scaler
     from ecg_keras.standardize import Standardizer
 
-    def fail(msg: str) -> int:
-        print("error: " + " ".join(str(msg).split()), file=sys.stderr)  # one line
-        return 1
-
     if args.standardizer and (args.mean is not None or args.std is not None):
-        return fail("pass either --standardizer or --mean/--std, not both")
+        raise UsageError("pass either --standardizer or --mean/--std, not both")
     if (args.check is None) != (args.expect is None):
-        return fail("--check DATA_DIR and --expect y_test_pred.npy go together")
+        raise UsageError("--check DATA_DIR and --expect y_test_pred.npy go together")
+    if not args.standardizer and (args.mean is None or args.std is None):
+        raise UsageError("a standardiser is needed: --standardizer standard_scaler.pkl, or --mean M --std S")
     try:
         if args.standardizer:
             st = read_standard_scaler(args.standardizer)
-        elif args.mean is not None and args.std is not None:
+        else:
             try:
                 st = Standardizer(mean=args.mean, std=args.std)
             except ValueError as e:
-                return fail(f"--mean/--std: {e}")
-        else:
-            return fail("a standardiser is needed: --standardizer standard_scaler.pkl, or --mean M --std S")
+                raise ConversionError(f"--mean/--std: {e}") from None
         classes = read_classes(args.classes) if args.classes else None
         convert(args.checkpoint, args.arch, args.task, args.out, standardizer=st, classes=classes,
                 dataset=args.dataset, check=(args.check, args.expect) if args.check else None,
                 tolerance=args.tolerance)
     except (ConversionError, ExportError, OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as e:
-        return fail(str(e))
+        raise ConversionError(" ".join(str(e).split())) from None  # one line (pickle and zip messages span several)
     return 0
 
 
@@ -189,20 +182,13 @@ def add_litert(subparsers):
 def cmd_litert(args) -> int:
     from ecg_keras.export.files import check_target
     from ecg_keras.export.litert import export_litert
-    from ecg_keras.runs import RunError, resolve
 
     if args.quantize == "int8" and not args.calibration:
-        print("error: --quantize int8 needs --calibration DIR (a folder of records, e.g. LUDB)", file=sys.stderr)
-        return 2
+        raise UsageError("--quantize int8 needs --calibration DIR (a folder of records, e.g. LUDB)")
     if args.calibration and args.quantize != "int8":
-        print("error: --calibration is only used with --quantize int8", file=sys.stderr)
-        return 2
-    try:
-        check_target(args.out, args.overwrite, "pass --overwrite to replace it")
-        run_ = resolve(args.source, args.models_dir).check_complete()
-    except (FileExistsError, FileNotFoundError, RunError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        raise UsageError("--calibration is only used with --quantize int8")
+    check_target(args.out, args.overwrite, "pass --overwrite to replace it")
+    run_ = _load(args)
     start = time.perf_counter()
     out = export_litert(run_.model, args.out, whole_record=args.whole_record, record_seconds=args.record_seconds,
                         quantize=args.quantize, calibration=args.calibration, overwrite=args.overwrite,
@@ -259,18 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    from ecg_keras.export.files import ExportError
-
     try:
         return args.func(args)
-    except FileExistsError as err:  # a race with another writer after the early check
-        print(f"error: {str(err).replace('pass overwrite=True', 'pass --overwrite')}", file=sys.stderr)
-    except (ExportError, ValueError) as err:  # disk full (the previous artifact is unchanged), bad options
-        print(f"error: {err}", file=sys.stderr)
-    return 1
+    except FileExistsError as err:  # a race with another writer after the early check: name the flag
+        if "pass overwrite=True" not in str(err):
+            raise
+        raise FileExistsError(str(err).replace("pass overwrite=True", "pass --overwrite")) from None
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.cli import command
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.files import atomic_path
 
 from ecg_keras.evaluation.runs import read_runs
@@ -31,7 +33,7 @@ from ecg_keras.evaluation.runs import read_runs
 SUBCOMMANDS = ("hierarchy", "uncertainty", "attribution")
 
 
-class InsightsError(ValueError):
+class InsightsError(ECGKerasError, ValueError):
     """Unusable input; the message names the file and the problem."""
 
 
@@ -58,7 +60,7 @@ def _split(run, split: str):
 # --------------------------------------------------------------------------- hierarchy
 
 def cmd_hierarchy(args) -> list[Path]:
-    from ecg_keras.evaluation.hierarchy import node_auc_table, normalize_mapping, tree_order
+    from ecg_keras.evaluation.hierarchy import SUPERCLASS_LEVEL, node_auc_table, normalize_mapping, tree_order
     from ecg_keras.evaluation.plots import plot_node_aucs
 
     mapping = _mapping(args.statements)
@@ -81,7 +83,7 @@ def cmd_hierarchy(args) -> list[Path]:
         written.append(plot_node_aucs(tab, out / f"{stem}.png",
                                       title=f"{run.name} ({dataset}/{run.config.get('task', '')}, "
                                             f"{args.split}): AUC per hierarchy node"))
-        sup = tab[tab.level == "superdiagnostic"]
+        sup = tab[tab.level == SUPERCLASS_LEVEL]
         print(f"{run.name}: {len(tab)} nodes; superclass AUCs "
               + ", ".join(f"{n}={a:.3f}" for n, a in zip(sup.node, sup.auc)))
     return written
@@ -253,14 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {"hierarchy": cmd_hierarchy, "uncertainty": cmd_uncertainty, "attribution": cmd_attribution}
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ecg_keras.evaluation.runs import EvaluationError
-    try:
-        written = _COMMANDS[args.command](args)
-    except (InsightsError, EvaluationError, ValueError, NotImplementedError, OSError) as e:
-        print(f"ecg-keras evaluate {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    written = _COMMANDS[args.command](args)
     for f in written:
         print(f"wrote {f}")
     return 0

@@ -9,9 +9,11 @@ from typing import Sequence
 
 import numpy as np
 
+from ecg_keras.cli import command
 from ecg_keras.datasets.base import DataError
+from ecg_keras.errors import EXIT_FAILURE, UsageError
 from ecg_keras.io.records import find_records, record_name
-from ecg_keras.predict import (ModelError, Predictor, check_plot_targets, expand_records, format_table, load_model,
+from ecg_keras.predict import (Predictor, check_plot_targets, expand_records, format_table, load_model,
                                plot_hook, plot_names, run_predictions, to_frame, write_output)
 from ecg_keras.predict import __doc__ as PREDICT_DOC
 from ecg_keras.timeline import SEGMENT_S
@@ -20,8 +22,9 @@ from ecg_keras.timeline import SEGMENT_S
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecg-keras predict", description=PREDICT_DOC.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Exit status: 0 every record valid, 1 some record invalid (see the "
-                                       "'problem' column), 2 usage or model error.")
+                                epilog="Exit status: 0 every record valid; 1 some record invalid (see the "
+                                       "'problem' column), or MODEL or an input cannot be read, or an output is "
+                                       "in the way; 2 usage error (docs/CLI.md).")
     p.add_argument("model", metavar="MODEL", help="released name, run, release or preset directory, hf://owner/name, "
                    "kaggle://..., SavedModel directory (export savedmodel's --out), .onnx or .tflite file")
     p.add_argument("records", nargs="+", metavar="RECORD",
@@ -50,57 +53,41 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     if ns.top < 1:
-        print("error: --top must be >= 1", file=sys.stderr)
-        return 2
+        raise UsageError("--top must be >= 1")
     if ns.explain and not ns.plot:
-        print("error: --explain draws into the plots; pass --plot DIR too", file=sys.stderr)
-        return 2
+        raise UsageError("--explain draws into the plots; pass --plot DIR too")
     if ns.timeline and (ns.out or ns.plot):
-        print("error: --timeline writes its own CSV and plot per record; drop --out/--plot", file=sys.stderr)
-        return 2
+        raise UsageError("--timeline writes its own CSV and plot per record; drop --out/--plot")
     if ns.out and Path(ns.out).suffix.lower() not in (".csv", ".json"):
-        print(f"error: --out must end in .csv or .json, got {ns.out}", file=sys.stderr)
-        return 2
-    try:
-        model = load_model(ns.model, ns.models_dir)
-    except ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--out must end in .csv or .json, got {ns.out}")
+    if ns.timeline and ns.segment <= 0:
+        raise UsageError("--segment must be > 0 seconds")
+    model = load_model(ns.model, ns.models_dir)
     todo = expand_records(ns.records)
-    try:
-        hook = (plot_hook(Path(ns.plot), ns.top, ns.explain, ns.explain_method,
-                           names=check_plot_targets(ns.plot, todo, ns.overwrite)) if ns.plot else None)
-        if ns.out:
-            from ecg_keras.files import check_regular
+    hook = (plot_hook(Path(ns.plot), ns.top, ns.explain, ns.explain_method,
+                      names=check_plot_targets(ns.plot, todo, ns.overwrite)) if ns.plot else None)
+    if ns.out:
+        from ecg_keras.files import check_regular
 
-            check_regular(ns.out)
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        check_regular(ns.out)
     print(model.describe())
     if ns.timeline:
         return _main_timeline(model, ns)
-    try:
-        model, items = run_predictions(model, todo, fs=ns.fs, leads=ns.leads, units=ns.units,
-                                       progress=False if ns.no_progress else None, on_item=hook,
-                                       fill_missing_leads=ns.fill_missing_leads)
-    except OSError as e:  # a plot that cannot be written (disk full, a link planted meanwhile)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    # an OSError here is a plot that cannot be written (disk full, a link planted meanwhile)
+    model, items = run_predictions(model, todo, fs=ns.fs, leads=ns.leads, units=ns.units,
+                                   progress=False if ns.no_progress else None, on_item=hook,
+                                   fill_missing_leads=ns.fill_missing_leads)
     frame = to_frame(model, items)
     notes = sorted({n for it in items for n in it.notes} | {f"{it.name}: leads {it.leads}" for it in items if it.leads})
     for n in notes:
         print(f"note: {n}")
     print(format_table(frame, model.classes, ns.top))
     if ns.out:
-        try:
-            print(f"wrote {write_output(frame, Path(ns.out))}")
-        except OSError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        print(f"wrote {write_output(frame, Path(ns.out))}")
     if ns.plot:
         n_png = sum(1 for it in items if it.plot is not None)
         print(f"wrote {n_png} plot(s) to {ns.plot}")
@@ -110,21 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         print(f"error: {invalid} of {len(frame)} record(s) invalid, not predicted: {listed} (reasons above)",
               file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     return 0
 
 
 def _main_timeline(model: Predictor, ns) -> int:
     from ecg_keras import timeline
 
-    if ns.segment <= 0:
-        print("error: --segment must be > 0 seconds", file=sys.stderr)
-        return 2
-    try:
-        paths = find_records(ns.records)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    paths = find_records(ns.records)
     failed = 0
     for path in paths:
         name = record_name(path)
@@ -148,7 +128,7 @@ def _main_timeline(model: Predictor, ns) -> int:
         print(f"{name}: {len(frame)} segments of {ns.segment:g} s ({invalid} invalid); burden (p >= "
               f"{timeline.THRESHOLD:g}): " + ", ".join(f"{c} {100 * share[c]:.1f}%" for c in top))
         print(f"wrote {csv_path} and {png_path}")
-    return 1 if failed else 0
+    return EXIT_FAILURE if failed else 0
 
 
 

@@ -600,7 +600,7 @@ def _downsample(sig: np.ndarray, fs: int) -> np.ndarray:
     """Fourier resampling from 500 Hz to ``fs`` with a raised-cosine low-pass from 0.8 to 1.0 x Nyquist.
 
     The straight line through the end points is removed first (and added back), so baseline
-    drift does not wrap around; ~4x faster than ``scipy.signal.resample_poly`` here.
+    drift does not wrap around; faster than ``scipy.signal.resample_poly`` here.
     """
     n = sig.shape[0]
     m = n * fs // BASE_FS

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.paths import sha256
 from ecg_keras.standardize import Standardizer
 
@@ -55,7 +56,7 @@ MAX_CHECKPOINT_BYTES = 2 << 30
 MIN_TORCH = (2, 6)
 
 
-class ConversionError(ValueError):
+class ConversionError(ECGKerasError, ValueError):
     """The checkpoint does not fit the architecture (message names the offending tensors)."""
 
 
@@ -541,7 +542,7 @@ def check_predictions(model, standardizer: Standardizer, data_dir, task: str, ex
     """Predict PTB-XL's test fold (fold 10) as the reference does and compare with its y_test_pred.npy.
 
     Returns the comparison and ``{"ids", "y_true", "y_pred"}`` (written to predictions/test.npz,
-    which ``evaluate.py RUN_DIR`` scores).
+    which ``ecg-keras evaluate RUN_DIR`` scores).
 
     Reference protocol (``fastai_model.predict``): 2.5-s windows with stride 1.25 s over every
     test record, sigmoid, element-wise max per record; records without a label of the task dropped.

@@ -199,9 +199,9 @@ def session_options(threads: int | None = None):
     """``onnxruntime.SessionOptions`` for the exported models on CPU (docs/RESULTS.md section 8.4).
 
     All graph optimisations; ``threads`` (default: the physical cores) intra-op threads, sequential
-    execution (ORT_PARALLEL was 0.5-0.7x on the whole-record models); idle intra-op threads sleep
-    instead of spinning (with other processes on the machine spinning threads compete with the
-    computation: 1.3-2.3x faster).
+    execution (ORT_PARALLEL was slower on the whole-record models); idle intra-op threads sleep
+    instead of spinning (with other processes on the machine, spinning threads compete with the
+    computation).
     """
     import onnxruntime as ort
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras.errors import ECGKerasError
+
 #: The benchmark's lead order (the one spelling shown to people and stored in exports).
 LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LEADS = tuple(name.upper() for name in LEAD_NAMES)  # as compared with file headers (case-insensitive)
 
 
-class DataError(ValueError):
+class DataError(ECGKerasError, ValueError):
     """Bad or missing input data; the message names the file and the problem."""
 
 

@@ -8,7 +8,7 @@ and :mod:`ecg_keras.training.sweeps` (no submodule shares a public function's na
 one never shadows the function).
 
 The run directory layout is documented in :mod:`ecg_keras.training.rundir`. TensorFlow is
-imported lazily, so ``train.py --help`` stays fast.
+imported lazily, so ``ecg-keras train --help`` stays fast.
 """
 from ecg_keras.training.config import TASKS, TrainConfig
 

@@ -15,9 +15,9 @@ TASKS = tasks.names()
 NAMED_DATASETS = ("ptbxl", "icbeb2018", "synthetic")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies (training/precision.py)
-#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU). With XLA
-#: really on (op determinism off) every architecture trained slower on the 2-core AVX-512 CPU of
-#: docs/RESULTS.md section 8.5: 0.24x (xresnet1d101) to 0.75x (fcn_wang). --jit opts in.
+#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU), because XLA
+#: (with op determinism off) trained every architecture slower on CPU (docs/RESULTS.md section 8.5).
+#: --jit opts in.
 DEFAULT_JIT = False
 
 

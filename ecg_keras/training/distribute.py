@@ -1,7 +1,7 @@
 """tf.distribute for training: the strategy, who writes, input sharding, and a Keras 3 fix.
 
 ``--distribute none | mirrored | multiworker`` (docs/DISTRIBUTED.md). With ``multiworker``
-every worker runs the same ``train.py`` command with its own ``$TF_CONFIG``; all workers
+every worker runs the same ``ecg-keras train`` command with its own ``$TF_CONFIG``; all workers
 train in lockstep (gradients are all-reduced every step, so their weights stay identical)
 and only the chief writes the run directory.
 

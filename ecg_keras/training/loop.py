@@ -13,7 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import Splits, TaskData
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.preprocessing import preprocessing_spec
 from ecg_keras.models.bnfold import fold_batchnorm
 from ecg_keras.standardize import Standardizer
@@ -68,11 +70,15 @@ def _output_dense(model: keras.Model):
 
 def compile_model(model: keras.Model, config: TrainConfig, kind: str, total_steps: int) -> OneCycle:
     optimizer, schedule = optimizer_for(config, config.lr, total_steps)
-    loss = (keras.losses.MeanSquaredError() if kind == "regression"
-            else keras.losses.BinaryCrossentropy(from_logits=True))
-    model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(config.jit))
+    model.compile(optimizer=optimizer, loss=task_loss(kind), jit_compile=bool(config.jit))
     model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer (mixed_float16) builds AdamW too
     return schedule
+
+
+def task_loss(kind: str) -> keras.losses.Loss:
+    """The training loss of a task kind (its ``Kind.loss`` built with ``Kind.loss_config``)."""
+    spec = tasks.kind(kind)
+    return getattr(keras.losses, spec.loss)(**dict(spec.loss_config))
 
 
 # --------------------------------------------------------------------------- metrics
@@ -83,7 +89,7 @@ def _sigmoid(x):
 def window_loss(kind: str, logits: np.ndarray, y: np.ndarray) -> float:
     """The training loss (BCE on logits, or MSE) over evaluation windows."""
     x, y = np.asarray(logits, np.float64), np.asarray(y, np.float64)
-    if kind == "regression":
+    if tasks.kind(kind).loss == "MeanSquaredError":
         return float(np.mean((x - y) ** 2))
     return float(np.mean(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))))
 
@@ -93,7 +99,7 @@ def score(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     from ecg_keras import evaluation as ev
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if kind == "regression":
+    if kind == tasks.REGRESSION:
         return {"mae": ev.mae(y_true, y_pred), "r2": ev.r2(y_true, y_pred)}
     per_class = ev.per_class_auc(y_true, y_pred)
     scored = int(np.isfinite(per_class).sum())
@@ -102,7 +108,7 @@ def score(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         out["macro_auc"] = ev.macro_auc(y_true, y_pred)
     else:
         out["classes_scored"] = scored  # classes with both labels present in this split
-    if kind == "binary":
+    if kind == tasks.BINARY:
         out["auc"] = out["macro_auc"]
         out["accuracy"] = ev.accuracy(y_true, y_pred)
     else:
@@ -111,7 +117,7 @@ def score(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 
 def _headline(kind: str) -> str:
-    return "mae" if kind == "regression" else "macro_auc"
+    return tasks.kind(kind).headline
 
 
 class ValidationMetrics(keras.callbacks.Callback):
@@ -129,7 +135,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         logits = self.model.predict(self.ds, verbose=0)
         logs = logs if logs is not None else {}
         logs["val_loss"] = window_loss(self.kind, logits, self.y[self.record_index])
-        probs = logits if self.kind == "regression" else _sigmoid(logits)
+        probs = _sigmoid(logits) if tasks.kind(self.kind).activation == "sigmoid" else logits
         preds = aggregate(probs, self.record_index, how=self.how, n_records=len(self.y))
         key = _headline(self.kind)
         try:
@@ -138,7 +144,7 @@ class ValidationMetrics(keras.callbacks.Callback):
             logs["val_" + key] = float("nan")
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(ECGKerasError, RuntimeError):
     """Training diverged: a loss or a prediction is NaN or infinite."""
 
 
@@ -332,7 +338,7 @@ def _train(config: TrainConfig, run: rd.RunDir, strategy: tf.distribute.Strategy
 
     with strategy.scope(), precision.policy(config.precision):
         model = build_model(config, len(classes), (window, leads))
-        if kind == "regression":  # start the linear output at the training mean (targets in raw units)
+        if tasks.kind(kind).linear:  # start the linear output at the training mean (targets in raw units)
             dense = _output_dense(model)
             if dense is not None and dense.use_bias:
                 dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
@@ -435,7 +441,7 @@ def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Spli
     run.save_model(final, preprocessing_spec(
         classes=splits.train.classes, standardizer=standardizer, sampling_rate=config.sampling_rate,
         window=model_window(final, config.sampling_rate), aggregation=how,
-        activation=None if kind == "regression" else "sigmoid"))
+        activation=tasks.kind(kind).activation))
     metrics = {}
     # ICBEB2018's F_beta/G_beta fit their thresholds on training predictions (docs/PROTOCOL.md "Metrics")
     parts = ("val", "test", "train") if config.dataset == "icbeb2018" else ("val", "test")
@@ -443,7 +449,7 @@ def finish(run: rd.RunDir, model: keras.Model, config: TrainConfig, splits: Spli
     for part in parts:
         td: TaskData = getattr(splits, part)
         preds = predict_records(folded, td.signals, sampling_rate=config.sampling_rate, standardizer=standardizer,
-                                how=how, activation=None if kind == "regression" else "sigmoid",
+                                how=how, activation=tasks.kind(kind).activation,
                                 batch_size=config.eval_batch_size)
         bad = ~np.isfinite(preds).all(axis=tuple(range(1, preds.ndim)))
         if bad.any():

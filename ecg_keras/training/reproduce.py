@@ -56,10 +56,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ecg_keras.errors import UsageError
+from ecg_keras.tasks import MULTILABEL, label_tasks, table_tasks
 from ecg_keras.training.config import NAMED_DATASETS, TrainConfig
 
 #: The six statement tasks of Table II, in the paper's column order.
-STATEMENT_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+STATEMENT_TASKS = table_tasks()
 NAIVE, WAVELET, ENSEMBLE = "naive", "wavelet_nn", "ensemble"
 BASELINES = (NAIVE, WAVELET)  # trained here (no one-cycle run), never released
 #: Wavelet+NN trains at most this many epochs and keeps the best validation loss (PROTOCOL.md).
@@ -71,13 +73,13 @@ DEFAULT_ARCHS = {
     "icbeb2018": ("xresnet1d101", "resnet1d_wang", "inception1d", "lstm", "fcn_wang", WAVELET, ENSEMBLE),
 }
 DEFAULT_ARCHS["synthetic"] = DEFAULT_ARCHS["ptbxl"]
-DEFAULT_TASKS = {"ptbxl": STATEMENT_TASKS, "synthetic": STATEMENT_TASKS, "icbeb2018": ("all",)}
+DEFAULT_TASKS = {"ptbxl": STATEMENT_TASKS, "synthetic": STATEMENT_TASKS, "icbeb2018": label_tasks("icbeb2018")}
 DATASETS = tuple(NAMED_DATASETS)
 #: PTB-XL has 21,837 records and folds 1-8 (of 10) train; used only when the data is not on disk.
 PTBXL_TRAIN_UPPER_BOUND = math.ceil(21_837 * 8 / 10)
 
 
-class ReproduceError(ValueError):
+class ReproduceError(UsageError):
     """Unusable arguments (unknown task, architecture, dataset); the message says which."""
 
 
@@ -517,12 +519,12 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
         models = [m.subset(keep) for m in models]
         y_true = models[0].splits["test"].y_true
         try:
-            idx = scoring.stored_bootstrap(y_true, "multilabel", test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
+            idx = scoring.stored_bootstrap(y_true, MULTILABEL, test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
                                  f"{dataset}_{task}")
         except (ValueError, RuntimeError) as err:
             idx = None
             notes[task] = (notes.get(task, "") + "; " if task in notes else "") + f"no bootstrap interval ({err})"
-        scored = scoring.score_models(models, y_true, idx, "multilabel", challenge=dataset == "icbeb2018")
+        scored = scoring.score_models(models, y_true, idx, MULTILABEL, challenge=dataset == "icbeb2018")
         for m in models:
             res, src = scored[m.name]
             results.setdefault(task, {})[m.name] = res

@@ -24,6 +24,7 @@ import numpy as np
 from keras import ops
 
 from ecg_keras import artefact, files
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.artefact import COMPLETE, LOCK, write_json, write_npz  # noqa: F401  (re-exported)
 from ecg_keras.files import atomic_path, write_text  # noqa: F401  (the run writers' temp-and-rename, re-exported)
 
@@ -90,7 +91,7 @@ class Checkpointer(keras.callbacks.Callback):
 
 
 # ---------------------------------------------------------------------- writer lock
-class RunLockedError(RuntimeError):
+class RunLockedError(ECGKerasError, RuntimeError):
     """Another process is writing this run directory."""
 
 

@@ -37,10 +37,10 @@ complete run unchanged and restarts an unfinished one. ``--distribute mirrored |
 works as for :func:`loop.train` (the chief alone writes; docs/DISTRIBUTED.md); ``--precision``
 other than float32 is not supported here (the source model's layers are stored in float32).
 
-Command line (wired into ``train.py`` by :func:`add_transfer_arguments` / :func:`run_from_args`)::
+Command line (``ecg-keras train``; options in :mod:`ecg_keras.cli.train`)::
 
-    python train.py --task all --dataset icbeb2018 --init-from runs/ptbxl-all-xresnet1d101-seed0
-    python train.py --task rhythm --dataset ../shared/data/ludb-1.0.1 --init-from RUN --phase-epochs 15,15
+    ecg-keras train --task all --dataset icbeb2018 --init-from runs/ptbxl-all-xresnet1d101-seed0
+    ecg-keras train --task rhythm --dataset ../shared/data/ludb-1.0.1 --init-from RUN --phase-epochs 15,15
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import DataError, Splits, TaskData
 from ecg_keras.runs import Run, RunError, resolve
 from ecg_keras.training.config import TrainConfig
@@ -154,7 +155,8 @@ def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
     meta["labels"] = labels
     meta["strat_fold"] = stratified_folds(labels, n_folds=10, seed=seed)
     records = dataclasses.replace(records, meta=meta)
-    task = make_task(records, "rhythm")
+    (ludb_task,) = tasks.label_tasks(records.name)
+    task = make_task(records, ludb_task)
     if log is not None:
         from collections import Counter
 
@@ -175,8 +177,9 @@ def load_transfer_splits(config: TrainConfig, download: bool = False, log=print)
 
     if is_ludb(config.dataset):
         root = Path(config.data_dir or config.dataset).expanduser()
-        if config.task != "rhythm":
-            raise ValueError(f"LUDB answers the task 'rhythm' only, not {config.task!r}")
+        (ludb_task,) = tasks.label_tasks("ludb")
+        if config.task != ludb_task:
+            raise ValueError(f"LUDB answers the task {ludb_task!r} only, not {config.task!r}")
         return split(ludb_rhythm_task(root, config.sampling_rate, log=log), scheme=config.split, seed=config.seed), \
             str(root.resolve()), False
     from ecg_keras.training.data import load_splits
@@ -277,7 +280,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
         with strategy.scope():
             model = models.replace_head(source.model, len(classes), reinit=reinit)
             groups = models.layer_groups(model, source.arch)
-            if kind == "regression":
+            if tasks.kind(kind).linear:  # as in loop.train: the linear output starts at the training mean
                 dense = model.get_layer("head_logits")
                 dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
         if config.distribute != "none" and config.sync_batchnorm:
@@ -304,8 +307,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
                 f"at lr {config.lr:g}, phase 2 (all layers) {p2} epochs at lrs "
                 f"{', '.join(f'{x:g}' for x in lrs)}\n  run directory: {run.path}")
 
-        loss = (keras.losses.MeanSquaredError() if kind == "regression"
-                else keras.losses.BinaryCrossentropy(from_logits=True))
+        loss = loop.task_loss(kind)
         history: list[dict] = list(ckpt["history"]) if ckpt else []
         done = int(ckpt["epoch"]) if ckpt else 0  # epochs finished before this process
         t0 = time.perf_counter()

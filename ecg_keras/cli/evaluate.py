@@ -1,4 +1,4 @@
-"""Command line evaluation (``python evaluate.py ...``), see ``main``.
+"""``ecg-keras evaluate ...`` (in a checkout also ``python evaluate.py ...``), see ``main``.
 
 Two modes:
 
@@ -40,18 +40,20 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.cli import command
 from ecg_keras.files import atomic_path, write_text
 from ecg_keras.runs import check_predictions
+from ecg_keras.tasks import BINARY, DIAGNOSTIC, MULTILABEL, REGRESSION, table_tasks
 
-from . import bootstrap as bs
-from . import metrics as M
-from . import tables
-from .scoring import ScoredModel, group_models, score_models, stored_bootstrap
-from .runs import EvaluationError, check_labels, load_array, read_npy, read_runs
+from ecg_keras.evaluation import bootstrap as bs
+from ecg_keras.evaluation import metrics as M
+from ecg_keras.evaluation import tables
+from ecg_keras.evaluation.scoring import ScoredModel, group_models, score_models, stored_bootstrap
+from ecg_keras.evaluation.runs import EvaluationError, check_labels, load_array, read_npy, read_runs
 
 DEFAULT_N_BOOTSTRAP = 1000
 #: Column order of the tables (the paper's); other tasks follow in order of appearance.
-TASK_ORDER = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+TASK_ORDER = table_tasks()
 LOWER_IS_BETTER = ("mae",)
 
 
@@ -111,7 +113,7 @@ def run_dirs(args) -> dict:
     pngs: list[Path] = []
     for (dataset, task), members in groups.items():
         kind = members[0].kind
-        if kind != "regression":
+        if kind != REGRESSION:
             for r in members:
                 for split, p in r.splits.items():
                     where = f"{r.path / 'predictions' / f'{split}.npz'}"
@@ -120,9 +122,9 @@ def run_dirs(args) -> dict:
         models = group_models(members)
         test0 = models[0].splits["test"]
         subsets = {"": None}
-        if kind in ("regression", "binary") and test0.healthy is not None:
+        if kind in (REGRESSION, BINARY) and test0.healthy is not None:
             subsets = {"": None, **{f"[{k}]": v for k, v in M.subset_masks(test0.healthy).items()
-                                    if k != "all"}}
+                                    if k != M.EVERY_RECORD}}
         for suffix, mask in subsets.items():
             task_name = task + suffix
             sel = slice(None) if mask is None else mask
@@ -132,7 +134,7 @@ def run_dirs(args) -> dict:
                 idx = stored_bootstrap(y_true, kind, test0.ids[sel], args.bootstrap, args.seed, store, stem)
             except ValueError as e:
                 raise EvaluationError(f"{dataset}/{task_name}: {e}") from e
-            challenge = kind == "multilabel" and args.challenge == "auto" and suffix == ""
+            challenge = kind == MULTILABEL and args.challenge == "auto" and suffix == ""
             scored = score_models(models, y_true, idx, kind, challenge=challenge, rows=sel)
             for model in models:
                 res, src = scored[model.name]
@@ -141,16 +143,16 @@ def run_dirs(args) -> dict:
                 info.setdefault(dataset, {}).setdefault(task_name, {})[model.name] = {
                     "runs": model.runs, "threshold_source": src, "kind": kind,
                     "n_test": int(len(y_true)), "n_bootstrap": int(len(idx))}
-                if suffix == "" and mapping is not None and task == "diagnostic":
-                    from .hierarchy import node_auc_table
+                if suffix == "" and mapping is not None and task == DIAGNOSTIC.name:
+                    from ecg_keras.evaluation.hierarchy import node_auc_table
                     with atomic_path(out / f"hierarchy_{_safe(dataset)}_{_safe(model.name)}.csv") as tmp:
                         node_auc_table(test.y_true, test.y_pred, members[0].classes, mapping).to_csv(tmp, index=False)
-                if suffix == "" and kind != "regression" and not args.no_plots:
+                if suffix == "" and kind != REGRESSION and not args.no_plots:
                     pngs.append(_roc_png(out, dataset, task, model, members[0].classes, args))
         if not args.no_plots:
             for model in models:
                 if model.history is not None:
-                    from .plots import plot_history
+                    from ecg_keras.evaluation.plots import plot_history
                     pngs.append(plot_history(model.history, out / "history" /
                                              f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
                                              title=f"{model.name} {dataset}/{task}"))
@@ -175,7 +177,7 @@ def run_dirs(args) -> dict:
                 tab.to_csv(tmp)
             md += [f"\n## {dataset}: {metric}\n\n", tables.to_markdown(tab)]
             if not args.no_plots:
-                from .plots import plot_ci_bars
+                from ecg_keras.evaluation.plots import plot_ci_bars
                 sub = {m: {t: v for t, v in per.items() if metric in v} for m, per in res.items()}
                 sub = {m: per for m, per in sub.items() if per}
                 pngs.append(plot_ci_bars(sub, out / f"figure2_{_safe(dataset)}_{_safe(metric)}.png",
@@ -194,7 +196,7 @@ def run_dirs(args) -> dict:
 
 
 def _roc_png(out: Path, dataset, task, model: ScoredModel, classes, args) -> Path:
-    from .plots import plot_roc_curves
+    from ecg_keras.evaluation.plots import plot_roc_curves
     t = model.splits["test"]
     return plot_roc_curves(t.y_true, t.y_pred, classes,
                            out / "roc" / f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
@@ -204,7 +206,7 @@ def _roc_png(out: Path, dataset, task, model: ScoredModel, classes, args) -> Pat
 # --------------------------------------------------------------------------- entry point
 
 def run_dataset(args) -> dict:
-    from .validation import validate
+    from ecg_keras.evaluation.validation import validate
 
     result = validate(args.runs[0], args.dataset, labels=args.labels, n_bootstrap=args.bootstrap, seed=args.seed,
                       models_directory=args.models_dir)
@@ -221,11 +223,11 @@ def _write_json(path, obj) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate.py",
+        prog="ecg-keras evaluate",
         description="Score ECG predictions with bootstrap confidence intervals (PTB-XL protocol).",
         epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  MODEL --dataset FOLDER [--labels CSV]  |  "
                "--y-true Y.npy --y-pred P.npy [--json OUT]  |  "
-               "subcommands hierarchy / uncertainty / attribution (python evaluate.py SUBCOMMAND -h)")
+               "subcommands hierarchy / uncertainty / attribution (ecg-keras evaluate SUBCOMMAND -h)")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by training")
     p.add_argument("--y-true", help="(n_samples, n_classes) .npy of binary labels")
     p.add_argument("--y-pred", help="(n_samples, n_classes) .npy of probabilities")
@@ -257,39 +259,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("hierarchy", "uncertainty", "attribution"):
-        from ecg_keras.cli.insights import main as insights_main   # subcommands (deeper insights)
-        return insights_main(argv)
+    from ecg_keras.cli import insights  # the subcommands (deeper insights)
+
+    if argv and argv[0] in insights.SUBCOMMANDS:
+        return insights.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.bootstrap < 1:
         parser.error(f"--bootstrap must be at least 1, got {args.bootstrap}")
     raw = args.y_true is not None or args.y_pred is not None
-    try:
-        if raw:
-            if args.runs:
-                parser.error("give either RUN_DIRs or --y-true/--y-pred, not both")
-            if args.y_true is None or args.y_pred is None:
-                parser.error("--y-true and --y-pred go together")
-            run_arrays(args)
-        elif args.dataset is not None:
-            if len(args.runs) != 1 or args.bootstrap_ids or args.save_ids or args.json:
-                parser.error("--dataset scores exactly one MODEL (run directory, release directory or released "
-                             "name); --bootstrap-ids/--save-ids/--json are raw-array options")
-            run_dataset(args)
-        elif args.labels is not None or args.models_dir is not None:
-            parser.error("--labels and --models-dir go with --dataset FOLDER")
-        elif args.runs:
-            if args.bootstrap_ids or args.save_ids or args.json:
-                parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "
-                             "stores resamples under --bootstrap-dir and writes OUT/metrics.json")
-            run_dirs(args)
-        else:
-            parser.print_help()
-            return 2
-    except (EvaluationError, ValueError, RuntimeError, OSError) as e:
-        print(f"evaluate.py: error: {e}", file=sys.stderr)
-        return 1
+    if raw:
+        if args.runs:
+            parser.error("give either RUN_DIRs or --y-true/--y-pred, not both")
+        if args.y_true is None or args.y_pred is None:
+            parser.error("--y-true and --y-pred go together")
+        run_arrays(args)
+    elif args.dataset is not None:
+        if len(args.runs) != 1 or args.bootstrap_ids or args.save_ids or args.json:
+            parser.error("--dataset scores exactly one MODEL (run directory, release directory or released "
+                         "name); --bootstrap-ids/--save-ids/--json are raw-array options")
+        run_dataset(args)
+    elif args.labels is not None or args.models_dir is not None:
+        parser.error("--labels and --models-dir go with --dataset FOLDER")
+    elif args.runs:
+        if args.bootstrap_ids or args.save_ids or args.json:
+            parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "
+                         "stores resamples under --bootstrap-dir and writes OUT/metrics.json")
+        run_dirs(args)
+    else:
+        parser.print_help()
+        return 2
     return 0
