@@ -1,7 +1,8 @@
 """Training input streamed from the signal cache against the previous in-memory pipeline.
 
     ecg-keras data synthetic --dest BIG --n-records 21837     # PTB-XL size, ~3.2 GB
-    python -m benchmarks.stream --data-dir BIG --sampling-rate 500 --arch fcn_wang --records 4000
+    python -m benchmarks.stream --data-dir BIG --sampling-rate 500 --arch fcn_wang --records 2000 --rounds 16 \
+        --steps 1 --supply 16
     /usr/bin/time -v python -m benchmarks.stream epoch --task all --arch probe_conv --epochs 1 \
         --data-dir BIG --sampling-rate 500 --output RUN          # train.py's arguments
 
@@ -173,9 +174,9 @@ def report(summary: dict, supply: dict | None = None) -> str:
                  f"CPU s/step {summary['ratio_of_median_cpu_per_step']:.3f}")
     if supply:
         for name in PIPELINES:
-            t = supply[name]
-            lines.append(f"  input alone, {name:<10} windows/s {_fmt(spread([x['windows'] / x['wall'] for x in t]), 1, 0)}; "
-                         f"CPU ms/batch {_fmt(spread([x['cpu'] / x['n'] for x in t]), 1e3, 1)}")
+            rate, cpu = spread([x["windows"] / x["wall"] for x in supply[name]]), spread(
+                [x["cpu"] / x["n"] for x in supply[name]])
+            lines.append(f"  input alone, {name:<10} windows/s {_fmt(rate, 1, 0)}; CPU ms/batch {_fmt(cpu, 1e3, 1)}")
     return "\n".join(lines)
 
 
