@@ -271,7 +271,7 @@ def estimate(specs: Sequence[RunSpec], out: Path, data: GridData | None, *, epoc
 
 
 def format_estimate(est: dict, epochs: int) -> str:
-    from ecg_keras.training.loop import format_duration
+    from ecg_keras.training.callbacks import format_duration
 
     lines = [f"Grid: {est['runs_total']} runs, {est['runs_todo']} still to do, {est['epochs_todo']} network epochs "
              f"to train ({epochs} per run)."]
@@ -321,7 +321,7 @@ class Progress:
         return total
 
     def start(self, index: int, spec: RunSpec) -> None:
-        from ecg_keras.training.loop import format_duration
+        from ecg_keras.training.callbacks import format_duration
 
         left = self.left_seconds(index)
         self.say(f"[{index + 1}/{len(self.specs)}] {spec.task} / {spec.arch} / seed {spec.seed}"
@@ -341,7 +341,7 @@ class Progress:
         """Poll the run's history.csv (one row per finished epoch) and report each new epoch."""
         import csv
 
-        from ecg_keras.training.loop import format_duration
+        from ecg_keras.training.callbacks import format_duration
 
         history = spec.path(self.out) / "history.csv"
 
@@ -407,7 +407,7 @@ def train_baseline(cfg: TrainConfig, splits, data_path: str, log=print) -> Path:
     from ecg_keras.standardize import Standardizer
     from ecg_keras.training import rundir as rd
     from ecg_keras.training.data import fingerprint
-    from ecg_keras.training.loop import score, set_seed, versions
+    from ecg_keras.training.lifecycle import scored_parts, set_seed, versions, write_predictions
     from ecg_keras.windows import aggregation, window_length
 
     cfg = cfg.resolved()
@@ -439,18 +439,7 @@ def train_baseline(cfg: TrainConfig, splits, data_path: str, log=print) -> Path:
             model.save(run / WAVELET)
             log(f"Wavelet+NN: best validation loss after epoch {model.best_epoch + 1} of {cfg.epochs}")
             preds = {part: model.predict_proba(feats[part], features=True) for part in ("train", "val", "test")}
-        metrics = {}
-        # ICBEB2018's F_beta/G_beta fit their thresholds on training predictions (as training runs store them)
-        parts = (("val", va), ("test", te)) + ((("train", tr),) if cfg.dataset == "icbeb2018" else ())
-        for part, td in parts:
-            ids = np.asarray(td.ids)  # string ids (ICBEB2018) as unicode, not pickled objects
-            ids = ids.astype(str) if ids.dtype == object else ids
-            rd.write_npz(run.predictions / f"{part}.npz", ids=ids, y_true=np.asarray(td.y, np.float32),
-                         y_pred=np.asarray(preds[part], np.float32))
-            try:
-                metrics[part] = {**score(kind, td.y, preds[part]), "n_records": len(td)}
-            except ValueError as e:
-                metrics[part] = {"error": str(e), "n_records": len(td)}
+        metrics = {part: write_predictions(run, part, getattr(splits, part), preds[part]) for part in scored_parts(cfg)}
         metrics["train_seconds"] = round(time.perf_counter() - t0, 1)
         rd.write_json(run.metrics, metrics)
         run.mark_complete()
@@ -745,7 +734,7 @@ def reproduce(data_dir: str | None, out: str | Path, tasks: Sequence[str] | None
     ``collect_only`` trains nothing and writes the table of the runs complete so far. Any number of
     processes may run this on one ``out``: they divide the runs (``poll_seconds``: how often an idle
     one looks for runs freed by a process that died)."""
-    from ecg_keras.training.loop import format_duration
+    from ecg_keras.training.callbacks import format_duration
 
     stream = stream or sys.stdout
     tasks = list(tasks or DEFAULT_TASKS.get(dataset, STATEMENT_TASKS))
@@ -796,7 +785,7 @@ def _train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, 
     """Train every run of the grid this process can claim; with other processes on the same ``out``,
     wait while they hold runs (a run whose process died is taken over), until every run is
     complete or has failed here."""
-    from ecg_keras.training.loop import format_duration
+    from ecg_keras.training.callbacks import format_duration
 
     todo = [s for s in specs if not (s.path(out) / "COMPLETE").exists()]
     est = None
