@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("ecg_keras.cli.export:main", "SavedModel / ONNX export and model releases (same as `python -m export`)"),
     "data": ("ecg_keras.datasets.__main__:main", "download, generate or summarise datasets (same as `python -m ecg_keras.datasets`)"),
     "predict": ("ecg_keras.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
-    "reproduce": ("ecg_keras.training.reproduce:main", "train, evaluate and release the benchmark grid (Table II)"),
+    "reproduce": ("ecg_keras.cli.reproduce:main", "train, evaluate and release the benchmark grid (Table II)"),
 }
 
 PROG = "ecg-keras"
