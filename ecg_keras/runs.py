@@ -32,14 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import zoo
+from ecg_keras import tasks, zoo
 from ecg_keras.standardize import Standardizer
 
 #: What every reader of a finished run needs (export, release, finetuning's --init-from).
 RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
 #: The prediction files a run may hold, ``predictions/<split>.npz``; evaluation needs ``test``.
 SPLITS = ("test", "val", "train")
-REGRESSION_TASKS = ("age",)  # linear output: no sigmoid
 #: A preset directory (keras-hub's layout): Keras config, weights, preprocessing, metadata (+ README.md card).
 PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR, PRESET_METADATA = (
     "config.json", "model.weights.h5", "preprocessor.json", "metadata.json")
@@ -332,9 +331,9 @@ class Run:
         kind = self.config.get("kind")
         if kind:
             return str(kind)
-        if self.key[1] == "age":
-            return "regression"
-        return "binary" if self.splits["test"].y_true.shape[1] == 1 else "multilabel"
+        if tasks.kind_of(self.key[1]) == tasks.REGRESSION:
+            return tasks.REGRESSION
+        return tasks.BINARY if self.splits["test"].y_true.shape[1] == 1 else tasks.MULTILABEL
 
     @property
     def sampling_rate(self) -> int:
@@ -342,15 +341,13 @@ class Run:
 
     @property
     def aggregation(self) -> str:
-        from ecg_keras.windows import aggregation
-
-        return self.config.get("aggregation") or aggregation(self.config.get("task"))
+        return self.config.get("aggregation") or tasks.aggregation(self.config.get("task"))
 
     @property
     def activation(self) -> str | None:
         if "activation" in self.config:
             return self.config["activation"]
-        return None if self.config.get("task") in REGRESSION_TASKS else "sigmoid"
+        return tasks.activation(self.config.get("task"))
 
     @property
     def extra(self) -> dict:

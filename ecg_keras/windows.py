@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras import augment as augmentations
+from ecg_keras import tasks
 from ecg_keras.datasets.base import RecordView
 from ecg_keras.datasets.cache import RecordReader
 from ecg_keras.io.records import check_signal
@@ -31,8 +32,6 @@ WINDOW_SECONDS = 2.5
 MAX_RECORD_SECONDS = 24 * 3600
 FLAT_POLICIES = ("error", "warn", "ignore")
 AGGREGATIONS = ("max", "mean")
-#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (docs/PROTOCOL.md).
-MEAN_TASKS = ("age", "sex")
 
 
 def window_length(sampling_rate: int) -> int:
@@ -237,8 +236,8 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
 
 
 def aggregation(task: str) -> str:
-    """How window predictions of ``task`` are aggregated per record: "mean" or "max"."""
-    return "mean" if task in MEAN_TASKS else "max"
+    """How window predictions of ``task`` are aggregated per record: "mean" or "max" (its ``Task.aggregation``)."""
+    return tasks.aggregation(task)
 
 
 def model_window(model, sampling_rate: int) -> int:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from ecg_keras.net import ChecksumError, DownloadError  # noqa: F401  (re-exported: zoo.ChecksumError, ...)
 from ecg_keras.paths import UnsafePathError, check_name, inside, sha256
 from ecg_keras.standardize import Standardizer
+from ecg_keras.tasks import ALL
 
 # keras (so TensorFlow) is imported inside the functions that need it: ``import ecg_keras``
 # imports this module and must not start TensorFlow (see ecg_keras/__init__.py).
@@ -244,7 +245,7 @@ def _weights_source(weights, name: str | None, models_directory: str | Path | No
                                     "the path to a weights file listed in the manifest beside it"])
 
 
-def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool = True,
+def pretrained(arch: str = "xresnet1d101", task: str = ALL.name, include_top: bool = True,
                num_classes: int | None = None, weights: str | Path | None = DEFAULT_TAG, *,
                name: str | None = None, models_directory: str | Path | None = None, base_url: str | None = None,
                cache_dir: str | Path | None = None) -> keras.Model:

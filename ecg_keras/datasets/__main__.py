@@ -13,6 +13,7 @@ from collections import Counter
 import numpy as np
 
 from ecg_keras.datasets.base import DataError, RecordSet
+from ecg_keras.tasks import REGRESSION
 
 
 def summarize(records: RecordSet) -> str:
@@ -35,7 +36,7 @@ def summarize(records: RecordSet) -> str:
         except DataError as e:
             lines.append(f"task {task}: {e}")
             continue
-        if data.kind == "regression":
+        if data.kind == REGRESSION:
             y = data.y[:, 0]
             lines.append(f"task {task}: {len(data)} records, mean {y.mean():.1f}, range {y.min():g}-{y.max():g}")
             continue

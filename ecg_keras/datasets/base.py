@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ecg_keras.tasks import MULTILABEL
+
 #: The benchmark's lead order (the one spelling shown to people and stored in exports).
 LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LEADS = tuple(name.upper() for name in LEAD_NAMES)  # as compared with file headers (case-insensitive)
@@ -70,7 +72,7 @@ class TaskData:
     folds: np.ndarray
     sampling_rate: int
     meta: pd.DataFrame = field(repr=False, default=None)
-    kind: str = "multilabel"  # multilabel | binary | regression
+    kind: str = MULTILABEL  # a key of ecg_keras.tasks.KINDS
 
     def __len__(self) -> int:
         return len(self.ids)

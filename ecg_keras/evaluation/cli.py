@@ -42,6 +42,7 @@ import pandas as pd
 
 from ecg_keras.files import atomic_path, write_text
 from ecg_keras.runs import check_predictions
+from ecg_keras.tasks import BINARY, DIAGNOSTIC, MULTILABEL, REGRESSION, table_tasks
 
 from . import bootstrap as bs
 from . import metrics as M
@@ -51,7 +52,7 @@ from .runs import EvaluationError, check_labels, load_array, read_npy, read_runs
 
 DEFAULT_N_BOOTSTRAP = 1000
 #: Column order of the tables (the paper's); other tasks follow in order of appearance.
-TASK_ORDER = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+TASK_ORDER = table_tasks()
 LOWER_IS_BETTER = ("mae",)
 
 
@@ -111,7 +112,7 @@ def run_dirs(args) -> dict:
     pngs: list[Path] = []
     for (dataset, task), members in groups.items():
         kind = members[0].kind
-        if kind != "regression":
+        if kind != REGRESSION:
             for r in members:
                 for split, p in r.splits.items():
                     where = f"{r.path / 'predictions' / f'{split}.npz'}"
@@ -120,9 +121,9 @@ def run_dirs(args) -> dict:
         models = group_models(members)
         test0 = models[0].splits["test"]
         subsets = {"": None}
-        if kind in ("regression", "binary") and test0.healthy is not None:
+        if kind in (REGRESSION, BINARY) and test0.healthy is not None:
             subsets = {"": None, **{f"[{k}]": v for k, v in M.subset_masks(test0.healthy).items()
-                                    if k != "all"}}
+                                    if k != M.EVERY_RECORD}}
         for suffix, mask in subsets.items():
             task_name = task + suffix
             sel = slice(None) if mask is None else mask
@@ -132,7 +133,7 @@ def run_dirs(args) -> dict:
                 idx = stored_bootstrap(y_true, kind, test0.ids[sel], args.bootstrap, args.seed, store, stem)
             except ValueError as e:
                 raise EvaluationError(f"{dataset}/{task_name}: {e}") from e
-            challenge = kind == "multilabel" and args.challenge == "auto" and suffix == ""
+            challenge = kind == MULTILABEL and args.challenge == "auto" and suffix == ""
             scored = score_models(models, y_true, idx, kind, challenge=challenge, rows=sel)
             for model in models:
                 res, src = scored[model.name]
@@ -141,11 +142,11 @@ def run_dirs(args) -> dict:
                 info.setdefault(dataset, {}).setdefault(task_name, {})[model.name] = {
                     "runs": model.runs, "threshold_source": src, "kind": kind,
                     "n_test": int(len(y_true)), "n_bootstrap": int(len(idx))}
-                if suffix == "" and mapping is not None and task == "diagnostic":
+                if suffix == "" and mapping is not None and task == DIAGNOSTIC.name:
                     from .hierarchy import node_auc_table
                     with atomic_path(out / f"hierarchy_{_safe(dataset)}_{_safe(model.name)}.csv") as tmp:
                         node_auc_table(test.y_true, test.y_pred, members[0].classes, mapping).to_csv(tmp, index=False)
-                if suffix == "" and kind != "regression" and not args.no_plots:
+                if suffix == "" and kind != REGRESSION and not args.no_plots:
                     pngs.append(_roc_png(out, dataset, task, model, members[0].classes, args))
         if not args.no_plots:
             for model in models:

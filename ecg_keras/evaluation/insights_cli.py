@@ -58,7 +58,7 @@ def _split(run, split: str):
 # --------------------------------------------------------------------------- hierarchy
 
 def cmd_hierarchy(args) -> list[Path]:
-    from .hierarchy import node_auc_table, normalize_mapping, tree_order
+    from .hierarchy import SUPERCLASS_LEVEL, node_auc_table, normalize_mapping, tree_order
     from .plots import plot_node_aucs
 
     mapping = _mapping(args.statements)
@@ -81,7 +81,7 @@ def cmd_hierarchy(args) -> list[Path]:
         written.append(plot_node_aucs(tab, out / f"{stem}.png",
                                       title=f"{run.name} ({dataset}/{run.config.get('task', '')}, "
                                             f"{args.split}): AUC per hierarchy node"))
-        sup = tab[tab.level == "superdiagnostic"]
+        sup = tab[tab.level == SUPERCLASS_LEVEL]
         print(f"{run.name}: {len(tab)} nodes; superclass AUCs "
               + ", ".join(f"{n}={a:.3f}" for n, a in zip(sup.node, sup.auc)))
     return written

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ecg_keras.datasets.base import LEAD_NAMES
 
+from .hierarchy import STATEMENT_LEVEL, SUBCLASS_LEVEL, SUPERCLASS_LEVEL
 from .tables import PINNED_LAST, rank_models
 
 
@@ -158,7 +159,7 @@ def plot_history(history, path: str | PathLike, title: str | None = None) -> Pat
 
 # --------------------------------------------------------------------------- deeper insights
 
-_LEVEL_COLORS = {"superdiagnostic": "tab:red", "subdiagnostic": "tab:orange", "diagnostic": "tab:blue"}
+_LEVEL_COLORS = {SUPERCLASS_LEVEL: "tab:red", SUBCLASS_LEVEL: "tab:orange", STATEMENT_LEVEL: "tab:blue"}
 
 
 def plot_node_aucs(table: pd.DataFrame, path: str | PathLike, title: str | None = None) -> Path:
@@ -187,7 +188,7 @@ def plot_node_aucs(table: pd.DataFrame, path: str | PathLike, title: str | None 
     ax.set_xlim(left, 1.06)
     # parent AUC as a vertical tick spanning its children
     auc_of = {(lvl, node): a for lvl, node, a in zip(tab["level"], tab["node"], aucs)}
-    parent_level = {"diagnostic": "subdiagnostic", "subdiagnostic": "superdiagnostic"}
+    parent_level = {STATEMENT_LEVEL: SUBCLASS_LEVEL, SUBCLASS_LEVEL: SUPERCLASS_LEVEL}
     for yi, lvl, parent in zip(y, tab["level"], tab["parent"]):
         pa = auc_of.get((parent_level.get(lvl), parent), np.nan)
         if np.isfinite(pa):

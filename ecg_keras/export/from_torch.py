@@ -264,17 +264,14 @@ def read_classes(path: str | Path) -> list[str]:
 
 def task_classes(task: str) -> list[str]:
     """The reference's class order for a PTB-XL statement task (sorted, as MultiLabelBinarizer)."""
-    from ecg_keras import statements
+    from ecg_keras import statements, tasks
 
-    rows = statements.STATEMENTS
-    if task == "all":
-        return sorted(s.code for s in rows)
-    if task in ("diagnostic", "form", "rhythm"):
-        return sorted(s.code for s in rows if getattr(s, task))
-    if task == "subdiagnostic":
-        return sorted({s.diagnostic_subclass for s in rows if s.diagnostic and s.diagnostic_subclass})
-    if task == "superdiagnostic":
-        return sorted({s.diagnostic_class for s in rows if s.diagnostic and s.diagnostic_class})
+    spec = tasks.find(task)
+    if spec is not None and spec.source == tasks.STATEMENTS:
+        rows = [s for s in statements.STATEMENTS if spec.flag is None or getattr(s, spec.flag)]
+        if spec.level is None:
+            return sorted(s.code for s in rows)
+        return sorted({getattr(s, spec.level) for s in rows if getattr(s, spec.level)})
     raise ConversionError(f"task {task!r} has no built-in class list; pass --classes FILE "
                           "(mlb.pkl, a JSON list or one class per line)")
 
@@ -580,6 +577,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     y_test_pred.npy)``; the run is written only if the max |diff| is within ``tolerance``.
     """
     import ecg_keras
+    from ecg_keras import tasks
     from ecg_keras.export.files import replace_directory
     from ecg_keras.preprocessing import preprocessing_spec
     from ecg_keras.training import rundir as rd
@@ -601,7 +599,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
         if not ok:
             raise ConversionError(f"predictions differ from {check[1]} by up to {result['max_abs_diff']:.3g} "
                                   f"(> {tolerance:g}); nothing written")
-    kind = "regression" if task == "age" else "binary" if task in ("sex", "quality") else "multilabel"
+    kind = tasks.kind_of(task)
     provenance = {"source_file": str(checkpoint.resolve()), "source_name": checkpoint.name,
                   "sha256": sha256(checkpoint), "format": checkpoint.suffix.lstrip("."),
                   "converter": "ecg_keras.export.from_torch", "converter_version": CONVERTER_VERSION,
@@ -619,7 +617,7 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
         run.write_start(config, classes, standardizer)
         run.save_model(model, preprocessing_spec(
             classes=classes, standardizer=standardizer, sampling_rate=SAMPLING_RATE, window=config["window"],
-            aggregation=config["aggregation"], activation=None if kind == "regression" else "sigmoid"))
+            aggregation=config["aggregation"], activation=tasks.kind(kind).activation))
         if predictions is not None:
             rd.write_npz(run.predictions / "test.npz", **predictions)
         run.mark_complete(source="from-torch")

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import TaskData
 from ecg_keras.evaluation.scoring import headline_metric, split_metrics
 from ecg_keras.standardize import Standardizer
@@ -24,7 +25,7 @@ def sigmoid(x):
 def window_loss(kind: str, logits: np.ndarray, y: np.ndarray) -> float:
     """The training loss (BCE on logits, or MSE) over evaluation windows."""
     x, y = np.asarray(logits, np.float64), np.asarray(y, np.float64)
-    if kind == "regression":
+    if tasks.kind(kind).loss == "MeanSquaredError":
         return float(np.mean((x - y) ** 2))
     return float(np.mean(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))))
 
@@ -44,7 +45,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         logits = self.model.predict(self.ds, verbose=0)
         logs = logs if logs is not None else {}
         logs["val_loss"] = window_loss(self.kind, logits, self.y[self.record_index])
-        probs = logits if self.kind == "regression" else sigmoid(logits)
+        probs = sigmoid(logits) if tasks.kind(self.kind).activation == "sigmoid" else logits
         preds = aggregate(probs, self.record_index, how=self.how, n_records=len(self.y))
         key = headline_metric(self.kind)
         try:

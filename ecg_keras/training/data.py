@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import DataError, RecordSet, Splits, TaskData
 from ecg_keras.datasets.synthetic import GENERATOR_VERSION
 from ecg_keras.training.config import TrainConfig
@@ -56,7 +57,7 @@ def missing_message(config: TrainConfig, path: Path) -> str:
             "layout) with --data-dir.",
         ]
     lines += ["", "Or try the pipeline now on SYNTHETIC data (generated locally, ~1 minute, no download):",
-              f"      {py} train.py --task {config.task if config.task in ('rhythm', 'all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form') else 'rhythm'} "
+              f"      {py} train.py --task {config.task if config.task in tasks.statement_tasks() else tasks.DEFAULT_TASK} "
               "--dataset synthetic --arch resnet1d_wang --epochs 5"]
     return "\n".join(lines)
 

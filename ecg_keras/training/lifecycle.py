@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.evaluation.scoring import headline_metric, split_metrics
 from ecg_keras.models.fold import fold_batchnorm
@@ -69,15 +70,10 @@ def build_model(config: TrainConfig, n_outputs: int, input_shape: tuple) -> kera
     return models.get(config.arch, num_classes=n_outputs, input_shape=input_shape)
 
 
-def loss_for(kind: str) -> keras.losses.Loss:
-    """The training loss of a task kind: MSE (regression, raw units) or BCE on logits."""
-    return (keras.losses.MeanSquaredError() if kind == "regression"
-            else keras.losses.BinaryCrossentropy(from_logits=True))
-
-
-def output_activation(kind: str) -> str | None:
-    """What turns the model's outputs into predictions: none (regression) or a sigmoid."""
-    return None if kind == "regression" else "sigmoid"
+def task_loss(kind: str) -> keras.losses.Loss:
+    """The training loss of a task kind (its ``Kind.loss`` built with ``Kind.loss_config``)."""
+    spec = tasks.kind(kind)
+    return getattr(keras.losses, spec.loss)(**dict(spec.loss_config))
 
 
 def compile_model(model: keras.Model, config: TrainConfig, kind: str, total_steps: int, *, lr: float | None = None,
@@ -85,7 +81,7 @@ def compile_model(model: keras.Model, config: TrainConfig, kind: str, total_step
     """A fresh one-cycle AdamW (``lr`` or ``config.lr`` at its peak; per-variable ``multipliers``)
     and the task's loss; the optimiser is built at once. Returns the schedule."""
     optimizer, schedule = optimizer_for(config, config.lr if lr is None else lr, total_steps, multipliers or {})
-    model.compile(optimizer=optimizer, loss=loss_for(kind), jit_compile=bool(config.jit))
+    model.compile(optimizer=optimizer, loss=task_loss(kind), jit_compile=bool(config.jit))
     model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer (mixed_float16) builds AdamW too
     return schedule
 
@@ -167,7 +163,7 @@ def build(start: Start, make_model: Callable[[int, tuple], keras.Model]) -> kera
     leads = int(np.asarray(train_td.signals[0]).shape[-1])
     with start.scope():
         model = make_model(len(train_td.classes), (window_length(config.sampling_rate), leads))
-        if start.kind == "regression":
+        if tasks.kind(start.kind).linear:
             dense = output_dense(model)
             if dense is not None and dense.use_bias:
                 dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
@@ -332,7 +328,7 @@ def finish(start: Start, model: keras.Model, history: list[dict]) -> dict:
     """Write model.keras, predictions, metrics.json and history.png (everything but COMPLETE)."""
     config, run, splits, kind = start.config, start.run, start.splits, start.kind
     final = inference_model(model, config, len(splits.train.classes), tuple(model.input_shape[1:]))
-    activation = output_activation(kind)
+    activation = tasks.kind(kind).activation
     run.save_model(final, preprocessing_spec(
         classes=splits.train.classes, standardizer=start.standardizer, sampling_rate=config.sampling_rate,
         window=model_window(final, config.sampling_rate), aggregation=start.aggregation, activation=activation))

@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras import tasks
 from ecg_keras.runs import resolve
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.training.config import TrainConfig
@@ -50,7 +51,7 @@ def size_label(size: float) -> str:
 
 def _labels(td: TaskData) -> list[list[int]]:
     y = np.asarray(td.y)
-    if td.kind == "regression" or y.shape[1] == 0:
+    if td.kind == tasks.REGRESSION or y.shape[1] == 0:
         return [[] for _ in range(len(td))]
     return [list(np.flatnonzero(row > 0.5)) for row in y]
 

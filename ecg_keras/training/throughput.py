@@ -28,6 +28,7 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
     import numpy as np
     import tensorflow as tf
 
+    from ecg_keras.tasks import MULTILABEL
     from ecg_keras.training.config import TrainConfig
     from ecg_keras.training.lifecycle import build_model, compile_model, set_seed
     from ecg_keras.training.precision import policy
@@ -39,7 +40,7 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
     cfg = TrainConfig(arch=arch, jit=jit, deterministic=False, precision=precision).resolved()
     with policy(precision):
         model = build_model(cfg, num_classes, (window, 12))
-        schedule = compile_model(model, cfg, "multilabel", total_steps=10 * (steps + warmup) * (repeats + 1))
+        schedule = compile_model(model, cfg, MULTILABEL, total_steps=10 * (steps + warmup) * (repeats + 1))
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch_size, window, 12)).astype(np.float32)
     y = (rng.random((batch_size, num_classes)) < 0.1).astype(np.float32)

@@ -50,6 +50,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import DataError, Splits, TaskData
 from ecg_keras.runs import Run, RunError, resolve
 from ecg_keras.training.config import TrainConfig
@@ -152,7 +153,8 @@ def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
     meta["labels"] = labels
     meta["strat_fold"] = stratified_folds(labels, n_folds=10, seed=seed)
     records = dataclasses.replace(records, meta=meta)
-    task = make_task(records, "rhythm")
+    (ludb_task,) = tasks.label_tasks(records.name)
+    task = make_task(records, ludb_task)
     if log is not None:
         from collections import Counter
 
@@ -173,8 +175,9 @@ def load_transfer_splits(config: TrainConfig, download: bool = False, log=print)
 
     if is_ludb(config.dataset):
         root = Path(config.data_dir or config.dataset).expanduser()
-        if config.task != "rhythm":
-            raise ValueError(f"LUDB answers the task 'rhythm' only, not {config.task!r}")
+        (ludb_task,) = tasks.label_tasks("ludb")
+        if config.task != ludb_task:
+            raise ValueError(f"LUDB answers the task {ludb_task!r} only, not {config.task!r}")
         return split(ludb_rhythm_task(root, config.sampling_rate, log=log), scheme=config.split, seed=config.seed), \
             str(root.resolve()), False
     from ecg_keras.training.data import load_splits

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ecg_keras.tasks import label_tasks, table_tasks
 from ecg_keras.training.config import NAMED_DATASETS, TrainConfig
 
 #: The six statement tasks of Table II, in the paper's column order.
-STATEMENT_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+STATEMENT_TASKS = table_tasks()
 NAIVE, WAVELET, ENSEMBLE = "naive", "wavelet_nn", "ensemble"
 BASELINES = (NAIVE, WAVELET)  # trained here (no one-cycle run), never released
 #: Wavelet+NN trains at most this many epochs and keeps the best validation loss (PROTOCOL.md).
@@ -24,7 +25,7 @@ DEFAULT_ARCHS = {
     "icbeb2018": ("xresnet1d101", "resnet1d_wang", "inception1d", "lstm", "fcn_wang", WAVELET, ENSEMBLE),
 }
 DEFAULT_ARCHS["synthetic"] = DEFAULT_ARCHS["ptbxl"]
-DEFAULT_TASKS = {"ptbxl": STATEMENT_TASKS, "synthetic": STATEMENT_TASKS, "icbeb2018": ("all",)}
+DEFAULT_TASKS = {"ptbxl": STATEMENT_TASKS, "synthetic": STATEMENT_TASKS, "icbeb2018": label_tasks("icbeb2018")}
 DATASETS = tuple(NAMED_DATASETS)
 #: PTB-XL has 21,837 records and folds 1-8 (of 10) train; used only when the data is not on disk.
 PTBXL_TRAIN_UPPER_BOUND = math.ceil(21_837 * 8 / 10)

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ecg_keras.tasks import MULTILABEL
 from ecg_keras.training.grid.plan import ENSEMBLE, RunSpec
 
 
@@ -72,12 +73,12 @@ def evaluate(specs: Sequence[RunSpec], out: Path, dataset: str, archs: Sequence[
         models = [m.subset(keep) for m in models]
         y_true = models[0].splits["test"].y_true
         try:
-            idx = scoring.stored_bootstrap(y_true, "multilabel", test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
+            idx = scoring.stored_bootstrap(y_true, MULTILABEL, test0.ids, n_bootstrap, bootstrap_seed, out / "bootstrap",
                                  f"{dataset}_{task}")
         except (ValueError, RuntimeError) as err:
             idx = None
             notes[task] = (notes.get(task, "") + "; " if task in notes else "") + f"no bootstrap interval ({err})"
-        scored = scoring.score_models(models, y_true, idx, "multilabel", challenge=dataset == "icbeb2018")
+        scored = scoring.score_models(models, y_true, idx, MULTILABEL, challenge=dataset == "icbeb2018")
         for m in models:
             res, src = scored[m.name]
             results.setdefault(task, {})[m.name] = res
