@@ -32,7 +32,7 @@ import tensorflow as tf
 from ecg_keras import tasks
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.evaluation.scoring import headline_metric, split_metrics
-from ecg_keras.models.fold import fold_batchnorm
+from ecg_keras.models import fold_batchnorm
 from ecg_keras.preprocessing import preprocessing_spec
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import distribute as dist, precision
