@@ -13,7 +13,7 @@ and how they read it is :func:`ecg_keras.runs.resolve`. Layout::
     model.keras          final weights (inference model, logits)
     predictions/val.npz, predictions/test.npz   ids, y_true, y_pred (aggregated per record)
     metrics.json         {"val": {...}, "test": {...}}
-    tensorboard/         train/ and validation/ event files, one point per epoch (training.callbacks.TensorBoardLog)
+    tensorboard/         train/ and validation/ event files, one point per epoch (training.loop.TensorBoardLog)
     COMPLETE             written last; a run without it is unfinished (resume with --resume)
     .lock                held while a process writes the run (pid, host); see :func:`claim`
 
