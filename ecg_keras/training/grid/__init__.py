@@ -123,7 +123,7 @@ def collect(specs, out: Path, dataset: str, tasks, archs, settings: dict, outcom
     finished runs and settings (``collected.json``)."""
     from ecg_keras.training import rundir as rd
 
-    complete = [s.name for s in specs if (s.path(out) / "COMPLETE").exists()]
+    complete = [s.name for s in specs if s.run(out).is_complete()]
     state = {"complete": complete, "settings": settings}
     try:
         lock = rd.RunLock(out, log=say).__enter__()

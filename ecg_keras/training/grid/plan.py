@@ -49,6 +49,12 @@ class RunSpec:
     def path(self, out: Path) -> Path:
         return Path(out) / "runs" / self.task / self.arch / f"seed{self.seed}"
 
+    def run(self, out: Path):
+        """Its :class:`~ecg_keras.training.rundir.RunDir` (the file names of a run are stated there)."""
+        from ecg_keras.training.rundir import RunDir
+
+        return RunDir(self.path(out))
+
 
 @dataclass
 class Outcome:
@@ -109,9 +115,11 @@ def run_config(spec: RunSpec, out: Path, *, dataset: str, data_dir: str | None, 
 
 def conflicts(specs: Sequence[RunSpec], configs: dict[RunSpec, TrainConfig]) -> list[str]:
     """Runs already in ``DIR`` that were started with other settings than this command's."""
+    from ecg_keras.training.rundir import RunDir
+
     out = []
     for s in specs:
-        path = Path(configs[s].output) / "config.json"
+        path = RunDir(configs[s].output).config
         if not path.exists():
             continue
         try:
@@ -189,7 +197,7 @@ def estimate(specs: Sequence[RunSpec], out: Path, data: GridData | None, *, epoc
     from ecg_keras.training.throughput import train_step_throughput
     from ecg_keras.windows import steps_per_epoch
 
-    todo = [s for s in specs if not s.path(out).joinpath("COMPLETE").exists()]
+    todo = [s for s in specs if not s.run(out).is_complete()]
     n_train, exact = {}, True
     for task in dict.fromkeys(s.task for s in todo):
         try:

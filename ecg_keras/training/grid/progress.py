@@ -30,7 +30,7 @@ class Progress:
         """Training time left from run ``index`` on (``current_done`` epochs of it finished)."""
         total = 0.0
         for i, s in enumerate(self.specs[index:]):
-            if s.arch in BASELINES or s.path(self.out).joinpath("COMPLETE").exists():
+            if s.arch in BASELINES or s.run(self.out).is_complete():
                 continue
             done = current_done if i == 0 and current_done is not None else epochs_done(s.path(self.out))
             total += max(self.epochs - done, 0) * self.epoch_s.get((s.task, s.arch), 0.0)
@@ -59,7 +59,7 @@ class Progress:
 
         from ecg_keras.training.callbacks import format_duration
 
-        history = spec.path(self.out) / "history.csv"
+        history = spec.run(self.out).history_csv
 
         def read() -> list[dict]:
             try:

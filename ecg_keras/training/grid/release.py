@@ -48,7 +48,7 @@ def release_best(out: Path, dataset: str, best: dict, url_base: str | None = Non
         names.append(name)
         manifest = {e["name"]: e for e in zoo.read_manifest(release)} if (release / zoo.MANIFEST).exists() else {}
         old = manifest.get(name)
-        if (old and old.get("sha256") == zoo.sha256(b["path"] / "model.keras") and old.get("seed") == b["seed"]
+        if (old and old.get("sha256") == zoo.sha256(rd.RunDir(b["path"]).model) and old.get("seed") == b["seed"]
                 and old.get("url_base") == url_base and exports_ok(release, old)):
             continue
         try:

@@ -107,7 +107,7 @@ def train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, e
     complete or has failed here."""
     from ecg_keras.training.callbacks import format_duration
 
-    todo = [s for s in specs if not (s.path(out) / "COMPLETE").exists()]
+    todo = [s for s in specs if not s.run(out).is_complete()]
     est = None
     if todo and estimate_steps < 1:
         data.load()
@@ -126,7 +126,7 @@ def train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, e
     while True:
         for i, spec in enumerate(specs):
             path = spec.path(out)
-            if spec.name in mine or (path / "COMPLETE").exists() or is_held(path):
+            if spec.name in mine or spec.run(out).is_complete() or is_held(path):
                 continue
             row = attempt(i, spec, configs[spec], out, data, progress, outcome, say=say)
             if row is None:  # claimed by another process between the look and the claim
@@ -134,7 +134,7 @@ def train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, e
             mine[spec.name] = row
             say(f"    {spec.name}: {row['status']} in {format_duration(row['seconds'])}"
                 + (f" — see {out / row['log']}" if row["status"] == "failed" else ""))
-        left = [s.name for s in specs if s.name not in mine and not (s.path(out) / "COMPLETE").exists()]
+        left = [s.name for s in specs if s.name not in mine and not s.run(out).is_complete()]
         if not left:
             break
         if left != waiting_for:
@@ -143,7 +143,7 @@ def train_grid(specs, configs, out: Path, data: GridData, outcome: Outcome, *, e
             waiting_for = left
         time.sleep(poll_seconds)
     for spec in specs:
-        row = mine.get(spec.name) or {**run_row(spec, out), "status": "complete" if (spec.path(out) / "COMPLETE").exists()
+        row = mine.get(spec.name) or {**run_row(spec, out), "status": "complete" if spec.run(out).is_complete()
                                       else "missing"}
         outcome.runs.append(row)
 
@@ -187,7 +187,7 @@ def attempt(index: int, spec: RunSpec, cfg: TrainConfig, out: Path, data: GridDa
             with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
                 status = run_one(spec, cfg, data, log)
         except (RunLockedError, FileExistsError) as err:
-            if isinstance(err, FileExistsError) and not (spec.path(out) / "config.json").exists():
+            if isinstance(err, FileExistsError) and not spec.run(out).config.exists():
                 raise  # not another process: something else is in the way
             print(f"----- claimed by another process ({err}); left to it", file=fh, flush=True)
             return None

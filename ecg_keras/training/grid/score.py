@@ -15,8 +15,10 @@ from ecg_keras.training.grid.plan import ENSEMBLE, RunSpec
 
 def val_auc(path: Path) -> float:
     """A run's validation macro AUC from metrics.json (-inf when missing or not finite)."""
+    from ecg_keras.training.rundir import RunDir
+
     try:
-        v = json.loads((path / "metrics.json").read_text())["val"]["macro_auc"]
+        v = json.loads(RunDir(path).metrics.read_text())["val"]["macro_auc"]
         return float(v) if v is not None and np.isfinite(v) else -np.inf
     except (OSError, KeyError, TypeError, ValueError):
         return -np.inf
@@ -27,7 +29,7 @@ def best_runs(specs: Sequence[RunSpec], out: Path) -> dict[tuple[str, str], dict
     best: dict = {}
     for s in specs:
         path = s.path(out)
-        if not (path / "COMPLETE").exists():
+        if not s.run(out).is_complete():
             continue
         b = best.setdefault((s.task, s.arch), {"seeds": [], "seed": None, "path": None, "val": -np.inf})
         b["seeds"].append(s.seed)
