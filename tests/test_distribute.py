@@ -92,9 +92,9 @@ def test_mirrored_on_two_logical_cpus_matches_single_device(mirrored_result):
 # Two MultiWorkerMirroredStrategy workers on 127.0.0.1 ($TF_CONFIG), real subprocesses.
 KILL_AFTER = """
 import os, signal, sys
-from ecg_keras.training import loop, rundir
+from ecg_keras.training import callbacks, rundir
 kill = int(os.environ["ECG_KERAS_TEST_KILL_AFTER_EPOCH"])
-checkpoint_end, epoch_end = rundir.Checkpointer.on_epoch_end, loop.EpochLog.on_epoch_end
+checkpoint_end, epoch_end = rundir.Checkpointer.on_epoch_end, callbacks.EpochLog.on_epoch_end
 
 def after_checkpoint(self, epoch, logs=None):  # the chief: SIGKILL right after writing the checkpoint
     checkpoint_end(self, epoch, logs)
@@ -106,7 +106,7 @@ def after_epoch(self, epoch, logs=None):  # the other worker (no checkpoint of i
     if not self.write and epoch + 1 == kill:
         os.kill(os.getpid(), signal.SIGKILL)
 
-rundir.Checkpointer.on_epoch_end, loop.EpochLog.on_epoch_end = after_checkpoint, after_epoch
+rundir.Checkpointer.on_epoch_end, callbacks.EpochLog.on_epoch_end = after_checkpoint, after_epoch
 from ecg_keras.cli.train import main
 sys.exit(main(sys.argv[1:]))
 """

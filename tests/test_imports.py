@@ -79,7 +79,7 @@ def test_cycle_detector_finds_a_cycle():
 
 def test_no_import_cycles():
     graph = import_graph()
-    assert "ecg_keras.training.loop" in graph and "ecg_keras.windows" in graph["ecg_keras.training.loop"]
+    assert "ecg_keras.training.lifecycle" in graph and "ecg_keras.windows" in graph["ecg_keras.training.lifecycle"]
     found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
 

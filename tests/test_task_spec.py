@@ -199,7 +199,7 @@ def test_a_registered_task_flows_through_every_stage(toy_tasks, tmp_path):
     from ecg_keras.export.from_torch import task_classes
     from ecg_keras.runs import Run
     from ecg_keras.training.config import TrainConfig
-    from ecg_keras.training.loop import task_loss
+    from ecg_keras.training.lifecycle import task_loss
 
     records = _ptbxl_like()
     years, rhythm = toy_tasks

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ecg_keras import tasks
 from ecg_keras.files import atomic_path
 from ecg_keras.runs import Predictions, Run
 
@@ -31,8 +32,8 @@ from .runs import ENSEMBLE, NAIVE, EvaluationError
 
 # --------------------------------------------------------------------------- one split
 def headline_metric(kind: str) -> str:
-    """The metric a run of this task kind is judged by: ``mae`` (regression) or ``macro_auc``."""
-    return "mae" if kind == "regression" else "macro_auc"
+    """The metric a run of this task kind is judged by (its ``Kind.headline``)."""
+    return tasks.kind(kind).headline
 
 
 def split_metrics(kind: str, y_true, y_pred) -> dict:
@@ -40,7 +41,7 @@ def split_metrics(kind: str, y_true, y_pred) -> dict:
     both labels in the split are left out of the macro AUC (``classes_scored`` then says how many
     were scored)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if kind == "regression":
+    if kind == tasks.REGRESSION:
         return {"mae": M.mae(y_true, y_pred), "r2": M.r2(y_true, y_pred)}
     per_class = M.per_class_auc(y_true, y_pred)
     scored = int(np.isfinite(per_class).sum())
@@ -49,7 +50,7 @@ def split_metrics(kind: str, y_true, y_pred) -> dict:
         out["macro_auc"] = M.macro_auc(y_true, y_pred)
     else:
         out["classes_scored"] = scored  # classes with both labels present in this split
-    if kind == "binary":
+    if kind == tasks.BINARY:
         out["auc"] = out["macro_auc"]
         out["accuracy"] = M.accuracy(y_true, y_pred)
     else:
@@ -137,7 +138,7 @@ def stored_bootstrap(y_true, kind: str, records, n: int, seed: int, store: Path,
         idx = np.load(ids_f, allow_pickle=False)
         if old_rec.shape == records.shape and np.array_equal(old_rec, records) and len(idx) == n:
             return idx
-    y = np.ones((len(y_true), 1)) if kind == "regression" else y_true
+    y = np.ones((len(y_true), 1)) if kind == tasks.REGRESSION else y_true
     idx = bs.draw_bootstrap_indices(y, n=n, seed=seed)
     bs.save_indices(ids_f, idx)
     with atomic_path(rec_f) as tmp:
@@ -151,7 +152,7 @@ def point_scores(y_true, y_pred, metric_fns: Mapping[str, Callable]) -> dict:
             for k, fn in metric_fns.items()}
 
 
-def score_models(models: Sequence[ScoredModel], y_true, indices, kind: str = "multilabel", *,
+def score_models(models: Sequence[ScoredModel], y_true, indices, kind: str = tasks.MULTILABEL, *,
                  challenge: bool = False, split: str = "test", rows=slice(None)) -> dict:
     """``{model name: ({metric: {point, mean, lower, upper}}, threshold source)}``: every model's
     default metrics of ``kind`` (+ F_beta/G_beta with ``challenge``) on ``split`` (rows ``rows``),

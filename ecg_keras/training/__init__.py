@@ -13,7 +13,7 @@ imported lazily, so ``ecg-keras train --help`` stays fast.
 from ecg_keras.training.config import TASKS, TrainConfig
 
 _LAZY = {
-    "train": "loop", "make_strategy": "distribute", "set_seed": "loop", "score": "loop",
+    "train": "loop", "make_strategy": "distribute", "set_seed": "lifecycle",
     "RunDir": "rundir", "OneCycle": "schedule", "OneCycleMomentum": "schedule", "make_optimizer": "schedule",
     "optimizer_for": "schedule", "OneCycleAdamW": "schedule", "DiscriminativeAdamW": "schedule",
     "one_cycle_values": "schedule", "run_experiment": "experiment",

@@ -28,7 +28,7 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
 
     from ecg_keras.tasks import MULTILABEL
     from ecg_keras.training.config import TrainConfig
-    from ecg_keras.training.loop import build_model, compile_model, set_seed
+    from ecg_keras.training.lifecycle import build_model, compile_model, set_seed
     from ecg_keras.training.precision import policy
     from ecg_keras.training.schedule import OneCycleMomentum
     from ecg_keras.windows import window_length
