@@ -319,6 +319,13 @@ class Run:
                                   sampling_rate=self.sampling_rate, aggregation=self.aggregation,
                                   window=model_window(self.model, self.sampling_rate), activation=self.activation)
 
+    @cached_property
+    def metrics(self) -> dict:
+        """``metrics.json`` ({split: {metric: value}}) of a run directory; {} if it has none."""
+        if self.release or self.preset or self.model_file or not (self.path / artefact.METRICS).is_file():
+            return {}
+        return self._json(artefact.METRICS)
+
     @property
     def history(self) -> Path | None:
         """``history.csv`` (one row per epoch), if the run has one."""
