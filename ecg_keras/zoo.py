@@ -21,7 +21,6 @@ the network. The sha256 is checked either way.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
