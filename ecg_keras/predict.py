@@ -45,12 +45,12 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras import artefact
+from ecg_keras.artefact import MANIFEST
 from ecg_keras.datasets.base import DataError
 from ecg_keras.errors import ECGKerasError
 from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
-from ecg_keras import artefact
-from ecg_keras.artefact import MANIFEST
 from ecg_keras.zoo import is_synthetic
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")

@@ -2,12 +2,15 @@
 
 ``source`` is one of
 
-* a run directory, what training, finetuning, ``from-torch`` and ``reproduce`` write (the writer
-  side is :mod:`ecg_keras.training.rundir`): ``config.json``, ``classes.json``,
+* a run directory, what training, finetuning, ``from-torch`` and ``reproduce`` write (file names
+  and the file-level writer: :mod:`ecg_keras.artefact`): ``config.json``, ``classes.json``,
   ``standardizer.json`` and ``model.keras`` (:data:`RUN_FILES`, what export, release and
   ``--init-from`` need), and once scored ``predictions/{test,val,train}.npz`` (ids, y_true,
   y_pred, optional healthy) and ``history.csv`` (what evaluation reads). Baseline runs
   (``naive``, ``wavelet_nn``) have no ``model.keras``;
+* a bare ``model.keras`` saved by ecg_keras (or a folder holding only it): classes, standardiser,
+  sampling rate, window, stride, aggregation and activation come from the preprocessing it
+  carries (:class:`ecg_keras.models.ECGClassifier`);
 * a release directory: a models folder whose ``MANIFEST.json`` lists exactly one model;
 * the name of a released model in the manifest of ``models_directory`` (:mod:`ecg_keras.zoo`:
   ``$ECG_KERAS_MODELS_DIR`` or the package's manifest by default);
@@ -314,6 +317,13 @@ class Run:
         return preprocessing_spec(classes=self.classes, standardizer=self.standardizer,
                                   sampling_rate=self.sampling_rate, aggregation=self.aggregation,
                                   window=model_window(self.model, self.sampling_rate), activation=self.activation)
+
+    @cached_property
+    def metrics(self) -> dict:
+        """``metrics.json`` ({split: {metric: value}}) of a run directory; {} if it has none."""
+        if self.release or self.preset or self.model_file or not (self.path / artefact.METRICS).is_file():
+            return {}
+        return self._json(artefact.METRICS)
 
     @property
     def history(self) -> Path | None:

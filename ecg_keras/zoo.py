@@ -272,8 +272,9 @@ def _from_model_file(path: Path, include_top: bool, num_classes: int | None) -> 
     model = keras.saving.load_model(path, compile=False)
     spec = models.preprocessing_of(model)
     if spec is None:
-        raise ValueError(f"weights={str(path)!r} carries no preprocessing (classes, standardiser) and is listed in no "
-                         f"{MANIFEST} beside it: for the weights alone use ecg_keras.models.get(arch, weights=path)")
+        raise ValueError(f"weights={str(path)!r} is not listed in a {MANIFEST} beside it and carries no preprocessing "
+                         "(classes, standardiser): pretrained() needs one of them; for the weights alone use "
+                         "ecg_keras.models.get(arch, weights=path)")
     models.check_loaded_weights(model, path)
     if include_top and num_classes is not None and num_classes != len(spec["classes"]):
         raise ValueError(f"If using `weights={str(path)!r}` with `include_top=True`, `num_classes` should be "

@@ -9,7 +9,6 @@ rule of the package's zoo (:data:`ecg_keras.zoo.RELEASED_DIR`): a run trained on
 is released there only with such a real-data validation."""
 from __future__ import annotations
 
-import json
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
@@ -40,7 +39,7 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     run.check_complete()
     run_dir, config = run.path, run.config
     target = zoo.models_dir(models_directory)
-    metrics = json.loads((run_dir / artefact.METRICS).read_text()) if (run_dir / artefact.METRICS).exists() else {}
+    metrics = run.metrics
     dataset = str(config.get("dataset_name") or config.get("dataset"))
     synthetic = zoo.is_synthetic(config.get("synthetic"), dataset)
     the_zoo = target.resolve() == zoo.RELEASED_DIR.resolve()
@@ -82,7 +81,7 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     with ExitStack() as stack:  # renamed in reverse order of entry: weights, card, manifest last
         manifest_tmp, card_tmp, weights_tmp = (stack.enter_context(atomic_path(target / f))
                                                for f in (artefact.MANIFEST, card, weights_file))
-        shutil.copyfile(run_dir / artefact.MODEL, weights_tmp)
+        shutil.copyfile(run.file(artefact.MODEL), weights_tmp)
         entry["sha256"] = sha256(weights_tmp)
         card_tmp.write_text(model_card(entry, config))
         manifest_tmp.write_text(artefact.manifest_text(entries + [entry]))
