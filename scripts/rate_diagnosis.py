@@ -2,6 +2,7 @@
 
     python scripts/rate_diagnosis.py ludb --folder ../shared/data/ludb-1.0.1 --pred pred.csv
     python scripts/rate_diagnosis.py sweep --model NAME_OR_RUN --out sweep.csv [--label v3]
+    python scripts/rate_diagnosis.py figure --sweep a.csv --sweep b.csv [--table a.csv --table b.csv] --out fig.png
 
 ``ludb``: joins a ``ecg-keras predict`` output of LUDB's records with LUDB's own table and beat
 annotations (heart rate from the QRS marks of lead II, P-P/R-R range) and prints, for SR, STACH and
@@ -104,6 +105,43 @@ def cmd_sweep(args) -> None:
     pd.DataFrame(rows).assign(label=args.label).to_csv(args.out, index=False)
 
 
+def cmd_figure(args) -> None:
+    """Sweep curves (one line style per model) and, if given, LUDB scores against the annotated rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweeps = [pd.read_csv(f) for f in args.sweep]
+    tables = [pd.read_csv(f, dtype={"record": str}) for f in args.table]
+    cols = 3 + bool(tables)
+    fig, axes = plt.subplots(1, cols, figsize=(4.2 * cols, 3.6), constrained_layout=True)
+    styles = ["--", "-", ":"]
+    for ax, cls in zip(axes, ("SBRAD", "SR", "STACH")):
+        for sw, ls in zip(sweeps, styles):
+            ax.plot(sw.hr, sw[cls], ls, color="k", label=sw.label.iloc[0])
+            ax.fill_between(sw.hr, sw[f"{cls}_q10"], sw[f"{cls}_q90"], color="0.5", alpha=0.15)
+        ax.set_yscale("logit" if args.logit else "linear")
+        ax.axvspan(50, 60, color="tab:blue", alpha=0.1)
+        ax.axvspan(90, 100, color="tab:red", alpha=0.1)
+        ax.set(title=f"P({cls}), synthetic sinus records", xlabel="heart rate (bpm)")
+        ax.legend(fontsize=7)
+    if tables:
+        ax = axes[-1]
+        for t, sw, marker in zip(tables, sweeps, ("x", "o")):
+            pos = t["labels"].fillna("").str.contains("STACH")
+            sinus = t["rhythm"].str.startswith("Sinus")
+            ax.scatter(t.hr[sinus & ~pos], t.STACH[sinus & ~pos].clip(1e-4, 1 - 1e-4), s=10, marker=marker,
+                       color="0.5", label=f"{sw.label.iloc[0]}: other sinus")
+            ax.scatter(t.hr[pos], t.STACH[pos].clip(1e-4, 1 - 1e-4), s=40, marker=marker, color="tab:red",
+                       label=f"{sw.label.iloc[0]}: 'Sinus tachycardia'")
+        ax.set_yscale("logit")
+        ax.set(title="P(STACH) on LUDB sinus records", xlabel="rate from LUDB's QRS marks (bpm)")
+        ax.legend(fontsize=6)
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -119,8 +157,13 @@ def main(argv=None) -> None:
     b.add_argument("--patients", type=int, default=40)
     b.add_argument("--step", type=int, default=4)
     b.add_argument("--seed", type=int, default=123)
+    c = sub.add_parser("figure")
+    c.add_argument("--sweep", action="append", required=True, help="a sweep CSV (repeatable)")
+    c.add_argument("--table", action="append", default=[], help="a `ludb --save` CSV per sweep, same order")
+    c.add_argument("--logit", action="store_true")
+    c.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    (cmd_ludb if args.cmd == "ludb" else cmd_sweep)(args)
+    {"ludb": cmd_ludb, "sweep": cmd_sweep, "figure": cmd_figure}[args.cmd](args)
 
 
 if __name__ == "__main__":
