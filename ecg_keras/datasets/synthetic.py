@@ -85,10 +85,10 @@ DURATION_S = 10
 BASE_FS = 500
 # Rhythm statements actually rendered, with their exact share of the records.
 RHYTHM_MIX = {"SR": 0.52, "SBRAD": 0.12, "STACH": 0.12, "SARRH": 0.12, "AFIB": 0.12}
-# Published definitions of the sinus rate classes differ (docs/SYNTHETIC.md, "Rate and sinus
-# arrhythmia thresholds"): tachycardia above 100 bpm (AHA/ACC) or above 90 (Spodick et al. 1992;
-# the European/Russian tradition), bradycardia below 60 or below 50. Each sinus record draws its
-# own thresholds from these spans, so the probability of a label rises smoothly with the rate.
+# Published definitions of the sinus rate classes differ (docs/SYNTHETIC.md section 4): tachycardia
+# above 100 bpm (the traditional 60-100 normal range) or above 90 (Spodick et al. 1992), bradycardia
+# below 60 or below 50 (Spodick; Kusumoto et al. 2019). Each sinus record draws its own thresholds
+# from these spans, so the probability of a label rises smoothly with the rate.
 _TACHY_BPM = (90.0, 100.0)
 _BRADY_BPM = (50.0, 60.0)
 _SINUS_BPM = (40.0, 150.0)  # sinus rates rendered (SBRAD from 40, STACH up to 150)
