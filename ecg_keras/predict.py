@@ -49,7 +49,7 @@ from ecg_keras import artefact
 from ecg_keras.artefact import MANIFEST
 from ecg_keras.datasets.base import DataError
 from ecg_keras.errors import ECGKerasError
-from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
+from ecg_keras.io.records import LEAD_NAMES, NAME_SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
 from ecg_keras.zoo import is_synthetic
 
@@ -89,6 +89,16 @@ class Predictor:
                 "training_data": self.training_data, "synthetic": self.synthetic, "sha256": self.sha256,
                 "sha256_of": self.sha256_of, "sampling_rate": self.sampling_rate, "aggregation": self.aggregation,
                 "classes": list(self.classes)}
+
+    def caution(self) -> str | None:
+        """The one-line provenance warning of plots and titles (None: trained on real data)."""
+        if not self.synthetic:
+            return None
+        if self.validation:
+            return ("trained on SYNTHETIC ECGs only; validated zero-shot on "
+                    + ", ".join(f"{v['dataset']} ({v['n_records']} records)" for v in self.validation)
+                    + ", see its card; not for clinical use")
+        return "SYNTHETIC-trained model: not for real ECGs"
 
     def describe(self) -> str:
         lines = [f"model: {self.name} ({self.kind}: {self.source})"
@@ -470,12 +480,12 @@ def _display_name(t: Item | Path) -> str:
 def plot_names(names: Sequence[str]) -> list[str]:
     """PNG file name per record: the record's own name (its last path part, characters other than
     letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``, no leading dot, no record suffix such
-    as ``.npy``), ``_2``, ``_3`` ...
+    as ``.npy`` or ``.dcm``: :data:`~ecg_keras.io.records.NAME_SUFFIXES`), ``_2``, ``_3`` ...
     appended when two records share a name."""
     out, used = [], set()
     for name in names:
         base = Path(str(name).rstrip("/")).name
-        base = base[:-len(Path(base).suffix)] if Path(base).suffix.lower() in SUFFIXES else base
+        base = base[:-len(Path(base).suffix)] if Path(base).suffix.lower() in NAME_SUFFIXES else base
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).lstrip(".")[-120:] or "record"
         candidate, k = stem, 1
         while candidate.lower() in used:
@@ -533,8 +543,7 @@ def plot_hook(out: Path, top: int, explain: bool, method: str = "ig", names: dic
         model_line = (f"{model.name} ({model.arch or model.kind}, task {model.task or '?'}, trained on "
                       f"{'SYNTHETIC data' if model.synthetic else model.training_data})")
         item.plot = plot_ecg_paper(item.native, item.fs, out / file, title=title, predictions=preds,
-                                   model_line=model_line, warning="SYNTHETIC-trained model: not for real ECGs"
-                                   if model.synthetic else None, attribution=attribution,
+                                   model_line=model_line, warning=model.caution(), attribution=attribution,
                                    attribution_fs=model.sampling_rate,
                                    attribution_label=f"integrated gradients of {preds[0][0]}" if explain else None)
 

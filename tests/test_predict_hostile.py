@@ -31,6 +31,17 @@ def test_plot_names_are_the_record_names_without_leading_dots():
         "rec.png", "1.png", "1_2.png", "hidden.png", "record.png", "_cmd.png"]
 
 
+def test_plot_names_drop_the_hospital_formats_suffixes():
+    """A content-sniffed file's suffix is storage, not name: waveform_ecg.dcm -> waveform_ecg.png."""
+    from ecg_keras.io.formats import FORMATS
+
+    assert plot_names(["in/waveform_ecg.dcm", "day.EDF", "h.ishne", "a.xml", "rec.scp", "b.bdf", "c.ecg"]) == [
+        "waveform_ecg.png", "day.png", "h.png", "a.png", "rec.png", "b.png", "c.png"]
+    for _, suffixes in FORMATS.values():  # every suffix of the formats' one list
+        assert plot_names([f"r{suffixes[0]}"]) == ["r.png"]
+    assert plot_names(["x.dcm.bak", "v1.2"]) == ["x.dcm.bak.png", "v1.2.png"]  # an unknown suffix stays
+
+
 def test_plot_through_a_planted_link_is_refused(predictor, tmp_path, capsys):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")

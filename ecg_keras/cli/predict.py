@@ -117,7 +117,7 @@ def _main_timeline(model: Predictor, ns) -> int:
             continue
         stem = Path(plot_names([name])[0]).stem
         out = Path(ns.timeline)
-        title = f"{name}: {model.name}" + (" (SYNTHETIC-trained model: not for real ECGs)" if model.synthetic else "")
+        title = f"{name}: {model.name}" + (f" ({model.caution()})" if model.synthetic else "")
         csv_path, png_path = timeline.write(frame, model.classes, out / f"{stem}_timeline.csv",
                                             out / f"{stem}_timeline.png", title, top=ns.top)
         share = timeline.burden(frame, model.classes)
