@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras import artefact
 from ecg_keras.cli import command
 from ecg_keras.errors import ECGKerasError
 from ecg_keras.files import atomic_path
@@ -168,12 +169,12 @@ def cmd_attribution(args) -> list[Path]:
         raise InsightsError("attribution takes exactly one RUN_DIR")
     run = resolve(args.runs[0])
     if not run.release:
-        run.file("model.keras")  # missing: fail before reading the record
+        run.file(artefact.MODEL)  # missing: fail before reading the record
     config, classes = run.config, run.classes
     if args.cls not in classes:
         raise InsightsError(f"--class {args.cls!r} is not one of the run's classes {classes}")
     fs = int(args.sampling_rate or run.sampling_rate)
-    standardizer = run.standardizer if run.release or (run.path / "standardizer.json").is_file() else None
+    standardizer = run.standardizer if run.release or (run.path / artefact.STANDARDIZER).is_file() else None
     if standardizer is None:
         print(f"warning: {run.path / 'standardizer.json'} missing; the signal is fed unstandardised", file=sys.stderr)
     if (args.data_dir is None) == (args.npy is None):

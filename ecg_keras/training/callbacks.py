@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras import tasks
+from ecg_keras import artefact, tasks
 from ecg_keras.datasets.base import TaskData
 from ecg_keras.errors import ECGKerasError
 from ecg_keras.evaluation.scoring import headline_metric, split_metrics
@@ -116,7 +116,7 @@ class TensorBoardLog(keras.callbacks.Callback):
 
     def __init__(self, run: rd.RunDir, rows: list[dict]):
         super().__init__()
-        self.directory, self.rows, self._writers = run / "tensorboard", rows, {}
+        self.directory, self.rows, self._writers = run / artefact.TENSORBOARD, rows, {}
 
     def _writer(self, part: str):
         if part not in self._writers:

@@ -2,10 +2,10 @@
 and ONNX export into ``DIR/release``, and ``SHA256SUMS`` over the folder."""
 from __future__ import annotations
 
-import json
 import traceback
 from pathlib import Path
 
+from ecg_keras import artefact
 from ecg_keras.training.grid.plan import BASELINES, ENSEMBLE
 
 
@@ -66,12 +66,12 @@ def release_best(out: Path, dataset: str, best: dict, url_base: str | None = Non
                     e["exports"] = {"onnx": {"file": onnx.name, "sha256": zoo.sha256(onnx)},
                                     "savedmodel": {"dir": str(sm.relative_to(release)),
                                                    "files": savedmodel_hashes(sm)}}
-            rd.write_text(release / zoo.MANIFEST, json.dumps({"models": entries}, indent=2))
+            artefact.write_manifest(release, entries)
         except Exception as err:  # noqa: BLE001 - one failed release does not stop the others
             failures.append({"what": f"release {name}", "error": f"{type(err).__name__}: {err}"})
             log(traceback.format_exc())
     if release.exists():
-        files = sorted(p for p in release.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
+        files = sorted(p for p in release.rglob("*") if p.is_file() and p.name != artefact.CHECKSUMS
                        and not p.name.startswith("."))
-        rd.write_text(release / "SHA256SUMS", "".join(f"{zoo.sha256(p)}  {p.relative_to(release)}\n" for p in files))
+        rd.write_text(release / artefact.CHECKSUMS, "".join(f"{zoo.sha256(p)}  {p.relative_to(release)}\n" for p in files))
     return names, failures
