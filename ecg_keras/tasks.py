@@ -15,6 +15,9 @@ from typing import Iterator
 
 # --------------------------------------------------------------------------- kinds
 MULTILABEL, BINARY, REGRESSION = "multilabel", "binary", "regression"
+#: How window predictions may be combined per record, and the output activations (None: linear).
+AGGREGATIONS = ("max", "mean")
+ACTIVATIONS = ("sigmoid", None)
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,12 @@ class Task:
     description: str = ""
 
     @property
-    def spec(self) -> Kind:
+    def kind_record(self) -> Kind:
         return kind(self.kind)
 
     @property
     def activation(self) -> str | None:
-        return self.spec.activation
+        return self.kind_record.activation
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -112,8 +115,8 @@ def register(task: Task) -> Task:
     kind(task.kind)
     if task.source not in (STATEMENTS, COLUMN, ANY_TEXT, LABELS):
         raise ValueError(f"task {task.name!r}: unknown label source {task.source!r}")
-    if task.aggregation not in ("max", "mean"):
-        raise ValueError(f"task {task.name!r}: aggregation must be max or mean, got {task.aggregation!r}")
+    if task.aggregation not in AGGREGATIONS:
+        raise ValueError(f"task {task.name!r}: aggregation must be one of {AGGREGATIONS}, got {task.aggregation!r}")
     _REGISTRY[task.name] = task
     return task
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from ecg_keras import augment as augmentations
 from ecg_keras import tasks
+from ecg_keras.tasks import AGGREGATIONS
 from ecg_keras.datasets.base import RecordView
 from ecg_keras.datasets.cache import RecordReader
 from ecg_keras.io.records import check_signal
@@ -31,7 +32,6 @@ WINDOW_SECONDS = 2.5
 #: batches, so memory grows with the record itself (48 bytes per 12-lead sample), not with its windows.
 MAX_RECORD_SECONDS = 24 * 3600
 FLAT_POLICIES = ("error", "warn", "ignore")
-AGGREGATIONS = ("max", "mean")
 
 
 def window_length(sampling_rate: int) -> int:

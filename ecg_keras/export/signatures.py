@@ -37,13 +37,13 @@ import tensorflow as tf
 from ecg_keras.io.records import FLAT_MV, LEAD_NAMES, MAX_MV, lead_name
 from ecg_keras.models.bnfold import as_conv2d, fold_batchnorm
 from ecg_keras.standardize import Standardizer
-from ecg_keras.windows import AGGREGATIONS, MAX_RECORD_SECONDS, model_window
+from ecg_keras.tasks import ACTIVATIONS, AGGREGATIONS
+from ecg_keras.windows import MAX_RECORD_SECONDS, model_window
 
 #: Windows per model call in the whole-record functions (records of a batch share the budget:
 #: max(1, CHUNK_WINDOWS // batch) windows of every record per step).
 CHUNK_WINDOWS = 512
 VALID_KEY = "valid"
-ACTIVATIONS = ("sigmoid", None)
 INPUT_KEY = "ecg"
 LENGTH_KEY = "length"
 OUTPUT_KEY = "probabilities"
