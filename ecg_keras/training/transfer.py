@@ -211,8 +211,6 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     ``slice(lr/1000, lr/10)``. ``splits`` overrides the data named by ``config.dataset``.
     ``on_phase_end(phase, model)`` is called after each phase (tests, diagnostics).
     """
-    import keras
-
     from ecg_keras import models
     from ecg_keras.training import distribute as dist, loop, rundir as rd
     from ecg_keras.training.data import fingerprint
