@@ -43,7 +43,7 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
     from ecg_keras.models import rnn
     from ecg_keras.training import precision
     from ecg_keras.training.config import TrainConfig
-    from ecg_keras.training.loop import build_model, compile_model
+    from ecg_keras.training.lifecycle import build_model, compile_model
 
     tokens = set(variant.split(","))
     unknown = tokens - set(TOKENS)

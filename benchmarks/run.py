@@ -251,7 +251,7 @@ def work_train(arch: str, *, batch_size: int = 128, seconds: float = 20.0, warmu
     from ecg_keras.standardize import Standardizer
     from ecg_keras.training import precision as mixed
     from ecg_keras.training.config import TrainConfig
-    from ecg_keras.training.loop import build_model, compile_model, set_seed
+    from ecg_keras.training.lifecycle import build_model, compile_model, set_seed
     from ecg_keras.training.schedule import OneCycleMomentum
     from ecg_keras.windows import train_dataset, window_length
 
@@ -306,7 +306,7 @@ def work_infer(arch: str, *, seconds: float = 4.0, batches=(1, 64), engines=("ke
     from ecg_keras.export.signatures import ServingSpec, record_probabilities
     from ecg_keras.standardize import Standardizer
     from ecg_keras.training.config import TrainConfig
-    from ecg_keras.training.loop import build_model
+    from ecg_keras.training.lifecycle import build_model
     from ecg_keras.windows import window_length
 
     load0 = load_average()

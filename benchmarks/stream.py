@@ -11,7 +11,7 @@ convolution, ~1.6k parameters): the whole data path of a run (loading, splits, s
 fingerprint, an epoch of streamed windows, validation, test predictions) at a fraction of a real
 network's arithmetic, for peak-memory measurements on a busy machine.
 
-Both pipelines feed one compiled model (``training.loop.build_model`` + ``compile_model``) with
+Both pipelines feed one compiled model (``training.lifecycle.build_model`` + ``compile_model``) with
 the same records: the first ``--records`` records of the set, a :class:`RecordView` of the signal
 cache. ``in-memory`` is the pipeline ``windows.train_dataset`` had before it streamed: every record
 standardised, concatenated and handed to ``tf.constant``, windows cut by ``tf.gather``.
@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     from ecg_keras.datasets.ptbxl import load_ptbxl
     from ecg_keras.standardize import Standardizer
     from ecg_keras.training.config import TrainConfig
-    from ecg_keras.training.loop import build_model, compile_model, set_seed
+    from ecg_keras.training.lifecycle import build_model, compile_model, set_seed
     from ecg_keras.windows import train_dataset, window_length
 
     register_probe()
