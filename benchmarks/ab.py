@@ -11,6 +11,8 @@ gradient clipping, BCE on logits):
 * XLA: ``xla`` (``jit_compile=True``; default: the architecture's default);
 * recurrent layers (lstm, lstm_bidir, gru): ``unroll`` (``unroll=True`` for the zoo's
   ``models.rnn.RNN_LAYERS``; default: a ``tf.while_loop`` over the time steps);
+* ``conv``: kernel-1 convolutions train through Keras's convolution (default: one matmul each,
+  ``models.heads.PointwiseConv1D``);
 * ``default``: the architecture's training setup as it is (float32).
 
 Every variant is built and warmed up (first step, tracing), then the variants take turns, one
@@ -32,7 +34,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 importlib.import_module("ecg_keras")  # before TF: the package's oneDNN default
 
-TOKENS = ("default", "float32", "bf16", "fp16", "xla", "unroll")
+TOKENS = ("default", "float32", "bf16", "fp16", "xla", "unroll", "conv")
 PRECISION = {"float32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -40,7 +42,7 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
     """The compiled training model of ``arch`` for one variant (tokens as in the module docstring)."""
     import keras
 
-    from ecg_keras.models import rnn
+    from ecg_keras.models import heads, rnn
     from ecg_keras.training import precision
     from ecg_keras.training.config import TrainConfig
     from ecg_keras.training.loop import build_model, compile_model
@@ -64,29 +66,43 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
             compile_model(model, cfg, "multilabel", total_steps=100_000)
     finally:
         rnn.RNN_LAYERS.update(old)
+    if "conv" in tokens:
+        for layer in model.layers:
+            if isinstance(layer, heads.PointwiseConv1D):
+                layer.use_matmul = False
     return model
 
 
-def interleave(fns: dict, rounds: int) -> dict:
-    """Seconds per call of every function, called in turn ``rounds`` times (after one warm-up call)."""
+def interleave(fns: dict, rounds: int, cpu: dict | None = None) -> dict:
+    """Seconds per call of every function, called in turn ``rounds`` times (after one warm-up call).
+
+    ``cpu``, when given, receives the process CPU seconds (user + sys, all threads) of every call.
+    """
     times = {name: [] for name in fns}
     for fn in fns.values():
         fn()
     for _ in range(rounds):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - t0)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - c0)
     return times
 
 
-def report(title: str, times: dict, batch: int) -> str:
+def report(title: str, times: dict, batch: int, cpu: dict | None = None) -> str:
     names = list(times)
     base = statistics.median(times[names[0]])
-    lines = [title, f"{'variant':22s} {'win/s med':>9s} {'win/s best':>10s} {'x ' + names[0]:>16s}"]
+    lines = [title, f"{'variant':22s} {'win/s med':>9s} {'win/s best':>10s} {'x ' + names[0]:>16s}"
+                    + (f" {'CPU ms/call':>11s} {'CPU x':>6s}" if cpu else "")]
     for name, t in times.items():
         med = statistics.median(t)
-        lines.append(f"{name:22s} {batch / med:9.1f} {batch / min(t):10.1f} {base / med:16.2f}")
+        line = f"{name:22s} {batch / med:9.1f} {batch / min(t):10.1f} {base / med:16.2f}"
+        if cpu:
+            c = statistics.median(cpu[name])
+            line += f" {1e3 * c:11.1f} {statistics.median(cpu[names[0]]) / c:6.2f}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -115,8 +131,10 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0]
     head = f"{a.arch}, {a.rounds} rounds, load average {load:.1f} at start"
     if a.train:
-        times = interleave({v: functools.partial(m.train_on_batch, x, y) for v, m in models.items()}, a.rounds)
-        print(report(f"\ntraining, batch {a.batch_size}; {head}", times, a.batch_size), flush=True)
+        cpu = {}
+        times = interleave({v: functools.partial(m.train_on_batch, x, y) for v, m in models.items()}, a.rounds, cpu)
+        print(report(f"\ntraining, batch {a.batch_size}; {head}, {os.getloadavg()[0]:.1f} at the end", times,
+                     a.batch_size, cpu), flush=True)
     if a.infer:
         xi = tf.constant(x[:a.infer_batch])
         fns = {}
