@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 importlib.import_module("ecg_keras")  # before TF: the package's oneDNN default
 
 TOKENS = ("default", "float32", "bf16", "fp16", "xla", "unroll", "conv")
+MATMUL = "matmul"
 PRECISION = {"float32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -117,6 +118,9 @@ def main(argv=None) -> int:
     p.add_argument("--infer", action="store_true", help="also time inference (after training)")
     p.add_argument("--infer-batch", type=int, default=64)
     p.add_argument("--no-train", dest="train", action="store_false")
+    p.add_argument("--peak", action="store_true",
+                   help="also take a 2048x2048 float32 matmul in turn with the training steps and report each "
+                        "variant's training FLOPs per CPU second as a %% of the matmul's")
     a = p.parse_args(argv)
     import tensorflow as tf
 
@@ -132,9 +136,26 @@ def main(argv=None) -> int:
     head = f"{a.arch}, {a.rounds} rounds, load average {load:.1f} at start"
     if a.train:
         cpu = {}
-        times = interleave({v: functools.partial(m.train_on_batch, x, y) for v, m in models.items()}, a.rounds, cpu)
+        fns = {v: functools.partial(m.train_on_batch, x, y) for v, m in models.items()}
+        if a.peak:
+            n = 2048
+            mm = tf.function(tf.matmul)
+            ma, mb = tf.random.normal((n, n), seed=1), tf.random.normal((n, n), seed=2)
+            fns[MATMUL] = lambda: [mm(ma, mb).numpy() for _ in range(4)]
+        times = interleave(fns, a.rounds, cpu)
+        peak = None
+        if a.peak:
+            peak = 4 * 2.0 * n**3 / statistics.median(cpu.pop(MATMUL)) / 1e9
+            times.pop(MATMUL)
         print(report(f"\ntraining, batch {a.batch_size}; {head}, {os.getloadavg()[0]:.1f} at the end", times,
                      a.batch_size, cpu), flush=True)
+        if peak:
+            from benchmarks.flops import train_flops
+
+            print(f"float32 matmul {n}x{n}: {peak:.1f} GFLOP per CPU second (median of {a.rounds}, taken in turn)")
+            for v, m in models.items():
+                gf = train_flops(m) * a.batch_size / statistics.median(cpu[v]) / 1e9
+                print(f"{v:22s} {gf:6.1f} GFLOP per CPU second = {100 * gf / peak:4.0f} % of the matmul's")
     if a.infer:
         xi = tf.constant(x[:a.infer_batch])
         fns = {}
