@@ -97,18 +97,18 @@ class PointwiseConv1D(layers.Conv1D):
     """``Conv1D`` of kernel size 1 whose training pass is one matmul over ``(batch * time, channels)``.
 
     Same weights (kernel ``(1, in, out)``), config and inference path as Keras's layer, so saved
-    weights, BN folding and exports are unchanged. In training (forward and both gradients)
-    TensorFlow's convolution goes through oneDNN's convolution primitives, whose per-call layout
-    reorders dominate on the short sequences of xresnet1d's bottlenecks; ``MatMul`` and its two
-    gradient matmuls do not (docs/RESULTS.md section 8.9). Strided, dilated or grouped
-    convolutions and other backends take Keras's own code.
+    weights, BN folding and exports are unchanged. On the short sequences of xresnet1d's
+    bottlenecks oneDNN's convolution gradients take several times the forward pass; ``MatMul``
+    and its two gradient matmuls do the same arithmetic faster (docs/RESULTS.md section 8.9).
+    Strided, dilated or grouped convolutions and other backends take Keras's own code.
     """
 
     use_matmul = True  # False: Keras's convolution in training too (benchmarks.ab's ``conv`` variant)
 
     def _matmul_ok(self) -> bool:
-        return (self.use_matmul and keras.backend.backend() == "tensorflow" and self.kernel_size == (1,) and self.strides == (1,)
-                and self.dilation_rate == (1,) and self.groups == 1 and self.padding in ("valid", "same"))
+        return (self.use_matmul and keras.backend.backend() == "tensorflow" and self.kernel_size == (1,)
+                and self.strides == (1,) and self.dilation_rate == (1,) and self.groups == 1
+                and self.padding in ("valid", "same"))
 
     def call(self, inputs, training=None):
         if not (training and self._matmul_ok()):
