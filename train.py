@@ -8,7 +8,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ecg_keras.training.cli import main
+from ecg_keras.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ gradient clipping, BCE on logits):
 * recurrent layers (lstm, lstm_bidir, gru): ``unroll`` (``unroll=True`` for the zoo's
   ``models.rnn.RNN_LAYERS``; default: a ``tf.while_loop`` over the time steps);
 * ``conv``: kernel-1 convolutions train through Keras's convolution (default: one matmul each,
-  ``models.heads.PointwiseConv1D``);
+  ``models.layers.PointwiseConv1D``);
 * ``default``: the architecture's training setup as it is (float32).
 
 Every variant is built and warmed up (first step, tracing), then the variants take turns, one
@@ -43,7 +43,7 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
     """The compiled training model of ``arch`` for one variant (tokens as in the module docstring)."""
     import keras
 
-    from ecg_keras.models import heads, rnn
+    from ecg_keras.models import layers as model_layers, rnn
     from ecg_keras.training import precision
     from ecg_keras.training.config import TrainConfig
     from ecg_keras.training.loop import build_model, compile_model
@@ -69,7 +69,7 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
         rnn.RNN_LAYERS.update(old)
     if "conv" in tokens:
         for layer in model.layers:
-            if isinstance(layer, heads.PointwiseConv1D):
+            if isinstance(layer, model_layers.PointwiseConv1D):
                 layer.use_matmul = False
     return model
 

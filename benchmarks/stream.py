@@ -1,7 +1,8 @@
 """Training input streamed from the signal cache against the previous in-memory pipeline.
 
     ecg-keras data synthetic --dest BIG --n-records 21837     # PTB-XL size, ~3.2 GB
-    python -m benchmarks.stream --data-dir BIG --sampling-rate 500 --arch fcn_wang --records 4000
+    python -m benchmarks.stream --data-dir BIG --sampling-rate 500 --arch fcn_wang --records 2000 --rounds 16 \
+        --steps 1 --supply 16
     /usr/bin/time -v python -m benchmarks.stream epoch --task all --arch probe_conv --epochs 1 \
         --data-dir BIG --sampling-rate 500 --output RUN          # train.py's arguments
 
@@ -14,15 +15,32 @@ Both pipelines feed one compiled model (``training.loop.build_model`` + ``compil
 the same records: the first ``--records`` records of the set, a :class:`RecordView` of the signal
 cache. ``in-memory`` is the pipeline ``windows.train_dataset`` had before it streamed: every record
 standardised, concatenated and handed to ``tf.constant``, windows cut by ``tf.gather``.
-``streamed`` is ``windows.train_dataset`` (windows read per batch from the cache file). Reported:
-the time to the first batch (building the pipeline included) and, for ``--rounds`` rounds taken in
-turn, training steps/s over ``--steps`` steps (``train_on_batch`` on the next batch of the
-pipeline), median per pipeline and the ratio streamed / in-memory. Peak memory is measured per
-whole command with ``/usr/bin/time -v`` (docs/RESULTS.md section 13).
+``streamed`` is ``windows.train_dataset`` (windows read per batch from the cache file).
+
+Made to give an answer on a busy machine, where wall time is mostly other processes' doing:
+
+* ``--rounds`` rounds of one turn per pipeline, ``--steps`` training steps each (``train_on_batch``
+  on the pipeline's next batch), in ABBA order (in-memory first in even rounds, streamed first in
+  odd ones), so a drift of the load hits both alike. Each round gives a ratio streamed /
+  in-memory of steps/s; reported: median, quartiles and range over the rounds.
+* The CPU time (user + system, all threads of the process) of every turn, per step: nearly
+  independent of other processes, and on a machine whose cores the training step saturates it
+  is what decides steps/s (input work in the background takes cores from the step). Split into
+  the training threads (those running before the pipelines are built: the main thread and
+  TensorFlow's op thread pools, where the network's kernels run) and the rest (threads tf.data
+  starts for the pipelines: reading, standardising and cutting windows).
+* ``--supply`` batches drawn from each pipeline alone (no training; after as many unmeasured
+  ones, which empty the buffers filled during the training turns), taken in turn
+  ``--supply-rounds`` times: windows/s and CPU ms per batch of the input pipeline itself, to set
+  against what a training step consumes.
+
+The time to the first batch (building the pipeline included) is reported too. Peak memory is
+measured per whole command with ``/usr/bin/time -v`` (docs/RESULTS.md section 13).
 """
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import importlib
 import os
 import statistics
@@ -62,6 +80,106 @@ def in_memory_dataset(signals, y, *, batch_size, window, standardizer, seed):
             .map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE))
 
 
+PIPELINES = ("in-memory", "streamed")
+
+
+def threads() -> frozenset[int]:
+    """Ids of this process's live threads (empty where /proc is missing)."""
+    try:
+        return frozenset(int(t) for t in os.listdir("/proc/self/task"))
+    except OSError:
+        return frozenset()
+
+
+def cpu_split(training_threads=frozenset()) -> tuple[float, float]:
+    """(CPU seconds of the whole process, of its live ``training_threads``): user + system.
+
+    The process total is exact (``time.process_time``); per-thread figures come from
+    /proc/self/task in clock ticks (10 ms).
+    """
+    total, part = time.process_time(), 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for tid in training_threads:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        part += (int(fields[11]) + int(fields[12])) / tick
+    return total, part
+
+
+def timed(fn, n: int, training_threads=frozenset()) -> dict:
+    """Call ``fn`` ``n`` times: wall seconds, CPU seconds of the process and of ``training_threads``."""
+    c0, k0 = cpu_split(training_threads)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    wall = time.perf_counter() - t0
+    c1, k1 = cpu_split(training_threads)
+    return {"n": n, "wall": wall, "cpu": c1 - c0, "compute": k1 - k0}
+
+
+def turn_order(rounds: int, names=PIPELINES) -> list[tuple[int, str]]:
+    """ABBA: (round, pipeline) in the order they run, the first pipeline first in even rounds."""
+    order = []
+    for r in range(rounds):
+        order += [(r, name) for name in (names if r % 2 == 0 else names[::-1])]
+    return order
+
+
+def spread(values) -> dict:
+    """Median, quartiles and range of ``values``."""
+    values = sorted(values)
+    q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
+    return {"median": statistics.median(values), "q1": q[0], "q3": q[2], "min": values[0], "max": values[-1]}
+
+
+def summarize(turns: dict) -> dict:
+    """Per-pipeline medians and per-round ratios streamed / in-memory from ``turns[name]`` (one
+    :func:`timed` record per round, in round order)."""
+    out = {}
+    for name in PIPELINES:
+        t = turns[name]
+        out[name] = {"steps_per_s": spread([x["n"] / x["wall"] for x in t]),
+                     "cpu_per_step": spread([x["cpu"] / x["n"] for x in t]),
+                     "compute_per_step": spread([x["compute"] / x["n"] for x in t]),
+                     "other_per_step": spread([(x["cpu"] - x["compute"]) / x["n"] for x in t])}
+    a, b = turns["in-memory"], turns["streamed"]
+    out["ratio_steps_per_s"] = spread([(s["n"] / s["wall"]) / (m["n"] / m["wall"]) for m, s in zip(a, b)])
+    out["ratio_cpu_per_step"] = spread([(s["cpu"] / s["n"]) / (m["cpu"] / m["n"]) for m, s in zip(a, b)])
+    out["ratio_of_median_steps_per_s"] = (out["streamed"]["steps_per_s"]["median"]
+                                          / out["in-memory"]["steps_per_s"]["median"])
+    out["ratio_of_median_cpu_per_step"] = (out["streamed"]["cpu_per_step"]["median"]
+                                           / out["in-memory"]["cpu_per_step"]["median"])
+    return out
+
+
+def _fmt(s: dict, scale: float = 1.0, digits: int = 3) -> str:
+    f = f"{{:.{digits}f}}"
+    return (f"{f.format(s['median'] * scale)} (quartiles {f.format(s['q1'] * scale)}-{f.format(s['q3'] * scale)}, "
+            f"range {f.format(s['min'] * scale)}-{f.format(s['max'] * scale)})")
+
+
+def report(summary: dict, supply: dict | None = None) -> str:
+    lines = []
+    for name in PIPELINES:
+        s = summary[name]
+        lines.append(f"  {name:<10} steps/s {_fmt(s['steps_per_s'])}")
+        lines.append(f"  {'':<10} CPU s/step {_fmt(s['cpu_per_step'])}: training threads "
+                     f"{s['compute_per_step']['median']:.3f}, input threads {s['other_per_step']['median']:.3f}")
+    lines.append(f"  streamed / in-memory, per round: steps/s {_fmt(summary['ratio_steps_per_s'])}")
+    lines.append(f"  {'':<33} CPU s/step {_fmt(summary['ratio_cpu_per_step'])}")
+    lines.append(f"  streamed / in-memory, of the medians: steps/s {summary['ratio_of_median_steps_per_s']:.3f}, "
+                 f"CPU s/step {summary['ratio_of_median_cpu_per_step']:.3f}")
+    if supply:
+        for name in PIPELINES:
+            rate, cpu = spread([x["windows"] / x["wall"] for x in supply[name]]), spread(
+                [x["cpu"] / x["n"] for x in supply[name]])
+            lines.append(f"  input alone, {name:<10} windows/s {_fmt(rate, 1, 0)}; CPU ms/batch {_fmt(cpu, 1e3, 1)}")
+    return "\n".join(lines)
+
+
 def register_probe() -> None:
     """Register ``probe_conv`` (once)."""
     import keras
@@ -81,7 +199,7 @@ def register_probe() -> None:
 
 def epoch(argv) -> int:
     """``train.py argv`` with ``probe_conv`` registered."""
-    from ecg_keras.training.cli import main as train_main
+    from ecg_keras.cli.train import main as train_main
 
     register_probe()
     return train_main(argv)
@@ -99,12 +217,16 @@ def main(argv=None) -> int:
     p.add_argument("--arch", default="fcn_wang", help="any registered model, or probe_conv (see above)")
     p.add_argument("--records", type=int, default=4000, help="records both pipelines use (default 4000)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=10, help="timed steps per turn (default 10)")
-    p.add_argument("--rounds", type=int, default=5, help="turns per pipeline (default 5)")
+    p.add_argument("--steps", type=int, default=2, help="training steps per turn (default 2)")
+    p.add_argument("--rounds", type=int, default=10, help="turns per pipeline, in ABBA order (default 10)")
+    p.add_argument("--supply", type=int, default=0,
+                   help="batches per turn of the input pipelines alone, no training (default 0: not measured)")
+    p.add_argument("--supply-rounds", type=int, default=3, help="turns per pipeline of --supply (default 3)")
     ns = p.parse_args(argv)
 
     import numpy as np
 
+    from benchmarks.run import cpu_info, isa_summary
     from ecg_keras.datasets.base import RecordView
     from ecg_keras.datasets.ptbxl import load_ptbxl
     from ecg_keras.standardize import Standardizer
@@ -128,6 +250,11 @@ def main(argv=None) -> int:
         "streamed": lambda: train_dataset(signals, y, batch_size=ns.batch_size, window=window,
                                           standardizer=standardizer, seed=0),
     }
+    cpu = cpu_info()
+    print(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu['cpu_model']} ({isa_summary(cpu['isa'])}), "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    model.train_on_batch(np.zeros((ns.batch_size, window, 12), np.float32), y[:ns.batch_size])
+    training_threads = threads()  # main thread and TensorFlow's op pools, started by the first step
     iterators, first = {}, {}
     for name, make in makers.items():
         t0 = time.perf_counter()
@@ -135,22 +262,27 @@ def main(argv=None) -> int:
         next(iterators[name])
         first[name] = time.perf_counter() - t0
         model.train_on_batch(*next(iterators[name]))  # warm-up
-    rates = {name: [] for name in makers}
-    for _ in range(ns.rounds):
-        for name, it in iterators.items():
-            t0 = time.perf_counter()
-            for _ in range(ns.steps):
-                model.train_on_batch(*next(it))
-            rates[name].append(ns.steps / (time.perf_counter() - t0))
+    turns = {name: [] for name in makers}
+    for r, name in turn_order(ns.rounds):
+        it = iterators[name]
+        turns[name].append(timed(lambda: model.train_on_batch(*next(it)), ns.steps, training_threads))
+        x = turns[name][-1]
+        print(f"  round {r} {name:<10} {x['n'] / x['wall']:.3f} steps/s, CPU {x['cpu'] / x['n']:.3f} s/step",
+              flush=True)
+    supply = {name: [] for name in makers} if ns.supply else None
+    for _, name in turn_order(ns.supply_rounds if ns.supply else 0):
+        it = iterators[name]
+        for _ in range(ns.supply):  # empties what was buffered during the other turns
+            next(it)
+        x = timed(lambda: next(it), ns.supply)
+        supply[name].append(dict(x, windows=ns.supply * ns.batch_size))
     print(f"{ns.arch}, {ns.sampling_rate} Hz, {n} records ({signals.nbytes / 1e9:.2f} GB float32), batch "
-          f"{ns.batch_size}, {ns.rounds} rounds x {ns.steps} steps in turn")
+          f"{ns.batch_size}, {ns.rounds} rounds x {ns.steps} steps per pipeline (ABBA), load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
     for name in makers:
-        print(f"  {name:<10} first batch {first[name]:6.2f} s; steps/s median {statistics.median(rates[name]):.3f} "
-              f"(all: {', '.join(f'{r:.3f}' for r in rates[name])})")
-    ratio = statistics.median(rates["streamed"]) / statistics.median(rates["in-memory"])
-    print(f"  streamed / in-memory steps/s: {ratio:.3f}")
+        print(f"  {name:<10} first batch {first[name]:6.2f} s")
+    print(report(summarize(turns), supply))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -7,10 +7,9 @@ from importlib.util import find_spec as _find_spec
 from ecg_keras.version import __version__
 
 # TensorFlow's oneDNN CPU kernels (convolutions, matmul, batch norm) train the benchmark models
-# up to 2.3x faster (inception1d; 1.0-1.5x the others) than TF's default Eigen kernels on the
-# project's 2-core AMD reference machine
-# (docs/RESULTS.md section 8.6). TF reads the variable once, when it is first imported, so this only
-# applies if ecg_keras is imported before tensorflow/keras; TF_ENABLE_ONEDNN_OPTS=0 opts out.
+# faster than TF's default Eigen kernels (docs/RESULTS.md section 8.6). TF reads the variable once,
+# when it is first imported, so this only applies if ecg_keras is imported before tensorflow/keras;
+# TF_ENABLE_ONEDNN_OPTS=0 opts out.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # TensorFlow is not in the package's requirements, so that an installed build (GPU `tensorflow`,

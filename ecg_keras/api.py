@@ -21,6 +21,7 @@ import numpy as np
 
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, Record
+from ecg_keras.tasks import ALL
 from ecg_keras.zoo import DEFAULT_TAG
 
 
@@ -134,7 +135,7 @@ def load(source, *, models_directory=None) -> Model:
         raise ValueError(str(e)) from None
 
 
-def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool = True,
+def pretrained(arch: str = "xresnet1d101", task: str = ALL.name, include_top: bool = True,
                num_classes: int | None = None, weights=DEFAULT_TAG, *, name: str | None = None,
                models_directory=None, base_url: str | None = None, cache_dir=None):
     """A released model as a Keras model (logits), keras.applications style: :func:`ecg_keras.zoo.pretrained`

@@ -1,4 +1,4 @@
-"""Training-time augmentations of standardised window batches (``train.py --augment ...``).
+"""Training-time augmentations of standardised window batches (``ecg-keras train --augment ...``).
 
 Off by default (the paper's protocol trains without them). Each is a pure TensorFlow function
 of a batch ``x`` (b, window, leads) and a stateless RNG key; ``apply`` keys every batch on
@@ -11,7 +11,7 @@ given seed. Magnitudes are physical (mV, Hz): ``scale`` is the standardiser's mV
   respiration and electrode drift (MIT-BIH Noise Stress Test "bw").
 * ``noise``: white noise (sd up to 40 uV) plus mains hum at 50 or 60 Hz (up to 30 uV).
 * ``timewarp``: uniform time stretch by 0.97-1.03 about the window centre (the heart rate
-  moves by at most 3 %, less than the margin of the synthetic rate classes to 60 / 100 bpm).
+  moves by at most 3 %, within the 50-60 / 90-100 bpm spans of the synthetic rate thresholds).
 * ``leaddrop``: each lead set to zero (the standardised mean) with probability 0.1.
 """
 from __future__ import annotations

@@ -19,10 +19,11 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.paths import follow_umask
 
 
-class UnsafeFileError(FileExistsError):
+class UnsafeFileError(ECGKerasError, FileExistsError):
     """Something other than a regular file (a symbolic link, FIFO, device, directory) sits where a
     file would be written or locked; nothing is written through it."""
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ecg_keras.errors import ECGKerasError
 
-class ChecksumError(ValueError):
+
+class ChecksumError(ECGKerasError, ValueError):
     """A file does not have the sha256 its manifest entry (or caller) states."""
 
 
-class DownloadError(OSError):
+class DownloadError(ECGKerasError, OSError):
     """A download failed (unreachable, timed out, too large, truncated); nothing was kept."""
 
 

@@ -11,11 +11,13 @@ import os
 import re
 from pathlib import Path
 
+from ecg_keras.errors import ECGKerasError
+
 #: What a release name (and so the stem of its files) may look like.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(ECGKerasError, ValueError):
     """A name would resolve outside the directory it belongs to."""
 
 

@@ -1,7 +1,7 @@
 """Run a model on people's own ECG records: records in, probabilities (and plots) out.
 
-    python -m ecg_keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
-                                [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
+    ecg-keras predict MODEL RECORD... [--out FILE.csv|.json] [--plot DIR] [--explain]
+                    [--top K] [--fs HZ] [--leads I,II,...] [--units mV|uV]
 
 MODEL is a released model name (the zoo, ``models/MANIFEST.json``, or ``--models-dir DIR``'s), a
 training run, release or preset directory (read by :func:`ecg_keras.runs.resolve`), a preset on
@@ -26,7 +26,7 @@ signal has NaN/Inf samples, a flat lead or values beyond 100 mV is *never* sent 
 its row is marked ``valid=False`` with the reason (naming the record and the lead, e.g.
 "non-finite samples (NaN/Inf) in lead(s) V2; 1 sample(s) ..."), its probabilities are left
 empty, the other records are still predicted and written, and the command exits with status 1.
-Status 0 means every record was valid; status 2 is a usage or model-loading error.
+Status 0 means every record was valid; a model or output that cannot be used is status 1, a usage error 2.
 
 Output: one row per record with every class probability (``--out``: CSV, or JSON with the
 model identity), and in the console the model identity (name, sha256, training data: models
@@ -36,7 +36,6 @@ PNG per record on ECG paper (:func:`ecg_keras.evaluation.ecg_paper.plot_ecg_pape
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass, field
@@ -46,11 +45,13 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras import artefact
+from ecg_keras.artefact import MANIFEST
 from ecg_keras.datasets.base import DataError
-from ecg_keras.io.records import LEAD_NAMES, SUFFIXES, Record, find_records, read_any, record_name, to_model_input
+from ecg_keras.errors import ECGKerasError
+from ecg_keras.io.records import LEAD_NAMES, NAME_SUFFIXES, Record, find_records, read_any, record_name, to_model_input
 from ecg_keras.paths import sha256
-from ecg_keras.timeline import SEGMENT_S
-from ecg_keras.zoo import MANIFEST, is_synthetic
+from ecg_keras.zoo import is_synthetic
 
 RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")
 #: Records are predicted in groups of at most ``batch`` records and this many samples (at the
@@ -58,7 +59,7 @@ RESERVED = ("record", "valid", "problem", "fs", "duration_s", "leads")
 MAX_BATCH_SAMPLES = 2_000_000
 
 
-class ModelError(Exception):
+class ModelError(ECGKerasError):
     """The MODEL argument cannot be loaded; the message says why."""
 
 
@@ -89,6 +90,16 @@ class Predictor:
                 "sha256_of": self.sha256_of, "sampling_rate": self.sampling_rate, "aggregation": self.aggregation,
                 "classes": list(self.classes)}
 
+    def caution(self) -> str | None:
+        """The one-line provenance warning of plots and titles (None: trained on real data)."""
+        if not self.synthetic:
+            return None
+        if self.validation:
+            return ("trained on SYNTHETIC ECGs only; validated zero-shot on "
+                    + ", ".join(f"{v['dataset']} ({v['n_records']} records)" for v in self.validation)
+                    + ", see its card; not for clinical use")
+        return "SYNTHETIC-trained model: not for real ECGs"
+
     def describe(self) -> str:
         lines = [f"model: {self.name} ({self.kind}: {self.source})"
                  + (f", {self.arch}" if self.arch else "") + (f", task {self.task}" if self.task else "")
@@ -114,15 +125,7 @@ class Predictor:
 # --------------------------------------------------------------------------- model loading
 def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_data: str, synthetic: bool
               ) -> Predictor:
-    from ecg_keras.models.fold import fold_batchnorm
-    from ecg_keras.windows import predict_records
-
-    folded = fold_batchnorm(run.model)  # once, not per call: each call would clone and retrace the model
-
-    def fn(signals):
-        return predict_records(folded, signals, sampling_rate=run.sampling_rate, standardizer=run.standardizer,
-                               how=run.aggregation, activation=run.activation)
-
+    fn = run.predict_records  # the model's own preprocessing (runs.Run.preprocessing)
     return Predictor(name=name, kind=kind, source=str(run.path), classes=list(run.classes),
                      sampling_rate=run.sampling_rate, aggregation=run.aggregation, training_data=training_data,
                      synthetic=synthetic, sha256=sha, sha256_of=sha_of, predict_fn=fn,
@@ -154,7 +157,8 @@ def _load_run(source, models_directory=None) -> Predictor:
 
         sha, sha_of = run.metadata["sha256"][PRESET_WEIGHTS], PRESET_WEIGHTS
     else:
-        sha, sha_of = sha256(run.path / "model.keras"), "model.keras"
+        model_file = run.model_file or run.path / artefact.MODEL
+        sha, sha_of = sha256(model_file), model_file.name
     predictor = _from_run(run, "release" if run.release else "preset" if run.preset else "run", run.name, sha, sha_of,
                           "synthetic" if synthetic else data, synthetic)
     predictor.validation = list((run.release or {}).get("validation", []))
@@ -234,7 +238,7 @@ def _load_onnx(path: Path) -> Predictor:
         if sidecar is None:
             raise ModelError(f"{path}: no ecg_keras metadata in the ONNX file and no sidecar {path.with_suffix('.json')}"
                              " with its serving spec (classes, sampling_rate, window, aggregation); export it with "
-                             "`python -m export onnx` or write the sidecar") from None
+                             "`ecg-keras export onnx` or write the sidecar") from None
         try:
             spec = json.loads(sidecar.read_text())
         except (OSError, json.JSONDecodeError) as e:
@@ -294,7 +298,7 @@ def load_model(source, models_directory=None) -> Predictor:
             raise ModelError(str(e)) from None
     path = Path(str(source)).expanduser()
     if path.is_dir():
-        if (path / "config.json").exists() or (path / MANIFEST).exists():
+        if any((path / f).exists() for f in (artefact.CONFIG, MANIFEST, artefact.MODEL)):
             return _load_run(path, models_directory)
         sm = _savedmodel_dir(path)
         if sm is not None:
@@ -306,7 +310,10 @@ def load_model(source, models_directory=None) -> Predictor:
             return _load_onnx(path)
         if path.suffix.lower() == ".tflite":
             return _load_litert(path)
-        raise ModelError(f"{path}: a model file must be .onnx or .tflite (or pass a run/preset/SavedModel directory)")
+        if path.suffix.lower() == ".keras":
+            return _load_run(path, models_directory)
+        raise ModelError(f"{path}: a model file must be .keras, .onnx or .tflite (or pass a run/preset/SavedModel "
+                         "directory)")
     return _load_run(str(source), models_directory)
 
 
@@ -349,7 +356,7 @@ def _prepare(path: Path | Record, model: Predictor, fs, leads, units, fill_missi
     return item
 
 
-def _expand(records) -> list[Item | Path | Record]:
+def expand_records(records) -> list[Item | Path | Record]:
     out: list[Item | Path | Record] = []
     for r in ([records] if isinstance(records, (str, Path)) else records):
         if isinstance(r, (Item, Record)):
@@ -373,7 +380,7 @@ def run_predictions(model, records, *, fs=None, leads=None, units: str = "mV", b
     from tqdm.auto import tqdm
 
     model = load_model(model, models_directory)
-    todo = _expand(records)
+    todo = expand_records(records)
     if leads is not None and isinstance(leads, str):
         leads = [x.strip() for x in leads.split(",") if x.strip()]
     show = len(todo) > 1 if progress is None else progress
@@ -450,10 +457,10 @@ def predict(model, records, *, fs: float | None = None, leads: Sequence[str] | s
     The ``leads`` column names leads derived from others (8-lead exports) or, with
     ``fill_missing_leads``, zero-filled.
     """
-    todo = _expand(records)
+    todo = expand_records(records)
     hook = None
     if plot_dir is not None:
-        hook = _plot_hook(Path(plot_dir), top, explain, names=check_plot_targets(plot_dir, todo, overwrite))
+        hook = plot_hook(Path(plot_dir), top, explain, names=check_plot_targets(plot_dir, todo, overwrite))
     model, items = run_predictions(model, todo, fs=fs, leads=leads, units=units, progress=progress,
                                    models_directory=models_directory, on_item=hook,
                                    fill_missing_leads=fill_missing_leads)
@@ -473,12 +480,12 @@ def _display_name(t: Item | Path) -> str:
 def plot_names(names: Sequence[str]) -> list[str]:
     """PNG file name per record: the record's own name (its last path part, characters other than
     letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``, no leading dot, no record suffix such
-    as ``.npy``), ``_2``, ``_3`` ...
+    as ``.npy`` or ``.dcm``: :data:`~ecg_keras.io.records.NAME_SUFFIXES`), ``_2``, ``_3`` ...
     appended when two records share a name."""
     out, used = [], set()
     for name in names:
         base = Path(str(name).rstrip("/")).name
-        base = base[:-len(Path(base).suffix)] if Path(base).suffix.lower() in SUFFIXES else base
+        base = base[:-len(Path(base).suffix)] if Path(base).suffix.lower() in NAME_SUFFIXES else base
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).lstrip(".")[-120:] or "record"
         candidate, k = stem, 1
         while candidate.lower() in used:
@@ -504,7 +511,7 @@ def check_plot_targets(plot_dir, todo: Sequence[Item | Path], overwrite: bool) -
     return dict(zip(names, files))
 
 
-def _plot_hook(out: Path, top: int, explain: bool, method: str = "ig", names: dict[str, str] | None = None):
+def plot_hook(out: Path, top: int, explain: bool, method: str = "ig", names: dict[str, str] | None = None):
     from ecg_keras.evaluation.ecg_paper import plot_ecg_paper
 
     if out.exists() and not out.is_dir():
@@ -536,8 +543,7 @@ def _plot_hook(out: Path, top: int, explain: bool, method: str = "ig", names: di
         model_line = (f"{model.name} ({model.arch or model.kind}, task {model.task or '?'}, trained on "
                       f"{'SYNTHETIC data' if model.synthetic else model.training_data})")
         item.plot = plot_ecg_paper(item.native, item.fs, out / file, title=title, predictions=preds,
-                                   model_line=model_line, warning="SYNTHETIC-trained model: not for real ECGs"
-                                   if model.synthetic else None, attribution=attribution,
+                                   model_line=model_line, warning=model.caution(), attribution=attribution,
                                    attribution_fs=model.sampling_rate,
                                    attribution_label=f"integrated gradients of {preds[0][0]}" if explain else None)
 
@@ -602,141 +608,3 @@ def write_output(frame: pd.DataFrame, path: Path) -> Path:
         with atomic_path(path) as tmp:
             out.to_csv(tmp, index=False, float_format="%.6g")
     return path
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecg-keras predict", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Exit status: 0 every record valid, 1 some record invalid (see the "
-                                       "'problem' column), 2 usage or model error.")
-    p.add_argument("model", metavar="MODEL", help="released name, run, release or preset directory, hf://owner/name, "
-                   "kaggle://..., SavedModel directory (export savedmodel's --out), .onnx or .tflite file")
-    p.add_argument("records", nargs="+", metavar="RECORD",
-                   help="WFDB record, .mat, .npy, .csv, DICOM, HL7 aECG/MUSE/Philips XML, SCP, EDF, ISHNE or a folder")
-    p.add_argument("--out", metavar="FILE", help="write all rows to FILE.csv or FILE.json")
-    p.add_argument("--plot", metavar="DIR", help="one PNG per record on ECG paper, named after the record")
-    p.add_argument("--overwrite", action="store_true", help="replace existing plot files in --plot DIR")
-    p.add_argument("--explain", action="store_true", help="with --plot: shade the top class's attribution")
-    p.add_argument("--explain-method", choices=("ig", "lrp"), default="ig",
-                   help="integrated gradients (default) or epsilon-LRP (convolutional models)")
-    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per record (default 3)")
-    p.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of .npy/.csv records")
-    p.add_argument("--leads", metavar="I,II,...", help="lead names of .npy/.csv columns (default the standard 12)")
-    p.add_argument("--units", default="mV", choices=("mV", "uV", "V"), help="units of .npy/.csv values (default mV)")
-    p.add_argument("--models-dir", metavar="DIR",
-                   help="where released models live (default: $ECG_KERAS_MODELS_DIR or the package's manifest)")
-    p.add_argument("--fill-missing-leads", action="store_true",
-                   help="set leads neither recorded nor derivable to zero (flagged in the 'leads' column) instead "
-                        "of refusing the record")
-    p.add_argument("--timeline", metavar="DIR",
-                   help="long recordings: probabilities of every SECONDS-long segment over time, as "
-                        "DIR/<record>_timeline.csv and .png (with each class's burden)")
-    p.add_argument("--segment", type=float, default=SEGMENT_S, metavar="SECONDS",
-                   help=f"segment length of --timeline (default {SEGMENT_S:g} s)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ns = parser().parse_args(argv)
-    if ns.top < 1:
-        print("error: --top must be >= 1", file=sys.stderr)
-        return 2
-    if ns.explain and not ns.plot:
-        print("error: --explain draws into the plots; pass --plot DIR too", file=sys.stderr)
-        return 2
-    if ns.timeline and (ns.out or ns.plot):
-        print("error: --timeline writes its own CSV and plot per record; drop --out/--plot", file=sys.stderr)
-        return 2
-    if ns.out and Path(ns.out).suffix.lower() not in (".csv", ".json"):
-        print(f"error: --out must end in .csv or .json, got {ns.out}", file=sys.stderr)
-        return 2
-    try:
-        model = load_model(ns.model, ns.models_dir)
-    except ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    todo = _expand(ns.records)
-    try:
-        hook = (_plot_hook(Path(ns.plot), ns.top, ns.explain, ns.explain_method,
-                           names=check_plot_targets(ns.plot, todo, ns.overwrite)) if ns.plot else None)
-        if ns.out:
-            from ecg_keras.files import check_regular
-
-            check_regular(ns.out)
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(model.describe())
-    if ns.timeline:
-        return _main_timeline(model, ns)
-    try:
-        model, items = run_predictions(model, todo, fs=ns.fs, leads=ns.leads, units=ns.units,
-                                       progress=False if ns.no_progress else None, on_item=hook,
-                                       fill_missing_leads=ns.fill_missing_leads)
-    except OSError as e:  # a plot that cannot be written (disk full, a link planted meanwhile)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    frame = to_frame(model, items)
-    notes = sorted({n for it in items for n in it.notes} | {f"{it.name}: leads {it.leads}" for it in items if it.leads})
-    for n in notes:
-        print(f"note: {n}")
-    print(format_table(frame, model.classes, ns.top))
-    if ns.out:
-        try:
-            print(f"wrote {write_output(frame, Path(ns.out))}")
-        except OSError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    if ns.plot:
-        n_png = sum(1 for it in items if it.plot is not None)
-        print(f"wrote {n_png} plot(s) to {ns.plot}")
-    invalid = int((~frame["valid"]).sum())
-    if invalid:
-        names = [str(r) for r in frame.loc[~frame["valid"], "record"]]
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        print(f"error: {invalid} of {len(frame)} record(s) invalid, not predicted: {listed} (reasons above)",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def _main_timeline(model: Predictor, ns) -> int:
-    from ecg_keras import timeline
-
-    if ns.segment <= 0:
-        print("error: --segment must be > 0 seconds", file=sys.stderr)
-        return 2
-    try:
-        paths = find_records(ns.records)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    failed = 0
-    for path in paths:
-        name = record_name(path)
-        try:
-            frame = timeline.timeline(model, path, segment=ns.segment, fill_missing=ns.fill_missing_leads,
-                                      progress=not ns.no_progress)
-        except DataError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        stem = Path(plot_names([name])[0]).stem
-        out = Path(ns.timeline)
-        title = f"{name}: {model.name}" + (" (SYNTHETIC-trained model: not for real ECGs)" if model.synthetic else "")
-        csv_path, png_path = timeline.write(frame, model.classes, out / f"{stem}_timeline.csv",
-                                            out / f"{stem}_timeline.png", title, top=ns.top)
-        share = timeline.burden(frame, model.classes)
-        top = sorted(share, key=lambda c: -np.nan_to_num(share[c]))[:ns.top]
-        invalid = int((~frame["valid"]).sum())
-        for n in frame.attrs["notes"] + ([f"leads {frame.attrs['leads']}"] if frame.attrs["leads"] else []):
-            print(f"note: {name}: {n}")
-        print(f"{name}: {len(frame)} segments of {ns.segment:g} s ({invalid} invalid); burden (p >= "
-              f"{timeline.THRESHOLD:g}): " + ", ".join(f"{c} {100 * share[c]:.1f}%" for c in top))
-        print(f"wrote {csv_path} and {png_path}")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

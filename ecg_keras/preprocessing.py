@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ecg_keras.io.records import LEAD_NAMES
+from ecg_keras.io.base import LEAD_NAMES
 
 #: The fields a reader needs (the others have defaults: stride half a window, the 12 standard leads).
 REQUIRED = ("classes", "standardizer", "sampling_rate", "aggregation")

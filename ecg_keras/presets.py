@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ecg_keras import runs
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.paths import sha256
 from ecg_keras.preprocessing import preprocessing_spec
 from ecg_keras.zoo import PretrainedInfo, is_synthetic
@@ -34,7 +35,7 @@ HF_PREFIX, KAGGLE_PREFIX = "hf://", "kaggle://"
 PRESET_PATTERNS = list(runs.PRESET_FILES) + [runs.PRESET_CARD]
 
 
-class PresetError(ValueError):
+class PresetError(ECGKerasError, ValueError):
     """A preset handle cannot be resolved or fetched; the message says why."""
 
 

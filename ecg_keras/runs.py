@@ -2,12 +2,15 @@
 
 ``source`` is one of
 
-* a run directory, what training, finetuning, ``from-torch`` and ``reproduce`` write (the writer
-  side is :mod:`ecg_keras.training.rundir`): ``config.json``, ``classes.json``,
+* a run directory, what training, finetuning, ``from-torch`` and ``reproduce`` write (file names
+  and the file-level writer: :mod:`ecg_keras.artefact`): ``config.json``, ``classes.json``,
   ``standardizer.json`` and ``model.keras`` (:data:`RUN_FILES`, what export, release and
   ``--init-from`` need), and once scored ``predictions/{test,val,train}.npz`` (ids, y_true,
   y_pred, optional healthy) and ``history.csv`` (what evaluation reads). Baseline runs
   (``naive``, ``wavelet_nn``) have no ``model.keras``;
+* a bare ``model.keras`` saved by ecg_keras (or a folder holding only it): classes, standardiser,
+  sampling rate, window, stride, aggregation and activation come from the preprocessing it
+  carries (:class:`ecg_keras.models.ECGClassifier`);
 * a release directory: a models folder whose ``MANIFEST.json`` lists exactly one model;
 * the name of a released model in the manifest of ``models_directory`` (:mod:`ecg_keras.zoo`:
   ``$ECG_KERAS_MODELS_DIR`` or the package's manifest by default);
@@ -21,7 +24,7 @@ The :class:`Run` reads each part when it is first used: ``config``, ``classes``,
 ``predictions(split)`` / ``splits``. A missing file raises :class:`RunFileMissing` (a
 ``FileNotFoundError``), anything unusable :class:`RunError` (a ``ValueError``); both name the
 file and the problem. A release's parts come from its manifest entry, its model from
-:func:`ecg_keras.zoo.pretrained` (sha256 checked, downloaded if needed).
+:func:`ecg_keras.zoo.load_entry` (sha256 checked, downloaded if needed); the manifest is read once.
 """
 from __future__ import annotations
 
@@ -32,24 +35,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import zoo
+from ecg_keras import artefact, tasks, zoo
+from ecg_keras.errors import ECGKerasError
+from ecg_keras.artefact import (  # noqa: F401  (re-exported: the names' home is ecg_keras.artefact)
+    PRESET_CARD,
+    PRESET_CHECKED,
+    PRESET_CONFIG,
+    PRESET_FILES,
+    PRESET_METADATA,
+    PRESET_PREPROCESSOR,
+    PRESET_WEIGHTS,
+    RUN_FILES,
+    SPLITS,
+)
 from ecg_keras.standardize import Standardizer
 
-#: What every reader of a finished run needs (export, release, finetuning's --init-from).
-RUN_FILES = ("config.json", "classes.json", "standardizer.json", "model.keras")
-#: The prediction files a run may hold, ``predictions/<split>.npz``; evaluation needs ``test``.
-SPLITS = ("test", "val", "train")
-REGRESSION_TASKS = ("age",)  # linear output: no sigmoid
-#: A preset directory (keras-hub's layout): Keras config, weights, preprocessing, metadata (+ README.md card).
-PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR, PRESET_METADATA = (
-    "config.json", "model.weights.h5", "preprocessor.json", "metadata.json")
-PRESET_FILES = (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR, PRESET_METADATA)
-PRESET_CARD = "README.md"
-#: The preset files whose sha256 metadata.json records (and the reader checks).
-PRESET_CHECKED = (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_PREPROCESSOR)
 
-
-class RunError(ValueError):
+class RunError(ECGKerasError, ValueError):
     """Unusable trained-model input (unreadable file, predictions no metric may see, an ambiguous
     release directory); the message names the file and why."""
 
@@ -153,18 +155,23 @@ class Run:
     """
 
     def __init__(self, path: str | Path, *, release: dict | None = None,
-                 models_directory: str | Path | None = None, preset: bool = False):
+                 models_directory: str | Path | None = None, preset: bool = False,
+                 model_file: str | Path | None = None):
         self.path = Path(path)
         self.release = release
         self.preset = preset
+        self.model_file = Path(model_file) if model_file is not None else None  # a bare model.keras
         self.models_directory = models_directory
         self.name = release["name"] if release else self.path.resolve().name
+        if self.model_file is not None and self.model_file.name != artefact.MODEL:
+            self.name = self.model_file.stem
         if preset:  # a hub snapshot's directory is a commit hash: the preset names itself
             self.name = str(self.metadata.get("name") or self.name)
 
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}{', release=' + repr(self.name) if self.release else ''}"
-                f"{', preset=True' if self.preset else ''})")
+                f"{', preset=True' if self.preset else ''}"
+                f"{', model_file=' + repr(str(self.model_file)) if self.model_file else ''})")
 
     # ---------------------------------------------------------------- files
     def missing_files(self) -> list[str]:
@@ -172,6 +179,8 @@ class Run:
         its entry holds them)."""
         if self.preset:
             return [f for f in PRESET_FILES if not (self.path / f).is_file()]
+        if self.model_file is not None:
+            return [] if self.model_file.is_file() else [self.model_file.name]
         return [] if self.release else missing_files(self.path)
 
     def check_complete(self) -> "Run":
@@ -239,32 +248,38 @@ class Run:
             spec = self.preprocessor
             return dict(self.metadata.get("config") or {}) | {
                 k: spec[k] for k in ("sampling_rate", "aggregation", "activation", "kind") if k in spec}
+        if self.model_file is not None:  # everything a bare model knows is its preprocessing
+            return {k: v for k, v in self.preprocessing.items() if k not in ("classes", "standardizer")}
         if self.release:
             e = self.release
             return {"arch": e["arch"], "task": e["task"], "dataset": e["training_data"],
                     "sampling_rate": int(e["sampling_rate"]), "synthetic": zoo.is_synthetic(
                         e.get("synthetic"), e["training_data"]), "release": e["name"]}
-        return self._json("config.json")
+        return self._json(artefact.CONFIG)
 
     @cached_property
     def classes(self) -> list[str]:
         if self.preset:
             return [str(c) for c in self.preprocessor["classes"]]
-        return [str(c) for c in (self.release["classes"] if self.release else self._json("classes.json"))]
+        if self.model_file is not None:
+            return [str(c) for c in self.preprocessing["classes"]]
+        return [str(c) for c in (self.release["classes"] if self.release else self._json(artefact.CLASSES))]
 
     @cached_property
     def standardizer(self) -> Standardizer:
         if self.preset:
             return Standardizer.from_dict(self.preprocessor["standardizer"])
+        if self.model_file is not None:
+            return Standardizer.from_dict(self.preprocessing["standardizer"])
         if self.release:
             return Standardizer.from_dict(self.release["standardizer"])
-        return Standardizer.load(self.file("standardizer.json"))
+        return Standardizer.load(self.file(artefact.STANDARDIZER))
 
     @cached_property
     def model(self):
         """The Keras model (logits), loaded without compiling; a release's weights are sha256 checked."""
         if self.release:
-            return zoo.pretrained(name=self.name, models_directory=self.models_directory, weights=None)
+            return zoo.load_entry(self.release, self.models_directory)
         import keras
 
         from ecg_keras.models import check_loaded_weights, list_models
@@ -276,7 +291,9 @@ class Run:
             model = keras.saving.deserialize_keras_object(self._json(PRESET_CONFIG), safe_mode=True)
             model.load_weights(path)
         else:
-            path = self.file("model.keras")
+            path = self.model_file if self.model_file is not None else self.path / artefact.MODEL
+            if not path.is_file():
+                raise RunFileMissing(f"{path} is missing")
             model = keras.saving.load_model(path, compile=False)
         check_loaded_weights(model, path)
         return model
@@ -291,6 +308,9 @@ class Run:
         carried = getattr(self.model, "preprocessing", None)
         if carried:
             return dict(carried)
+        if self.model_file is not None:
+            raise RunError(f"{self.model_file}: the model carries no preprocessing (classes, standardiser, sampling "
+                           "rate, ...): it was not saved by ecg_keras; pass its run directory instead")
         from ecg_keras.preprocessing import preprocessing_spec
         from ecg_keras.windows import model_window
 
@@ -298,24 +318,31 @@ class Run:
                                   sampling_rate=self.sampling_rate, aggregation=self.aggregation,
                                   window=model_window(self.model, self.sampling_rate), activation=self.activation)
 
+    @cached_property
+    def metrics(self) -> dict:
+        """``metrics.json`` ({split: {metric: value}}) of a run directory; {} if it has none."""
+        if self.release or self.preset or self.model_file or not (self.path / artefact.METRICS).is_file():
+            return {}
+        return self._json(artefact.METRICS)
+
     @property
     def history(self) -> Path | None:
         """``history.csv`` (one row per epoch), if the run has one."""
-        path = self.path / "history.csv"
-        return path if not self.release and not self.preset and path.is_file() else None
+        path = self.path / artefact.HISTORY_CSV
+        return path if not self.release and not self.preset and not self.model_file and path.is_file() else None
 
     def predictions(self, split: str = "test") -> Predictions:
         """``predictions/<split>.npz``, read and checked (:func:`read_predictions`)."""
-        if self.release or self.preset:
-            raise RunFileMissing(f"{self.name} is a {'preset' if self.preset else 'released model'}: it has no "
-                                 f"predictions/{split}.npz")
-        return read_predictions(self.file(f"predictions/{split}.npz"), len(self.classes))
+        if self.release or self.preset or self.model_file:
+            what = "preset" if self.preset else "released model" if self.release else "model file"
+            raise RunFileMissing(f"{self.name} is a {what}: it has no {artefact.predictions_file(split)}")
+        return read_predictions(self.file(artefact.predictions_file(split)), len(self.classes))
 
     @cached_property
     def splits(self) -> dict[str, Predictions]:
         """The predictions of every split the run holds; ``test`` is required."""
         return {s: self.predictions(s) for s in SPLITS
-                if s == "test" or (self.path / "predictions" / f"{s}.npz").is_file()}
+                if s == "test" or (self.path / artefact.predictions_file(s)).is_file()}
 
     # ---------------------------------------------------------------- derived facts
     @property
@@ -332,9 +359,9 @@ class Run:
         kind = self.config.get("kind")
         if kind:
             return str(kind)
-        if self.key[1] == "age":
-            return "regression"
-        return "binary" if self.splits["test"].y_true.shape[1] == 1 else "multilabel"
+        if tasks.kind_of(self.key[1]) == tasks.REGRESSION:
+            return tasks.REGRESSION
+        return tasks.BINARY if self.splits["test"].y_true.shape[1] == 1 else tasks.MULTILABEL
 
     @property
     def sampling_rate(self) -> int:
@@ -342,15 +369,13 @@ class Run:
 
     @property
     def aggregation(self) -> str:
-        from ecg_keras.windows import aggregation
-
-        return self.config.get("aggregation") or aggregation(self.config.get("task"))
+        return self.config.get("aggregation") or tasks.aggregation(self.config.get("task"))
 
     @property
     def activation(self) -> str | None:
         if "activation" in self.config:
             return self.config["activation"]
-        return None if self.config.get("task") in REGRESSION_TASKS else "sigmoid"
+        return tasks.activation(self.config.get("task"))
 
     @property
     def extra(self) -> dict:
@@ -358,9 +383,29 @@ class Run:
         return {k: self.config[k] for k in keys if k in self.config} | {"run_dir": self.path.name}
 
     def export_kwargs(self) -> dict:
-        """Keyword arguments shared by export_savedmodel, export_onnx and export_litert."""
-        return dict(classes=self.classes, standardizer=self.standardizer, sampling_rate=self.sampling_rate,
-                    aggregation=self.aggregation, activation=self.activation, extra=self.extra)
+        """Keyword arguments shared by export_savedmodel, export_onnx and export_litert, from :attr:`preprocessing`."""
+        spec = self.preprocessing
+        return dict(classes=list(spec["classes"]), standardizer=Standardizer.from_dict(spec["standardizer"]),
+                    sampling_rate=int(spec["sampling_rate"]), aggregation=spec["aggregation"],
+                    activation=spec.get("activation"), extra=self.extra)
+
+    @cached_property
+    def _inference_model(self):
+        from ecg_keras.models.bnfold import fold_batchnorm
+
+        return fold_batchnorm(self.model)  # once, not per call: each call would clone and retrace the model
+
+    def predict_records(self, signals, **kwargs):
+        """Per-record probabilities of ``signals`` (arrays at the model's rate, leads in order) through the
+        model's :attr:`preprocessing` (standardiser, window, stride, aggregation, activation);
+        ``kwargs`` go to :func:`ecg_keras.windows.predict_records`."""
+        from ecg_keras.windows import predict_records
+
+        spec = self.preprocessing
+        return predict_records(self._inference_model, signals, sampling_rate=int(spec["sampling_rate"]),
+                               standardizer=Standardizer.from_dict(spec["standardizer"]), how=spec["aggregation"],
+                               activation=spec.get("activation"), window=spec.get("window"),
+                               stride=spec.get("stride"), **kwargs)
 
 
 def resolve(source: str | Path | Run, models_directory: str | Path | None = None) -> Run:
@@ -372,36 +417,32 @@ def resolve(source: str | Path | Run, models_directory: str | Path | None = None
     if path.is_dir():
         if is_preset(path):
             return Run(path, preset=True)
-        if (path / "config.json").is_file():
+        if (path / artefact.CONFIG).is_file():
             return Run(path)
+        if (path / artefact.MODEL).is_file() and not (path / zoo.MANIFEST).is_file():
+            return Run(path, model_file=path / artefact.MODEL)
         if (path / zoo.MANIFEST).is_file():
-            names = zoo.list_pretrained(path)
-            if len(names) != 1:
+            entries = zoo.read_manifest(path)
+            if len(entries) != 1:
+                names = sorted(e["name"] for e in entries)
                 raise RunError(f"{path} is a release directory with {len(names)} released models "
                                f"({', '.join(names) or 'none'}): name one, with {path} as the models directory "
                                "(models_directory= / --models-dir)")
-            return _release(names[0], path)
-        raise RunFileMissing(f"{path / 'config.json'} is missing: {path} is neither a run directory "
+            return _release(entries[0], path)
+        raise RunFileMissing(f"{path / artefact.CONFIG} is missing: {path} is neither a run directory "
                              f"({', '.join(RUN_FILES)}) nor a release directory ({zoo.MANIFEST})")
-    released = zoo.list_pretrained(models_directory)
+    if path.is_file() and path.suffix == ".keras":
+        return Run(path.parent, model_file=path)
+    entries = zoo.read_manifest(models_directory)  # the one parse on the way to the model
+    released = sorted(e["name"] for e in entries)
     if str(source) in released:
-        return _release(str(source), models_directory)
+        return _release(zoo.find_entry(name=str(source), entries=entries, models_directory=models_directory),
+                        models_directory)
     problem = "is not a directory" if path.exists() else "does not exist"
     raise RunFileMissing(f"{source} {problem}: it is neither a run directory ({', '.join(RUN_FILES)}) "
                          f"nor a released model in {zoo.models_dir(models_directory) / zoo.MANIFEST} "
                          f"({', '.join(released) or 'none released'})")
 
 
-def add_source_arguments(parser) -> None:
-    """``SOURCE`` and ``--models-dir`` (the one spelling of the models folder on a command line):
-    what :func:`resolve` takes, for a command's argparse parser."""
-    parser.add_argument("source", metavar="RUN_DIR_OR_RELEASE",
-                        help="a run directory, a release directory or the name of a released model")
-    parser.add_argument("--models-dir", default=None, metavar="DIR",
-                        help="models directory of released names (default: $ECG_KERAS_MODELS_DIR or the "
-                             "package's manifest)")
-
-
-def _release(name: str, models_directory: str | Path | None) -> Run:
-    entry = zoo.find_entry(name=name, models_directory=models_directory)
+def _release(entry: dict, models_directory: str | Path | None) -> Run:
     return Run(zoo.models_dir(models_directory) / entry["file"], release=entry, models_directory=models_directory)

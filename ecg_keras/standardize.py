@@ -58,11 +58,6 @@ class Standardizer:
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, dtype=np.float32) - np.float32(self.mean)) / np.float32(self.std)).astype(np.float32)
 
-    def transform_all(self, signals: np.ndarray | Sequence[np.ndarray]):
-        if isinstance(signals, np.ndarray):
-            return self.transform(signals)
-        return [self.transform(s) for s in signals]
-
     def to_dict(self) -> dict:
         return {"type": "scalar", "mean": self.mean, "std": self.std}
 

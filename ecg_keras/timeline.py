@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_keras.datasets.base import LEAD_NAMES, DataError
+from ecg_keras.io.base import LEAD_NAMES, DataError
 
 SEGMENT_S = 10.0
 CHUNK_SEGMENTS = 64  # segments read from the file at a time

@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras import augment as augmentations
+from ecg_keras import tasks
+from ecg_keras.tasks import AGGREGATIONS
 from ecg_keras.datasets.base import RecordView
 from ecg_keras.datasets.cache import RecordReader
 from ecg_keras.io.records import check_signal
@@ -30,9 +32,6 @@ WINDOW_SECONDS = 2.5
 #: batches, so memory grows with the record itself (48 bytes per 12-lead sample), not with its windows.
 MAX_RECORD_SECONDS = 24 * 3600
 FLAT_POLICIES = ("error", "warn", "ignore")
-AGGREGATIONS = ("max", "mean")
-#: Window predictions are aggregated per record by MEAN for age and sex, MAX otherwise (docs/PROTOCOL.md).
-MEAN_TASKS = ("age", "sex")
 
 
 def window_length(sampling_rate: int) -> int:
@@ -211,8 +210,10 @@ def check_signals(signals, *, flat: str = "error", max_length: int | None = None
 
 def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: Standardizer | None = None,
                     how: str = "max", activation: str | None = "sigmoid", batch_size: int = 256,
-                    flat: str = "warn", max_record_seconds: float | None = MAX_RECORD_SECONDS) -> np.ndarray:
+                    flat: str = "warn", max_record_seconds: float | None = MAX_RECORD_SECONDS,
+                    window: int | None = None, stride: int | None = None) -> np.ndarray:
     """Test-time augmentation: predict every window, apply ``activation`` to logits, aggregate per record.
+    ``window`` / ``stride`` (samples): the model's input length and half of it unless given.
 
     Windows go through the model ``batch_size`` at a time (across and within records), so a long
     record never becomes one batch. Input checks (:func:`check_signals`): NaN/Inf is refused
@@ -220,14 +221,15 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
     (``flat="warn"``, the default: benchmark test sets are scored in full, as in the reference) or
     refused (``flat="error"``); a record longer than ``max_record_seconds`` (default 24 h, None: no
     limit) is refused. Conv->BatchNorm pairs are folded into the convolutions for the prediction
-    (:func:`~ecg_keras.models.fold.fold_batchnorm`; ``model`` itself is unchanged).
+    (:func:`~ecg_keras.models.bnfold.fold_batchnorm`; ``model`` itself is unchanged).
     """
-    from ecg_keras.models.fold import fold_batchnorm
+    from ecg_keras.models.bnfold import fold_batchnorm
 
     max_length = None if max_record_seconds is None else int(max_record_seconds * sampling_rate)
     check_signals(signals, flat=flat, max_length=max_length)
     ds, record_index = eval_dataset(signals, batch_size=batch_size, sampling_rate=sampling_rate,
-                                    standardizer=standardizer, window=model_window(model, sampling_rate))
+                                    standardizer=standardizer, window=window or model_window(model, sampling_rate),
+                                    stride=stride)
     outputs = fold_batchnorm(model).predict(ds, verbose=0)
     if activation == "sigmoid":
         outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))
@@ -237,8 +239,8 @@ def predict_records(model, signals, *, sampling_rate: int = 100, standardizer: S
 
 
 def aggregation(task: str) -> str:
-    """How window predictions of ``task`` are aggregated per record: "mean" or "max"."""
-    return "mean" if task in MEAN_TASKS else "max"
+    """How window predictions of ``task`` are aggregated per record: "mean" or "max" (its ``Task.aggregation``)."""
+    return tasks.aggregation(task)
 
 
 def model_window(model, sampling_rate: int) -> int:

@@ -21,22 +21,23 @@ the network. The sha256 is checked either way.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ecg_keras import artefact
+from ecg_keras.artefact import MANIFEST, REQUIRED_FIELDS, ManifestError  # noqa: F401  (re-exported; schema: artefact)
 from ecg_keras.net import ChecksumError, DownloadError  # noqa: F401  (re-exported: zoo.ChecksumError, ...)
-from ecg_keras.paths import UnsafePathError, check_name, inside, sha256
+from ecg_keras.paths import inside, sha256
 from ecg_keras.standardize import Standardizer
+from ecg_keras.tasks import ALL
 
 # keras (so TensorFlow) is imported inside the functions that need it: ``import ecg_keras``
 # imports this module and must not start TensorFlow (see ecg_keras/__init__.py).
 if TYPE_CHECKING:
     import keras
 
-MANIFEST = "MANIFEST.json"
 _PACKAGE = Path(__file__).resolve().parent
 #: The package's models directory, the zoo: the repository's top-level ``models/`` in a checkout,
 #: installed by the wheel as the package-data folder :data:`INSTALLED` (see setup.py).
@@ -50,15 +51,6 @@ def in_checkout() -> bool:
     return RELEASED_DIR.name == "models" and (RELEASED_DIR.parent / "setup.cfg").is_file()
 BASE_URL_ENV = "ECG_KERAS_WEIGHTS_URL"
 HOME_ENV = "ECG_KERAS_HOME"
-
-
-#: Fields every manifest entry must have.
-REQUIRED_FIELDS = ("name", "arch", "task", "classes", "standardizer", "sampling_rate", "window", "training_data",
-                   "file", "sha256")
-
-
-class ManifestError(ValueError):
-    """A manifest, or one of its entries, is malformed or unsafe."""
 
 
 #: Seconds to connect and to wait for each read; whole-download deadline; largest file accepted.
@@ -94,29 +86,9 @@ def cache_root(path: str | Path | None = None) -> Path:
 
 
 def read_manifest(models_directory: str | Path | None = None) -> list[dict]:
-    path = models_dir(models_directory) / MANIFEST
-    if not path.exists():
-        return []
-    try:
-        entries = list(json.loads(path.read_text())["models"])
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{path}: not a valid model manifest ({err})") from None
-    for i, entry in enumerate(entries):
-        _check_entry(entry, f"{path}: entry {i}")
-    return entries
-
-
-def _check_entry(entry, where: str) -> None:
-    if not isinstance(entry, dict):
-        raise ManifestError(f"{where} is not an object")
-    missing = [k for k in REQUIRED_FIELDS if k not in entry]
-    if missing:
-        raise ManifestError(f"{where} ({entry.get('name', 'unnamed')!r}) lacks {', '.join(missing)}")
-    try:
-        check_name(entry["name"])
-        check_name(entry["file"], "manifest 'file' field")
-    except UnsafePathError as err:
-        raise ManifestError(f"{where}: {err}") from None
+    """The checked entries of the manifest of ``models_directory`` (:func:`models_dir`; schema and
+    parser: :mod:`ecg_keras.artefact`)."""
+    return artefact.read_manifest(models_dir(models_directory))
 
 
 def list_pretrained(models_directory: str | Path | None = None) -> list[str]:
@@ -126,10 +98,13 @@ def list_pretrained(models_directory: str | Path | None = None) -> list[str]:
 
 
 def find_entry(arch: str | None = None, task: str | None = None, weights: str | None = None,
-               name: str | None = None, models_directory: str | Path | None = None) -> dict:
+               name: str | None = None, models_directory: str | Path | None = None, *,
+               entries: list[dict] | None = None) -> dict:
     """The one manifest entry named ``name``, or matching arch, task and training data
-    (``weights=None``: any training data). No match, or several, raises ValueError."""
-    entries = read_manifest(models_directory)
+    (``weights=None``: any training data). No match, or several, raises ValueError. ``entries``:
+    the manifest of ``models_directory`` if the caller has read it already."""
+    entries = read_manifest(models_directory) if entries is None else entries
+    names = sorted(e["name"] for e in entries)
     if name is not None:
         hits = [e for e in entries if e["name"] == name]
         wanted = f"name={name!r}"
@@ -138,7 +113,7 @@ def find_entry(arch: str | None = None, task: str | None = None, weights: str | 
                 and (weights is None or weights in (e.get("training_data"), e.get("dataset")))]
         wanted = f"arch={arch!r}, task={task!r}" + (f", weights={weights!r}" if weights is not None else "")
     if not hits:
-        raise ValueError(f"no released model for {wanted}; available: {list_pretrained(models_directory) or 'none'}"
+        raise ValueError(f"no released model for {wanted}; available: {names or 'none'}"
                          f" (manifest: {models_dir(models_directory) / MANIFEST})")
     if len(hits) > 1:
         raise ValueError(f"{len(hits)} released models match {wanted}: {', '.join(e['name'] for e in hits)}; "
@@ -156,7 +131,7 @@ def resolve_weights(entry: dict, models_directory: str | Path | None = None, bas
     name: it is only ever joined inside the models directory or the cache, and only the cache's
     copy is deleted when a download is rejected.
     """
-    _check_entry(entry, "manifest entry")
+    artefact.check_entry(entry, "manifest entry")
     local = inside(models_dir(models_directory), entry["file"], "manifest 'file' field")
     if local.exists():
         path = local
@@ -237,23 +212,26 @@ def _weights_source(weights, name: str | None, models_directory: str | Path | No
         if name is not None and name not in listed:
             raise ValueError(f"weights={str(path)!r} is the file of {', '.join(listed)}, not of name={name!r}")
         return path.parent, None, listed[0]
-    from ecg_keras.models.heads import invalid_weights
+    from ecg_keras.models.weights import invalid_weights
 
     raise invalid_weights(weights, ["`None` (with name=)", f"a known tag ({', '.join(map(repr, tags))})",
                                     f"a release directory containing {MANIFEST}",
-                                    "the path to a weights file listed in the manifest beside it"])
+                                    "the path to a weights file listed in the manifest beside it",
+                                    "the path to a .keras model saved by ecg_keras (it carries its preprocessing)"])
 
 
-def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool = True,
+def pretrained(arch: str = "xresnet1d101", task: str = ALL.name, include_top: bool = True,
                num_classes: int | None = None, weights: str | Path | None = DEFAULT_TAG, *,
                name: str | None = None, models_directory: str | Path | None = None, base_url: str | None = None,
                cache_dir: str | Path | None = None) -> keras.Model:
     """A released model, keras.applications style; ``model.ecg_info`` holds classes and standardiser.
 
-    ``weights`` is a data tag (:func:`weight_tags`: the training data of a manifest entry, e.g.
-    "ptbxl"), a release directory containing ``MANIFEST.json`` (or that file), a weights file
-    listed in the manifest beside it, or None with ``name=``; anything else is a ValueError, as
-    in keras.applications. ``include_top=False`` returns the pooled backbone (``num_classes`` is
+    ``weights`` is where the weights come from, as in :func:`ecg_keras.models.get` (None or a file)
+    plus what only a release can name: a data tag (:func:`weight_tags`: the training data of a
+    manifest entry, e.g. "ptbxl"), a release directory containing ``MANIFEST.json`` (or that
+    file), a weights file listed in the manifest beside it, a ``.keras`` model saved by ecg_keras
+    (it carries its preprocessing, so it needs no manifest), or None with ``name=``; anything else
+    is a ValueError, as in keras.applications. ``include_top=False`` returns the pooled backbone (``num_classes`` is
     then ignored); with ``include_top=True``, ``num_classes`` must be None or the number of the
     released classes (for a new output layer: ``models.replace_head(pretrained(...), n)``).
     Weights beside the manifest are used as they are; otherwise they come from the cache
@@ -265,6 +243,8 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
 
     from ecg_keras import models
 
+    if _unlisted_model_file(weights):  # a model saved by ecg_keras is its own entry
+        return _from_model_file(Path(weights), include_top, num_classes)
     models_directory, tag, name = _weights_source(weights, name, models_directory)
     entry = find_entry(arch, task, tag, name=name, models_directory=models_directory)
     n_released = len(entry["classes"])
@@ -272,6 +252,52 @@ def pretrained(arch: str = "xresnet1d101", task: str = "all", include_top: bool 
         raise ValueError(f"If using `weights={weights!r}` with `include_top=True`, `num_classes` should be "
                          f"{n_released} (the classes of {entry['name']}) or None. Received: num_classes={num_classes}"
                          f" (for a new output layer: models.replace_head(pretrained(...), {num_classes}))")
+    return load_entry(entry, models_directory, include_top=include_top, base_url=base_url, cache_dir=cache_dir)
+
+
+def _unlisted_model_file(weights) -> bool:
+    """Whether ``weights`` is a ``.keras`` file that no MANIFEST.json beside it lists."""
+    if not isinstance(weights, (str, os.PathLike)) or not str(weights).endswith(".keras"):
+        return False
+    path = Path(weights)
+    return path.is_file() and not any(e["file"] == path.name for e in read_manifest(path.parent))
+
+
+def _from_model_file(path: Path, include_top: bool, num_classes: int | None) -> keras.Model:
+    """``pretrained(weights=path)`` for a ``.keras`` file listed in no manifest: its own preprocessing is its entry."""
+    import keras
+
+    from ecg_keras import models
+
+    model = keras.saving.load_model(path, compile=False)
+    spec = models.preprocessing_of(model)
+    if spec is None:
+        raise ValueError(f"weights={str(path)!r} is not listed in a {MANIFEST} beside it and carries no preprocessing "
+                         "(classes, standardiser): pretrained() needs one of them; for the weights alone use "
+                         "ecg_keras.models.get(arch, weights=path)")
+    models.check_loaded_weights(model, path)
+    if include_top and num_classes is not None and num_classes != len(spec["classes"]):
+        raise ValueError(f"If using `weights={str(path)!r}` with `include_top=True`, `num_classes` should be "
+                         f"{len(spec['classes'])} or None. Received: num_classes={num_classes}")
+    info = PretrainedInfo(name=path.stem, arch="", task="", classes=tuple(spec["classes"]),
+                          standardizer=Standardizer.from_dict(spec["standardizer"]),
+                          sampling_rate=int(spec["sampling_rate"]), window=int(spec["window"]), training_data="",
+                          entry={})
+    if not include_top:
+        model = models.backbone(model)
+    model.ecg_info = info
+    return model
+
+
+def load_entry(entry: dict, models_directory: str | Path | None = None, *, include_top: bool = True,
+               base_url: str | None = None, cache_dir: str | Path | None = None) -> keras.Model:
+    """The model of the manifest ``entry`` (read once by the caller): weights found or downloaded by
+    :func:`resolve_weights` (sha256 checked), loaded without compiling; ``model.ecg_info`` holds the
+    entry's facts and, when the file carries it, ``model.preprocessing`` its preprocessing."""
+    import keras
+
+    from ecg_keras import models
+
     path = resolve_weights(entry, models_directory, base_url, cache_dir)
     model = keras.saving.load_model(path, compile=False)
     models.check_loaded_weights(model, path)

@@ -88,8 +88,53 @@ def trained_run(synthetic_data, tmp_path_factory) -> Path:
         return Path(train(TrainConfig(**TRAINED_RUN_CONFIG, output=str(tmp_path_factory.mktemp("runs") / "rhythm"))))
 
 
-#: The classes of the untrained rhythm runs that test_predict and test_api build.
+#: The classes of the untrained rhythm run (``untrained_run``) of test_predict, test_api and test_validity_policy.
 RHYTHM_CLASSES = ["AFIB", "SARRH", "SBRAD", "SR", "STACH"]
+
+
+@pytest.fixture(scope="session")
+def untrained_run(tmp_path_factory) -> Path:
+    """:func:`write_untrained_run`, once per session (read it, never write to it)."""
+    return write_untrained_run(tmp_path_factory.mktemp("untrained") / "run")
+
+
+class _Exports:
+    """The exports of a run, each made on first use and then shared (read them, never write to them):
+    ``savedmodel`` (the version folder ``serving/ecg/1``), ``onnx_window``, ``onnx_record``,
+    ``litert_window`` and ``litert_record`` (whole-record models)."""
+
+    def __init__(self, run: Path, folder: Path):
+        self.run, self.folder, self._paths = run, folder, {}
+
+    def __getitem__(self, kind: str) -> Path:
+        if kind not in self._paths:
+            from ecg_keras.runs import resolve
+
+            source = resolve(self.run)
+            kw, (fmt, _, part) = source.export_kwargs(), kind.partition("_")
+            if fmt == "savedmodel":
+                from ecg_keras.export import export_savedmodel
+
+                self._paths[kind] = Path(export_savedmodel(source.model, self.folder / "serving", **kw))
+            elif fmt == "onnx":
+                from ecg_keras.export import export_onnx
+
+                self._paths[kind] = Path(export_onnx(source.model, self.folder / f"{part}.onnx",
+                                                     whole_record=part == "record", **kw))
+            elif fmt == "litert":
+                from ecg_keras.export.litert import export_litert
+
+                self._paths[kind] = Path(export_litert(source.model, self.folder / f"{part}.tflite",
+                                                       whole_record=part == "record", **kw))
+            else:
+                raise KeyError(kind)
+        return self._paths[kind]
+
+
+@pytest.fixture(scope="session")
+def untrained_exports(untrained_run, tmp_path_factory) -> _Exports:
+    """``untrained_run`` exported, each format once per session: ``untrained_exports["onnx_record"]``."""
+    return _Exports(untrained_run, tmp_path_factory.mktemp("untrained_exports"))
 
 
 def beat_signal(seconds: float = 10.0, fs: float = 500.0, seed: int = 0):

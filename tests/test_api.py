@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import ecg_keras
-from conftest import REPO, RHYTHM_CLASSES, beat_signal, shared_path, write_untrained_run
+from conftest import REPO, RHYTHM_CLASSES, beat_signal, shared_path
 from ecg_keras import models
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES
-from ecg_keras.predict import main
+from ecg_keras.cli.predict import main
 
 CLASSES = RHYTHM_CLASSES
 
@@ -30,8 +30,8 @@ _signal = beat_signal
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    return write_untrained_run(tmp_path_factory.mktemp("api") / "run")
+def run(untrained_run) -> Path:
+    return untrained_run
 
 
 @pytest.fixture(scope="module")
@@ -175,26 +175,19 @@ def test_hf_handle_from_the_local_cache_with_the_network_off(model, preset, tmp_
         ecg_keras.load("hf://no-owner")
 
 
-def test_savedmodel_export_directory_is_accepted_as_written(run, model, tmp_path):
-    from ecg_keras.export import export_savedmodel
-    from ecg_keras.runs import resolve
-
-    r = resolve(run)
-    export_savedmodel(r.model, tmp_path / "serving", **r.export_kwargs())  # serving/ecg/1
+def test_savedmodel_export_directory_is_accepted_as_written(model, untrained_exports):
+    version = untrained_exports["savedmodel"]  # serving/ecg/1 of the run's export
+    assert version.parts[-3:] == ("serving", "ecg", "1")
     x = _signal(seed=6)
-    for source in (tmp_path / "serving", tmp_path / "serving" / "ecg", tmp_path / "serving" / "ecg" / "1"):
+    for source in (version.parents[1], version.parent, version):
         got = ecg_keras.load(source)
         assert got.identity["kind"] == "savedmodel"
         np.testing.assert_allclose(got.predict(x, fs=500).to_numpy(), model.predict(x, fs=500).to_numpy(), atol=1e-5)
 
 
-def test_tflite_export_is_read_by_predict(run, model, tmp_path):
+def test_tflite_export_is_read_by_predict(model, untrained_exports):
     pytest.importorskip("ai_edge_litert")
-    from ecg_keras.export.litert import export_litert
-    from ecg_keras.runs import resolve
-
-    r = resolve(run)
-    path = export_litert(r.model, tmp_path / "m.tflite", **r.export_kwargs())
+    path = untrained_exports["litert_window"]
     x = [_signal(seed=7), _signal(seconds=3.1, seed=8)]
     got = ecg_keras.load(path)
     assert got.identity["kind"] == "litert" and got.classes == CLASSES

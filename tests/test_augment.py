@@ -38,7 +38,7 @@ def test_parse():
 
 
 def test_cli_rejects_unknown_names(capsys):
-    from ecg_keras.training.cli import main
+    from ecg_keras.cli.train import main
 
     assert main(["--dataset", "synthetic", "--augment", "mixup"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: unknown augmentation(s) mixup")

@@ -1,5 +1,7 @@
 """Smoke test of the benchmark machinery (benchmarks/) with tiny settings (< 60 s)."""
 import json
+import threading
+import time
 
 import keras
 import pytest
@@ -223,7 +225,7 @@ def test_ab_variants(capsys):
     assert rnn.RNN_LAYERS["gru"] is keras.layers.GRU  # restored
     with pytest.raises(ValueError, match="unknown variant"):
         ab.build("fcn_wang", "bf16,fast")
-    from ecg_keras.models.heads import PointwiseConv1D
+    from ecg_keras.models.layers import PointwiseConv1D
 
     flags = {v: [l.use_matmul for l in ab.build("inception1d", v).layers if isinstance(l, PointwiseConv1D)]
              for v in ("default", "conv")}
@@ -336,3 +338,39 @@ def test_against_errors(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--fail-below", "0.9"])
     assert "--fail-below needs --against" in capsys.readouterr().err
+
+
+def test_stream_ab_rounds_ratios_and_cpu_time(synthetic_data, capsys):
+    """benchmarks.stream: ABBA turns, per-round ratios with their spread, CPU time per step and the
+    input pipelines alone, on the session's synthetic set (probe_conv: cheap steps)."""
+    from benchmarks import stream
+
+    assert stream.turn_order(3) == [(0, "in-memory"), (0, "streamed"), (1, "streamed"), (1, "in-memory"),
+                                    (2, "in-memory"), (2, "streamed")]
+    fast = [{"n": 2, "wall": 1.0, "cpu": 2.0, "compute": 1.5}, {"n": 2, "wall": 4.0, "cpu": 2.2, "compute": 1.6},
+            {"n": 2, "wall": 2.0, "cpu": 2.0, "compute": 1.5}]
+    slow = [{"n": 2, "wall": 1.1, "cpu": 2.2, "compute": 1.5}, {"n": 2, "wall": 4.4, "cpu": 2.2, "compute": 1.6},
+            {"n": 2, "wall": 2.4, "cpu": 2.4, "compute": 1.5}]
+    s = stream.summarize({"in-memory": fast, "streamed": slow})
+    # per round: 1/1.1, 1/1.1, 1/1.2 of the steps/s although the turns' speeds differ 4x
+    assert s["ratio_steps_per_s"]["median"] == pytest.approx(1 / 1.1)
+    assert s["ratio_steps_per_s"]["min"] == pytest.approx(1 / 1.2)
+    assert s["ratio_cpu_per_step"]["median"] == pytest.approx(1.1) and s["ratio_cpu_per_step"]["min"] == 1.0
+    assert s["in-memory"]["cpu_per_step"]["median"] == pytest.approx(1.0)
+    assert s["streamed"]["other_per_step"]["median"] == pytest.approx(0.35)
+    assert stream.spread([3.0, 1.0, 2.0, 4.0]) == {"median": 2.5, "q1": 1.75, "q3": 3.25, "min": 1.0, "max": 4.0}
+
+    main_thread = frozenset([threading.get_native_id()])
+    assert main_thread <= stream.threads()
+    busy = stream.timed(lambda: sum(i * i for i in range(300_000)), 5, main_thread)
+    assert busy["n"] == 5 and busy["cpu"] > 0.02 and busy["cpu"] - 0.03 <= busy["compute"] <= busy["cpu"] + 0.03
+    idle = stream.timed(lambda: time.sleep(0.02), 3, main_thread)
+    assert idle["wall"] >= 0.06 and idle["cpu"] < 0.03
+
+    assert stream.main(["--data-dir", str(synthetic_data), "--arch", "probe_conv", "--records", "40",
+                        "--batch-size", "8", "--rounds", "2", "--steps", "1", "--supply", "2",
+                        "--supply-rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "round 1 streamed" in out and "load average" in out
+    assert "streamed / in-memory, per round: steps/s" in out and "CPU s/step" in out
+    assert out.count("input alone,") == 2

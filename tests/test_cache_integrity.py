@@ -227,7 +227,7 @@ def test_cache_option_values():
 
 
 def test_train_cache_dir_option(data_env, tmp_path):
-    from ecg_keras.training.cli import config_from_args, parser
+    from ecg_keras.cli.train import config_from_args, parser
     from ecg_keras.training.data import load_records
 
     args = ["--task", "rhythm", "--dataset", "synthetic", "--cache-dir", str(tmp_path / "mycache")]
@@ -245,7 +245,7 @@ def test_train_cache_dir_option(data_env, tmp_path):
 
 
 def test_evaluate_attribution_has_cache_dir():
-    from ecg_keras.evaluation.insights_cli import build_parser
+    from ecg_keras.cli.insights import build_parser
 
     ns = build_parser().parse_args(["attribution", "RUN", "--class", "X", "--data-dir", "D", "--cache-dir", "off",
                                     "--record", "1", "--out", "o.png"])

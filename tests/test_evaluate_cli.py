@@ -139,7 +139,7 @@ def test_run_dir_mode(tmp_path):
 
 
 def test_run_dir_mode_reports_missing_predictions(tmp_path, capsys):
-    from ecg_keras.evaluation.cli import main
+    from ecg_keras.cli.evaluate import main
 
     run = tmp_path / "broken"
     run.mkdir()
@@ -152,7 +152,7 @@ def test_run_dir_mode_reports_missing_predictions(tmp_path, capsys):
 
 
 def test_raw_mode_draws_and_saves_indices(tmp_path, capsys):
-    from ecg_keras.evaluation.cli import main
+    from ecg_keras.cli.evaluate import main
 
     rng = np.random.default_rng(2)
     y = _labels(rng, 40, 3)
@@ -167,7 +167,7 @@ def test_raw_mode_draws_and_saves_indices(tmp_path, capsys):
 
 
 def test_run_dir_mode_age_with_healthy_subsets(tmp_path, capsys):
-    from ecg_keras.evaluation.cli import main
+    from ecg_keras.cli.evaluate import main
 
     rng = np.random.default_rng(3)
     n = 60
@@ -194,7 +194,7 @@ def test_run_dir_mode_age_with_healthy_subsets(tmp_path, capsys):
 
 
 def test_run_dir_mode_hierarchy_table(tmp_path, capsys):
-    from ecg_keras.evaluation.cli import main
+    from ecg_keras.cli.evaluate import main
 
     classes = ["AMI", "IMI", "LAFB", "NORM"]
     scp = pd.DataFrame({"diagnostic": [1.0, 1.0, 1.0, 1.0, np.nan],

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ecg_keras.evaluation import metrics as M
-from ecg_keras.evaluation.cli import main
+from ecg_keras.cli.evaluate import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 
 from ecg_keras import models
 from ecg_keras.training import TrainConfig
-from ecg_keras.training.cli import add_transfer_arguments, run_from_args
+from ecg_keras.cli.train import add_transfer_arguments, run_from_args
 from ecg_keras.training.transfer import discriminative_lrs, finetune
 from ecg_keras.training.schedule import DiscriminativeAdamW, OneCycleAdamW
 from ecg_keras.training.rundir import RunDir
@@ -28,6 +28,8 @@ def _by_layer(model):
 
 @pytest.fixture(scope="module")
 def finetuned(trained_run, data_env, tmp_path_factory):
+    """superdiagnostic, 1 + 1 epochs, under --distribute mirrored (one local CPU: one replica; the
+    other finetunings of this module run without a strategy)."""
     snaps = {}
 
     def on_phase_end(phase, model):
@@ -37,8 +39,9 @@ def finetuned(trained_run, data_env, tmp_path_factory):
         snaps[f"groups{phase}"] = [[layer.name for layer in g] for g in models.layer_groups(model, "fcn_wang")]
 
     out = tmp_path_factory.mktemp("ft") / "superdiag"
-    run = finetune(TrainConfig(task="superdiagnostic", output=str(out), **{**BASE, "arch": "xresnet1d101"}),
-                   trained_run, phase_epochs=(1, 1), on_phase_end=on_phase_end)
+    run = finetune(TrainConfig(task="superdiagnostic", output=str(out), distribute="mirrored",
+                               **{**BASE, "arch": "xresnet1d101"}), trained_run, phase_epochs=(1, 1),
+                   on_phase_end=on_phase_end)
     return run, snaps
 
 
@@ -144,7 +147,8 @@ def test_finetune_from_a_release_directory(trained_run, tmp_path):
 
 
 def test_cli_flags_parse_and_reach_finetune(trained_run, tmp_path, monkeypatch):
-    from ecg_keras.training import cli, transfer as ft
+    from ecg_keras.cli import train as cli
+    from ecg_keras.training import transfer as ft
 
     p = add_transfer_arguments(cli.parser())
     ns = p.parse_args(["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(trained_run),
@@ -160,13 +164,11 @@ def test_cli_flags_parse_and_reach_finetune(trained_run, tmp_path, monkeypatch):
         p.parse_args(["--phase-epochs", "30"])
 
 
-def test_finetune_accepts_distribute(trained_run, tmp_path):
-    """--distribute mirrored (one local CPU here: one replica) finetunes to a complete run (its dropout
-    masks are drawn differently under a strategy, so it is not compared with the one-device run);
-    two workers on two processes: tests/test_distribute.py's slow test."""
-    out = tmp_path / "mirrored"
-    run = finetune(TrainConfig(task="superdiagnostic", output=str(out), distribute="mirrored",
-                               **{**BASE, "arch": "xresnet1d101"}), trained_run, phase_epochs=(1, 1))
+def test_finetune_accepts_distribute(finetuned, trained_run, tmp_path):
+    """--distribute mirrored (one local CPU here: one replica; the ``finetuned`` run) finetunes to a
+    complete run (its dropout masks are drawn differently under a strategy, so it is not compared
+    with the one-device run); two workers on two processes: tests/test_distribute.py's slow test."""
+    run, _ = finetuned
     assert RunDir(run).is_complete()
     cfg = json.loads((Path(run) / "config.json").read_text())
     assert cfg["distribute"] == "mirrored" and cfg["replicas"] == 1
@@ -178,7 +180,8 @@ def test_finetune_accepts_distribute(trained_run, tmp_path):
 
 
 def test_sweep_cli_passes_distribute(trained_run, tmp_path, monkeypatch):
-    from ecg_keras.training import cli, sweeps
+    from ecg_keras.cli import train as cli
+    from ecg_keras.training import sweeps
 
     ns = add_transfer_arguments(cli.parser()).parse_args(
         ["--task", "rhythm", "--dataset", "synthetic", "--init-from", str(trained_run), "--sweep-train-size", "1",
@@ -220,27 +223,28 @@ def uninterrupted(trained_run, data_env, tmp_path_factory):
                     phase_epochs=(2, 2))
 
 
-@pytest.mark.parametrize("killed_after", [1, 2, 3], ids=["phase1", "between", "phase2"])
-def test_finetuning_resumes_in_either_phase_like_an_uninterrupted_run(trained_run, uninterrupted, tmp_path,
-                                                                      monkeypatch, killed_after):
-    """The process dies right after the checkpoint of epoch ``killed_after`` (of 2 + 2); ``--resume``
-    continues from there and ends with the uninterrupted run's predictions."""
+def test_finetuning_resumes_in_either_phase_like_an_uninterrupted_run(trained_run, uninterrupted, tmp_path):
+    """The process dies right after the checkpoint of epoch 1 (of 2 + 2: in phase 1); ``--resume``
+    continues from there and dies after epoch 2 (between the phases), is resumed and dies after
+    epoch 3 (in phase 2); the last ``--resume`` ends with the uninterrupted run's predictions."""
     from ecg_keras.training import rundir as rd
 
     cfg, whole = RESUME_CFG, uninterrupted
     save = rd.Checkpointer.on_epoch_end
-
-    def dies(self, epoch, logs=None):
-        save(self, epoch, logs)
-        if epoch + 1 == killed_after:
-            raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(rd.Checkpointer, "on_epoch_end", dies)
     out = tmp_path / "resumed"
-    with pytest.raises(KeyboardInterrupt):
-        finetune(TrainConfig(output=str(out), **cfg), trained_run, phase_epochs=(2, 2))
-    monkeypatch.undo()
-    assert not (out / "COMPLETE").exists() and json.loads((out / "checkpoints" / "latest.json").read_text())["epoch"] == killed_after
+    for killed_after in (1, 2, 3):
+        def dies(self, epoch, logs=None, killed_after=killed_after):
+            save(self, epoch, logs)
+            if epoch + 1 == killed_after:
+                raise KeyboardInterrupt("killed")
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(rd.Checkpointer, "on_epoch_end", dies)
+            with pytest.raises(KeyboardInterrupt):
+                finetune(TrainConfig(output=str(out), resume=killed_after > 1, **cfg), trained_run,
+                         phase_epochs=(2, 2))
+        assert not (out / "COMPLETE").exists(), killed_after
+        assert json.loads((out / "checkpoints" / "latest.json").read_text())["epoch"] == killed_after
     finetune(TrainConfig(output=str(out), resume=True, **cfg), trained_run, phase_epochs=(2, 2))
     assert (out / "COMPLETE").exists()
     history = pd.read_csv(out / "history.csv")

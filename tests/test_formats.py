@@ -17,7 +17,8 @@ from ecg_keras.datasets.base import DataError
 from ecg_keras.io.formats import sniff
 from ecg_keras.io.leads import canonical, complete
 from ecg_keras.io.records import read_any
-from ecg_keras.predict import main, predict
+from ecg_keras.cli.predict import main
+from ecg_keras.predict import predict
 
 pydicom = pytest.importorskip("pydicom")
 
@@ -46,7 +47,8 @@ def test_dicom_predicted_at_1000_hz_with_plot(trained_run, dcm, tmp_path, capsys
                  "--no-progress"]) == 0
     row = pd.read_csv(tmp_path / "p.csv").iloc[0]
     assert row["valid"] and row["fs"] == 1000 and row["duration_s"] == 10
-    png = next((tmp_path / "plots").glob("*.png"))
+    (png,) = (tmp_path / "plots").glob("*.png")
+    assert png.name == "waveform_ecg.png"  # the format's suffix is not part of the name
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
 
 

@@ -161,7 +161,7 @@ def test_wrong_architecture_and_existing_output_refused(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err and (tmp_path / "b" / "x").read_text() == "keep"
     assert cli(ckpt, "--arch", "fcn_wang", "--task", "age", "--out", tmp_path / "c", "--mean", 0, "--std", 1) == 1
     assert "--classes" in capsys.readouterr().err
-    assert cli(ckpt, "--arch", "fcn_wang", "--task", "all", "--out", tmp_path / "d") == 1
+    assert cli(ckpt, "--arch", "fcn_wang", "--task", "all", "--out", tmp_path / "d") == 2  # usage error (docs/CLI.md)
     assert "--standardizer" in capsys.readouterr().err
 
 
@@ -257,7 +257,7 @@ def test_check_export_release_finetune_evaluate(tmp_path, ptbxl, capsys):
 
     from ecg_keras import datasets
     from ecg_keras.datasets.tasks import make_task, split
-    from ecg_keras.evaluation.cli import main as evaluate_main
+    from ecg_keras.cli.evaluate import main as evaluate_main
     from export.__main__ import main as export_main
 
     state = F.state_dict(fixture("fcn_wang"))

@@ -146,7 +146,7 @@ def test_loaded_weights_are_checked_on_every_load_path(trained_run, tmp_path, da
     from ecg_keras import zoo
     from ecg_keras.export.release import release_run
     from ecg_keras.runs import resolve
-    from ecg_keras.training import cli as train_cli
+    from ecg_keras.cli import train as train_cli
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

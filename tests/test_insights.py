@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from ecg_keras.evaluation import hierarchy as H
 from ecg_keras.evaluation import uncertainty as U
-from ecg_keras.evaluation.cli import main as evaluate_main
+from ecg_keras.cli.evaluate import main as evaluate_main
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["AMI", "IMI", "LAFB", "LPFB", "NORM"]          # diagnostic statements (built-in table)

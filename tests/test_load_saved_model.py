@@ -46,5 +46,5 @@ def test_import_ecg_keras_alone_is_enough_to_load_a_saved_model(saved):
 
 
 def test_import_ecg_keras_does_not_import_keras():
-    proc = run("import sys, ecg_keras, ecg_keras.evaluation.cli\nprint('keras' in sys.modules)")
+    proc = run("import sys, ecg_keras, ecg_keras.cli.evaluate\nprint('keras' in sys.modules)")
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr

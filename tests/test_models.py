@@ -15,7 +15,7 @@ import pytest
 
 import ecg_keras
 from ecg_keras import models
-from ecg_keras.models import heads
+from ecg_keras.models import layers
 
 from conftest import shared_path
 
@@ -151,7 +151,7 @@ def test_padding_emulation_matches_pytorch_numerics():
     rng = np.random.default_rng(2)
     # strided conv, PyTorch padding 2 on both sides
     inp = keras.Input((None, 3))
-    conv = keras.Model(inp, heads.conv1d(inp, 4, 5, strides=2, name="c"))
+    conv = keras.Model(inp, layers.conv1d(inp, 4, 5, strides=2, name="c"))
     x = rng.normal(size=(1, 11, 3)).astype("float32")
     w = keras.ops.convert_to_numpy(conv.get_layer("c").kernel)  # (k, in, out)
     xp = np.pad(x[0], ((2, 2), (0, 0)))
@@ -159,7 +159,7 @@ def test_padding_emulation_matches_pytorch_numerics():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(conv(x))[0], ref, rtol=1e-5, atol=1e-5)
     # MaxPool1d(3, 2, padding=1) on non-negative inputs, even length
     inp = keras.Input((None, 2))
-    pool = keras.Model(inp, heads.max_pool_after_relu(inp, 3, 2, 1, name="p"))
+    pool = keras.Model(inp, layers.max_pool_after_relu(inp, 3, 2, 1, name="p"))
     x = np.abs(rng.normal(size=(1, 10, 2))).astype("float32")
     xp = np.pad(x[0], ((1, 1), (0, 0)), constant_values=-np.inf)
     ref = np.stack([xp[i:i + 3].max(0) for i in range(0, 10, 2)])
@@ -294,7 +294,7 @@ def test_train_step_and_keras_round_trip_all(arch, ludb_windows, tmp_path):
 def _bn_pair(channels: int, rank: int = 3):
     """A Keras BatchNormalization and a FusedBatchNormalization with the same non-trivial weights."""
     pair = (keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
-            heads.FusedBatchNormalization(momentum=0.9, epsilon=1e-5))
+            layers.FusedBatchNormalization(momentum=0.9, epsilon=1e-5))
     for bn in pair:
         bn.build((None,) * (rank - 1) + (channels,))
         bn.gamma.assign(np.linspace(0.5, 2.0, channels))
@@ -334,10 +334,10 @@ def test_fused_batch_norm_equals_keras_batch_norm():
 def test_models_use_fused_batch_norm_and_round_trip(tmp_path):
     model = models.get("resnet1d_wang", num_classes=5)
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert bns and all(isinstance(b, heads.FusedBatchNormalization) for b in bns)
+    assert bns and all(isinstance(b, layers.FusedBatchNormalization) for b in bns)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert type(loaded.get_layer(bns[0].name)) is heads.FusedBatchNormalization
+    assert type(loaded.get_layer(bns[0].name)) is layers.FusedBatchNormalization
 
 
 def test_pointwise_conv_trains_as_one_matmul_and_equals_conv1d(tmp_path):
@@ -345,10 +345,10 @@ def test_pointwise_conv_trains_as_one_matmul_and_equals_conv1d(tmp_path):
     import tensorflow as tf
 
     inp = keras.Input((40, 6))
-    pointwise = heads.conv1d(inp, 5, 1, name="pw")
-    assert isinstance(pointwise._keras_history.operation, heads.PointwiseConv1D)
+    pointwise = layers.conv1d(inp, 5, 1, name="pw")
+    assert isinstance(pointwise._keras_history.operation, layers.PointwiseConv1D)
     for k, stride in ((5, 1), (1, 2)):  # other kernels and strides keep Keras's layer
-        assert type(heads.conv1d(inp, 5, k, strides=stride, name=f"c{k}{stride}")._keras_history.operation) \
+        assert type(layers.conv1d(inp, 5, k, strides=stride, name=f"c{k}{stride}")._keras_history.operation) \
             is keras.layers.Conv1D
     pw = pointwise._keras_history.operation
     plain = keras.layers.Conv1D(5, 1, use_bias=False)
@@ -371,13 +371,13 @@ def test_pointwise_conv_trains_as_one_matmul_and_equals_conv1d(tmp_path):
            .get_operations()}
     assert "Conv2D" in ops and "MatMul" not in ops  # inference (and every export) keeps the convolution
     # bfloat16 compute (mixed precision) and a saved model keep the class
-    mixed = heads.PointwiseConv1D(5, 1, dtype="mixed_bfloat16")
+    mixed = layers.PointwiseConv1D(5, 1, dtype="mixed_bfloat16")
     assert mixed(x, training=True).dtype == tf.bfloat16
     model = models.get("xresnet1d50", num_classes=3)
-    assert sum(isinstance(l, heads.PointwiseConv1D) for l in model.layers) == 2 * 16 + 1  # + stage 1's shortcut
+    assert sum(isinstance(l, layers.PointwiseConv1D) for l in model.layers) == 2 * 16 + 1  # + stage 1's shortcut
     keras.Model(inp, pointwise).save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras").get_layer("pw")
-    assert type(loaded) is heads.PointwiseConv1D
+    assert type(loaded) is layers.PointwiseConv1D
     np.testing.assert_array_equal(loaded(x), pw(x))
 
 

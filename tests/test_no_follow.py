@@ -37,7 +37,7 @@ def test_run_lock_refuses_a_fifo_without_hanging(tmp_path):
 
 
 def test_train_cli_with_a_planted_lock_link_is_one_error_line(tmp_path, victim, capsys):
-    from ecg_keras.training import cli
+    from ecg_keras.cli import train as cli
 
     run = tmp_path / "run"
     run.mkdir()
@@ -76,11 +76,12 @@ def test_atomic_write_replaces_a_regular_file_and_refuses_a_directory(tmp_path):
 
 
 def test_evaluation_tables_and_plots_do_not_follow_links(tmp_path, victim):
-    from ecg_keras.evaluation import plots, tables
+    from ecg_keras.evaluation import plots
 
     (tmp_path / "t.csv").symlink_to(victim)
-    with pytest.raises(files.UnsafeFileError):
-        tables.write_table(pd.DataFrame({"a": [1]}), csv_path=tmp_path / "t.csv")
+    with pytest.raises(files.UnsafeFileError):  # how evaluation writes its tables
+        with files.atomic_path(tmp_path / "t.csv") as tmp:
+            pd.DataFrame({"a": [1]}).to_csv(tmp)
     (tmp_path / "h.png").symlink_to(victim)
     with pytest.raises(files.UnsafeFileError):
         plots.plot_history(pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.5], "val_loss": [1.1, 0.6]}),

@@ -70,7 +70,7 @@ def test_mixed_bfloat16_run_exports_float32_savedmodel_and_onnx(data_env, tmp_pa
 
 
 def test_mixed_float16_trains_with_loss_scaling(data_env, tmp_path):
-    from ecg_keras.training.loop import compile_model
+    from ecg_keras.training.lifecycle import compile_model
     from ecg_keras.training.schedule import OneCycleMomentum
 
     cfg = TrainConfig(arch="fcn_wang", precision="mixed_float16").resolved()

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import RHYTHM_CLASSES, beat_signal, shared_path, write_untrained_run
+from conftest import RHYTHM_CLASSES, beat_signal, shared_path
 from ecg_keras.datasets.base import DataError
 from ecg_keras.io.records import LEAD_NAMES, match_leads, read_any
-from ecg_keras.predict import RESERVED, ModelError, load_model, main, predict
+from ecg_keras.cli.predict import main
+from ecg_keras.predict import RESERVED, ModelError, load_model, predict
 from ecg_keras.standardize import Standardizer
 from ecg_keras.windows import predict_records
 
@@ -28,8 +29,8 @@ _signal = beat_signal
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    return write_untrained_run(tmp_path_factory.mktemp("predict") / "run")
+def run(untrained_run) -> Path:
+    return untrained_run
 
 
 @pytest.fixture(scope="module")
@@ -151,22 +152,16 @@ def test_explain_plot(predictor, tmp_path):
     assert len(list((tmp_path / "png").glob("*.png"))) == 1
 
 
-def test_savedmodel_and_onnx_give_the_run_directory_probabilities(run, predictor, tmp_path):
+def test_savedmodel_and_onnx_give_the_run_directory_probabilities(predictor, untrained_exports, tmp_path):
     import onnx
 
-    from ecg_keras.export import export_onnx, export_savedmodel
-    from ecg_keras.runs import resolve
-
-    r = resolve(run)
-    sm = export_savedmodel(r.model, tmp_path / "serving", **r.export_kwargs())
-    whole = export_onnx(r.model, tmp_path / "record.onnx", whole_record=True, **r.export_kwargs())
-    window = export_onnx(r.model, tmp_path / "window.onnx", **r.export_kwargs())
+    sm, whole, window = (untrained_exports[k] for k in ("savedmodel", "onnx_record", "onnx_window"))
     records = []
     for i, seconds in enumerate((10.0, 7.3, 2.0)):
         np.save(tmp_path / f"r{i}.npy", _signal(seconds=seconds, seed=i))
         records.append(tmp_path / f"r{i}.npy")
     ref = predict(predictor, records, fs=500, progress=False)[CLASSES].to_numpy(float)
-    for source in (tmp_path / "serving" / "ecg", sm, whole, window):
+    for source in (sm.parent, sm, whole, window):
         got = predict(source, records, fs=500, progress=False)
         assert got["valid"].all()
         np.testing.assert_allclose(got[CLASSES].to_numpy(float), ref, atol=1e-5, err_msg=str(source))
@@ -195,10 +190,10 @@ def test_released_model_by_name(run, tmp_path, capsys):
 
 
 def test_model_and_usage_errors(tmp_path, capsys):
-    assert main([str(tmp_path / "nothing-here"), str(tmp_path)]) == 2
+    assert main([str(tmp_path / "nothing-here"), str(tmp_path)]) == 1  # a data error (docs/CLI.md)
     assert "not a run directory, SavedModel, ONNX file or released model" in capsys.readouterr().err
     (tmp_path / "m.txt").write_text("x")
-    assert main([str(tmp_path / "m.txt"), str(tmp_path)]) == 2
+    assert main([str(tmp_path / "m.txt"), str(tmp_path)]) == 1
 
 
 def test_folder_expansion_and_bad_paths(predictor, tmp_path):

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_keras.predict import load_model, main, plot_names
+from ecg_keras.cli.predict import main
+from ecg_keras.predict import load_model, plot_names
 
 
 def _signal(seconds=4.0, fs=100.0, seed=0):
@@ -30,6 +31,17 @@ def test_plot_names_are_the_record_names_without_leading_dots():
         "rec.png", "1.png", "1_2.png", "hidden.png", "record.png", "_cmd.png"]
 
 
+def test_plot_names_drop_the_hospital_formats_suffixes():
+    """A content-sniffed file's suffix is storage, not name: waveform_ecg.dcm -> waveform_ecg.png."""
+    from ecg_keras.io.formats import FORMATS
+
+    assert plot_names(["in/waveform_ecg.dcm", "day.EDF", "h.ishne", "a.xml", "rec.scp", "b.bdf", "c.ecg"]) == [
+        "waveform_ecg.png", "day.png", "h.png", "a.png", "rec.png", "b.png", "c.png"]
+    for _, suffixes in FORMATS.values():  # every suffix of the formats' one list
+        assert plot_names([f"r{suffixes[0]}"]) == ["r.png"]
+    assert plot_names(["x.dcm.bak", "v1.2"]) == ["x.dcm.bak.png", "v1.2.png"]  # an unknown suffix stays
+
+
 def test_plot_through_a_planted_link_is_refused(predictor, tmp_path, capsys):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
@@ -38,7 +50,7 @@ def test_plot_through_a_planted_link_is_refused(predictor, tmp_path, capsys):
     code = main([str(predictor.source), str(_npy(tmp_path / "r.npy")), "--fs", "100", "--plot",
                  str(tmp_path / "plots"), "--no-progress", "--overwrite"])
     err = capsys.readouterr().err
-    assert code == 2 and "symbolic link" in err and "Traceback" not in err, err
+    assert code == 1 and "symbolic link" in err and "Traceback" not in err, err
     assert victim.read_text() == "precious\n"
 
 
@@ -48,7 +60,7 @@ def test_plot_onto_an_existing_file_is_an_error_unless_overwrite(predictor, tmp_
     (tmp_path / "plots" / "r.png").write_bytes(b"old")
     argv = [str(predictor.source), str(tmp_path / "sub" / ".." / "sub" / "r.npy"), "--fs", "100", "--plot",
             str(tmp_path / "plots"), "--no-progress"]
-    assert main(argv) == 2
+    assert main(argv) == 1  # an output in the way: a run failure (docs/CLI.md)
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "r.png exists" in err and "--overwrite" in err
     assert (tmp_path / "plots" / "r.png").read_bytes() == b"old"

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ecg_keras.training import reproduce as rp
+from ecg_keras.cli import reproduce as reproduce_cli
+from ecg_keras.training import grid as rp
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS, ARCHS = ["superdiagnostic", "rhythm"], ["naive", "fcn_wang"]
@@ -47,7 +48,7 @@ def uninterrupted(data_dir, tmp_path_factory):
 
 def test_dry_run_prints_the_estimate_and_writes_nothing(data_dir, tmp_path, capsys):
     out = tmp_path / "dry"
-    assert rp.main(["--data-dir", str(data_dir), "--out", str(out), *OPTIONS, "--archs", "naive,wavelet_nn",
+    assert reproduce_cli.main(["--data-dir", str(data_dir), "--out", str(out), *OPTIONS, "--archs", "naive,wavelet_nn",
                     "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "Grid: 4 runs, 4 still to do, 0 network epochs to train (1 per run)." in text
@@ -112,7 +113,7 @@ def test_second_invocation_trains_nothing_and_rewrites_the_same_table(uninterrup
 
 
 def _command(data_dir, out) -> list[str]:
-    return [sys.executable, "-m", "ecg_keras.training.reproduce", "--data-dir", str(data_dir), "--out", str(out),
+    return [sys.executable, "-m", "ecg_keras", "reproduce", "--data-dir", str(data_dir), "--out", str(out),
             *OPTIONS, "--no-release"]
 
 
@@ -148,10 +149,10 @@ def test_a_failed_run_does_not_stop_the_grid(data_dir, tmp_path, monkeypatch, ca
             raise RuntimeError("boom")
         return real(cfg, splits, data_path, log=log)
 
-    monkeypatch.setattr(rp, "train_baseline", flaky)
+    monkeypatch.setattr(rp.run, "train_baseline", flaky)  # where run_one looks it up
     out = tmp_path / "failing"
     argv = ["--data-dir", str(data_dir), "--out", str(out), *OPTIONS, "--archs", "naive", "--no-release"]
-    assert rp.main(argv) == 1
+    assert reproduce_cli.main(argv) == 1
     text = capsys.readouterr().out
     assert "1 FAILED" in text and "superdiagnostic-naive-seed0: RuntimeError: boom" in text
     assert "boom" in (out / "logs" / "superdiagnostic-naive-seed0.log").read_text()
@@ -177,7 +178,7 @@ def test_icbeb2018_table_has_the_challenge_metrics(tmp_path):
     out = tmp_path / "icbeb_out"
     argv = ["--dataset", "icbeb2018", "--data-dir", str(tmp_path / "icbeb"), "--out", str(out), "--archs",
             "naive,wavelet_nn", "--epochs", "2", "--bootstrap", "20", "--no-release"]
-    assert rp.main(argv) == 0
+    assert reproduce_cli.main(argv) == 0
     md = (out / "table.md").read_text()
     assert "# Benchmark reproduction: ICBEB2018" in md and "paper (ICBEB2018)" in md and "SYNTHETIC" not in md
     assert "| Wavelet+NN | 0 |" in md and "| 0.905 |" in md

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ecg_keras.training import reproduce as rp
+from ecg_keras.training import grid as rp
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS, ARCHS = ["superdiagnostic", "rhythm"], ["naive", "fcn_wang", "wavelet_nn"]
@@ -45,7 +45,7 @@ def test_three_processes_divide_the_grid_and_take_over_a_killed_run(data_dir, tm
     out = tmp_path / "shared"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    command = [sys.executable, "-m", "ecg_keras.training.reproduce", "--data-dir", str(data_dir), "--out", str(out),
+    command = [sys.executable, "-m", "ecg_keras", "reproduce", "--data-dir", str(data_dir), "--out", str(out),
                *OPTIONS]
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(3)]

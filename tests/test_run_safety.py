@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from ecg_keras.training import cli
+from ecg_keras.cli import train as cli
 from ecg_keras.training import rundir as rd
 
 ARGS = ["--task", "rhythm", "--dataset", "synthetic", "--arch", "fcn_wang", "--batch-size", "16", "--quiet"]
@@ -33,7 +33,7 @@ def test_diverged_training_exits_nonzero_and_is_never_complete(data_env, tmp_pat
 def test_finite_guard_stops_before_logging_or_checkpointing():
     import numpy as np
 
-    from ecg_keras.training.loop import FiniteGuard, NonFiniteError
+    from ecg_keras.training.callbacks import FiniteGuard, NonFiniteError
 
     FiniteGuard().on_epoch_end(0, {"loss": 0.5, "val_loss": 0.7, "val_macro_auc": np.nan})  # NaN AUC is allowed
     with pytest.raises(NonFiniteError, match="epoch 3: val_loss = nan"):

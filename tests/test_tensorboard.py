@@ -34,7 +34,7 @@ def test_run_writes_epoch_scalars_for_tensorboard(trained_run):
 @pytest.mark.parametrize("planted", ["tensorboard", "tensorboard/train"])
 def test_event_files_are_not_written_through_a_planted_link(tmp_path, planted):
     from ecg_keras.files import UnsafeFileError
-    from ecg_keras.training.loop import TensorBoardLog
+    from ecg_keras.training.callbacks import TensorBoardLog
 
     run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
     (run / planted).parent.mkdir(parents=True)

@@ -46,7 +46,7 @@ def holter(path: Path, hours: float, fs: int = 250) -> Path:
 def test_timeline_of_a_20_minute_edf(trained_run, tmp_path, monkeypatch, capsys):
     from ecg_keras import timeline
     from ecg_keras.io.edf import EdfStream
-    from ecg_keras.predict import main
+    from ecg_keras.cli.predict import main
 
     path = holter(tmp_path / "holter.edf", 20 / 60)
     reads = []
@@ -94,7 +94,7 @@ def test_timeline_marks_lead_off_segments(trained_run, tmp_path, fmt):
 
 
 def test_timeline_usage_errors(tmp_path, capsys):
-    from ecg_keras.predict import main
+    from ecg_keras.cli.predict import main
 
     assert main(["model", "rec.edf", "--timeline", str(tmp_path), "--plot", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "error: --timeline writes its own CSV and plot per record; drop --out/--plot"

@@ -12,7 +12,7 @@ from conftest import TRAINED_RUN_CONFIG
 
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
-from ecg_keras.training import cli
+from ecg_keras.cli import train as cli
 from ecg_keras.training.rundir import RunDir
 
 BASE = TRAINED_RUN_CONFIG  # the session's trained_run (conftest): rhythm, fcn_wang, 2 epochs, seed 0
@@ -93,7 +93,7 @@ def test_missing_ptbxl_says_how_to_get_it(tmp_path, monkeypatch, capsys):
     code = cli.main(["--task", "rhythm", "--output", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "PTB-XL was not found" in err and "python -m ecg_keras.datasets download ptbxl" in err
+    assert "PTB-XL was not found" in err and "ecg-keras data download ptbxl" in err
     assert "--dataset synthetic" in err and "SYNTHETIC" in err
 
 

@@ -15,7 +15,7 @@ from ecg_keras import statements, zoo
 from ecg_keras.datasets import labelmap
 from ecg_keras.datasets.base import DataError
 from ecg_keras.datasets.wfdb_folder import ludb_rhythms
-from ecg_keras.evaluation import cli as evaluate_cli
+from ecg_keras.cli import evaluate as evaluate_cli
 from ecg_keras.evaluation.metrics import per_class_auc
 from ecg_keras.evaluation.validation import Validation, class_scores, label_matrix, validate
 from ecg_keras.export.release import SYNTHETIC_NOTICE, release_run
@@ -214,8 +214,13 @@ def test_synthetic_release_into_the_zoo_needs_a_validation_which_its_card_shows(
     assert not (tmp_path / "empty-home").exists()
     from ecg_keras.predict import load_model
 
-    described = load_model("rhythm_demo").describe()
-    assert "SYNTHETIC ECGs only; validated zero-shot on real records (ludb-like: 10;" in described
+    loaded = load_model("rhythm_demo")
+    assert "SYNTHETIC ECGs only; validated zero-shot on real records (ludb-like: 10;" in loaded.describe()
+    # the plots' red line says what is true of a validated release, read from its manifest entry
+    assert loaded.caution() == ("trained on SYNTHETIC ECGs only; validated zero-shot on ludb-like (10 records), "
+                                "see its card; not for clinical use")
+    loaded.validation = []
+    assert loaded.caution() == "SYNTHETIC-trained model: not for real ECGs"
 
 
 def test_release_cli_validate_prints_the_table(trained_run, tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 
 from ecg_keras.io.records import FLAT_MV, MAX_MV
 
-LENGTH = 300  # 3 s at the trained run's 100 Hz
+LENGTH = 300  # 3 s at the run's 100 Hz
 
 
 def _cases() -> dict[str, np.ndarray]:
@@ -24,25 +24,20 @@ def _cases() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def engines(trained_run, tmp_path_factory):
+def engines(untrained_run, untrained_exports):
+    """The session's untrained run and its shared exports (the policy does not depend on the weights)."""
     import onnxruntime as ort
     import tensorflow as tf
 
-    from ecg_keras.export import export_onnx, export_savedmodel
-    from ecg_keras.export.litert import LiteRTModel, export_litert
-    from ecg_keras.runs import resolve
+    from ecg_keras.export.litert import LiteRTModel
 
-    run = resolve(trained_run)
-    tmp = tmp_path_factory.mktemp("engines")
-    kw = run.export_kwargs()
-    sm = export_savedmodel(run.model, tmp / "serving", **kw)
-    onnx = export_onnx(run.model, tmp / "record.onnx", whole_record=True, **kw)
-    lite = export_litert(run.model, tmp / "record.tflite", whole_record=True, **kw)
-    return {"run": trained_run, "dir": tmp, "sm": tf.saved_model.load(str(sm)).signatures["predict_record"],
-            "onnx": ort.InferenceSession(str(onnx)), "litert": LiteRTModel(lite)}
+    sm = tf.saved_model.load(str(untrained_exports["savedmodel"]))
+    return {"run": untrained_run, "sm": sm.signatures["predict_record"],
+            "onnx": ort.InferenceSession(str(untrained_exports["onnx_record"])),
+            "litert": LiteRTModel(untrained_exports["litert_record"])}
 
 
-def test_every_engine_applies_the_same_validity_policy(engines):
+def test_every_engine_applies_the_same_validity_policy(engines, tmp_path):
     import tensorflow as tf
 
     from ecg_keras.predict import predict
@@ -50,7 +45,7 @@ def test_every_engine_applies_the_same_validity_policy(engines):
     cases = _cases()
     paths = []
     for name, x in cases.items():
-        paths.append(engines["dir"] / f"{name}.npy")
+        paths.append(tmp_path / f"{name}.npy")
         np.save(paths[-1], x)
     frame = predict(engines["run"], paths, fs=100, progress=False)
     verdicts = {"predict": dict(zip(cases, frame["valid"].tolist()))}

@@ -1,25 +1,29 @@
 """``ecg-keras COMMAND ...`` (= ``python -m ecg_keras COMMAND ...``): one entry point for the tools.
 
-Each subcommand is the ``main(argv)`` of a module, imported only when that command runs, so
-``ecg-keras --help`` is instant and a command's flags and help are exactly those of the module
-(``ecg-keras train`` = ``python train.py``, ``ecg-keras export`` = ``python -m export``).
-A new command is one line in :data:`COMMANDS`.
+Every argument parser of the package lives in this package, one module per command; each
+command is the ``main(argv)`` of its module, imported only when that command runs, so
+``ecg-keras --help`` is instant. A new command is one line in :data:`COMMANDS`. Every command
+runs through :func:`command`: the exit codes of :mod:`ecg_keras.errors` for all of them.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
+
+from ecg_keras.errors import EXIT_FAILURE, EXIT_OK, exit_code
+
 
 #: command -> ("module:function" taking argv and returning an exit code, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("ecg_keras.training.cli:main", "train a benchmark model (same as `python train.py`)"),
-    "evaluate": ("ecg_keras.evaluation.cli:main", "metrics, bootstrap CIs, tables, insights (same as `python evaluate.py`)"),
-    "export": ("ecg_keras.cli.export:main", "SavedModel / ONNX export and model releases (same as `python -m export`)"),
-    "data": ("ecg_keras.datasets.__main__:main", "download, generate or summarise datasets (same as `python -m ecg_keras.datasets`)"),
-    "predict": ("ecg_keras.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
-    "reproduce": ("ecg_keras.training.reproduce:main", "train, evaluate and release the benchmark grid (Table II)"),
+    "train": ("ecg_keras.cli.train:main", "train a benchmark model, finetune one or sweep training sizes"),
+    "evaluate": ("ecg_keras.cli.evaluate:main", "metrics, bootstrap CIs, tables, insights"),
+    "export": ("ecg_keras.cli.export:main", "SavedModel / ONNX / LiteRT export, PyTorch import and model releases"),
+    "data": ("ecg_keras.cli.data:main", "download, generate or summarise datasets"),
+    "predict": ("ecg_keras.cli.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
+    "reproduce": ("ecg_keras.cli.reproduce:main", "train, evaluate and release the benchmark grid (Table II)"),
 }
 
 PROG = "ecg-keras"
@@ -36,10 +40,39 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def resolve(command: str):
-    """The ``main`` function registered for ``command`` (imported now)."""
-    module, _, function = COMMANDS[command][0].partition(":")
-    return getattr(importlib.import_module(module), function)
+def command(main: Callable) -> Callable:
+    """``main(argv) -> int`` under the one exit-code convention (:func:`ecg_keras.errors.exit_code`).
+
+    An expected error ends in one ``error: ...`` line on stderr (no traceback) and its exit code;
+    argparse's own exits (usage 2, ``--help`` 0) pass through; anything else is a bug and raises.
+    """
+    if getattr(main, "is_command", False):
+        return main
+
+    @functools.wraps(main)
+    def run(argv: Sequence[str] | None = None) -> int:
+        try:
+            return main(argv) or EXIT_OK
+        except SystemExit as stop:
+            if isinstance(stop.code, str):  # raise SystemExit("error: ...")
+                print(stop.code, file=sys.stderr)
+                return EXIT_FAILURE
+            raise
+        except Exception as error:
+            code = exit_code(error)
+            if code is None:
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            return code
+
+    run.is_command = True
+    return run
+
+
+def resolve(name: str) -> Callable:
+    """The ``main`` function registered for the command ``name`` (imported now), under :func:`command`."""
+    module, _, function = COMMANDS[name][0].partition(":")
+    return command(getattr(importlib.import_module(module), function))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

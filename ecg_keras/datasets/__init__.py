@@ -57,7 +57,7 @@ def load(name_or_path, sampling_rate: int | None = None, cache_dir=None) -> Reco
         path = default_data_root() / str(name_or_path)
         if not path.exists():
             raise DataError(f"{path}: dataset {name_or_path!r} not found; "
-                            f"run `python -m ecg_keras.datasets download {name_or_path}`")
+                            f"run `ecg-keras data download {name_or_path}`")
         from ecg_keras.datasets.download import SOURCES, find_root
 
         if name_or_path in SOURCES:

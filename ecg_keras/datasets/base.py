@@ -6,13 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-#: The benchmark's lead order (the one spelling shown to people and stored in exports).
-LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-LEADS = tuple(name.upper() for name in LEAD_NAMES)  # as compared with file headers (case-insensitive)
-
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file and the problem."""
+from ecg_keras.io.base import LEAD_NAMES, LEADS, DataError  # noqa: F401  (re-exported; home: io.base)
+from ecg_keras.tasks import MULTILABEL
 
 
 def read_table(path, what: str, required=(), **read_csv) -> pd.DataFrame:
@@ -70,7 +65,7 @@ class TaskData:
     folds: np.ndarray
     sampling_rate: int
     meta: pd.DataFrame = field(repr=False, default=None)
-    kind: str = "multilabel"  # multilabel | binary | regression
+    kind: str = MULTILABEL  # a key of ecg_keras.tasks.KINDS
 
     def __len__(self) -> int:
         return len(self.ids)

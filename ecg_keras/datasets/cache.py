@@ -48,6 +48,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ecg_keras.datasets.base import DataError
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.paths import follow_umask
 from ecg_keras.files import open_nofollow
 
@@ -69,7 +70,7 @@ class CacheWarning(UserWarning):
     """The signal cache could not be used or written; the data were read without it."""
 
 
-class CacheWriteError(Exception):
+class CacheWriteError(ECGKerasError):
     """Writing a cache entry failed (e.g. ENOSPC); the message names the file."""
 
 

@@ -21,8 +21,11 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   aVF = II - I/2 exactly; V1..V6 project onto horizontal-plane directions from 120 to 5
   degrees, which gives the usual R-wave progression (rS in V1, transition V3/V4, qR in V6).
 * Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records,
-  folds stratified on them): SR 62-98 bpm, SBRAD 40-57, STACH 103-155, SARRH (RR modulated
-  8-20 % at 15-24 breaths/min, so that a 2.5-s window shows it), AFIB 55-150 (independent
+  folds stratified on them): SBRAD 40 bpm up to, STACH from, a threshold each record draws
+  from the span of published definitions (bradycardia below 50-60 bpm, tachycardia above
+  90-100), SR and SARRH in between (SARRH: respiratory RR swing above the record's own sinus
+  arrhythmia criterion, 10 % of the cycle to 160 ms, at 15-24 breaths/min), so a label's
+  probability is monotone in the rate; AFIB 55-150 (independent
   log-normal RR intervals, coefficient of variation 0.12-0.35, no P waves, 4.5-8.5 Hz
   fibrillatory f-waves strongest in V1 and the inferior leads). Sinus RR intervals carry heart
   rate variability (McSharry et al. 2003's LF/HF spectrum) and are rescaled so that the record's
@@ -77,12 +80,25 @@ from ecg_keras.statements import get as _statement, statements_frame
 __all__ = ["generate_synthetic_ptbxl", "write_ptbxl_layout", "write_wfdb", "record_name", "simple_signal",
            "noise_leads", "GENERATOR_VERSION", "PTBXL_COLUMNS", "RHYTHM_MIX", "RENDERED_CODES"]
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 DURATION_S = 10
 BASE_FS = 500
 # Rhythm statements actually rendered, with their exact share of the records.
 RHYTHM_MIX = {"SR": 0.52, "SBRAD": 0.12, "STACH": 0.12, "SARRH": 0.12, "AFIB": 0.12}
-_HR_RANGE = {"SR": (62, 98), "SBRAD": (40, 57), "STACH": (103, 155), "SARRH": (60, 95), "AFIB": (55, 150)}
+# Published definitions of the sinus rate classes differ (docs/SYNTHETIC.md section 4): tachycardia
+# above 100 bpm (the traditional 60-100 normal range) or above 90 (Spodick et al. 1992), bradycardia
+# below 60 or below 50 (Spodick; Kusumoto et al. 2019). Each sinus record draws its own thresholds
+# from these spans, so the probability of a label rises smoothly with the rate.
+_TACHY_BPM = (90.0, 100.0)
+_BRADY_BPM = (50.0, 60.0)
+_SINUS_BPM = (40.0, 150.0)  # sinus rates rendered (SBRAD from 40, STACH up to 150)
+_AFIB_BPM = (55.0, 150.0)
+# Sinus arrhythmia: P-P range within the record above 120 ms, 160 ms, or 10 % of the cycle
+# (criteria differ between texts); a SARRH record draws its criterion from that span and swings above it.
+_SARRH_PP_S = (0.12, 0.16)
+# HRV falls as the rate rises: median RR coefficient of variation 0.025 at <= 80 bpm, 0.012 at >= 120
+# (the values generator 3 used for SR and STACH), interpolated in log over the rate, never by label.
+_HRV_CV = ((80.0, 120.0), (0.025, 0.012))
 
 # Pathologies: (code, relative weight within its class, extra form codes (code, probability)).
 _PATHOLOGY = {
@@ -600,7 +616,7 @@ def _downsample(sig: np.ndarray, fs: int) -> np.ndarray:
     """Fourier resampling from 500 Hz to ``fs`` with a raised-cosine low-pass from 0.8 to 1.0 x Nyquist.
 
     The straight line through the end points is removed first (and added back), so baseline
-    drift does not wrap around; ~4x faster than ``scipy.signal.resample_poly`` here.
+    drift does not wrap around; faster than ``scipy.signal.resample_poly`` here.
     """
     n = sig.shape[0]
     m = n * fs // BASE_FS
@@ -689,6 +705,32 @@ def _draw_ectopics(rng: np.random.Generator, rhythm: str) -> tuple[tuple[tuple[i
     n_pvc = sum(k == _PVC for k, _ in out)
     text = ", ".join((["SVES"] if any(k == _PAC for k, _ in out) else []) + ([f"{n_pvc}ES"] if n_pvc else []))
     return tuple(out), text or np.nan
+
+
+def _hrv_median(hr: float) -> float:
+    """Median RR coefficient of variation of sinus rhythm at ``hr`` bpm (``_HRV_CV``)."""
+    (r0, r1), (c0, c1) = _HRV_CV
+    return float(np.exp(np.interp(hr, (r0, r1), (np.log(c0), np.log(c1)))))
+
+
+def _draw_rate(rng: np.random.Generator, rhythm: str, pat: dict) -> tuple[float, float]:
+    """Heart rate (bpm) of one record and its respiratory sinus arrhythmia (relative RR amplitude).
+
+    Sinus records draw their own class thresholds (``_BRADY_BPM``, ``_TACHY_BPM``) and a rate inside
+    their class; women +2 bpm, -0.4 bpm per decade of age. SARRH records draw their sinus arrhythmia
+    criterion between 10 % of the cycle (or 120 ms if lower) and 160 ms and a respiratory RR swing
+    (peak to peak) of 1-2.2x that criterion; other sinus records have the HRV spectrum's only."""
+    shift = (2.0 if pat["sex"] == 1 else 0.0) - 0.04 * (pat["age"] - 60)
+    if rhythm == "AFIB":
+        return _clip(rng.uniform(*_AFIB_BPM) + shift, *_AFIB_BPM), 0.0
+    brady, tachy = rng.uniform(*_BRADY_BPM), rng.uniform(*_TACHY_BPM)
+    lo, hi = {"SBRAD": (_SINUS_BPM[0], brady), "STACH": (tachy, _SINUS_BPM[1])}.get(rhythm, (brady, tachy))
+    hr = _clip(rng.uniform(lo, hi) + shift, lo, hi)
+    rr = 60.0 / hr
+    criterion = rng.uniform(min(0.10 * rr, _SARRH_PP_S[0]), _SARRH_PP_S[1])
+    if rhythm != "SARRH":  # their respiratory RR variation is the HRV spectrum's HF peak alone
+        return hr, 0.0
+    return hr, criterion * rng.uniform(1.0, 2.2) / (2.0 * rr)  # RR = rr (1 + a sin): peak-to-peak 2 a rr
 
 
 def _draw_pathology(rng: np.random.Generator, age: float, sex: int) -> list[str]:
@@ -814,18 +856,15 @@ def _draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[_Spec]]
                 codes.append("LOWT")
         code_set = set(codes)
         waves, qtc, axis = _morphology(pat, code_set, rhythm)
-        lo, hi = _HR_RANGE[rhythm]
-        hr = _clip(rng.uniform(lo, hi) + (2.0 if pat["sex"] == 1 else 0.0) - 0.04 * (pat["age"] - 60), lo, hi)
+        hr, resp_amp = _draw_rate(rng, rhythm, pat)
         noise = _draw_noise(rng)
         ectopics, extra = _draw_ectopics(rng, rhythm)
         codes += [c for c in ("PAC", "PVC") if any(k == (_PAC if c == "PAC" else _PVC) for k, _ in ectopics)]
         sinus = rhythm != "AFIB"
         spec = _Spec(
             ecg_id=ecg_id, rhythm=rhythm, hr=hr, waves=waves, qtc=qtc, leads=pat["morph"]["leads"],
-            resp_amp=rng.uniform(0.08, 0.2) if rhythm == "SARRH" else 0.0,
-            resp_hz=rng.uniform(0.25, 0.4) if rhythm == "SARRH" else rng.uniform(0.2, 0.4),
-            hrv_cv=(_clip(rng.lognormal(np.log(0.012), 0.4), 0.004, 0.025) if rhythm == "STACH"
-                    else _clip(rng.lognormal(np.log(0.025), 0.4), 0.008, 0.045)) if sinus else 0.0,
+            resp_amp=resp_amp, resp_hz=rng.uniform(0.25, 0.4) if rhythm == "SARRH" else rng.uniform(0.2, 0.4),
+            hrv_cv=_clip(rng.lognormal(np.log(_hrv_median(hr)), 0.4), 0.004, 0.045) if sinus else 0.0,
             lf_hf=_clip(rng.lognormal(np.log(1.5), 0.5), 0.3, 5.0),
             resp_qrs=rng.uniform(0.02, 0.1), beat_jitter=rng.uniform(0.01, 0.05),
             ectopics=ectopics, ectopic_waves=_ectopic_waves(rng, pat["morph"]["gain"]) if ectopics else [],

@@ -1,18 +1,18 @@
 """Task views of a RecordSet (docs/PROTOCOL.md "Data") and train/validation/test splits.
 
-PTB-XL record sets (``meta`` has ``scp_codes`` and ``statements`` is set) answer
+What each task is (label source, kind, classes) is its :class:`ecg_keras.tasks.Task` record;
+this module derives the labels the record describes:
 
-* statement tasks ``all``, ``diagnostic``, ``subdiagnostic``, ``superdiagnostic``, ``form``,
-  ``rhythm``: likelihoods ignored (a key present counts); records without a label for the task
-  are dropped; classes are the sorted label names present; ``y`` multi-hot float32;
-* ``age`` (kind "regression", y (n, 1); PTB-XL codes ages above 89 as 300, these become 90),
-  ``sex`` (kind "binary", y = 1 for female), ``quality`` (kind "binary", y = 1 when any of
-  static_noise, burst_noise, baseline_drift is non-empty).
+* statement tasks (source ``STATEMENTS``): PTB-XL record sets (``meta`` has ``scp_codes`` and
+  ``statements`` is set); likelihoods ignored (a key present counts); records without a label
+  for the task are dropped; classes are the sorted label names present; ``y`` multi-hot float32;
+* column tasks (``COLUMN``): one numeric metadata column, ``y`` (n, 1); records without a value
+  (or with a value outside ``Task.values``) dropped; PTB-XL codes ages above 89 as 300, read as 90;
+* ``ANY_TEXT``: 1 when any of the task's metadata columns is non-empty (PTB-XL only).
 
 Other record sets (ICBEB2018, LUDB, generic WFDB folders) keep their labels as a list of
-strings in a ``labels`` meta column; they answer their own label task name from
-``LABEL_TASKS`` (ICBEB2018 ``"all"``, LUDB ``"rhythm"``, anything else ``"all"``) and ``age`` /
-``sex`` when those meta columns are present.
+strings in a ``labels`` meta column; they answer their own label task name
+(``ecg_keras.tasks.label_tasks``) and the column tasks whose columns they have.
 
 Splits: ``scheme="strat"`` uses ``strat_fold`` (1-8 train, 9 validation, 10 test);
 ``scheme="random"`` is a seeded random record-wise (not patient-wise) split with the same
@@ -26,13 +26,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras import tasks as T
 from ecg_keras.datasets.base import DataError, RecordSet, Splits, TaskData
 
-STATEMENT_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
-TASKS = STATEMENT_TASKS + ("age", "sex", "quality")
-LABEL_TASKS = {"icbeb2018": ("all",), "ludb": ("rhythm",)}
-DEFAULT_LABEL_TASKS = ("all",)
-QUALITY_COLUMNS = ("static_noise", "burst_noise", "baseline_drift")
+STATEMENT_TASKS = T.statement_tasks()  # re-exported; the registry is read when a task is made
+TASKS = T.names()
 TRAIN_FOLDS, VAL_FOLD, TEST_FOLD = tuple(range(1, 9)), 9, 10
 PTBXL_AGE_CODED_300 = 300  # PTB-XL writes 300 for ages above 89
 SCHEMES = ("strat", "random")
@@ -45,13 +43,14 @@ def is_ptbxl(records: RecordSet) -> bool:
 def available_tasks(records: RecordSet) -> tuple[str, ...]:
     """Task names ``make_task`` accepts for this record set."""
     if is_ptbxl(records):
-        return TASKS
-    extra = tuple(t for t in ("age", "sex") if t in records.meta.columns)
+        return T.names()
+    extra = tuple(t.name for t in T.all_tasks()
+                  if t.source == T.COLUMN and not t.ptbxl_only and t.column in records.meta.columns)
     return label_tasks(records) + extra
 
 
 def label_tasks(records: RecordSet) -> tuple[str, ...]:
-    return LABEL_TASKS.get(records.name, DEFAULT_LABEL_TASKS)
+    return T.label_tasks(records.name)
 
 
 # --------------------------------------------------------------------------- statement labels
@@ -70,21 +69,18 @@ def _flag(statements: pd.DataFrame, column: str) -> set[str]:
 
 
 def statement_labels(meta: pd.DataFrame, statements: pd.DataFrame, task: str) -> list[list[str]]:
-    """Per record, the sorted label set of a statement task."""
-    if task not in STATEMENT_TASKS:
-        raise ValueError(f"unknown statement task {task!r}; one of {STATEMENT_TASKS}")
+    """Per record, the sorted label set of a statement task (its ``Task.flag`` and ``Task.level``)."""
+    spec = T.find(task)
+    if spec is None or spec.source != T.STATEMENTS:
+        raise ValueError(f"unknown statement task {task!r}; one of {T.statement_tasks()}")
     check_scp_codes(meta, statements)
-    if task == "all":
+    if spec.flag is None and spec.level is None:
         return [sorted(codes) for codes in meta["scp_codes"]]
-    if task in ("form", "rhythm"):
-        keep = _flag(statements, task)
+    keep = set(statements.index) if spec.flag is None else _flag(statements, spec.flag)
+    if spec.level is None:
         return [sorted(c for c in codes if c in keep) for codes in meta["scp_codes"]]
-    diagnostic = _flag(statements, "diagnostic")
-    if task == "diagnostic":
-        return [sorted(c for c in codes if c in diagnostic) for codes in meta["scp_codes"]]
-    column = "diagnostic_subclass" if task == "subdiagnostic" else "diagnostic_class"
-    mapping = {code: str(v) for code, v in statements[column].items()
-               if code in diagnostic and isinstance(v, str) and v.strip()}
+    mapping = {code: str(v) for code, v in statements[spec.level].items()
+               if code in keep and isinstance(v, str) and v.strip()}
     return [sorted({mapping[c] for c in codes if c in mapping}) for codes in meta["scp_codes"]]
 
 
@@ -98,7 +94,7 @@ def _multilabel(records: RecordSet, task: str, labels: Sequence[Sequence[str]]) 
     kept = [list(labels[i]) for i in np.flatnonzero(keep)]
     classes = sorted({c for x in kept for c in x})
     y = MultiLabelBinarizer(classes=classes).fit_transform(kept).astype(np.float32)
-    return _task_data(records, task, classes, y, keep, "multilabel")
+    return _task_data(records, task, classes, y, keep, T.kind_of(task))
 
 
 def _task_data(records: RecordSet, task: str, classes: list[str], y: np.ndarray, keep: np.ndarray,
@@ -116,37 +112,45 @@ def _nonempty(value) -> bool:
     return bool(str(value).strip()) and str(value).strip().lower() not in ("nan", "none")
 
 
-def make_task(records: RecordSet, task: str) -> TaskData:
-    """Inputs and targets of ``task`` (see the module docstring for the task list)."""
+def _column_task(records: RecordSet, spec: T.Task) -> TaskData:
+    meta, name, column = records.meta, spec.name, spec.column
+    if column not in meta.columns:
+        raise DataError(f"{records.name}: no {column!r} column for the {name} task")
+    values = pd.to_numeric(meta[column], errors="coerce").to_numpy(dtype=np.float64)
+    if spec.values is None:
+        if spec.column == T.AGE.column and is_ptbxl(records):
+            values = np.where(values >= PTBXL_AGE_CODED_300, 90.0, values)
+        keep = np.isfinite(values)
+        what = f"an {column}" if column[:1] in "aeiou" else f"a {column}"
+    else:
+        keep = np.isin(values, spec.values)
+        what = f"{column} {'/'.join(f'{v:g}' for v in spec.values)}"
+    if not keep.any():
+        raise DataError(f"{records.name}: task {name!r} is empty (no record has {what})")
+    return _task_data(records, name, list(spec.classes), values[keep].astype(np.float32)[:, None], keep, spec.kind)
+
+
+def _any_text_task(records: RecordSet, spec: T.Task) -> TaskData:
     meta = records.meta
-    if task == "age":
-        if "age" not in meta.columns:
-            raise DataError(f"{records.name}: no 'age' column for the age task")
-        age = pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=np.float64)
-        if is_ptbxl(records):
-            age = np.where(age >= PTBXL_AGE_CODED_300, 90.0, age)
-        keep = np.isfinite(age)
-        if not keep.any():
-            raise DataError(f"{records.name}: task 'age' is empty (no record has an age)")
-        return _task_data(records, task, ["age"], age[keep].astype(np.float32)[:, None], keep, "regression")
-    if task == "sex":
-        if "sex" not in meta.columns:
-            raise DataError(f"{records.name}: no 'sex' column for the sex task")
-        sex = pd.to_numeric(meta["sex"], errors="coerce").to_numpy(dtype=np.float64)
-        keep = np.isin(sex, (0.0, 1.0))
-        if not keep.any():
-            raise DataError(f"{records.name}: task 'sex' is empty (no record has sex 0/1)")
-        return _task_data(records, task, ["female"], sex[keep].astype(np.float32)[:, None], keep, "binary")
+    missing = [c for c in spec.columns if c not in meta.columns]
+    if missing:
+        raise DataError(f"{records.name}: {spec.name} columns {missing} missing")
+    flagged = np.array([any(_nonempty(row[c]) for c in spec.columns)
+                        for _, row in meta[list(spec.columns)].iterrows()], dtype=np.float32)
+    return _task_data(records, spec.name, list(spec.classes), flagged[:, None], np.ones(len(meta), bool), spec.kind)
+
+
+def make_task(records: RecordSet, task: str) -> TaskData:
+    """Inputs and targets of ``task`` (its ``ecg_keras.tasks.Task`` record; see the module docstring)."""
+    meta = records.meta
+    spec = T.find(task)
+    if spec is not None and spec.source == T.COLUMN:
+        return _column_task(records, spec)
     if is_ptbxl(records):
-        if task == "quality":
-            missing = [c for c in QUALITY_COLUMNS if c not in meta.columns]
-            if missing:
-                raise DataError(f"{records.name}: quality columns {missing} missing")
-            noisy = np.array([any(_nonempty(row[c]) for c in QUALITY_COLUMNS)
-                              for _, row in meta[list(QUALITY_COLUMNS)].iterrows()], dtype=np.float32)
-            return _task_data(records, task, ["noisy"], noisy[:, None], np.ones(len(meta), bool), "binary")
-        if task not in STATEMENT_TASKS:
-            raise ValueError(f"unknown task {task!r} for {records.name}; one of {TASKS}")
+        if spec is not None and spec.source == T.ANY_TEXT:
+            return _any_text_task(records, spec)
+        if spec is None or spec.source != T.STATEMENTS:
+            raise ValueError(f"unknown task {task!r} for {records.name}; one of {T.names()}")
         return _multilabel(records, task, statement_labels(meta, records.statements, task))
     if task not in label_tasks(records):
         raise ValueError(f"unknown task {task!r} for {records.name}; one of {available_tasks(records)}")

@@ -1,7 +1,7 @@
 """Data throughput of the PTB-XL reader: WFDB records/s for a cold read and from the cache.
 
-    python -m ecg_keras.datasets.throughput                  # generated 300-record fixture
-    python -m ecg_keras.datasets.throughput --root ~/data/ptbxl --rates 100 --n-jobs 1
+    python -m ecg_keras.cli.throughput data                  # generated 300-record fixture
+    python -m ecg_keras.cli.throughput data --root ~/data/ptbxl --rates 100 --n-jobs 1
 
 ``measure_throughput`` times ``load_ptbxl`` on a PTB-XL-layout folder (``root``, or a
 generated fixture of ``n_records`` deterministic records in the exact PTB-XL file layout,
@@ -17,8 +17,6 @@ machine changes them a lot; the result records the CPU count and load average.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import shutil
@@ -115,29 +113,3 @@ def load_average() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
         return None
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecg_keras.datasets.throughput",
-                                     description="PTB-XL reader throughput (records/s), cold and cached.")
-    parser.add_argument("--root", help="PTB-XL-layout folder (default: generate a fixture)")
-    parser.add_argument("--n-records", type=int, default=300)
-    parser.add_argument("--rates", type=int, nargs="+", default=[100, 500])
-    parser.add_argument("--n-jobs", type=int, default=None, help="worker processes (default: CPU count)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
-    r = measure_throughput(args.root, n_records=args.n_records, sampling_rates=args.rates, n_jobs=args.n_jobs,
-                           repeats=args.repeats)
-    if args.json:
-        print(json.dumps(r, indent=2, default=str))
-        return 0
-    print(f"{r['source']}: {r['n_records']} records, n_jobs={r['n_jobs']}, {r['usable_cpus']} usable CPUs, "
-          f"load average {r['load_average']} -> {r['load_average_after']}, fast WFDB reader: {r['fast_wfdb']}")
-    for fs in args.rates:
-        print(f"  {fs} Hz: cold {r['cold'][fs]:8.1f} records/s   cached {r['cached'][fs]:10.1f} records/s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

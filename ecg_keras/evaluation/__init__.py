@@ -9,7 +9,7 @@ from .metrics import (accuracy, apply_thresholds, auc, challenge_metrics, defaul
                       find_optimal_thresholds, fmax, fmax_curve, healthy_mask, macro_auc, mae,
                       per_class_auc, r2, scores_by_subset, subset_masks)
 from .plots import plot_ci_bars, plot_history, plot_roc_curves
-from .tables import format_ci, long_table, rank_models, results_table, to_markdown, write_table
+from .tables import format_ci, long_table, rank_models, results_table, to_markdown
 from .validation import Validation, validate
 
 __all__ = [
@@ -18,5 +18,5 @@ __all__ = [
     "format_ci", "healthy_mask", "hierarchy_levels", "load_indices", "long_table", "macro_auc",
     "mae", "node_auc_table", "per_class_auc", "plot_ci_bars", "plot_history", "plot_roc_curves",
     "propagate", "r2", "rank_models", "results_table", "save_indices", "scores_by_subset",
-    "subset_masks", "summarize", "to_markdown", "validate", "Validation", "write_table",
+    "subset_masks", "summarize", "to_markdown", "validate", "Validation",
 ]

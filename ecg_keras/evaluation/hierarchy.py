@@ -13,20 +13,23 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras.tasks import DIAGNOSTIC, DIAGNOSTIC_LEVELS
+
 from .metrics import per_class_auc
 
-LEVELS = ("diagnostic", "subdiagnostic", "superdiagnostic")
-_LEVEL_ALIASES = {"subclass": "subdiagnostic", "subdiagnostic": "subdiagnostic",
-                  "class": "superdiagnostic", "superclass": "superdiagnostic",
-                  "superdiagnostic": "superdiagnostic"}
+LEVELS = DIAGNOSTIC_LEVELS
+STATEMENT_LEVEL, SUBCLASS_LEVEL, SUPERCLASS_LEVEL = LEVELS
+_LEVEL_ALIASES = {"subclass": SUBCLASS_LEVEL, SUBCLASS_LEVEL: SUBCLASS_LEVEL,
+                  "class": SUPERCLASS_LEVEL, "superclass": SUPERCLASS_LEVEL,
+                  SUPERCLASS_LEVEL: SUPERCLASS_LEVEL}
 
 
 def normalize_mapping(mapping) -> dict[str, tuple[str, str]]:
     """``{code: (subclass, superclass)}`` from a dict or a scp_statements-like DataFrame."""
     if isinstance(mapping, pd.DataFrame):
         df = mapping
-        if "diagnostic" in df.columns:
-            df = df[df["diagnostic"] == 1]
+        if DIAGNOSTIC.flag in df.columns:
+            df = df[df[DIAGNOSTIC.flag] == 1]
         missing = {"diagnostic_subclass", "diagnostic_class"} - set(df.columns)
         if missing:
             raise ValueError(f"mapping DataFrame lacks column(s) {sorted(missing)}")
@@ -47,12 +50,12 @@ def normalize_mapping(mapping) -> dict[str, tuple[str, str]]:
 
 def _parents(classes: Sequence[str], mapping: dict, level: str) -> tuple[list[str], list[str]]:
     """Parent name per known class (None if unmapped) and the sorted parent names."""
-    pos = 0 if level == "subdiagnostic" else 1
+    pos = 0 if level == SUBCLASS_LEVEL else 1
     par = [mapping[c][pos] if c in mapping else None for c in classes]
     return par, sorted({p for p in par if p is not None})
 
 
-def propagate(y_score, classes: Sequence[str], mapping, level: str = "superdiagnostic",
+def propagate(y_score, classes: Sequence[str], mapping, level: str = SUPERCLASS_LEVEL,
               reduce: str = "sum") -> tuple[np.ndarray, list[str]]:
     """Scores of the ``level`` nodes ("subdiagnostic"/"subclass" or "superdiagnostic"/"class")
     from diagnostic-level columns ``classes``; returns ``(scores (n, n_nodes), node names)``.
@@ -62,8 +65,8 @@ def propagate(y_score, classes: Sequence[str], mapping, level: str = "superdiagn
     ignored.
     """
     level = _LEVEL_ALIASES.get(level, level)
-    if level not in ("subdiagnostic", "superdiagnostic"):
-        raise ValueError(f"level must be subdiagnostic or superdiagnostic, got {level!r}")
+    if level not in (SUBCLASS_LEVEL, SUPERCLASS_LEVEL):
+        raise ValueError(f"level must be {SUBCLASS_LEVEL} or {SUPERCLASS_LEVEL}, got {level!r}")
     mapping = normalize_mapping(mapping)
     y = np.asarray(y_score, dtype=np.float64)
     if y.ndim != 2 or y.shape[1] != len(classes):
@@ -82,7 +85,7 @@ def propagate(y_score, classes: Sequence[str], mapping, level: str = "superdiagn
 def hierarchy_levels(y_true, y_score, classes: Sequence[str], mapping) -> dict:
     """``{level: (y_true, y_score, names)}`` for diagnostic, subdiagnostic and superdiagnostic:
     labels propagate by logical OR, scores by clipped sum."""
-    out = {"diagnostic": (np.asarray(y_true), np.asarray(y_score, dtype=np.float64), list(classes))}
+    out = {STATEMENT_LEVEL: (np.asarray(y_true), np.asarray(y_score, dtype=np.float64), list(classes))}
     for level in LEVELS[1:]:
         yt, names = propagate(y_true, classes, mapping, level, reduce="max")
         ys, _ = propagate(y_score, classes, mapping, level, reduce="sum")
@@ -100,8 +103,8 @@ def node_auc_table(y_true, y_score, classes: Sequence[str], mapping) -> pd.DataF
         aucs = per_class_auc(yt, ys)
         npos = (np.asarray(yt) > 0.5).sum(axis=0)
         for j, name in enumerate(names):
-            parent = (m[name][0] if name in m else "") if level == "diagnostic" else \
-                (sub_parent.get(name, "") if level == "subdiagnostic" else "")
+            parent = (m[name][0] if name in m else "") if level == STATEMENT_LEVEL else \
+                (sub_parent.get(name, "") if level == SUBCLASS_LEVEL else "")
             rows.append({"level": level, "node": name, "parent": parent,
                          "n_pos": int(npos[j]), "auc": float(aucs[j])})
     return pd.DataFrame(rows, columns=["level", "node", "parent", "n_pos", "auc"])
@@ -114,20 +117,20 @@ def tree_order(table: pd.DataFrame) -> pd.DataFrame:
     table are appended at their level's depth."""
     table = table.drop(columns=["depth"], errors="ignore")
     by_level = {lvl: table[table.level == lvl].sort_values("node", kind="stable") for lvl in LEVELS}
-    depth = {"superdiagnostic": 0, "subdiagnostic": 1, "diagnostic": 2}
+    depth = {SUPERCLASS_LEVEL: 0, SUBCLASS_LEVEL: 1, STATEMENT_LEVEL: 2}
     rows, seen = [], set()
 
     def add(idx, row):
         rows.append({**row.to_dict(), "depth": depth[row.level]})
         seen.add(idx)
 
-    for i_sup, sup in by_level["superdiagnostic"].iterrows():
+    for i_sup, sup in by_level[SUPERCLASS_LEVEL].iterrows():
         add(i_sup, sup)
-        for i_sub, sub in by_level["subdiagnostic"][by_level["subdiagnostic"].parent == sup.node].iterrows():
+        for i_sub, sub in by_level[SUBCLASS_LEVEL][by_level[SUBCLASS_LEVEL].parent == sup.node].iterrows():
             add(i_sub, sub)
-            for i_st, st in by_level["diagnostic"][by_level["diagnostic"].parent == sub.node].iterrows():
+            for i_st, st in by_level[STATEMENT_LEVEL][by_level[STATEMENT_LEVEL].parent == sub.node].iterrows():
                 add(i_st, st)
-    for lvl in ("subdiagnostic", "diagnostic"):          # orphans (parent not in the table)
+    for lvl in (SUBCLASS_LEVEL, STATEMENT_LEVEL):  # orphans (parent not in the table)
         for idx, row in by_level[lvl].iterrows():
             if idx not in seen:
                 add(idx, row)

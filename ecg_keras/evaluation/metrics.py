@@ -19,10 +19,11 @@ from typing import Mapping
 
 import numpy as np
 
+from ecg_keras import tasks
+from ecg_keras.tasks import MULTILABEL
+
 #: Fmax thresholds 0.00 ... 1.00, computed as exact j/100 so comparisons are reproducible.
 FMAX_THRESHOLDS = np.arange(101) / 100.0
-#: Threshold grid of the G_beta optimisation (reference: ``np.linspace(0.00, 1, 100)``).
-GBETA_THRESHOLDS = np.linspace(0.0, 1.0, 100)
 
 
 def _finite(y, name: str) -> np.ndarray:
@@ -268,6 +269,10 @@ def healthy_mask(y_diagnostic, classes, norm: str = "NORM") -> np.ndarray:
     return y[:, classes.index(norm)] & (y.sum(axis=1) == 1)
 
 
+#: The subgroup of every record in :func:`subset_masks` (a subgroup name, not the task of that name).
+EVERY_RECORD = "all"
+
+
 def subset_masks(healthy) -> dict[str, np.ndarray]:
     """Boolean masks ``{"all", "healthy", "non_healthy"}`` from a boolean ``healthy`` array.
 
@@ -278,7 +283,7 @@ def subset_masks(healthy) -> dict[str, np.ndarray]:
     if healthy.dtype != bool:
         raise TypeError(f"healthy must be a boolean array, got dtype {healthy.dtype}")
     healthy = healthy.ravel()
-    return {"all": np.ones_like(healthy), "healthy": healthy.copy(), "non_healthy": ~healthy}
+    return {EVERY_RECORD: np.ones_like(healthy), "healthy": healthy.copy(), "non_healthy": ~healthy}
 
 
 def scores_by_subset(y_true, y_score, healthy, metric_fns: Mapping[str, callable]) -> dict:
@@ -288,12 +293,7 @@ def scores_by_subset(y_true, y_score, healthy, metric_fns: Mapping[str, callable
             for name, mask in subset_masks(healthy).items()}
 
 
-#: Default metric sets per task kind (``TaskData.kind``).
-def default_metrics(kind: str = "multilabel") -> dict[str, callable]:
-    if kind == "multilabel":
-        return {"macro_auc": macro_auc, "fmax": fmax}
-    if kind == "binary":
-        return {"auc": auc, "accuracy": accuracy}
-    if kind == "regression":
-        return {"mae": mae, "r2": r2}
-    raise ValueError(f"unknown task kind {kind!r} (multilabel | binary | regression)")
+def default_metrics(kind: str = MULTILABEL) -> dict[str, callable]:
+    """The default metric set of a task kind (``TaskData.kind``): its ``Kind.metrics`` by name."""
+    by_name = {"macro_auc": macro_auc, "fmax": fmax, "auc": auc, "accuracy": accuracy, "mae": mae, "r2": r2}
+    return {name: by_name[name] for name in tasks.kind(kind).metrics}

@@ -14,17 +14,20 @@ import pandas as pd
 
 from ecg_keras.datasets.base import LEAD_NAMES
 
+from .hierarchy import STATEMENT_LEVEL, SUBCLASS_LEVEL, SUPERCLASS_LEVEL
 from .tables import PINNED_LAST, rank_models
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` atomically (format from the suffix) and close it."""
     path = Path(path)
     from ecg_keras.files import atomic_path
 
@@ -32,7 +35,7 @@ def _save(fig, path) -> Path:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     finally:
-        _plt().close(fig)
+        pyplot().close(fig)
     return path
 
 
@@ -44,7 +47,7 @@ def plot_ci_bars(results: Mapping, path: str | PathLike, metric: str = "macro_au
 
     ``results`` = ``{model: {task: {metric: {"point", "lower", "upper", ...}}}}``.
     """
-    plt = _plt()
+    plt = pyplot()
     if tasks is None:
         tasks = []
         for per_task in results.values():
@@ -77,7 +80,7 @@ def plot_ci_bars(results: Mapping, path: str | PathLike, metric: str = "macro_au
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def roc_points(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +101,7 @@ def plot_roc_curves(y_true, y_score, classes: Sequence[str], path: str | PathLik
     are skipped. ``max_classes`` keeps the most frequent classes for readability."""
     from .metrics import per_class_auc
 
-    plt = _plt()
+    plt = pyplot()
     y_true = np.asarray(y_true) > 0.5
     y_score = np.asarray(y_score, dtype=float)
     if y_true.ndim == 1:
@@ -122,14 +125,14 @@ def plot_roc_curves(y_true, y_score, classes: Sequence[str], path: str | PathLik
         ax.set_title(title)
     ncol = 1 if len(order) <= 12 else 2
     ax.legend(fontsize=6 if len(order) > 12 else 8, ncol=ncol, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_history(history, path: str | PathLike, title: str | None = None) -> Path:
     """Training curves from a history CSV path or DataFrame (columns ``epoch``, ``loss``,
     ``val_loss``, ``lr`` and any metric columns): losses, learning rate (log), other numeric
     columns (e.g. val metrics, beta_1) except wall-clock ``time*`` columns."""
-    plt = _plt()
+    plt = pyplot()
     df = history if isinstance(history, pd.DataFrame) else pd.read_csv(history)
     x = df["epoch"] if "epoch" in df.columns else pd.Series(np.arange(len(df)))
     loss_cols = [c for c in df.columns if c in ("loss", "val_loss")]
@@ -151,12 +154,12 @@ def plot_history(history, path: str | PathLike, title: str | None = None) -> Pat
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- deeper insights
 
-_LEVEL_COLORS = {"superdiagnostic": "tab:red", "subdiagnostic": "tab:orange", "diagnostic": "tab:blue"}
+_LEVEL_COLORS = {SUPERCLASS_LEVEL: "tab:red", SUBCLASS_LEVEL: "tab:orange", STATEMENT_LEVEL: "tab:blue"}
 
 
 def plot_node_aucs(table: pd.DataFrame, path: str | PathLike, title: str | None = None) -> Path:
@@ -167,7 +170,7 @@ def plot_node_aucs(table: pd.DataFrame, path: str | PathLike, title: str | None 
     (hidden stratification) stands out. Nodes without an AUC (one label value) show "n/a"."""
     from .hierarchy import tree_order
 
-    plt = _plt()
+    plt = pyplot()
     tab = tree_order(table)
     n = len(tab)
     fig, ax = plt.subplots(figsize=(7.5, 0.19 * n + 1.3))
@@ -185,7 +188,7 @@ def plot_node_aucs(table: pd.DataFrame, path: str | PathLike, title: str | None 
     ax.set_xlim(left, 1.06)
     # parent AUC as a vertical tick spanning its children
     auc_of = {(lvl, node): a for lvl, node, a in zip(tab["level"], tab["node"], aucs)}
-    parent_level = {"diagnostic": "subdiagnostic", "subdiagnostic": "superdiagnostic"}
+    parent_level = {STATEMENT_LEVEL: SUBCLASS_LEVEL, SUBCLASS_LEVEL: SUPERCLASS_LEVEL}
     for yi, lvl, parent in zip(y, tab["level"], tab["parent"]):
         pa = auc_of.get((parent_level.get(lvl), parent), np.nan)
         if np.isfinite(pa):
@@ -202,7 +205,7 @@ def plot_node_aucs(table: pd.DataFrame, path: str | PathLike, title: str | None 
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title or "AUC per node of the diagnostic hierarchy")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_uncertainty_box(table: pd.DataFrame, path: str | PathLike, bins: Sequence[float] | None = None,
@@ -212,7 +215,7 @@ def plot_uncertainty_box(table: pd.DataFrame, path: str | PathLike, bins: Sequen
     box and the median joined across bins (paper, Section "model uncertainty")."""
     from .uncertainty import LIKELIHOOD_BINS
 
-    plt = _plt()
+    plt = pyplot()
     bins = list(LIKELIHOOD_BINS if bins is None else bins)
     groups = [table.loc[table["likelihood"] == b, "std"].to_numpy(dtype=float) for b in bins]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -231,7 +234,7 @@ def plot_uncertainty_box(table: pd.DataFrame, path: str | PathLike, bins: Sequen
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title or "Model uncertainty vs. diagnosis likelihood")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_attribution(signal, attribution, path: str | PathLike, sampling_rate: int = 100,
@@ -244,7 +247,7 @@ def plot_attribution(signal, attribution, path: str | PathLike, sampling_rate: i
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
 
-    plt = _plt()
+    plt = pyplot()
     sig = np.asarray(signal, dtype=float)
     att = np.asarray(attribution, dtype=float)
     if sig.ndim != 2 or sig.shape != att.shape:
@@ -284,4 +287,4 @@ def plot_attribution(signal, attribution, path: str | PathLike, sampling_rate: i
     fig.colorbar(sm, cax=cax, label="attribution (logit units)")
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)

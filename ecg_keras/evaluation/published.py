@@ -10,13 +10,17 @@ Keys are ecg_keras model names (``wavelet_nn`` is the paper's "Wavelet+NN").
 """
 from __future__ import annotations
 
+from ecg_keras import tasks
+
 CITATION = ("Strodthoff et al., Deep Learning for ECG Analysis: Benchmarks and Insights from PTB-XL, "
             "IEEE JBHI 2021, Table II (PTB-XL) and the ICBEB2018 table")
 
 #: How the paper names the models that ecg_keras names differently.
 DISPLAY_NAMES = {"wavelet_nn": "Wavelet+NN"}
 
-_PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+#: The published keys (``Task.published``) of Table II's columns, in its order (``Task.table``).
+_PTBXL_TASKS = tuple(tasks.get(t).published for t in tasks.table_tasks())
+_ICBEB_TASKS = tuple(tasks.get(t).published for t in tasks.label_tasks("icbeb2018"))
 _PTBXL_ROWS = {  # model: macro AUC per task, in the order of _PTBXL_TASKS
     "inception1d": (0.925, 0.931, 0.930, 0.921, 0.899, 0.953),
     "xresnet1d101": (0.925, 0.937, 0.929, 0.928, 0.896, 0.957),
@@ -34,7 +38,7 @@ _ICBEB_ALL = {"xresnet1d101": 0.974, "resnet1d_wang": 0.969, "inception1d": 0.96
 #: ``PAPER_MACRO_AUC[dataset][model][task]``; ``dataset`` is "ptbxl" or "icbeb2018".
 PAPER_MACRO_AUC: dict[str, dict[str, dict[str, float]]] = {
     "ptbxl": {m: dict(zip(_PTBXL_TASKS, v)) for m, v in _PTBXL_ROWS.items()},
-    "icbeb2018": {m: {"all": v} for m, v in _ICBEB_ALL.items()},
+    "icbeb2018": {m: dict(zip(_ICBEB_TASKS, (v,))) for m, v in _ICBEB_ALL.items()},
 }
 
 #: The data the paper's numbers of each of our datasets are for (the synthetic set has none).
@@ -43,9 +47,10 @@ PAPER_DATA = {"ptbxl": "ptbxl", "icbeb2018": "icbeb2018", "synthetic": "ptbxl"}
 
 def paper_value(dataset: str, model: str, task: str, metric: str = "macro_auc") -> float | None:
     """The paper's value for this cell, or None. Synthetic runs are compared with PTB-XL's numbers."""
-    if metric != "macro_auc":
+    spec = tasks.find(task)
+    if metric != "macro_auc" or spec is None or spec.published is None:
         return None
-    return PAPER_MACRO_AUC.get(PAPER_DATA.get(dataset, ""), {}).get(model, {}).get(task)
+    return PAPER_MACRO_AUC.get(PAPER_DATA.get(dataset, ""), {}).get(model, {}).get(spec.published)
 
 
 def display_name(model: str) -> str:

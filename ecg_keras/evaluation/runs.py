@@ -1,4 +1,4 @@
-"""Reading what evaluate.py scores: prediction arrays and run directories, with checks that
+"""Reading what ``ecg-keras evaluate`` scores: prediction arrays and run directories, with checks that
 name the file, row and column of anything a metric must not see (non-finite or out-of-range
 predictions, labels that are not 0/1). Run directories are read by :func:`ecg_keras.runs.resolve`
 (which also reads and checks their ``predictions/*.npz``)."""

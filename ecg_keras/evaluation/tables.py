@@ -6,8 +6,6 @@ maximal deviation from it, in units of 1e-3.
 """
 from __future__ import annotations
 
-from os import PathLike
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -103,15 +101,3 @@ def to_markdown(df: pd.DataFrame, index_name: str | None = None) -> str:
     for idx, row in df.iterrows():
         lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.values]) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_table(df: pd.DataFrame, csv_path: str | PathLike | None = None,
-                md_path: str | PathLike | None = None, title: str | None = None) -> None:
-    """Write a formatted table as CSV and/or Markdown (with an optional ``## title``)."""
-    from ecg_keras.files import atomic_path, write_text
-
-    if csv_path is not None:
-        with atomic_path(csv_path) as tmp:
-            df.to_csv(tmp)
-    if md_path is not None:
-        write_text(md_path, (f"## {title}\n\n" if title else "") + to_markdown(df))

@@ -175,18 +175,10 @@ def _predictor(model, models_directory):
     or of an already loaded predictor (anything callable with ``classes`` and ``sampling_rate``)."""
     if callable(model) and hasattr(model, "classes") and hasattr(model, "sampling_rate"):
         return str(getattr(model, "name", type(model).__name__)), list(model.classes), int(model.sampling_rate), model
-    from ecg_keras.models.fold import fold_batchnorm
     from ecg_keras.runs import resolve
-    from ecg_keras.windows import predict_records
 
     run = resolve(model, models_directory).check_complete()
-    folded = fold_batchnorm(run.model)
-
-    def fn(signals):
-        return predict_records(folded, signals, sampling_rate=run.sampling_rate, standardizer=run.standardizer,
-                               how=run.aggregation, activation=run.activation)
-
-    return run.name, list(run.classes), run.sampling_rate, fn
+    return run.name, list(run.classes), run.sampling_rate, run.predict_records  # the model's own preprocessing
 
 
 def validate(model, folder, *, labels=None, n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0,

@@ -20,11 +20,12 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.files import atomic_path
 from ecg_keras.paths import follow_umask
 
 
-class ExportError(RuntimeError):
+class ExportError(ECGKerasError, RuntimeError):
     """An export could not be written (e.g. disk full); the previous artifact is unchanged."""
 
 

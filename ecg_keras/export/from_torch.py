@@ -1,6 +1,6 @@
 """Import the PTB-XL benchmark's own PyTorch checkpoints into Keras, exactly.
 
-    python -m export from-torch CHECKPOINT --arch xresnet1d101 --task all --out runs/xresnet1d101_ref \\
+    ecg-keras export from-torch CHECKPOINT --arch xresnet1d101 --task all --out runs/xresnet1d101_ref \\
         --standardizer standard_scaler.pkl [--classes mlb.pkl|classes.json] [--check PTBXL_DIR --expect y_test_pred.npy]
 
 CHECKPOINT is a state dict of the reference code (helme/ecg_ptbxl_benchmarking, fastai v1 models
@@ -26,7 +26,7 @@ all samples of all leads (``ss.fit(np.vstack(X_train).flatten()[:, None])``), i.
 ``--check DATA_DIR --expect y_test_pred.npy`` predicts PTB-XL's test fold with the reference's
 protocol (:func:`check_predictions`), prints the max |diff| against the reference's saved
 predictions and writes the run only within ``--tolerance``; the predictions are kept in
-predictions/test.npz, so that ``evaluate.py RUN_DIR`` scores the imported model.
+predictions/test.npz, so that ``ecg-keras evaluate RUN_DIR`` scores the imported model.
 """
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ import io
 import json
 import pickle
 import re
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.paths import sha256
 from ecg_keras.standardize import Standardizer
 
@@ -56,7 +56,7 @@ MAX_CHECKPOINT_BYTES = 2 << 30
 MIN_TORCH = (2, 6)
 
 
-class ConversionError(ValueError):
+class ConversionError(ECGKerasError, ValueError):
     """The checkpoint does not fit the architecture (message names the offending tensors)."""
 
 
@@ -264,17 +264,14 @@ def read_classes(path: str | Path) -> list[str]:
 
 def task_classes(task: str) -> list[str]:
     """The reference's class order for a PTB-XL statement task (sorted, as MultiLabelBinarizer)."""
-    from ecg_keras import statements
+    from ecg_keras import statements, tasks
 
-    rows = statements.STATEMENTS
-    if task == "all":
-        return sorted(s.code for s in rows)
-    if task in ("diagnostic", "form", "rhythm"):
-        return sorted(s.code for s in rows if getattr(s, task))
-    if task == "subdiagnostic":
-        return sorted({s.diagnostic_subclass for s in rows if s.diagnostic and s.diagnostic_subclass})
-    if task == "superdiagnostic":
-        return sorted({s.diagnostic_class for s in rows if s.diagnostic and s.diagnostic_class})
+    spec = tasks.find(task)
+    if spec is not None and spec.source == tasks.STATEMENTS:
+        rows = [s for s in statements.STATEMENTS if spec.flag is None or getattr(s, spec.flag)]
+        if spec.level is None:
+            return sorted(s.code for s in rows)
+        return sorted({getattr(s, spec.level) for s in rows if getattr(s, spec.level)})
     raise ConversionError(f"task {task!r} has no built-in class list; pass --classes FILE "
                           "(mlb.pkl, a JSON list or one class per line)")
 
@@ -434,10 +431,10 @@ def assign(arch: str, model, state: dict[str, np.ndarray]) -> dict:
 
     Nothing is assigned unless the whole checkpoint fits. Keys, shapes and dtypes are checked
     first (for an ``.npz`` from the headers alone, :func:`read_npz_headers`), then the values are
-    read and checked: finite, within +-``models.heads.MAX_ABS_WEIGHT``, BatchNorm variances >= 0. Returns
+    read and checked: finite, within +-``models.weights.MAX_ABS_WEIGHT``, BatchNorm variances >= 0. Returns
     counts for the provenance.
     """
-    from ecg_keras.models.heads import MAX_ABS_WEIGHT
+    from ecg_keras.models.weights import MAX_ABS_WEIGHT
 
     state = dict(state)
     problems: list[str] = []
@@ -545,7 +542,7 @@ def check_predictions(model, standardizer: Standardizer, data_dir, task: str, ex
     """Predict PTB-XL's test fold (fold 10) as the reference does and compare with its y_test_pred.npy.
 
     Returns the comparison and ``{"ids", "y_true", "y_pred"}`` (written to predictions/test.npz,
-    which ``evaluate.py RUN_DIR`` scores).
+    which ``ecg-keras evaluate RUN_DIR`` scores).
 
     Reference protocol (``fastai_model.predict``): 2.5-s windows with stride 1.25 s over every
     test record, sigmoid, element-wise max per record; records without a label of the task dropped.
@@ -579,10 +576,11 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
     ``classes``: list of names (default: ``task_classes(task)``). ``check``: ``(data_dir,
     y_test_pred.npy)``; the run is written only if the max |diff| is within ``tolerance``.
     """
-    import ecg_keras
+    from ecg_keras import tasks
+    from ecg_keras.artefact import RunDir
     from ecg_keras.export.files import replace_directory
     from ecg_keras.preprocessing import preprocessing_spec
-    from ecg_keras.training import rundir as rd
+    from ecg_keras.version import __version__
     from ecg_keras.windows import aggregation, window_length
 
     checkpoint, out = Path(checkpoint), Path(out)
@@ -601,11 +599,11 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
         if not ok:
             raise ConversionError(f"predictions differ from {check[1]} by up to {result['max_abs_diff']:.3g} "
                                   f"(> {tolerance:g}); nothing written")
-    kind = "regression" if task == "age" else "binary" if task in ("sex", "quality") else "multilabel"
+    kind = tasks.kind_of(task)
     provenance = {"source_file": str(checkpoint.resolve()), "source_name": checkpoint.name,
                   "sha256": sha256(checkpoint), "format": checkpoint.suffix.lstrip("."),
                   "converter": "ecg_keras.export.from_torch", "converter_version": CONVERTER_VERSION,
-                  "ecg_keras_version": getattr(ecg_keras, "__version__", "?"),
+                  "ecg_keras_version": __version__,
                   "reference": "helme/ecg_ptbxl_benchmarking (PyTorch, fastai v1)", **counts}
     if result is not None:
         provenance["check"] = {**result, "tolerance": tolerance}
@@ -615,67 +613,15 @@ def convert(checkpoint, arch: str, task: str, out, *, standardizer: Standardizer
               "provenance": provenance}
 
     with replace_directory(out) as tmp:  # built next to ``out``, renamed at the end, umask applied
-        run = rd.RunDir(tmp)
+        run = RunDir(tmp)
         run.write_start(config, classes, standardizer)
         run.save_model(model, preprocessing_spec(
             classes=classes, standardizer=standardizer, sampling_rate=SAMPLING_RATE, window=config["window"],
-            aggregation=config["aggregation"], activation=None if kind == "regression" else "sigmoid"))
+            aggregation=config["aggregation"], activation=tasks.kind(kind).activation))
         if predictions is not None:
-            rd.write_npz(run.predictions / "test.npz", **predictions)
+            run.write_predictions("test", **predictions)
         run.mark_complete(source="from-torch")
     log(f"converted {checkpoint.name} ({counts['tensors']} tensors, {counts['aliases']} aliases) -> {out}: "
         f"{arch}, task {task}, {len(classes)} classes, standardizer mean {standardizer.mean:.6g} "
         f"std {standardizer.std:.6g}")
     return out
-
-
-# --------------------------------------------------------------------------- CLI (python -m export from-torch)
-def add_parser(sub) -> None:
-    """Register ``from-torch`` on an argparse sub-parser collection."""
-    p = sub.add_parser("from-torch", help="import a PyTorch checkpoint of the benchmark's reference code as a run",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help=".npz of state-dict tensors, or .pth/.pt (needs torch)")
-    p.add_argument("--arch", required=True, choices=ARCHS, metavar="ARCH", help=", ".join(ARCHS))
-    p.add_argument("--task", required=True, help="task the checkpoint was trained on (all, diagnostic, ...)")
-    p.add_argument("--out", required=True, type=Path, help="run directory to create")
-    p.add_argument("--classes", help="class names in output order: mlb.pkl, a JSON list or one per line "
-                                     "(default: the task's PTB-XL classes, sorted as the reference)")
-    p.add_argument("--standardizer", metavar="standard_scaler.pkl", help="the reference's scalar StandardScaler")
-    p.add_argument("--mean", type=float, help="standardiser mean (with --std; instead of --standardizer)")
-    p.add_argument("--std", type=float, help="standardiser std")
-    p.add_argument("--dataset", default="ptbxl", help="training data named in config.json (default ptbxl)")
-    p.add_argument("--check", metavar="DATA_DIR", help="PTB-XL root: predict the test fold and compare with --expect")
-    p.add_argument("--expect", metavar="y_test_pred.npy", help="the reference's test-fold predictions")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                   help=f"largest max |diff| --check accepts (default {DEFAULT_TOLERANCE:g})")
-    p.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    from ecg_keras.export.files import ExportError
-
-    def fail(msg: str) -> int:
-        print("error: " + " ".join(str(msg).split()), file=sys.stderr)  # one line
-        return 1
-
-    if args.standardizer and (args.mean is not None or args.std is not None):
-        return fail("pass either --standardizer or --mean/--std, not both")
-    if (args.check is None) != (args.expect is None):
-        return fail("--check DATA_DIR and --expect y_test_pred.npy go together")
-    try:
-        if args.standardizer:
-            st = read_standard_scaler(args.standardizer)
-        elif args.mean is not None and args.std is not None:
-            try:
-                st = Standardizer(mean=args.mean, std=args.std)
-            except ValueError as e:
-                return fail(f"--mean/--std: {e}")
-        else:
-            return fail("a standardiser is needed: --standardizer standard_scaler.pkl, or --mean M --std S")
-        classes = read_classes(args.classes) if args.classes else None
-        convert(args.checkpoint, args.arch, args.task, args.out, standardizer=st, classes=classes,
-                dataset=args.dataset, check=(args.check, args.expect) if args.check else None,
-                tolerance=args.tolerance)
-    except (ConversionError, ExportError, OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as e:
-        return fail(str(e))
-    return 0

@@ -8,7 +8,7 @@
                   **run.export_kwargs())
     probs = LiteRTModel("fcn.tflite")(windows)                                # ai_edge_litert interpreter
 
-    python -m export litert RUN --out m.tflite [--quantize float16|dynamic|int8 --calibration DIR]
+    ecg-keras export litert RUN --out m.tflite [--quantize float16|dynamic|int8 --calibration DIR]
         [--whole-record [--record-seconds 10]] [--overwrite]
 
 The graphs are the serving graphs of :mod:`ecg_keras.export.signatures` (the SavedModel and ONNX
@@ -57,13 +57,12 @@ rename); an existing file is kept unless ``overwrite=True``.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # TensorFlow is imported when a model is converted (``python -m export --help`` stays fast)
+if TYPE_CHECKING:  # TensorFlow is imported when a model is converted (``ecg-keras export --help`` stays fast)
     import tensorflow as tf
 
     from ecg_keras.export.signatures import ServingSpec
@@ -327,55 +326,5 @@ class LiteRTModel:
         return self.run(ecg)[OUTPUT_KEY]
 
 
-# --------------------------------------------------------------------------- CLI (python -m export litert)
-def add_parser(subparsers):
-    """Register the ``litert`` subcommand on an argparse subparsers object."""
-    from ecg_keras.runs import add_source_arguments
-
-    p = subparsers.add_parser("litert", help="LiteRT / TensorFlow Lite model for devices (raw mV in, probabilities out)")
-    add_source_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="output .tflite file")
-    p.add_argument("--quantize", choices=["float16", "dynamic", "int8"], default=None,
-                   help="weights float16 | int8 weights (dynamic range) | int8 weights and activations (--calibration)")
-    p.add_argument("--calibration", default=None,
-                   help="folder of records for --quantize int8 (any dataset ecg_keras.datasets.load reads, e.g. LUDB)")
-    p.add_argument("--whole-record", action="store_true",
-                   help="export the whole-record model (sliding windows + aggregation in the graph)")
-    p.add_argument("--record-seconds", type=float, default=None,
-                   help="with --whole-record: fixed record length in seconds (default: dynamic length)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.set_defaults(func=run)
-    return p
-
-
-def run(args) -> int:
-    import sys
-
-    from ecg_keras.export.files import check_target
-    from ecg_keras.runs import RunError, resolve
-
-    if args.quantize == "int8" and not args.calibration:
-        print("error: --quantize int8 needs --calibration DIR (a folder of records, e.g. LUDB)", file=sys.stderr)
-        return 2
-    if args.calibration and args.quantize != "int8":
-        print("error: --calibration is only used with --quantize int8", file=sys.stderr)
-        return 2
-    try:
-        check_target(args.out, args.overwrite, "pass --overwrite to replace it")
-        run_ = resolve(args.source, args.models_dir).check_complete()
-    except (FileExistsError, FileNotFoundError, RunError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    start = time.perf_counter()
-    out = export_litert(run_.model, args.out, whole_record=args.whole_record, record_seconds=args.record_seconds,
-                        quantize=args.quantize, calibration=args.calibration, overwrite=args.overwrite,
-                        **run_.export_kwargs())
-    seconds = time.perf_counter() - start
-    kind = "whole-record" if args.whole_record else "window"
-    print(f"LiteRT ({kind} model, {args.quantize or 'float32'}): {out} ({out.stat().st_size / 1e6:.2f} MB, "
-          f"{seconds:.1f} s)")
-    return 0
-
-
-__all__ = ["LiteRTModel", "QUANTIZATIONS", "add_parser", "calibration_samples", "convert_litert", "export_litert",
-           "litert_record_probabilities", "read_metadata", "run"]
+__all__ = ["LiteRTModel", "QUANTIZATIONS", "calibration_samples", "convert_litert", "export_litert",
+           "litert_record_probabilities", "read_metadata"]

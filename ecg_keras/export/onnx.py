@@ -147,7 +147,7 @@ def export_onnx(model, path: str | Path, *, standardizer: Standardizer, classes,
     spec = ServingSpec.create(model, classes=classes, standardizer=standardizer, sampling_rate=sampling_rate,
                               aggregation=aggregation, activation=activation, max_record_seconds=max_record_seconds,
                               chunk_windows=chunk_windows, extra=extra)
-    # 2-D convolutions: the converted graph has no layout change between them (models.fold.as_conv2d);
+    # 2-D convolutions: the converted graph has no layout change between them (models.bnfold.as_conv2d);
     # constant weights: the LSTM layers inside the whole-record loop convert to ONNX LSTM ops (RESULTS 8.8)
     logits = logits_function(model, spec, conv2d=True, constant_weights=True)
     # ONNX cannot raise on values: inputs the SavedModel refuses (non-finite samples, a flat lead,
@@ -199,9 +199,9 @@ def session_options(threads: int | None = None):
     """``onnxruntime.SessionOptions`` for the exported models on CPU (docs/RESULTS.md section 8.4).
 
     All graph optimisations; ``threads`` (default: the physical cores) intra-op threads, sequential
-    execution (ORT_PARALLEL was 0.5-0.7x on the whole-record models); idle intra-op threads sleep
-    instead of spinning (with other processes on the machine spinning threads compete with the
-    computation: 1.3-2.3x faster).
+    execution (ORT_PARALLEL was slower on the whole-record models); idle intra-op threads sleep
+    instead of spinning (with other processes on the machine, spinning threads compete with the
+    computation).
     """
     import onnxruntime as ort
 

@@ -9,16 +9,15 @@ rule of the package's zoo (:data:`ecg_keras.zoo.RELEASED_DIR`): a run trained on
 is released there only with such a real-data validation."""
 from __future__ import annotations
 
-import json
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Sequence
 
+from ecg_keras import artefact, zoo
+from ecg_keras.files import atomic_path
 from ecg_keras.paths import check_name, sha256
 from ecg_keras.runs import resolve
-from ecg_keras.files import atomic_path
-from ecg_keras import zoo
 
 
 def release_run(run_dir: str | Path, name: str, models_directory: str | Path | None = None,
@@ -40,7 +39,7 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     run.check_complete()
     run_dir, config = run.path, run.config
     target = zoo.models_dir(models_directory)
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    metrics = run.metrics
     dataset = str(config.get("dataset_name") or config.get("dataset"))
     synthetic = zoo.is_synthetic(config.get("synthetic"), dataset)
     the_zoo = target.resolve() == zoo.RELEASED_DIR.resolve()
@@ -50,9 +49,10 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     if synthetic and the_zoo and not validate:
         raise ValueError(f"{run_dir} was trained on synthetic data: it is released into {zoo.RELEASED_DIR} only "
                          "with a validation on real labelled records in its card (--validate FOLDER)")
-    entries = [e for e in zoo.read_manifest(target) if e["name"] != name]
+    listed = zoo.read_manifest(target)
+    entries = [e for e in listed if e["name"] != name]
     weights_file, card = f"{name}.keras", f"{name}.md"
-    if not overwrite and (len(entries) < len(zoo.read_manifest(target)) or (target / weights_file).exists()):
+    if not overwrite and (len(entries) < len(listed) or (target / weights_file).exists()):
         raise FileExistsError(f"{target / weights_file}: a release named {name!r} exists; pass overwrite=True "
                               "(--overwrite) to replace it")
     from ecg_keras.windows import window_length
@@ -80,11 +80,11 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
             v["model"] = name
     with ExitStack() as stack:  # renamed in reverse order of entry: weights, card, manifest last
         manifest_tmp, card_tmp, weights_tmp = (stack.enter_context(atomic_path(target / f))
-                                               for f in (zoo.MANIFEST, card, weights_file))
-        shutil.copyfile(run_dir / "model.keras", weights_tmp)
+                                               for f in (artefact.MANIFEST, card, weights_file))
+        shutil.copyfile(run.file(artefact.MODEL), weights_tmp)
         entry["sha256"] = sha256(weights_tmp)
         card_tmp.write_text(model_card(entry, config))
-        manifest_tmp.write_text(json.dumps({"models": sorted(entries + [entry], key=lambda e: e["name"])}, indent=2))
+        manifest_tmp.write_text(artefact.manifest_text(entries + [entry]))
     return entry
 
 

@@ -35,15 +35,15 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.io.records import FLAT_MV, LEAD_NAMES, MAX_MV, lead_name
-from ecg_keras.models.fold import as_conv2d, fold_batchnorm
+from ecg_keras.models.bnfold import as_conv2d, fold_batchnorm
 from ecg_keras.standardize import Standardizer
-from ecg_keras.windows import AGGREGATIONS, MAX_RECORD_SECONDS, model_window
+from ecg_keras.tasks import ACTIVATIONS, AGGREGATIONS
+from ecg_keras.windows import MAX_RECORD_SECONDS, model_window
 
 #: Windows per model call in the whole-record functions (records of a batch share the budget:
 #: max(1, CHUNK_WINDOWS // batch) windows of every record per step).
 CHUNK_WINDOWS = 512
 VALID_KEY = "valid"
-ACTIVATIONS = ("sigmoid", None)
 INPUT_KEY = "ecg"
 LENGTH_KEY = "length"
 OUTPUT_KEY = "probabilities"
@@ -154,9 +154,9 @@ def logits_function(model, spec: ServingSpec, *, conv2d: bool = False, constant_
     The serving functions call it instead of the Keras model, so the model is traced once per
     export however many signatures use it (the dominant cost of exporting deep models). Every
     conv->BatchNorm pair is folded into the convolution first
-    (:func:`~ecg_keras.models.fold.fold_batchnorm`): the exported graphs have no BN op there.
+    (:func:`~ecg_keras.models.bnfold.fold_batchnorm`): the exported graphs have no BN op there.
     ``conv2d`` (the ONNX export): the model runs as its 2-D form over (n, 1, window, leads)
-    (:func:`~ecg_keras.models.fold.as_conv2d`) where it has one. ``constant_weights`` (the ONNX
+    (:func:`~ecg_keras.models.bnfold.as_conv2d`) where it has one. ``constant_weights`` (the ONNX
     export): the weights are constants of the function instead of variable reads, so inside the
     whole-record ``while_loop`` they are constants of the loop body, not loop-carried values;
     tf2onnx turns a Keras LSTM / GRU into the ONNX LSTM / GRU op only when its weights are

@@ -1,5 +1,10 @@
-"""Reading people's own ECG records (WFDB, CPSC ``.mat``, ``.npy``, ``.csv``) for prediction."""
-from ecg_keras.io.records import (LEAD_NAMES, Record, check_signal, find_records, match_leads, read_any,
-                                  to_model_input)
+"""Reading people's own ECG records (WFDB, CPSC ``.mat``, ``.npy``, ``.csv`` and hospital formats).
 
-__all__ = ["LEAD_NAMES", "Record", "check_signal", "find_records", "match_leads", "read_any", "to_model_input"]
+Two layers: the format readers (``io.base``: :class:`Record`, :data:`LEAD_NAMES`, :class:`DataError`;
+``io.leads``, ``io.formats`` and one module per format) sit below :mod:`ecg_keras.datasets`;
+:mod:`ecg_keras.io.records` (``read_any``, ``find_records``, ``check_signal``, ``match_leads``,
+``to_model_input``: any record, WFDB and CPSC ``.mat`` through the dataset readers) sits above it.
+"""
+from ecg_keras.io.base import LEAD_NAMES, DataError, Record
+
+__all__ = ["LEAD_NAMES", "DataError", "Record"]

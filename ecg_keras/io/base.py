@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.errors import ECGKerasError
+
+#: The benchmark's lead order (the one spelling shown to people and stored in exports).
+LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+LEADS = tuple(name.upper() for name in LEAD_NAMES)  # as compared with file headers (case-insensitive)
+
+
+class DataError(ECGKerasError, ValueError):
+    """Bad or missing input data; the message names the file and the problem."""
+
 
 #: Signal units readers accept, as factors to mV (keys lower case).
 UNITS = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.io.base import DataError
 from ecg_keras.io.base import Record, age_years, check_fs, scale, sex_letter
 
 MAGIC_OFFSET, MAGIC = 128, b"DICM"

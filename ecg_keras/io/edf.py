@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.io.base import DataError
 from ecg_keras.io.base import Record, check_fs, scale, sex_letter
 from ecg_keras.io.leads import canonical
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.io.base import DataError
 from ecg_keras.io.base import Record
 
 #: Format -> (description, usual suffixes); the one list shown in messages and docs.

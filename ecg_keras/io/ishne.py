@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.io.base import DataError
 from ecg_keras.io.base import Record, check_fs
 
 MAGIC = b"ISHNE1.0"

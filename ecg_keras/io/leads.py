@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ecg_keras.datasets.base import LEAD_NAMES, DataError
+from ecg_keras.io.base import LEAD_NAMES, DataError
 
 #: Model lead -> spellings used by devices and formats, in :func:`normal` form (the one table).
 LEAD_SPELLINGS: dict[str, tuple[str, ...]] = {

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ecg_keras.datasets.base import LEAD_NAMES, DataError
+from ecg_keras.io.base import LEAD_NAMES, DataError
 from ecg_keras.io.base import UNITS, Record  # noqa: F401  (re-exported)
 from ecg_keras.io.base import check_fs as _check_fs
 from ecg_keras.io.base import scale as _scale
@@ -44,6 +44,9 @@ CPSC_RATE = 500
 TIME_COLUMNS = ("time", "t", "time_s", "seconds", "sec", "s")
 INDEX_COLUMNS = ("sample", "index", "unnamed: 0", "")
 SUFFIXES = (".hea", ".mat", ".npy", ".csv")
+#: Every suffix that only says how a record is stored (this module's and the hospital formats'):
+#: dropped when a record's name becomes a file name.
+NAME_SUFFIXES = SUFFIXES + FORMAT_SUFFIXES
 
 
 # --------------------------------------------------------------------------- finding records
@@ -81,13 +84,13 @@ def find_records(paths: Sequence[str | Path]) -> list[Path]:
             found = []
             for f in sorted(p.rglob("*"), key=_natural):
                 s = f.suffix.lower()
-                if not f.is_file() or not (s in SUFFIXES or s in FORMAT_SUFFIXES or _binary_export(f)):
+                if not f.is_file() or not (s in NAME_SUFFIXES or _binary_export(f)):
                     continue
                 if s == ".mat" and f.with_suffix(".hea").is_file():
                     continue
                 found.append(f)
             if not found:
-                kinds = ", ".join("*" + x for x in SUFFIXES + FORMAT_SUFFIXES)
+                kinds = ", ".join("*" + x for x in NAME_SUFFIXES)
                 raise DataError(f"{p}: no records ({kinds}) in this folder")
             out += found
         else:

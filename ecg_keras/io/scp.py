@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.io.base import DataError
 from ecg_keras.io.base import Record, check_fs
 
 #: Lead identification codes of section 3 (EN 1064 table 19), 0-86.

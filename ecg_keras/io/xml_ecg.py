@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.datasets.base import DataError
+from ecg_keras.io.base import DataError
 from ecg_keras.io.base import Record, age_years, check_fs, scale, sex_letter
 
 ROOTS = {"annotatedecg": "hl7", "restingecg": "muse", "restingecgdata": "philips"}

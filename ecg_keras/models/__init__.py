@@ -10,28 +10,28 @@
 
 Every builder has the keras.applications-style signature ``(num_classes=71, input_shape=None,
 include_top=True, pooling=None, name=<arch>, *, ..., classifier_activation=None, weights=None)``.
-Conventions (naming, initialisation, padding) are documented in :mod:`ecg_keras.models.heads`.
+Conventions are documented in :mod:`ecg_keras.models.layers` (initialisation, padding, BatchNorm) and
+:mod:`ecg_keras.models.heads` (layer naming: backbone vs head).
 Baselines (Wavelet+NN, naive, ensemble) live in :mod:`ecg_keras.models.wavelet` and
 :mod:`ecg_keras.models.baselines`.
 """
 from __future__ import annotations
 
-from ecg_keras.models._registry import builder, get, layer_groups, list_models, register
+from ecg_keras.models._registry import get, layer_groups, list_models, register
 from ecg_keras.models.classifier import ECGClassifier, preprocessing_of, with_preprocessing
-from ecg_keras.models.fold import as_conv2d, fold_batchnorm
+from ecg_keras.models.bnfold import as_conv2d, fold_batchnorm
 from ecg_keras.models.heads import (
-    TimeStep,
     backbone,
     backbone_layers,
-    check_loaded_weights,
     classification_head,
     head_layers,
-    kaiming_normal,
     probabilities,
     replace_head,
     with_activation,
     with_sigmoid,
 )
+from ecg_keras.models.layers import TimeStep, kaiming_normal
+from ecg_keras.models.weights import check_loaded_weights
 
 # importing the family modules fills the registry
 from ecg_keras.models import fcn, inception, resnet, rnn, xresnet  # noqa: E402,F401
@@ -48,7 +48,7 @@ from ecg_keras.models.xresnet import (  # noqa: E402
 )
 
 __all__ = [
-    "get", "list_models", "register", "builder", "layer_groups",
+    "get", "list_models", "register", "layer_groups",
     "ECGClassifier", "preprocessing_of", "with_preprocessing",
     "backbone", "backbone_layers", "check_loaded_weights", "fold_batchnorm", "as_conv2d", "head_layers", "replace_head",
     "classification_head",

@@ -8,7 +8,8 @@ from typing import Callable
 import keras
 
 from ecg_keras.archs import unknown
-from ecg_keras.models.heads import HEAD_PREFIX, INPUT_NAME
+from ecg_keras.models.heads import HEAD_PREFIX
+from ecg_keras.models.layers import INPUT_NAME
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,6 @@ def get(name: str, num_classes: int = 71, **kwargs) -> keras.Model:
         raise ValueError(unknown("model", name, list_models())) from None
     kwargs.setdefault("name", name)
     return entry.builder(num_classes=num_classes, **kwargs)
-
-
-def builder(name: str) -> Callable[..., keras.Model]:
-    return _REGISTRY[name].builder
 
 
 def layer_groups(model: keras.Model, arch: str | None = None) -> list[list[keras.layers.Layer]]:

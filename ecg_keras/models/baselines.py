@@ -17,7 +17,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from ecg_keras.models.heads import INPUT_NAME, model_input
+from ecg_keras.models.heads import model_input
+from ecg_keras.models.layers import INPUT_NAME
 
 
 class NaiveBaseline:

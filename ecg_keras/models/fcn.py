@@ -7,7 +7,8 @@ Layer names: ``block{1,2,3}_conv``, ``_bn``, ``_relu`` (``block1_conv_pad`` for 
 from __future__ import annotations
 
 from ecg_keras.models._registry import register
-from ecg_keras.models.heads import batch_norm, conv1d, finish_model, signal_input
+from ecg_keras.models.heads import finish_model
+from ecg_keras.models.layers import batch_norm, conv1d, signal_input
 from keras import layers
 
 LAYER_GROUPS = (("block1_", "block2_"), ("block3_",))  # reference get_layer_groups: split at self[2]

@@ -16,7 +16,8 @@ from __future__ import annotations
 from keras import layers
 
 from ecg_keras.models._registry import register
-from ecg_keras.models.heads import batch_norm, conv1d, finish_model, signal_input
+from ecg_keras.models.heads import finish_model
+from ecg_keras.models.layers import batch_norm, conv1d, signal_input
 
 # reference get_layer_groups: (im[:3], sk[:1]) | (im[3:], sk[1:]) | head
 LAYER_GROUPS = (

@@ -11,7 +11,8 @@ from __future__ import annotations
 from keras import layers
 
 from ecg_keras.models._registry import register
-from ecg_keras.models.heads import batch_norm, conv1d, finish_model, signal_input
+from ecg_keras.models.heads import finish_model
+from ecg_keras.models.layers import batch_norm, conv1d, signal_input
 
 LAYER_GROUPS = (("stem_", "stage"),)  # reference get_layer_groups: (head, head) -> backbone | head
 

@@ -29,7 +29,8 @@ import keras
 from keras import layers
 
 from ecg_keras.models._registry import register
-from ecg_keras.models.heads import POOL_NAME, TimeStep, finish_model, signal_input
+from ecg_keras.models.heads import POOL_NAME, finish_model
+from ecg_keras.models.layers import TimeStep, signal_input
 
 LAYER_GROUPS = (("rnn",),)  # reference get_layer_groups: (head,) -> rnn | head
 DEFAULT_INPUT_SHAPE = (250, 12)

@@ -99,14 +99,6 @@ def wavelet_features(
     return out.reshape(n, -1)
 
 
-def feature_names(leads=None, level: int = 5) -> list[str]:
-    from ecg_keras.datasets.base import LEADS  # noqa: PLC0415
-
-    leads = list(leads or LEADS)
-    arrays = [f"cA{level}"] + [f"cD{k}" for k in range(level, 0, -1)]
-    return [f"{ld}_{a}_{f}" for ld in leads for a in arrays for f in FEATURE_NAMES]
-
-
 class FeatureScaler:
     """StandardScaler (sklearn semantics: population std, zero std -> 1) serialisable as JSON."""
 

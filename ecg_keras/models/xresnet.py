@@ -23,13 +23,8 @@ from __future__ import annotations
 from keras import layers
 
 from ecg_keras.models._registry import register
-from ecg_keras.models.heads import (
-    batch_norm,
-    conv1d,
-    finish_model,
-    max_pool_after_relu,
-    signal_input,
-)
+from ecg_keras.models.heads import finish_model
+from ecg_keras.models.layers import batch_norm, conv1d, max_pool_after_relu, signal_input
 
 # reference get_layer_groups: split at self[3] (the stem max-pool) and at the head
 LAYER_GROUPS = (("stem_conv", "stem_bn", "stem_relu"), ("stem_pool", "stage"))

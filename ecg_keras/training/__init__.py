@@ -8,12 +8,12 @@ and :mod:`ecg_keras.training.sweeps` (no submodule shares a public function's na
 one never shadows the function).
 
 The run directory layout is documented in :mod:`ecg_keras.training.rundir`. TensorFlow is
-imported lazily, so ``train.py --help`` stays fast.
+imported lazily, so ``ecg-keras train --help`` stays fast.
 """
 from ecg_keras.training.config import TASKS, TrainConfig
 
 _LAZY = {
-    "train": "loop", "make_strategy": "distribute", "set_seed": "loop", "score": "loop",
+    "train": "loop", "make_strategy": "distribute", "set_seed": "lifecycle",
     "RunDir": "rundir", "OneCycle": "schedule", "OneCycleMomentum": "schedule", "make_optimizer": "schedule",
     "optimizer_for": "schedule", "OneCycleAdamW": "schedule", "DiscriminativeAdamW": "schedule",
     "one_cycle_values": "schedule", "run_experiment": "experiment",

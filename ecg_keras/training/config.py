@@ -6,17 +6,18 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecg_keras import tasks
 from ecg_keras.augment import parse as parse_augment
 
 RNN_ARCHS = ("lstm", "lstm_bidir", "gru")  # lr 1e-3 and gradient clipping 0.25
 
-TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm", "age", "sex", "quality")
+TASKS = tasks.names()
 NAMED_DATASETS = ("ptbxl", "icbeb2018", "synthetic")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies (training/precision.py)
-#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU). With XLA
-#: really on (op determinism off) every architecture trained slower on the 2-core AVX-512 CPU of
-#: docs/RESULTS.md section 8.5: 0.24x (xresnet1d101) to 0.75x (fcn_wang). --jit opts in.
+#: Default of ``jit_compile`` for single-device training: off (= Keras "auto" on CPU), because XLA
+#: (with op determinism off) trained every architecture slower on CPU (docs/RESULTS.md section 8.5).
+#: --jit opts in.
 DEFAULT_JIT = False
 
 
@@ -24,7 +25,7 @@ DEFAULT_JIT = False
 class TrainConfig:
     """Arguments of one run. ``None`` fields are resolved by :meth:`resolved` (lr, clipnorm, output)."""
 
-    task: str = "rhythm"
+    task: str = tasks.DEFAULT_TASK
     arch: str = "xresnet1d101"
     dataset: str = "ptbxl"  # ptbxl | icbeb2018 | synthetic | path to a WFDB folder
     data_dir: str | None = None
@@ -59,8 +60,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self.moms = tuple(self.moms)
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if tasks.find(self.task) is None:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(tasks.names())}")
         if self.distribute not in DISTRIBUTE:
             raise ValueError(f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {self.distribute!r}")
         if self.precision not in PRECISIONS:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import DataError, RecordSet, Splits, TaskData
 from ecg_keras.datasets.synthetic import GENERATOR_VERSION
 from ecg_keras.training.config import TrainConfig
@@ -36,12 +37,11 @@ def _find_root(path: Path, marker: str) -> Path | None:
 
 def missing_message(config: TrainConfig, path: Path) -> str:
     name = {"ptbxl": "PTB-XL", "icbeb2018": "ICBEB2018 (CPSC 2018)"}[config.dataset]
-    py = "python"
     lines = [f"{name} was not found at {path}.", "", "To get it, either:"]
     if config.dataset == "ptbxl":
         lines += [
             "  * download it (1.7 GB, CC-BY 4.0, from PhysioNet) into that folder:",
-            f"      {py} -m ecg_keras.datasets download ptbxl --dest {path}",
+            f"      ecg-keras data download ptbxl --dest {path}",
             "    or add --download to this command;",
             "  * or fetch https://physionet.org/content/ptb-xl/1.0.3/ yourself and pass its folder "
             "(the one holding ptbxl_database.csv) with --data-dir, or set $ECG_KERAS_DATA to the parent "
@@ -50,13 +50,13 @@ def missing_message(config: TrainConfig, path: Path) -> str:
     else:
         lines += [
             "  * download it (CPSC 2018 training set, research use):",
-            f"      {py} -m ecg_keras.datasets download icbeb2018 --dest {path}",
+            f"      ecg-keras data download icbeb2018 --dest {path}",
             "    or add --download to this command;",
             "  * or pass a folder holding REFERENCE.csv and the A####.mat files (or the CinC 2020 cpsc_2018 "
             "layout) with --data-dir.",
         ]
     lines += ["", "Or try the pipeline now on SYNTHETIC data (generated locally, ~1 minute, no download):",
-              f"      {py} train.py --task {config.task if config.task in ('rhythm', 'all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form') else 'rhythm'} "
+              f"      ecg-keras train --task {config.task if config.task in tasks.statement_tasks() else tasks.DEFAULT_TASK} "
               "--dataset synthetic --arch resnet1d_wang --epochs 5"]
     return "\n".join(lines)
 

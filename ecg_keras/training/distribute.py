@@ -1,7 +1,7 @@
 """tf.distribute for training: the strategy, who writes, input sharding, and a Keras 3 fix.
 
 ``--distribute none | mirrored | multiworker`` (docs/DISTRIBUTED.md). With ``multiworker``
-every worker runs the same ``train.py`` command with its own ``$TF_CONFIG``; all workers
+every worker runs the same ``ecg-keras train`` command with its own ``$TF_CONFIG``; all workers
 train in lockstep (gradients are all-reduced every step, so their weights stay identical)
 and only the chief writes the run directory.
 
@@ -18,6 +18,13 @@ replicas with ``strategy.reduce("MEAN", v, axis=0)``, which is invalid for a sca
 reduction dimension 0 for input with 0 dimensions"); :func:`prepare_fit` routes that case to
 ``strategy.reduce("MEAN", v, axis=None)``, the mean over replicas that ``MirroredStrategy``
 computes on one machine.
+
+Under every strategy with several replicas, Keras 3 scales each replica's mean loss by
+``1 / replicas`` before the gradients are summed over the replicas: the replicas' means weigh
+equally, so a global batch split unevenly (the last one of an epoch: 15 windows = 8 + 7) gives
+another gradient than one device on the same batch. :func:`prepare_fit` scales each replica's
+loss by its share of the global batch instead (``sum / global batch``, what
+``tf.nn.compute_average_loss`` computes), which is one device's mean.
 """
 from __future__ import annotations
 
@@ -108,10 +115,14 @@ def worker_datasets(strategy: tf.distribute.Strategy, make):
 
 
 def prepare_fit(model, strategy: tf.distribute.Strategy):
-    """Make ``model.fit``/``predict`` work under ``MultiWorkerMirroredStrategy`` (see module docstring).
+    """Make ``model.fit`` weigh replicas by their batch sizes and ``model.fit``/``predict`` work
+    under ``MultiWorkerMirroredStrategy`` (see module docstring).
 
-    A no-op for other strategies and for Keras versions without ``_maybe_symbolic_build``.
+    A no-op with one replica; the multi-worker part is skipped for other strategies and for
+    Keras versions without ``_maybe_symbolic_build``.
     """
+    if strategy.num_replicas_in_sync > 1:
+        _weigh_replicas_by_batch(model)
     if not is_multiworker(strategy) or not hasattr(model, "_maybe_symbolic_build"):
         return model
 
@@ -129,6 +140,34 @@ def prepare_fit(model, strategy: tf.distribute.Strategy):
     object.__setattr__(model, "_maybe_symbolic_build", types.MethodType(_maybe_symbolic_build, model))
     _patch_reduce_per_replica()
     return model
+
+
+def _weigh_replicas_by_batch(model) -> None:
+    """Keras 3's ``train_step`` with each replica's loss weighted by its share of the global batch.
+
+    Keras scales a replica's mean loss by ``1 / replicas`` and sums the replicas' gradients; the
+    loss here is rescaled by ``replicas * local batch / global batch`` (exactly 1 when the batch
+    splits evenly), so the summed gradient is that of the mean over the global batch. The loss
+    tracker is updated as Keras does (its weighted mean over replicas is already right).
+    """
+    if not hasattr(model, "_loss_tracker"):  # another Keras layout: leave Keras's step alone
+        return
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        local = tf.cast(tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0], tf.float32)
+        context = tf.distribute.get_replica_context()
+        share = context.num_replicas_in_sync * local / context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(loss * context.num_replicas_in_sync, sample_weight=local)
+            loss = self.optimizer.scale_loss(loss * tf.cast(share, loss.dtype))
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    object.__setattr__(model, "train_step", types.MethodType(train_step, model))
 
 
 def _patch_reduce_per_replica() -> None:

@@ -1,7 +1,7 @@
 """``--precision float32 | mixed_float16 | mixed_bfloat16``: Keras mixed-precision policies for training.
 
 Under a mixed policy layers compute in float16 / bfloat16 and keep float32 variables; the output
-layer (``head_logits``) computes in float32 (:func:`ecg_keras.models.heads.output_dtype`), so the
+layer (``head_logits``) computes in float32 (:func:`ecg_keras.models.layers.output_dtype`), so the
 logits, the loss and every probability stay float32. ``mixed_float16`` needs loss scaling:
 ``model.compile`` wraps the optimiser in ``keras.optimizers.LossScaleOptimizer`` (dynamic loss
 scale); use :func:`inner_optimizer` to reach the AdamW underneath (its ``beta_1``, its step count).

@@ -1,21 +1,10 @@
-"""The run directory: atomic writes, per-epoch checkpoints, resume, completion marker.
+"""Training's side of the run directory: per-epoch checkpoints, resume, the writer lock.
 
-The writer side; what readers need of it (:data:`ecg_keras.runs.RUN_FILES`, the predictions)
-and how they read it is :func:`ecg_keras.runs.resolve`. Layout::
-
-    config.json          all arguments, versions, data fingerprint
-    classes.json         class names (output order)
-    standardizer.json    Standardizer.save
-    history.csv          one row per finished epoch: epoch, loss, val_loss, lr, beta_1, val metrics, time
-    history.png          loss / lr / metric curves
-    checkpoints/         epoch_NNN.npz (model + optimiser variables, incl. RNG seed state) and
-                         latest.json (pointer + history so far), the newest ``keep`` epochs
-    model.keras          final weights (inference model, logits)
-    predictions/val.npz, predictions/test.npz   ids, y_true, y_pred (aggregated per record)
-    metrics.json         {"val": {...}, "test": {...}}
-    tensorboard/         train/ and validation/ event files, one point per epoch (training.loop.TensorBoardLog)
-    COMPLETE             written last; a run without it is unfinished (resume with --resume)
-    .lock                held while a process writes the run (pid, host); see :func:`claim`
+The file names, the layout and the file-level writes (config, classes, standardiser,
+``model.keras``, predictions, COMPLETE) are :mod:`ecg_keras.artefact` (:class:`ecg_keras.artefact.RunDir`,
+re-exported here); the reader is :func:`ecg_keras.runs.resolve`. Checkpoints are
+``checkpoints/epoch_NNN.npz`` (model + optimiser variables, incl. RNG seed state) and
+``latest.json`` (pointer + history so far), the newest ``keep`` epochs.
 
 Every file is written to a temporary name and renamed, so a killed process leaves either the
 old or the new version, never a torn file. Files get the modes the user's umask allows.
@@ -34,86 +23,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from ecg_keras import files
-from ecg_keras.files import atomic_path, write_text  # the run writers' temp-and-rename (re-exported)
-
-COMPLETE = "COMPLETE"
-LOCK = ".lock"
-
-
-def write_json(path: str | Path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+from ecg_keras import artefact, files
+from ecg_keras.errors import ECGKerasError
+from ecg_keras.artefact import COMPLETE, LOCK, write_json, write_npz  # noqa: F401  (re-exported)
+from ecg_keras.files import atomic_path, write_text  # noqa: F401  (the run writers' temp-and-rename, re-exported)
 
 
-def write_npz(path: str | Path, **arrays) -> Path:
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
-    return Path(path)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-class RunDir:
-    """Paths and state of one run directory."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
-    config = property(lambda self: self.path / "config.json")
-    classes = property(lambda self: self.path / "classes.json")
-    standardizer = property(lambda self: self.path / "standardizer.json")
-    history_csv = property(lambda self: self.path / "history.csv")
-    history_png = property(lambda self: self.path / "history.png")
-    model = property(lambda self: self.path / "model.keras")
-    metrics = property(lambda self: self.path / "metrics.json")
-    predictions = property(lambda self: self.path / "predictions")
-    checkpoints = property(lambda self: self.path / "checkpoints")
-    marker = property(lambda self: self.path / COMPLETE)
-
-    def is_complete(self) -> bool:
-        return self.marker.exists()
-
-    def is_empty(self) -> bool:
-        """No run state here (a lock file alone does not count)."""
-        if self.path.exists() and not self.path.is_dir():
-            raise NotADirectoryError(f"{self.path} is a file; --output must be a directory")
-        return not self.path.exists() or not any(p.name != LOCK for p in self.path.iterdir())
-
-    def write_start(self, config: dict, classes: list[str], standardizer) -> None:
-        """The files a run needs from its first epoch on: config.json, classes.json, standardizer.json."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.config, config)
-        write_json(self.classes, classes)
-        with atomic_path(self.standardizer) as tmp:
-            standardizer.save(tmp)
-
-    def save_model(self, model, preprocessing: dict) -> Path:
-        """``model.keras``: ``model`` as an :class:`~ecg_keras.models.classifier.ECGClassifier` that carries
-        ``preprocessing`` (:func:`~ecg_keras.models.classifier.preprocessing_spec`), written atomically."""
-        from ecg_keras.models.classifier import with_preprocessing
-
-        with atomic_path(self.model, suffix=".keras") as tmp:
-            with_preprocessing(model, preprocessing).save(tmp)
-        return self.model
-
-    def mark_complete(self, **info) -> None:
-        write_json(self.marker, {"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info})
-
-    def read_config(self) -> dict:
-        return json.loads(self.config.read_text())
+class RunDir(artefact.RunDir):
+    """Paths and state of one run directory, with training's checkpoints."""
 
     # ------------------------------------------------------------------ checkpoints
     def latest_checkpoint(self) -> dict | None:
@@ -174,7 +91,7 @@ class Checkpointer(keras.callbacks.Callback):
 
 
 # ---------------------------------------------------------------------- writer lock
-class RunLockedError(RuntimeError):
+class RunLockedError(ECGKerasError, RuntimeError):
     """Another process is writing this run directory."""
 
 

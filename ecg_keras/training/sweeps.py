@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras import tasks
 from ecg_keras.runs import resolve
 from ecg_keras.datasets.base import Splits, TaskData
 from ecg_keras.training.config import TrainConfig
@@ -50,7 +51,7 @@ def size_label(size: float) -> str:
 
 def _labels(td: TaskData) -> list[list[int]]:
     y = np.asarray(td.y)
-    if td.kind == "regression" or y.shape[1] == 0:
+    if td.kind == tasks.REGRESSION or y.shape[1] == 0:
         return [[] for _ in range(len(td))]
     return [list(np.flatnonzero(row > 0.5)) for row in y]
 
@@ -153,10 +154,11 @@ def score_sweep(runs: list[dict], out: Path, eval_parts: Sequence[str] = ("test"
     """One row per (size, mode): macro AUC point / 5% / 95% (mean over seeds per resample) and,
     on the finetuned rows, the paired difference to scratch."""
     from ecg_keras.evaluation import bootstrap_scores, draw_bootstrap_indices, macro_auc, save_indices, summarize
+    from ecg_keras.evaluation.scoring import scorable_classes
 
     y_true, _, ids0 = _load_eval(runs[0]["run_dir"], eval_parts)
     n_pos = (y_true > 0.5).sum(0)
-    keep = np.flatnonzero((n_pos > 0) & (n_pos < len(y_true)))
+    keep = np.flatnonzero(scorable_classes(y_true))
     if keep.size == 0:
         raise ValueError("no class has both positives and negatives in the evaluation set")
     classes = resolve(runs[0]["run_dir"]).classes
@@ -236,9 +238,9 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
 
 def plot_sweep(table: pd.DataFrame, path, title: str | None = None) -> Path:
     """Figure-4 style: macro AUC (with 5-95% bootstrap band) vs training records, log-x, per mode."""
-    from ecg_keras.evaluation.plots import _plt, _save
+    from ecg_keras.evaluation.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     colors = {"finetuned": "tab:red", "scratch": "tab:blue"}
     for mode, g in table.groupby("mode", sort=False):
@@ -262,4 +264,4 @@ def plot_sweep(table: pd.DataFrame, path, title: str | None = None) -> Path:
     ax.legend(loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

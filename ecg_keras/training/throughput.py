@@ -1,9 +1,9 @@
 """Training throughput (windows/s) of an architecture, with or without XLA, and of the input pipeline.
 
-    python -m ecg_keras.training.throughput --arch resnet1d_wang --no-jit
-    python -m ecg_keras.training.throughput --arch xresnet1d101 --jit --steps 20
-    python -m ecg_keras.training.throughput --pipeline          # train_dataset alone
-    python -m ecg_keras.training.throughput --arch fcn_wang --precision mixed_bfloat16
+    python -m ecg_keras.cli.throughput train --arch resnet1d_wang --no-jit
+    python -m ecg_keras.cli.throughput train --arch xresnet1d101 --jit --steps 20
+    python -m ecg_keras.cli.throughput train --pipeline          # train_dataset alone
+    python -m ecg_keras.cli.throughput train --arch fcn_wang --precision mixed_bfloat16
 
 The train step runs ``model.fit`` on one cached random batch (so only the model is timed), with
 the same compile settings as ``train`` (AdamW one-cycle, BCE on logits); ``warmup`` steps
@@ -13,8 +13,6 @@ figure iterates ``windows.train_dataset`` over random 10-s records. Both report 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 
@@ -28,8 +26,9 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
     import numpy as np
     import tensorflow as tf
 
+    from ecg_keras.tasks import MULTILABEL
     from ecg_keras.training.config import TrainConfig
-    from ecg_keras.training.loop import build_model, compile_model, set_seed
+    from ecg_keras.training.lifecycle import build_model, compile_model, set_seed
     from ecg_keras.training.precision import policy
     from ecg_keras.training.schedule import OneCycleMomentum
     from ecg_keras.windows import window_length
@@ -39,7 +38,7 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
     cfg = TrainConfig(arch=arch, jit=jit, deterministic=False, precision=precision).resolved()
     with policy(precision):
         model = build_model(cfg, num_classes, (window, 12))
-        schedule = compile_model(model, cfg, "multilabel", total_steps=10 * (steps + warmup) * (repeats + 1))
+        schedule = compile_model(model, cfg, MULTILABEL, total_steps=10 * (steps + warmup) * (repeats + 1))
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch_size, window, 12)).astype(np.float32)
     y = (rng.random((batch_size, num_classes)) < 0.1).astype(np.float32)
@@ -85,28 +84,3 @@ def pipeline_throughput(n_records: int = 2000, batch_size: int = 128, steps: int
     sec = float(np.median(times))
     return {"what": "pipeline", "batch_size": batch_size, "steps": steps, "seconds": round(sec, 3),
             "windows_per_s": round(n / sec, 1)}
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", default="resnet1d_wang")
-    p.add_argument("--jit", dest="jit", action="store_true", default=False)
-    p.add_argument("--no-jit", dest="jit", action="store_false")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32")
-    p.add_argument("--pipeline", action="store_true", help="time windows.train_dataset instead of the train step")
-    a = p.parse_args(argv)
-    if a.pipeline:
-        result = pipeline_throughput(batch_size=a.batch_size, steps=max(a.steps, 50), repeats=max(a.repeats, 3))
-    else:
-        result = train_step_throughput(a.arch, a.jit, a.batch_size, a.steps, a.warmup, a.repeats,
-                                       precision=a.precision)
-    print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

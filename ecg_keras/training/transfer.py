@@ -37,21 +37,20 @@ complete run unchanged and restarts an unfinished one. ``--distribute mirrored |
 works as for :func:`loop.train` (the chief alone writes; docs/DISTRIBUTED.md); ``--precision``
 other than float32 is not supported here (the source model's layers are stored in float32).
 
-Command line (wired into ``train.py`` by :func:`add_transfer_arguments` / :func:`run_from_args`)::
+Command line (``ecg-keras train``; options in :mod:`ecg_keras.cli.train`)::
 
-    python train.py --task all --dataset icbeb2018 --init-from runs/ptbxl-all-xresnet1d101-seed0
-    python train.py --task rhythm --dataset ../shared/data/ludb-1.0.1 --init-from RUN --phase-epochs 15,15
+    ecg-keras train --task all --dataset icbeb2018 --init-from runs/ptbxl-all-xresnet1d101-seed0
+    ecg-keras train --task rhythm --dataset ../shared/data/ludb-1.0.1 --init-from RUN --phase-epochs 15,15
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ecg_keras import tasks
 from ecg_keras.datasets.base import DataError, Splits, TaskData
 from ecg_keras.runs import Run, RunError, resolve
 from ecg_keras.training.config import TrainConfig
@@ -154,7 +153,8 @@ def ludb_rhythm_task(root, sampling_rate: int = 100, merge: dict | None = None,
     meta["labels"] = labels
     meta["strat_fold"] = stratified_folds(labels, n_folds=10, seed=seed)
     records = dataclasses.replace(records, meta=meta)
-    task = make_task(records, "rhythm")
+    (ludb_task,) = tasks.label_tasks(records.name)
+    task = make_task(records, ludb_task)
     if log is not None:
         from collections import Counter
 
@@ -175,8 +175,9 @@ def load_transfer_splits(config: TrainConfig, download: bool = False, log=print)
 
     if is_ludb(config.dataset):
         root = Path(config.data_dir or config.dataset).expanduser()
-        if config.task != "rhythm":
-            raise ValueError(f"LUDB answers the task 'rhythm' only, not {config.task!r}")
+        (ludb_task,) = tasks.label_tasks("ludb")
+        if config.task != ludb_task:
+            raise ValueError(f"LUDB answers the task {ludb_task!r} only, not {config.task!r}")
         return split(ludb_rhythm_task(root, config.sampling_rate, log=log), scheme=config.split, seed=config.seed), \
             str(root.resolve()), False
     from ecg_keras.training.data import load_splits
@@ -208,13 +209,8 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     ``slice(lr/1000, lr/10)``. ``splits`` overrides the data named by ``config.dataset``.
     ``on_phase_end(phase, model)`` is called after each phase (tests, diagnostics).
     """
-    import keras
-
     from ecg_keras import models
-    from ecg_keras.training import distribute as dist, loop, rundir as rd
-    from ecg_keras.training.data import fingerprint
-    from ecg_keras.training.schedule import optimizer_for
-    from ecg_keras.windows import steps_per_epoch, window_length
+    from ecg_keras.training import distribute as dist, lifecycle, rundir as rd
 
     p1, p2 = (int(e) for e in phase_epochs)
     if p1 < 0 or p2 < 0 or p1 + p2 < 1:
@@ -223,7 +219,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
         raise ValueError("finetuning trains in float32 only (the source model is stored in float32); "
                          f"drop --precision {config.precision}")
     # seeded before the source model is loaded: its Dropout layers draw their seed-generator state then
-    loop.set_seed(config.seed, config.deterministic)
+    lifecycle.set_seed(config.seed, config.deterministic)
     strategy = dist.make_strategy(config.distribute)
     chief = dist.is_chief(strategy)  # with several workers only the chief writes the run directory
     try:
@@ -255,106 +251,51 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
             log(f"Restarting the unfinished finetuning run {run.path} (no checkpoint yet).")
     # every worker has looked at the run directory before the chief clears or writes it
     dist.all_agree(strategy, [0.0])
-    with rd.claim(run, resume=config.resume, log=log) if chief else contextlib.nullcontext():
+    with lifecycle.claimed(run, chief, resume=config.resume, log=log):
         if chief and ckpt is None:
             rd.clear(run)  # nothing to continue: start from the first epoch
 
-        loop.set_seed(config.seed, config.deterministic)
+        lifecycle.set_seed(config.seed, config.deterministic)
         synthetic = False
         if splits is None:
             splits, data_path, synthetic = load_transfer_splits(config, download=download, log=log)
         synthetic = synthetic or config.dataset == "synthetic"
-        train_td, val_td, test_td = splits.train, splits.val, splits.test
-        kind, classes, how = train_td.kind, list(train_td.classes), loop.aggregation(config.task)
-        leads = int(np.asarray(train_td.signals[0]).shape[-1])
-        window = window_length(config.sampling_rate)
+        leads = int(np.asarray(splits.train.signals[0]).shape[-1])
         src_in = tuple(source.model.input_shape[1:])
         if src_in[-1] != leads:
             raise DataError(f"{init_from} expects {src_in[-1]} leads, the data has {leads}")
-        standardizer = source.standardizer
-        steps = steps_per_epoch(len(train_td), config.batch_size)
-
-        with strategy.scope():
-            model = models.replace_head(source.model, len(classes), reinit=reinit)
-            groups = models.layer_groups(model, source.arch)
-            if kind == "regression":
-                dense = model.get_layer("head_logits")
-                dense.bias.assign(np.full(dense.bias.shape, float(np.mean(train_td.y)), np.float32))
-        if config.distribute != "none" and config.sync_batchnorm:
-            dist.synchronize_batchnorm(model)  # as in loop.train: statistics of the global batch
-        dist.prepare_fit(model, strategy)
+        start = lifecycle.Start(config, run, strategy, chief, splits, source.standardizer, synthetic=synthetic,
+                                data_path=data_path, checkpoint=ckpt, resuming=ckpt is not None)
+        model = lifecycle.build(start, lambda n_outputs, shape: models.replace_head(source.model, n_outputs,
+                                                                                   reinit=reinit))
+        groups = models.layer_groups(model, source.arch)
         lrs = discriminative_lrs(config.lr, len(groups))
-        info = {**config.to_dict(), "versions": loop.versions(), "data_fingerprint": fingerprint(splits),
-                "kind": kind, "classes": classes, "aggregation": how, "window": window, "leads": leads,
-                "synthetic": synthetic, "steps_per_epoch": steps, "total_steps": steps * (p1 + p2),
-                "replicas": strategy.num_replicas_in_sync,
-                "resume": False, "data_path": data_path, "init_from": str(init_from),
-                "finetune": {"source": source_description(source), "source_classes": list(source.classes),
-                             "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
-                             "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
-                             "layer_groups": [[layer.name for layer in g] for g in groups]}}
-        if ckpt is not None:
-            if run.read_config().get("data_fingerprint") != info["data_fingerprint"]:
-                raise ValueError(f"the data differs from the data {run.path} was finetuned on; cannot resume")
-        elif chief:
-            run.write_start(info, classes, standardizer)
-        if config.verbose:
-            log(f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(train_td)} train / "
-                f"{len(val_td)} val / {len(test_td)} test records, {len(classes)} outputs; phase 1 (head) {p1} epochs "
-                f"at lr {config.lr:g}, phase 2 (all layers) {p2} epochs at lrs "
-                f"{', '.join(f'{x:g}' for x in lrs)}\n  run directory: {run.path}")
-
-        loss = (keras.losses.MeanSquaredError() if kind == "regression"
-                else keras.losses.BinaryCrossentropy(from_logits=True))
-        history: list[dict] = list(ckpt["history"]) if ckpt else []
-        done = int(ckpt["epoch"]) if ckpt else 0  # epochs finished before this process
-        t0 = time.perf_counter()
-        if ckpt is not None and done >= p1 + p2:  # every epoch ran; the final files were not written
-            run.restore_checkpoint(model, ckpt, optimizer=False)
-        for phase, epochs, start in ((1, p1, 0), (2, p2, p1)):
-            if epochs == 0 or done >= start + epochs:
-                continue
-            set_phase_trainable(model, groups, phase, train_bn)
-            if phase == 1:
-                lr_max, mult = config.lr, None
-            else:  # schedule at the head's lr; other groups scaled relative to it
-                lr_max, mult = lrs[-1], group_multipliers(groups, [x / lrs[-1] for x in lrs])
-            with strategy.scope():
-                opt, schedule = optimizer_for(config, lr_max, steps * epochs, mult or {})
-                model.compile(optimizer=opt, loss=loss, jit_compile=bool(config.jit))
-                opt.build(model.trainable_variables)
-            initial = start
-            if ckpt is not None and done >= start:  # resume inside this phase, or at its very start
-                run.restore_checkpoint(model, ckpt, optimizer=done > start)
-                initial = done
-                log(f"Resuming {run.path} in phase {phase} after epoch {done}.")
-            loop.fit_epochs(model, run, history, schedule, config, splits, standardizer, kind, how, chief,
-                            initial_epoch=initial, until=start + epochs, total=p1 + p2,
-                            extra_callbacks=(_PhaseTag(phase),), what=f"finetuning (phase {phase})")
-            if on_phase_end is not None:
-                on_phase_end(phase, model)
-        for layer in model.layers:
-            layer.trainable = True
-        return loop.complete(run, model, config, strategy, splits, standardizer, kind, how, history,
-                             time.perf_counter() - t0, synthetic, log)
+        phases = finetune_phases(config.lr, lrs, groups, (p1, p2), train_bn)
+        info = lifecycle.run_info(
+            start, model, phases, init_from=str(init_from),
+            finetune={"source": source_description(source), "source_classes": list(source.classes),
+                      "phase_epochs": [p1, p2], "train_bn": train_bn, "reinit": reinit,
+                      "standardizer": "source", "lr_phase1": config.lr, "lr_groups_phase2": lrs,
+                      "layer_groups": [[layer.name for layer in g] for g in groups]})
+        description = (
+            f"Finetuning {source.arch} from {init_from} on {config.dataset}/{config.task}: {len(splits.train)} train / "
+            f"{len(splits.val)} val / {len(splits.test)} test records, {len(splits.train.classes)} outputs; phase 1 "
+            f"(head) {p1} epochs at lr {config.lr:g}, phase 2 (all layers) {p2} epochs at lrs "
+            f"{', '.join(f'{x:g}' for x in lrs)}")
+        return lifecycle.run_phases(start, model, phases, info=info, description=description,
+                                    on_phase_end=on_phase_end, log=log)
 
 
-def _phase_tag_class():
-    import keras
+def finetune_phases(lr: float, lrs: Sequence[float], groups: Sequence[Sequence], phase_epochs: Sequence[int],
+                    train_bn: bool = True) -> list:
+    """Phase 1: the head alone (+ backbone BatchNorm with ``train_bn``) at ``lr``; phase 2: all layers,
+    the one-cycle schedule at the head's learning rate ``lrs[-1]`` and every other group scaled
+    relative to it (:func:`group_multipliers`)."""
+    from ecg_keras.training.lifecycle import Phase
 
-    class PhaseTag(keras.callbacks.Callback):
-        """Adds ``phase`` (1 = head only, 2 = all layers) to the epoch logs -> history.csv."""
-
-        def __init__(self, phase: int):
-            super().__init__()
-            self.phase = phase
-
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs["phase"] = float(self.phase)
-
-    return PhaseTag
-
-
-def _PhaseTag(phase: int):  # noqa: N802
-    return _phase_tag_class()(phase)
+    p1, p2 = phase_epochs
+    return [Phase(epochs=p1, lr=lr, number=1, what="finetuning (phase 1)",
+                  trainable=lambda model: set_phase_trainable(model, groups, 1, train_bn)),
+            Phase(epochs=p2, lr=lrs[-1], number=2, what="finetuning (phase 2)",
+                  multipliers=group_multipliers(groups, [x / lrs[-1] for x in lrs]),
+                  trainable=lambda model: set_phase_trainable(model, groups, 2, train_bn))]

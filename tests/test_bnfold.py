@@ -1,4 +1,4 @@
-"""BatchNorm folding (ecg_keras.models.fold): the inference copies equal the models within 1e-5."""
+"""BatchNorm folding (ecg_keras.models.bnfold): the inference copies equal the models within 1e-5."""
 from __future__ import annotations
 
 import keras
@@ -7,7 +7,7 @@ import pytest
 from keras import layers
 
 from ecg_keras import models
-from ecg_keras.models.fold import as_conv2d, fold_batchnorm, foldable_pairs
+from ecg_keras.models.bnfold import as_conv2d, fold_batchnorm, foldable_pairs
 
 TOL = 1e-5
 # BatchNorms left after folding: the head's two (BN -> Dropout -> Dense) and inception1d's six
@@ -65,7 +65,9 @@ def float64_reference(model, arch, x):
     return exact(x.astype(np.float64), training=False).numpy()
 
 
-@pytest.mark.parametrize("arch", sorted(KEPT))
+# xresnet1d101/152 only repeat xresnet1d50's bottleneck blocks (more of them): slow, the default suite folds xresnet1d50
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a in ("xresnet1d101", "xresnet1d152") else a
+                                  for a in sorted(KEPT)])
 def test_folded_model_equals_model(arch):
     keras.utils.set_random_seed(0)  # the kernels: the same comparison in every run
     x = ecg_like((8, 64, 12))

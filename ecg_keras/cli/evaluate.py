@@ -1,4 +1,4 @@
-"""Command line evaluation (``python evaluate.py ...``), see ``main``.
+"""``ecg-keras evaluate ...`` (in a checkout also ``python evaluate.py ...``), see ``main``.
 
 Two modes:
 
@@ -27,31 +27,33 @@ CinC ``# Dx:`` headers or a ``labels.csv``; :mod:`ecg_keras.evaluation.validatio
 into ``--out``.
 
 Subcommands ``hierarchy``, ``uncertainty`` and ``attribution`` (the paper's deeper insights) are
-dispatched to :mod:`ecg_keras.evaluation.insights_cli` when they are the first argument.
+dispatched to :mod:`ecg_keras.cli.insights` when they are the first argument.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from ecg_keras.cli import command
 from ecg_keras.files import atomic_path, write_text
-from ecg_keras.runs import Predictions, Run, check_predictions
+from ecg_keras.runs import check_predictions
+from ecg_keras.tasks import BINARY, DIAGNOSTIC, MULTILABEL, REGRESSION, table_tasks
 
-from . import bootstrap as bs
-from . import metrics as M
-from . import tables
-from .runs import ENSEMBLE, NAIVE, EvaluationError, check_labels, load_array, read_npy, read_runs
+from ecg_keras.evaluation import bootstrap as bs
+from ecg_keras.evaluation import metrics as M
+from ecg_keras.evaluation import tables
+from ecg_keras.evaluation.scoring import ScoredModel, group_models, score_models, stored_bootstrap
+from ecg_keras.evaluation.runs import EvaluationError, check_labels, load_array, read_npy, read_runs
 
 DEFAULT_N_BOOTSTRAP = 1000
 #: Column order of the tables (the paper's); other tasks follow in order of appearance.
-TASK_ORDER = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+TASK_ORDER = table_tasks()
 LOWER_IS_BETTER = ("mae",)
 
 
@@ -88,76 +90,6 @@ def run_arrays(args) -> dict:
 
 # --------------------------------------------------------------------------- run directories
 
-@dataclass
-class Model:
-    """Aligned predictions of one scored model (a run or the ensemble) in a group."""
-
-    name: str
-    splits: dict[str, Predictions]
-    runs: list[str] = field(default_factory=list)
-    history: Path | None = None
-
-
-def _group_models(members: list[Run]) -> list[Model]:
-    """Runs of one (dataset, task) aligned on sorted record ids, plus their ensemble."""
-    ref = members[0]
-    for r in members[1:]:
-        if r.classes != ref.classes:
-            raise EvaluationError(f"{r.path}: classes differ from {ref.path} (same dataset/task)")
-    aligned: list[dict[str, Predictions]] = [{} for _ in members]
-    for split in ("test", "val", "train"):
-        if not all(split in r.splits for r in members):
-            continue
-        order = np.sort(ref.splits[split].ids)
-        for i, r in enumerate(members):
-            aligned[i][split] = r.splits[split].aligned(order, f"{r.path}/predictions/{split}.npz")
-            if not np.array_equal(aligned[i][split].y_true, aligned[0][split].y_true):
-                raise EvaluationError(f"{r.path}/predictions/{split}.npz: y_true differs from "
-                                      f"{ref.path} on the same records")
-    models = [Model(r.name, a, [str(r.path)], r.history) for r, a in zip(members, aligned)]
-    base = [m for m, r in zip(models, members) if r.arch != NAIVE]
-    if len(base) >= 2:
-        ens = {}
-        for split, p0 in base[0].splits.items():
-            ens[split] = Predictions(p0.ids, p0.y_true,
-                                     np.mean([m.splits[split].y_pred for m in base], axis=0),
-                                     p0.healthy)
-        models.append(Model(ENSEMBLE, ens, [r for m in base for r in m.runs]))
-    return models
-
-
-def _threshold_metrics(model: Model) -> tuple[dict, str | None]:
-    """Challenge F/G metric functions with thresholds from train (else val) predictions."""
-    src = "train" if "train" in model.splits else ("val" if "val" in model.splits else None)
-    if src is None:
-        return {}, None
-    thr = M.find_optimal_thresholds(model.splits[src].y_true, model.splits[src].y_pred)
-
-    def f_beta(y, p):
-        return M.challenge_metrics(y, M.apply_thresholds(p, thr))["F_beta_macro"]
-
-    def g_beta(y, p):
-        return M.challenge_metrics(y, M.apply_thresholds(p, thr))["G_beta_macro"]
-
-    return {"F_beta": f_beta, "G_beta": g_beta}, src
-
-
-def _bootstrap_for(y_true, kind, records, n, seed, store: Path, stem: str) -> np.ndarray:
-    """Reuse stored resamples for exactly these records and count, else draw and store them."""
-    ids_f, rec_f = store / f"{stem}_ids.npy", store / f"{stem}_records.npy"
-    if ids_f.is_file() and rec_f.is_file():
-        old_rec = np.load(rec_f, allow_pickle=False)
-        idx = np.load(ids_f, allow_pickle=False)
-        if old_rec.shape == records.shape and np.array_equal(old_rec, records) and len(idx) == n:
-            return idx
-    y = np.ones((len(y_true), 1)) if kind == "regression" else y_true
-    idx = bs.draw_bootstrap_indices(y, n=n, seed=seed)
-    bs.save_indices(ids_f, idx)
-    with atomic_path(rec_f) as tmp:
-        np.save(tmp, np.asarray(records), allow_pickle=False)
-    return idx
-
-
 def _safe(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s))
 
@@ -181,49 +113,46 @@ def run_dirs(args) -> dict:
     pngs: list[Path] = []
     for (dataset, task), members in groups.items():
         kind = members[0].kind
-        if kind != "regression":
+        if kind != REGRESSION:
             for r in members:
                 for split, p in r.splits.items():
                     where = f"{r.path / 'predictions' / f'{split}.npz'}"
                     check_labels(p.y_true, f"{where} (y_true)", p.ids)
                     check_predictions(p.y_pred, f"{where} (y_pred)", p.ids)
-        models = _group_models(members)
+        models = group_models(members)
         test0 = models[0].splits["test"]
         subsets = {"": None}
-        if kind in ("regression", "binary") and test0.healthy is not None:
+        if kind in (REGRESSION, BINARY) and test0.healthy is not None:
             subsets = {"": None, **{f"[{k}]": v for k, v in M.subset_masks(test0.healthy).items()
-                                    if k != "all"}}
+                                    if k != M.EVERY_RECORD}}
         for suffix, mask in subsets.items():
             task_name = task + suffix
             sel = slice(None) if mask is None else mask
             y_true = test0.y_true[sel]
             stem = _safe(f"{dataset}_{task_name}")
             try:
-                idx = _bootstrap_for(y_true, kind, test0.ids[sel], args.bootstrap, args.seed, store, stem)
+                idx = stored_bootstrap(y_true, kind, test0.ids[sel], args.bootstrap, args.seed, store, stem)
             except ValueError as e:
                 raise EvaluationError(f"{dataset}/{task_name}: {e}") from e
+            challenge = kind == MULTILABEL and args.challenge == "auto" and suffix == ""
+            scored = score_models(models, y_true, idx, kind, challenge=challenge, rows=sel)
             for model in models:
-                fns = M.default_metrics(kind)
-                src = None
-                if kind == "multilabel" and args.challenge == "auto" and suffix == "":
-                    extra, src = _threshold_metrics(model)
-                    fns = {**fns, **extra}
+                res, src = scored[model.name]
                 test = model.splits["test"]
-                res = bs.bootstrap_scores(y_true, test.y_pred[sel], fns, idx)
                 results.setdefault(dataset, {}).setdefault(model.name, {})[task_name] = res
                 info.setdefault(dataset, {}).setdefault(task_name, {})[model.name] = {
                     "runs": model.runs, "threshold_source": src, "kind": kind,
                     "n_test": int(len(y_true)), "n_bootstrap": int(len(idx))}
-                if suffix == "" and mapping is not None and task == "diagnostic":
-                    from .hierarchy import node_auc_table
+                if suffix == "" and mapping is not None and task == DIAGNOSTIC.name:
+                    from ecg_keras.evaluation.hierarchy import node_auc_table
                     with atomic_path(out / f"hierarchy_{_safe(dataset)}_{_safe(model.name)}.csv") as tmp:
                         node_auc_table(test.y_true, test.y_pred, members[0].classes, mapping).to_csv(tmp, index=False)
-                if suffix == "" and kind != "regression" and not args.no_plots:
+                if suffix == "" and kind != REGRESSION and not args.no_plots:
                     pngs.append(_roc_png(out, dataset, task, model, members[0].classes, args))
         if not args.no_plots:
             for model in models:
                 if model.history is not None:
-                    from .plots import plot_history
+                    from ecg_keras.evaluation.plots import plot_history
                     pngs.append(plot_history(model.history, out / "history" /
                                              f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
                                              title=f"{model.name} {dataset}/{task}"))
@@ -248,7 +177,7 @@ def run_dirs(args) -> dict:
                 tab.to_csv(tmp)
             md += [f"\n## {dataset}: {metric}\n\n", tables.to_markdown(tab)]
             if not args.no_plots:
-                from .plots import plot_ci_bars
+                from ecg_keras.evaluation.plots import plot_ci_bars
                 sub = {m: {t: v for t, v in per.items() if metric in v} for m, per in res.items()}
                 sub = {m: per for m, per in sub.items() if per}
                 pngs.append(plot_ci_bars(sub, out / f"figure2_{_safe(dataset)}_{_safe(metric)}.png",
@@ -266,8 +195,8 @@ def run_dirs(args) -> dict:
     return payload
 
 
-def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
-    from .plots import plot_roc_curves
+def _roc_png(out: Path, dataset, task, model: ScoredModel, classes, args) -> Path:
+    from ecg_keras.evaluation.plots import plot_roc_curves
     t = model.splits["test"]
     return plot_roc_curves(t.y_true, t.y_pred, classes,
                            out / "roc" / f"{_safe(dataset)}_{_safe(task)}_{_safe(model.name)}.png",
@@ -277,7 +206,7 @@ def _roc_png(out: Path, dataset, task, model: Model, classes, args) -> Path:
 # --------------------------------------------------------------------------- entry point
 
 def run_dataset(args) -> dict:
-    from .validation import validate
+    from ecg_keras.evaluation.validation import validate
 
     result = validate(args.runs[0], args.dataset, labels=args.labels, n_bootstrap=args.bootstrap, seed=args.seed,
                       models_directory=args.models_dir)
@@ -294,11 +223,11 @@ def _write_json(path, obj) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate.py",
+        prog="ecg-keras evaluate",
         description="Score ECG predictions with bootstrap confidence intervals (PTB-XL protocol).",
         epilog="Modes: RUN_DIR [RUN_DIR ...] [--out DIR]  |  MODEL --dataset FOLDER [--labels CSV]  |  "
                "--y-true Y.npy --y-pred P.npy [--json OUT]  |  "
-               "subcommands hierarchy / uncertainty / attribution (python evaluate.py SUBCOMMAND -h)")
+               "subcommands hierarchy / uncertainty / attribution (ecg-keras evaluate SUBCOMMAND -h)")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by training")
     p.add_argument("--y-true", help="(n_samples, n_classes) .npy of binary labels")
     p.add_argument("--y-pred", help="(n_samples, n_classes) .npy of probabilities")
@@ -330,39 +259,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("hierarchy", "uncertainty", "attribution"):
-        from .insights_cli import main as insights_main   # subcommands (deeper insights)
-        return insights_main(argv)
+    from ecg_keras.cli import insights  # the subcommands (deeper insights)
+
+    if argv and argv[0] in insights.SUBCOMMANDS:
+        return insights.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.bootstrap < 1:
         parser.error(f"--bootstrap must be at least 1, got {args.bootstrap}")
     raw = args.y_true is not None or args.y_pred is not None
-    try:
-        if raw:
-            if args.runs:
-                parser.error("give either RUN_DIRs or --y-true/--y-pred, not both")
-            if args.y_true is None or args.y_pred is None:
-                parser.error("--y-true and --y-pred go together")
-            run_arrays(args)
-        elif args.dataset is not None:
-            if len(args.runs) != 1 or args.bootstrap_ids or args.save_ids or args.json:
-                parser.error("--dataset scores exactly one MODEL (run directory, release directory or released "
-                             "name); --bootstrap-ids/--save-ids/--json are raw-array options")
-            run_dataset(args)
-        elif args.labels is not None or args.models_dir is not None:
-            parser.error("--labels and --models-dir go with --dataset FOLDER")
-        elif args.runs:
-            if args.bootstrap_ids or args.save_ids or args.json:
-                parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "
-                             "stores resamples under --bootstrap-dir and writes OUT/metrics.json")
-            run_dirs(args)
-        else:
-            parser.print_help()
-            return 2
-    except (EvaluationError, ValueError, RuntimeError, OSError) as e:
-        print(f"evaluate.py: error: {e}", file=sys.stderr)
-        return 1
+    if raw:
+        if args.runs:
+            parser.error("give either RUN_DIRs or --y-true/--y-pred, not both")
+        if args.y_true is None or args.y_pred is None:
+            parser.error("--y-true and --y-pred go together")
+        run_arrays(args)
+    elif args.dataset is not None:
+        if len(args.runs) != 1 or args.bootstrap_ids or args.save_ids or args.json:
+            parser.error("--dataset scores exactly one MODEL (run directory, release directory or released "
+                         "name); --bootstrap-ids/--save-ids/--json are raw-array options")
+        run_dataset(args)
+    elif args.labels is not None or args.models_dir is not None:
+        parser.error("--labels and --models-dir go with --dataset FOLDER")
+    elif args.runs:
+        if args.bootstrap_ids or args.save_ids or args.json:
+            parser.error("--bootstrap-ids/--save-ids/--json are raw-array options; run mode "
+                         "stores resamples under --bootstrap-dir and writes OUT/metrics.json")
+        run_dirs(args)
+    else:
+        parser.print_help()
+        return 2
     return 0

@@ -2,7 +2,7 @@
 vs this branch (BN folded, loop invariants hoisted, export.onnx.session_options), for the three engines of
 benchmarks/run.py (whole 10-s records, 7 windows, max). Calls alternate A, B, B, A, ... per round.
 
-PYTHONPATH=$PWD python -m benchmarks.fold_ab ARCH ROUNDS     (from the repository root)
+PYTHONPATH=$PWD python -m benchmarks.bnfold_ab ARCH ROUNDS     (from the repository root)
 
 "main" switches the three changes off in this process (fold_batchnorm and hoist_loop_invariants
 replaced by no-ops, logits_function without the 2-D form, a default InferenceSession).
@@ -11,11 +11,11 @@ import sys, time, statistics, tempfile, numpy as np, keras, tensorflow as tf, on
 sys.path.insert(0, "tests")
 import ecg_keras.export.signatures as sig
 import ecg_keras.export.onnx as eo
-from test_fold import trained_like, ecg_like
+from test_bnfold import trained_like, ecg_like
 from ecg_keras import models
 from ecg_keras.export import export_savedmodel
 from ecg_keras.export.signatures import ServingSpec, record_probabilities
-from ecg_keras.models.fold import fold_batchnorm
+from ecg_keras.models.bnfold import fold_batchnorm
 from ecg_keras.standardize import Standardizer
 arch, rounds = sys.argv[1], int(sys.argv[2])
 keras.utils.set_random_seed(0)

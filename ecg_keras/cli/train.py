@@ -1,19 +1,23 @@
-"""Command line of ``train.py`` (see ``python train.py --help``)."""
+"""``ecg-keras train ...``: train a benchmark model, finetune one (``--init-from``) or sweep training sizes.
+
+In a checkout ``python train.py`` is the same command. The work is :mod:`ecg_keras.training`'s.
+"""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ecg_keras.archs import ARCH_NAMES, check
+from ecg_keras.cli import command
+from ecg_keras.errors import UsageError
 from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, PRECISIONS, TASKS, TrainConfig
 from ecg_keras.training.transfer import PHASE_EPOCHS
 
 EXAMPLES = """examples:
-  python train.py --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
-  python train.py --task superdiagnostic                                              # PTB-XL, xresnet1d101
-  python train.py --task rhythm --resume                                              # continue a killed run
-  python train.py --task superdiagnostic --experiment archs --archs fcn_wang,resnet1d_wang,xresnet1d101
+  ecg-keras train --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
+  ecg-keras train --task superdiagnostic                                              # PTB-XL, xresnet1d101
+  ecg-keras train --task rhythm --resume                                              # continue a killed run
+  ecg-keras train --task superdiagnostic --experiment archs --archs fcn_wang,resnet1d_wang,xresnet1d101
 """
 
 
@@ -33,7 +37,7 @@ def name_type(what: str, choices, many: bool = False):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train.py", description="Train a PTB-XL benchmark model (one-cycle AdamW).",
+    p = argparse.ArgumentParser(prog="ecg-keras train", description="Train a PTB-XL benchmark model (one-cycle AdamW).",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     S = argparse.SUPPRESS  # unset arguments stay absent, so --resume can tell what was given
     p.add_argument("--task", type=name_type("task", TASKS), metavar="{" + ",".join(TASKS) + "}", default=S,
@@ -82,40 +86,36 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(ns: argparse.Namespace) -> tuple[TrainConfig, set]:
+    """The TrainConfig of the parsed arguments and the names given; invalid values are a UsageError."""
     special = {"download", "resume", "quiet", "experiment", "archs", *TRANSFER_ARGS}
     given = {k: v for k, v in vars(ns).items() if k not in special}
-    cfg = TrainConfig(**given, resume=ns.resume, verbose=0 if ns.quiet else 1)
+    try:
+        cfg = TrainConfig(**given, resume=ns.resume, verbose=0 if ns.quiet else 1)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return cfg, set(given)
 
 
+@command
 def main(argv=None) -> int:
     ns = parser().parse_args(argv)
     if (code := run_from_args(ns)) is not None:
         return code
-    from ecg_keras.datasets.base import DataError
+    cfg, given = config_from_args(ns)
+    # from here on an error is a data error or a run failure (NonFiniteError, RunLockedError ...): exit 1
+    if ns.experiment:
+        from ecg_keras.training.experiment import run_experiment
 
-    try:
-        cfg, given = config_from_args(ns)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        if ns.experiment:
-            from ecg_keras.training.experiment import run_experiment
-
-            archs = [a.strip() for a in (ns.archs or "").split(",") if a.strip()]
-            table = run_experiment(ns.experiment, cfg, archs or None, download=ns.download)
-            print(table)
-            return 0
-        from ecg_keras.training.loop import train
-
-        if cfg.resume:
-            _check_resume_conflicts(cfg, given)
-        train(cfg, download=ns.download)
+        archs = [a.strip() for a in (ns.archs or "").split(",") if a.strip()]
+        table = run_experiment(ns.experiment, cfg, archs or None, download=ns.download)
+        print(table)
         return 0
-    except (DataError, OSError, ValueError, RuntimeError) as e:  # incl. NonFiniteError, RunLockedError
-        print(f"\nerror: {e}", file=sys.stderr)
-        return 1
+    from ecg_keras.training.loop import train
+
+    if cfg.resume:
+        _check_resume_conflicts(cfg, given)
+    train(cfg, download=ns.download)
+    return 0
 
 
 def _check_resume_conflicts(cfg: TrainConfig, given: set) -> None:
@@ -186,12 +186,11 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 
 def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int | None:
-    """Run a finetuning or sweep request from ``train.py``'s parsed arguments.
+    """Run a finetuning or sweep request from ``ecg-keras train``'s parsed arguments.
 
     Returns None when no transfer option was given (the caller trains as usual); the transfer
     attributes are removed from ``ns`` either way, so ``config_from_args(ns)`` accepts it.
     """
-    from ecg_keras.datasets.base import DataError
     from ecg_keras.training.transfer import finetune
 
     opts = {k: getattr(ns, k, None) for k in TRANSFER_ARGS}
@@ -201,31 +200,26 @@ def run_from_args(ns: argparse.Namespace, download: bool | None = None) -> int |
     if opts["init_from"] is None and opts["sweep_train_size"] is None:
         for k in ("phase_epochs", "sweep_eval", "sweep_seeds", "bootstrap"):
             if opts[k] is not None:
-                print(f"error: --{k.replace('_', '-')} needs --init-from or --sweep-train-size", file=sys.stderr)
-                return 2
+                raise UsageError(f"--{k.replace('_', '-')} needs --init-from or --sweep-train-size")
         return None
     download = bool(getattr(ns, "download", False)) if download is None else download
-    try:
-        cfg, _ = config_from_args(ns)
-        phase_epochs = opts["phase_epochs"] or PHASE_EPOCHS
-        if opts["sweep_train_size"] is not None:
-            from ecg_keras.training import sweeps
+    cfg, _ = config_from_args(ns)
+    phase_epochs = opts["phase_epochs"] or PHASE_EPOCHS
+    if opts["sweep_train_size"] is not None:
+        from ecg_keras.training import sweeps
 
-            sizes = sweeps.TRAIN_SIZES if opts["sweep_train_size"] == "default" else _sizes(opts["sweep_train_size"])
+        sizes = sweeps.TRAIN_SIZES if opts["sweep_train_size"] == "default" else _sizes(opts["sweep_train_size"])
+        try:
             seeds = ([int(s) for s in opts["sweep_seeds"].split(",") if s.strip()] if opts["sweep_seeds"]
                      else [cfg.seed])
-            eval_parts = tuple(p.strip() for p in (opts["sweep_eval"] or "test").split(",") if p.strip())
-            out = sweeps.sweep(cfg, opts["init_from"], sizes=sizes, phase_epochs=phase_epochs, seeds=seeds,
-                              eval_parts=eval_parts, n_bootstrap=opts["bootstrap"] or sweeps.N_BOOTSTRAP,
-                              train_bn=not opts["no_train_bn"], download=download)
-            if (Path(out) / "results.md").exists():  # not on the other workers of a multi-worker sweep
-                print((Path(out) / "results.md").read_text())
-            return 0
-        finetune(cfg, opts["init_from"], phase_epochs, train_bn=not opts["no_train_bn"], download=download)
+        except ValueError:
+            raise UsageError(f"--sweep-seeds must be comma-separated integers, got {opts['sweep_seeds']!r}") from None
+        eval_parts = tuple(p.strip() for p in (opts["sweep_eval"] or "test").split(",") if p.strip())
+        out = sweeps.sweep(cfg, opts["init_from"], sizes=sizes, phase_epochs=phase_epochs, seeds=seeds,
+                          eval_parts=eval_parts, n_bootstrap=opts["bootstrap"] or sweeps.N_BOOTSTRAP,
+                          train_bn=not opts["no_train_bn"], download=download)
+        if (Path(out) / "results.md").exists():  # not on the other workers of a multi-worker sweep
+            print((Path(out) / "results.md").read_text())
         return 0
-    except (DataError, OSError, RuntimeError) as e:  # incl. NonFiniteError, RunLockedError
-        print(f"\nerror: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    finetune(cfg, opts["init_from"], phase_epochs, train_bn=not opts["no_train_bn"], download=download)
+    return 0

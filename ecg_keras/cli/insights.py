@@ -1,4 +1,4 @@
-"""``python evaluate.py {hierarchy,uncertainty,attribution} ...``: the paper's deeper insights.
+"""``ecg-keras evaluate {hierarchy,uncertainty,attribution} ...``: the paper's deeper insights.
 
 * ``hierarchy RUN_DIR [RUN_DIR ...] [--statements scp_statements.csv] [--split test] --out DIR``
   — statement-level (``diagnostic`` task) probabilities propagated to subclasses and superclasses
@@ -24,14 +24,17 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ecg_keras import artefact
+from ecg_keras.cli import command
+from ecg_keras.errors import ECGKerasError
 from ecg_keras.files import atomic_path
 
-from .runs import read_runs
+from ecg_keras.evaluation.runs import read_runs
 
 SUBCOMMANDS = ("hierarchy", "uncertainty", "attribution")
 
 
-class InsightsError(ValueError):
+class InsightsError(ECGKerasError, ValueError):
     """Unusable input; the message names the file and the problem."""
 
 
@@ -58,8 +61,8 @@ def _split(run, split: str):
 # --------------------------------------------------------------------------- hierarchy
 
 def cmd_hierarchy(args) -> list[Path]:
-    from .hierarchy import node_auc_table, normalize_mapping, tree_order
-    from .plots import plot_node_aucs
+    from ecg_keras.evaluation.hierarchy import SUPERCLASS_LEVEL, node_auc_table, normalize_mapping, tree_order
+    from ecg_keras.evaluation.plots import plot_node_aucs
 
     mapping = _mapping(args.statements)
     known = normalize_mapping(mapping)
@@ -81,7 +84,7 @@ def cmd_hierarchy(args) -> list[Path]:
         written.append(plot_node_aucs(tab, out / f"{stem}.png",
                                       title=f"{run.name} ({dataset}/{run.config.get('task', '')}, "
                                             f"{args.split}): AUC per hierarchy node"))
-        sup = tab[tab.level == "superdiagnostic"]
+        sup = tab[tab.level == SUPERCLASS_LEVEL]
         print(f"{run.name}: {len(tab)} nodes; superclass AUCs "
               + ", ".join(f"{n}={a:.3f}" for n, a in zip(sup.node, sup.auc)))
     return written
@@ -90,8 +93,8 @@ def cmd_hierarchy(args) -> list[Path]:
 # --------------------------------------------------------------------------- uncertainty
 
 def cmd_uncertainty(args) -> list[Path]:
-    from .plots import plot_uncertainty_box
-    from .uncertainty import ensemble_std, read_likelihoods, summarize_by_likelihood, uncertainty_table
+    from ecg_keras.evaluation.plots import plot_uncertainty_box
+    from ecg_keras.evaluation.uncertainty import ensemble_std, read_likelihoods, summarize_by_likelihood, uncertainty_table
 
     if len(args.runs) < 2:
         raise InsightsError("uncertainty needs at least 2 run directories (an ensemble of seeds)")
@@ -159,19 +162,19 @@ def _read_signal_from_root(root: Path, record: str, sampling_rate: int, cache_di
 def cmd_attribution(args) -> list[Path]:
     from ecg_keras.runs import resolve
 
-    from .attribution import attribute_record
-    from .plots import plot_attribution
+    from ecg_keras.evaluation.attribution import attribute_record
+    from ecg_keras.evaluation.plots import plot_attribution
 
     if len(args.runs) != 1:
         raise InsightsError("attribution takes exactly one RUN_DIR")
     run = resolve(args.runs[0])
     if not run.release:
-        run.file("model.keras")  # missing: fail before reading the record
+        run.file(artefact.MODEL)  # missing: fail before reading the record
     config, classes = run.config, run.classes
     if args.cls not in classes:
         raise InsightsError(f"--class {args.cls!r} is not one of the run's classes {classes}")
     fs = int(args.sampling_rate or run.sampling_rate)
-    standardizer = run.standardizer if run.release or (run.path / "standardizer.json").is_file() else None
+    standardizer = run.standardizer if run.release or (run.path / artefact.STANDARDIZER).is_file() else None
     if standardizer is None:
         print(f"warning: {run.path / 'standardizer.json'} missing; the signal is fed unstandardised", file=sys.stderr)
     if (args.data_dir is None) == (args.npy is None):
@@ -211,7 +214,7 @@ def cmd_attribution(args) -> list[Path]:
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate.py", description="Deeper insights (PTB-XL paper, Section VI).")
+    p = argparse.ArgumentParser(prog="ecg-keras evaluate", description="Deeper insights (PTB-XL paper, Section VI).")
     sub = p.add_subparsers(dest="command", required=True)
 
     h = sub.add_parser("hierarchy", help="per-node AUCs of the diagnostic hierarchy + tree bar chart")
@@ -253,14 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {"hierarchy": cmd_hierarchy, "uncertainty": cmd_uncertainty, "attribution": cmd_attribution}
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .runs import EvaluationError
-    try:
-        written = _COMMANDS[args.command](args)
-    except (InsightsError, EvaluationError, ValueError, NotImplementedError, OSError) as e:
-        print(f"evaluate.py {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    written = _COMMANDS[args.command](args)
     for f in written:
         print(f"wrote {f}")
     return 0

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from ecg_keras.models.heads import PointwiseConv1D
+from ecg_keras.models.layers import PointwiseConv1D
 
 #: Layer types whose output channels are the last kernel axis (``Conv1DTranspose`` etc. are not).
 FOLDABLE = (layers.Conv1D, PointwiseConv1D, layers.Conv2D, layers.Conv3D, layers.Dense)
