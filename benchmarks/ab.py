@@ -11,6 +11,8 @@ gradient clipping, BCE on logits):
 * XLA: ``xla`` (``jit_compile=True``; default: the architecture's default);
 * recurrent layers (lstm, lstm_bidir, gru): ``unroll`` (``unroll=True`` for the zoo's
   ``models.rnn.RNN_LAYERS``; default: a ``tf.while_loop`` over the time steps);
+* ``conv``: kernel-1 convolutions train through Keras's convolution (default: one matmul each,
+  ``models.layers.PointwiseConv1D``);
 * ``default``: the architecture's training setup as it is (float32).
 
 Every variant is built and warmed up (first step, tracing), then the variants take turns, one
@@ -32,7 +34,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 importlib.import_module("ecg_keras")  # before TF: the package's oneDNN default
 
-TOKENS = ("default", "float32", "bf16", "fp16", "xla", "unroll")
+TOKENS = ("default", "float32", "bf16", "fp16", "xla", "unroll", "conv")
+MATMUL = "matmul"
 PRECISION = {"float32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -40,7 +43,7 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
     """The compiled training model of ``arch`` for one variant (tokens as in the module docstring)."""
     import keras
 
-    from ecg_keras.models import rnn
+    from ecg_keras.models import layers as model_layers, rnn
     from ecg_keras.training import precision
     from ecg_keras.training.config import TrainConfig
     from ecg_keras.training.lifecycle import build_model, compile_model
@@ -64,29 +67,43 @@ def build(arch: str, variant: str, batch_size: int = 128, window: int = 250):
             compile_model(model, cfg, "multilabel", total_steps=100_000)
     finally:
         rnn.RNN_LAYERS.update(old)
+    if "conv" in tokens:
+        for layer in model.layers:
+            if isinstance(layer, model_layers.PointwiseConv1D):
+                layer.use_matmul = False
     return model
 
 
-def interleave(fns: dict, rounds: int) -> dict:
-    """Seconds per call of every function, called in turn ``rounds`` times (after one warm-up call)."""
+def interleave(fns: dict, rounds: int, cpu: dict | None = None) -> dict:
+    """Seconds per call of every function, called in turn ``rounds`` times (after one warm-up call).
+
+    ``cpu``, when given, receives the process CPU seconds (user + sys, all threads) of every call.
+    """
     times = {name: [] for name in fns}
     for fn in fns.values():
         fn()
     for _ in range(rounds):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - t0)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - c0)
     return times
 
 
-def report(title: str, times: dict, batch: int) -> str:
+def report(title: str, times: dict, batch: int, cpu: dict | None = None) -> str:
     names = list(times)
     base = statistics.median(times[names[0]])
-    lines = [title, f"{'variant':22s} {'win/s med':>9s} {'win/s best':>10s} {'x ' + names[0]:>16s}"]
+    lines = [title, f"{'variant':22s} {'win/s med':>9s} {'win/s best':>10s} {'x ' + names[0]:>16s}"
+                    + (f" {'CPU ms/call':>11s} {'CPU x':>6s}" if cpu else "")]
     for name, t in times.items():
         med = statistics.median(t)
-        lines.append(f"{name:22s} {batch / med:9.1f} {batch / min(t):10.1f} {base / med:16.2f}")
+        line = f"{name:22s} {batch / med:9.1f} {batch / min(t):10.1f} {base / med:16.2f}"
+        if cpu:
+            c = statistics.median(cpu[name])
+            line += f" {1e3 * c:11.1f} {statistics.median(cpu[names[0]]) / c:6.2f}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -101,6 +118,9 @@ def main(argv=None) -> int:
     p.add_argument("--infer", action="store_true", help="also time inference (after training)")
     p.add_argument("--infer-batch", type=int, default=64)
     p.add_argument("--no-train", dest="train", action="store_false")
+    p.add_argument("--peak", action="store_true",
+                   help="also take a 2048x2048 float32 matmul in turn with the training steps and report each "
+                        "variant's training FLOPs per CPU second as a %% of the matmul's")
     a = p.parse_args(argv)
     import tensorflow as tf
 
@@ -115,8 +135,27 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0]
     head = f"{a.arch}, {a.rounds} rounds, load average {load:.1f} at start"
     if a.train:
-        times = interleave({v: functools.partial(m.train_on_batch, x, y) for v, m in models.items()}, a.rounds)
-        print(report(f"\ntraining, batch {a.batch_size}; {head}", times, a.batch_size), flush=True)
+        cpu = {}
+        fns = {v: functools.partial(m.train_on_batch, x, y) for v, m in models.items()}
+        if a.peak:
+            n = 2048
+            mm = tf.function(tf.matmul)
+            ma, mb = tf.random.normal((n, n), seed=1), tf.random.normal((n, n), seed=2)
+            fns[MATMUL] = lambda: [mm(ma, mb).numpy() for _ in range(4)]
+        times = interleave(fns, a.rounds, cpu)
+        peak = None
+        if a.peak:
+            peak = 4 * 2.0 * n**3 / statistics.median(cpu.pop(MATMUL)) / 1e9
+            times.pop(MATMUL)
+        print(report(f"\ntraining, batch {a.batch_size}; {head}, {os.getloadavg()[0]:.1f} at the end", times,
+                     a.batch_size, cpu), flush=True)
+        if peak:
+            from benchmarks.flops import train_flops
+
+            print(f"float32 matmul {n}x{n}: {peak:.1f} GFLOP per CPU second (median of {a.rounds}, taken in turn)")
+            for v, m in models.items():
+                gf = train_flops(m) * a.batch_size / statistics.median(cpu[v]) / 1e9
+                print(f"{v:22s} {gf:6.1f} GFLOP per CPU second = {100 * gf / peak:4.0f} % of the matmul's")
     if a.infer:
         xi = tf.constant(x[:a.infer_batch])
         fns = {}

@@ -489,7 +489,7 @@ def _timed(step, warmup: int, seconds: float, min_steps: int) -> dict:
         step()
     warm = time.perf_counter() - t0
     times = []
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     while True:
         a = time.perf_counter()
         step()
@@ -498,7 +498,8 @@ def _timed(step, warmup: int, seconds: float, min_steps: int) -> dict:
         if b - start >= seconds and len(times) >= min_steps:
             break
     total = time.perf_counter() - start
-    return {"warmup_s": warm, "steps": len(times), "total_s": total, "step_s": times}
+    return {"warmup_s": warm, "steps": len(times), "total_s": total, "step_s": times,
+            "cpu_s": time.process_time() - cpu0}
 
 
 def measure_train(arch: str, batch: int, seconds: float, warmup: int, min_steps: int, rnn_clip: float) -> dict:
@@ -548,6 +549,7 @@ def _summarise(r: dict, batch: int, extra: dict | None = None) -> dict:
         "min_step_s": round(min(r["step_s"]), 5),
         "windows_per_s_median": round(batch / med, 1),
         "windows_per_s_total": round(r["steps"] * batch / r["total_s"], 1),
+        "cpu_ms_per_step": round(1e3 * r["cpu_s"] / r["steps"], 1),  # process user + sys, all threads
         "step_s": [round(t, 5) for t in r["step_s"]],
     }
     if extra:

@@ -36,6 +36,7 @@ def test_train_and_infer_workers_tiny():
     r = bench.work_train("fcn_wang", batch_size=8, seconds=0.0, warmup=1, min_steps=2, max_steps=2, records=16)
     assert r["steps"] == 2 and r["windows_per_s"] > 0 and r["train_gflops"] > 0
     assert r["deterministic"] is True and r["params"] == 318_279
+    assert r["cpu_ms_per_step"] > 0 and r["train_gflops_per_cpu_s"] > 0
     cold = bench.work_train("fcn_wang", batch_size=8, seconds=0.0, warmup=0, min_steps=2, max_steps=2, records=16)
     assert cold["steps"] == 2 and cold["warmup_s"] == 0 and 0 < cold["windows_per_s"] < float("inf")
     i = bench.work_infer("fcn_wang", seconds=0.0, batches=(1, 2), engines=("keras",))
@@ -46,7 +47,7 @@ def test_train_and_infer_workers_tiny():
 
 def test_worker_subprocess_and_report():
     m = bench.run_worker("matmul", 120, n=64, seconds=0.01)
-    assert m["ok"] and m["gflops_best"] > 0 and m["process_s"] > 0
+    assert m["ok"] and m["gflops_best"] > 0 and m["process_s"] > 0 and m["gflops_per_cpu_s"] > 0
     assert m["onednn"] is True  # the package's default (TF_ENABLE_ONEDNN_OPTS=1), inherited by the worker
     bad = bench.run_worker("train", 120, arch="no_such_model", seconds=0.0)
     assert not bad["ok"] and "no_such_model" in bad["error"]
@@ -224,10 +225,16 @@ def test_ab_variants(capsys):
     assert rnn.RNN_LAYERS["gru"] is keras.layers.GRU  # restored
     with pytest.raises(ValueError, match="unknown variant"):
         ab.build("fcn_wang", "bf16,fast")
+    from ecg_keras.models.layers import PointwiseConv1D
+
+    flags = {v: [l.use_matmul for l in ab.build("inception1d", v).layers if isinstance(l, PointwiseConv1D)]
+             for v in ("default", "conv")}
+    assert flags["default"] and all(flags["default"]) and not any(flags["conv"])
     assert ab.main(["--arch", "fcn_wang", "--variants", "default", "bf16", "--rounds", "1", "--batch-size", "4",
-                    "--infer", "--infer-batch", "2"]) == 0
+                    "--infer", "--infer-batch", "2", "--peak"]) == 0
     out = capsys.readouterr().out
     assert "training, batch 4" in out and "inference, batch 2 windows" in out and "x default" in out
+    assert "CPU ms/call" in out and out.count("% of the matmul's") == 2  # default, bf16
 
 
 # --------------------------------------------------------------------------- --against (benchmarks/against.py)

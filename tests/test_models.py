@@ -340,6 +340,47 @@ def test_models_use_fused_batch_norm_and_round_trip(tmp_path):
     assert type(loaded.get_layer(bns[0].name)) is layers.FusedBatchNormalization
 
 
+def test_pointwise_conv_trains_as_one_matmul_and_equals_conv1d(tmp_path):
+    """Kernel-1 convolutions train through MatMul (not oneDNN's convolution) with Conv1D's results."""
+    import tensorflow as tf
+
+    inp = keras.Input((40, 6))
+    pointwise = layers.conv1d(inp, 5, 1, name="pw")
+    assert isinstance(pointwise._keras_history.operation, layers.PointwiseConv1D)
+    for k, stride in ((5, 1), (1, 2)):  # other kernels and strides keep Keras's layer
+        assert type(layers.conv1d(inp, 5, k, strides=stride, name=f"c{k}{stride}")._keras_history.operation) \
+            is keras.layers.Conv1D
+    pw = pointwise._keras_history.operation
+    plain = keras.layers.Conv1D(5, 1, use_bias=False)
+    plain.build((None, 40, 6))
+    plain.kernel.assign(pw.kernel)
+    x = tf.constant(np.random.default_rng(0).normal(size=(8, 40, 6)), tf.float32)
+
+    def train_pass(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(layer(x, training=True)))
+        return [loss, *tape.gradient(loss, [x, layer.kernel])]
+
+    for g, w in zip(train_pass(pw), train_pass(plain)):  # loss, dx, dkernel
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(w))))
+    ops = {op.type for op in tf.function(lambda t: pw(t, training=True)).get_concrete_function(x).graph
+           .get_operations()}
+    assert "MatMul" in ops and not ops & {"Conv2D", "Conv1D"}
+    ops = {op.type for op in tf.function(lambda t: pw(t, training=False)).get_concrete_function(x).graph
+           .get_operations()}
+    assert "Conv2D" in ops and "MatMul" not in ops  # inference (and every export) keeps the convolution
+    # bfloat16 compute (mixed precision) and a saved model keep the class
+    mixed = layers.PointwiseConv1D(5, 1, dtype="mixed_bfloat16")
+    assert mixed(x, training=True).dtype == tf.bfloat16
+    model = models.get("xresnet1d50", num_classes=3)
+    assert sum(isinstance(l, layers.PointwiseConv1D) for l in model.layers) == 2 * 16 + 1  # + stage 1's shortcut
+    keras.Model(inp, pointwise).save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras").get_layer("pw")
+    assert type(loaded) is layers.PointwiseConv1D
+    np.testing.assert_array_equal(loaded(x), pw(x))
+
+
 def test_builder_weights_are_none_or_an_existing_file(tmp_path):
     """keras.applications' check: anything but None or the path of an existing file is a ValueError."""
     for bad in ("ptbxl", str(tmp_path / "missing.weights.h5"), str(tmp_path), 1):

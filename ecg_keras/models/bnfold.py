@@ -25,8 +25,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from ecg_keras.models.layers import PointwiseConv1D
+
 #: Layer types whose output channels are the last kernel axis (``Conv1DTranspose`` etc. are not).
-FOLDABLE = (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Dense)
+FOLDABLE = (layers.Conv1D, PointwiseConv1D, layers.Conv2D, layers.Conv3D, layers.Dense)
 
 
 def _channels_last_bn(layer, rank: int) -> bool:
@@ -122,7 +124,7 @@ _ANY_RANK = (layers.InputLayer, layers.ReLU, layers.Activation, layers.Add, laye
 def _conv2d_layer(layer):
     """The (1, k) 2-D counterpart of a 1-D layer; the layer itself when it is rank-agnostic; None."""
     cls, config = type(layer), layer.get_config()
-    if cls is layers.Conv1D and config["padding"] != "causal":
+    if cls in (layers.Conv1D, PointwiseConv1D) and config["padding"] != "causal":
         config.update(kernel_size=_pair(config["kernel_size"]), strides=_pair(config["strides"]),
                       dilation_rate=_pair(config["dilation_rate"]))
         conv = layers.Conv2D.from_config(config)

@@ -73,6 +73,38 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return tf.squeeze(y, 1)
 
 
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class PointwiseConv1D(layers.Conv1D):
+    """``Conv1D`` of kernel size 1 whose training pass is one matmul over ``(batch * time, channels)``.
+
+    Same weights (kernel ``(1, in, out)``), config and inference path as Keras's layer, so saved
+    weights, BN folding and exports are unchanged. On the short sequences of xresnet1d's
+    bottlenecks oneDNN's convolution gradients take several times the forward pass; ``MatMul``
+    and its two gradient matmuls do the same arithmetic faster (docs/RESULTS.md section 8.9).
+    Strided, dilated or grouped convolutions and other backends take Keras's own code.
+    """
+
+    use_matmul = True  # False: Keras's convolution in training too (benchmarks.ab's ``conv`` variant)
+
+    def _matmul_ok(self) -> bool:
+        return (self.use_matmul and keras.backend.backend() == "tensorflow" and self.kernel_size == (1,)
+                and self.strides == (1,) and self.dilation_rate == (1,) and self.groups == 1
+                and self.padding in ("valid", "same"))
+
+    def call(self, inputs, training=None):
+        if not (training and self._matmul_ok()):
+            return super().call(inputs)
+        import tensorflow as tf
+
+        kernel = tf.cast(tf.reshape(self.kernel, (-1, self.filters)), inputs.dtype)  # (1, in, out) -> (in, out)
+        shape = tf.concat([tf.shape(inputs)[:-1], [self.filters]], 0)
+        y = tf.reshape(tf.matmul(tf.reshape(inputs, (-1, inputs.shape[-1])), kernel), shape)
+        y.set_shape(inputs.shape[:-1].concatenate([self.filters]))
+        if self.use_bias:
+            y = y + tf.cast(self.bias, y.dtype)
+        return y if self.activation is None else self.activation(y)
+
+
 def batch_norm(name: str, gamma_zero: bool = False) -> layers.BatchNormalization:
     return FusedBatchNormalization(
         momentum=BN_MOMENTUM,
@@ -102,7 +134,8 @@ def conv1d(
         if pad:
             x = layers.ZeroPadding1D(pad, name=name + "_pad")(x)
         mode = "valid"
-    return layers.Conv1D(
+    conv = PointwiseConv1D if kernel_size == 1 and strides == 1 else layers.Conv1D
+    return conv(
         filters,
         kernel_size,
         strides=strides,
