@@ -302,6 +302,43 @@ def test_against_ratio_rows_and_report():
     assert any(l.startswith("train") and "FAILED: b: boom" in l for l in lines)
 
 
+def test_against_extracts_the_revision_and_measures_both_trees(tmp_path, capsys, monkeypatch):
+    """``--against HEAD`` with the workers stubbed (test_against_child_runs_the_trees_own_worker runs a
+    real child in a tree; the slow test below runs both trees for real): HEAD extracted with git
+    archive, each tree measured once, the ratio row, the report and the JSON."""
+    import subprocess
+    from pathlib import Path
+
+    from benchmarks import against
+
+    if subprocess.run(["git", "-C", str(against.REPO), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    seen = []
+
+    def run_in_tree(tree, kind, timeout, defaults, **kwargs):
+        root = Path(tree["path"])
+        assert (root / "benchmarks" / "run.py").is_file() and (root / "ecg_keras" / "__init__.py").is_file()
+        seen.append((tree["label"], kind, kwargs["arch"]))
+        speed = 100.0 if tree["label"] == "HEAD" else 150.0
+        return {"ok": True, "process_s": 1.0, "source": {"ecg_keras": str(root / "ecg_keras" / "__init__.py")},
+                "engines": {"keras": {"1": {"windows_per_s": speed}}}}
+
+    monkeypatch.setattr(against, "run_in_tree", run_in_tree)
+    out = tmp_path / "against.json"
+    assert bench.main(["--against", "HEAD", "--archs", "fcn_wang", "--parts", "infer", "--engines", "keras",
+                       "--batches", "1", "--rounds", "1", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    a, b = result["trees"]
+    assert a["path"] == str(against.REPO) and b["label"] == "HEAD" and len(b["commit"]) == 40
+    assert seen == [("this tree", "infer", "fcn_wang"), ("HEAD", "infer", "fcn_wang")]
+    (row,) = result["ratios"]
+    assert (row["part"], row["arch"], row["engine"], row["batch"]) == ("infer", "fcn_wang", "keras", "1")
+    assert row["ratio"] == pytest.approx(1.5)
+    text = capsys.readouterr().out
+    assert "infer  fcn_wang       keras          1" in text and f"wrote {out}" in text
+
+
+@pytest.mark.slow
 def test_against_measures_both_trees(tmp_path, capsys):
     """End to end on a tiny setting: this tree and HEAD (git archive), one round, both really run."""
     import subprocess
