@@ -377,7 +377,18 @@ def test_against_errors(capsys):
     assert "--fail-below needs --against" in capsys.readouterr().err
 
 
-def test_stream_ab_rounds_ratios_and_cpu_time(synthetic_data, capsys):
+@pytest.fixture
+def registry_restored():
+    """The model registry as it was before the test (``benchmarks.stream`` registers ``probe_conv``)."""
+    from ecg_keras.models import _registry
+
+    saved = dict(_registry._REGISTRY)
+    yield
+    _registry._REGISTRY.clear()
+    _registry._REGISTRY.update(saved)
+
+
+def test_stream_ab_rounds_ratios_and_cpu_time(synthetic_data, capsys, registry_restored):
     """benchmarks.stream: ABBA turns, per-round ratios with their spread, CPU time per step and the
     input pipelines alone, on the session's synthetic set (probe_conv: cheap steps)."""
     from benchmarks import stream
