@@ -17,9 +17,9 @@ files. An entry whose record does not match (a 0-byte file, corruption that keep
 entry of an older format) is rebuilt.
 
 Training reads the entries without mapping them whole: a subset of the memory map (a task's
-training split) is a :class:`~ecg_keras.datasets.base.RecordView`, and :class:`RecordReader` reads
-windows and chunks of records with ``pread`` (docs/RESULTS.md section 13: one epoch of PTB-XL at
-500 Hz in bounded memory).
+training split) is a :class:`~ecg_keras.datasets.base.RecordView`, and :class:`RecordReader`
+(``ecg_keras.datasets.streaming``) reads windows and chunks of records with ``pread``
+(docs/RESULTS.md section 13: one epoch of PTB-XL at 500 Hz in bounded memory).
 
 Files are written with ordinary writes (never through a memory map), so a full disk raises an
 ``OSError`` (ENOSPC) instead of a SIGBUS. Whenever the cache cannot be written -- a read-only or
@@ -28,31 +28,27 @@ is removed and the signals are read without the cache.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import mmap
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import warnings
-import weakref
-import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ecg_keras.datasets.base import DataError
+from ecg_keras.datasets.cache_entry import (ARRAY_FILES, CACHE_VERSION, CacheKey, create_new,  # noqa: F401
+                                            file_record, make_key, open_entry, write_info)
+from ecg_keras.datasets.streaming import CHUNK_BYTES, RecordReader, iter_chunks, mapped_position  # noqa: F401
 from ecg_keras.errors import ECGKerasError
 from ecg_keras.paths import follow_umask
-from ecg_keras.files import open_nofollow
 
-CACHE_VERSION = 2  # 2: info.json records the size and CRC-32 of each array file
 DATA_ENV = "ECG_KERAS_DATA"
 PROGRESS_MIN_RECORDS = 200  # show a progress bar when reading at least this many records
 PARALLEL_MIN_RECORDS = 2000  # below this many records a process pool costs more than it saves
@@ -62,8 +58,6 @@ Reader = Callable[[int], np.ndarray]
 # ``job(start, stop)`` -> (picklable function, args); ``function(*args)`` returns (or yields)
 # the records ``start..stop-1`` in order, like ``read``. It runs in a worker process.
 ChunkJob = Callable[[int, int], tuple]
-ARRAY_FILES = ("signals.npy", "lengths.npy")
-_HASH_CHUNK = 1 << 24
 
 
 class CacheWarning(UserWarning):
@@ -83,38 +77,6 @@ def default_data_root() -> Path:
 def default_cache_dir() -> Path:
     return default_data_root() / "cache"
 
-
-@dataclass(frozen=True)
-class CacheKey:
-    dataset: str
-    sampling_rate: int
-    digest: str
-
-    @property
-    def dirname(self) -> str:
-        return f"{self.dataset}-{self.sampling_rate}hz-{self.digest}"
-
-
-def make_key(dataset: str, sampling_rate: int, files: Sequence[Path], root: Path,
-             extra: str = "") -> CacheKey:
-    """Key over the ordered file list (paths relative to ``root``, sizes, mtimes).
-
-    Raises DataError naming the first missing file.
-    """
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{dataset}|{sampling_rate}|{extra}".encode())
-    root = Path(root)
-    for f in files:
-        try:
-            st = os.stat(f)
-        except FileNotFoundError:
-            raise DataError(f"{f}: file is missing") from None
-        try:
-            rel = Path(f).relative_to(root).as_posix()
-        except ValueError:
-            rel = str(f)
-        h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-    return CacheKey(safe, int(sampling_rate), h.hexdigest()[:16])
 
 
 def cache_option(value):
@@ -156,7 +118,7 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
     if directory is None or key is None:
         return _read_all(read, n, None, fixed_length, desc, names, job, n_jobs)
     entry = directory / key.dirname
-    cached = _open_entry(entry, n)
+    cached = open_entry(entry, n)
     if cached is not None:
         return cached
     uncached = (read, n, None, fixed_length, desc, names, job, n_jobs)
@@ -173,15 +135,15 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
         _read_all(read, n, tmp, fixed_length, desc, names, job, n_jobs)
         try:
             if sidecar is not None:
-                with _create(tmp / "sidecar.json") as f:
+                with create_new(tmp / "sidecar.json") as f:
                     f.write(json.dumps(sidecar()).encode())
-            _write_info(tmp, n)
+            write_info(tmp, n)
         except OSError as e:
             raise CacheWriteError(f"{tmp}: {e}") from None
         try:
             os.rename(tmp, entry)
         except OSError as e:  # another process finished the same entry first?
-            if _open_entry(entry, n) is None:
+            if open_entry(entry, n) is None:
                 raise CacheWriteError(f"{entry}: cannot move the new entry into place ({e})") from None
     except CacheWriteError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -190,7 +152,7 @@ def load_signals(read: Reader, n: int, *, key: CacheKey | None, cache_dir, fixed
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    cached = _open_entry(entry, n)
+    cached = open_entry(entry, n)
     if cached is None:
         raise DataError(f"{entry}: cache entry unreadable right after writing it")
     return cached
@@ -214,7 +176,7 @@ def open_cached(key: CacheKey | None, cache_dir, n: int):
     directory = resolve_cache_dir(cache_dir)
     if directory is None or key is None:
         return None
-    return _open_entry(directory / key.dirname, n)
+    return open_entry(directory / key.dirname, n)
 
 
 def read_sidecar(key: CacheKey | None, cache_dir) -> dict | None:
@@ -436,7 +398,7 @@ class _NpyWriter:
 
     def __init__(self, path: Path, shape: tuple):
         self.path, self.shape = Path(path), tuple(int(d) for d in shape)
-        self.f = _os_call(_create, self.path, self.path)
+        self.f = _os_call(create_new, self.path, self.path)
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
                   "shape": self.shape}
         _os_call(np.lib.format.write_array_header_1_0, self.path, self.f, header)
@@ -515,14 +477,10 @@ def _read_all(read: Reader, n: int, out_dir: Path | None, fixed_length: bool | N
     return None
 
 
-def _create(path: Path):
-    """A new file of the entry being built, opened for binary writing (never an existing file or link)."""
-    return os.fdopen(open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb")
-
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     try:
-        with _create(path) as f:
+        with create_new(path) as f:
             np.save(f, arr)
             f.flush()
             os.fsync(f.fileno())
@@ -530,182 +488,3 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         raise CacheWriteError(f"{path}: {e}") from None
 
 
-def file_record(path: Path) -> dict:
-    """``{"size": bytes, "crc32": int}`` of a file (read sequentially in 16 MB chunks)."""
-    crc, size = 0, 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-    return {"size": size, "crc32": crc}
-
-
-def _write_info(out_dir: Path, n: int) -> None:
-    """info.json: layout (from the files present) and the size/CRC-32 record of every array."""
-    layout = "variable" if (out_dir / "lengths.npy").exists() else "fixed"
-    files = {name: file_record(out_dir / name) for name in ARRAY_FILES if (out_dir / name).exists()}
-    info = {"version": CACHE_VERSION, "n_records": n, "layout": layout, "files": files}
-    with _create(out_dir / "info.json") as f:
-        f.write(json.dumps(info).encode())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _files_match(entry: Path, info: dict) -> bool:
-    """Every array file the layout needs exists with the recorded size and CRC-32."""
-    files = info.get("files")
-    needed = ("signals.npy",) if info.get("layout") == "fixed" else ARRAY_FILES
-    if not isinstance(files, dict) or any(name not in files for name in needed):
-        return False
-    for name in needed:
-        want = files[name]
-        path = entry / name
-        if os.stat(path).st_size != want.get("size") or file_record(path) != want:
-            return False
-    return True
-
-
-def _open_entry(entry: Path, n: int):
-    """The cached signals, or None when the entry is absent, stale or unreadable."""
-    try:
-        info = json.loads((entry / "info.json").read_text())
-        if info.get("version") != CACHE_VERSION or info.get("n_records") != n:
-            return None
-        if not _files_match(entry, info):
-            return None
-        data = np.load(entry / "signals.npy", mmap_mode="r")
-        if info["layout"] == "fixed":
-            return data if data.shape[0] == n and data.ndim == 3 else None
-        lengths = np.load(entry / "lengths.npy")
-        if len(lengths) != n or int(lengths.sum()) != data.shape[0]:
-            return None
-        ends = np.cumsum(lengths)
-        return [data[e - l:e] for e, l in zip(ends, lengths)]
-    except Exception:  # noqa: BLE001 - any damage (EOFError of a 0-byte file, ...) means "rebuild"
-        return None
-
-
-# ---------------------------------------------------------------------- streamed reads
-#: Bytes of records one step of a streamed pass (:meth:`RecordReader.chunks`) holds in memory.
-CHUNK_BYTES = 1 << 24
-
-
-def mapped_position(a) -> tuple[str, int] | None:
-    """``(file, byte offset)`` of a C-contiguous little-endian float32 view into a memory-mapped
-    file (an entry of this cache), else None."""
-    mm = getattr(a, "_mmap", None)
-    if (not isinstance(a, np.memmap) or mm is None or a.filename is None or a.dtype != np.dtype("<f4")
-            or not a.flags.c_contiguous or a.size == 0):
-        return None
-    start = np.frombuffer(mm, np.uint8).__array_interface__["data"][0]
-    mapped_from = a.offset - a.offset % mmap.ALLOCATIONGRANULARITY
-    return str(a.filename), mapped_from + a.__array_interface__["data"][0] - start
-
-
-class RecordReader:
-    """Windows and streamed passes over records without copying or mapping them whole.
-
-    ``signals``: an (n, length, leads) array, a :class:`~ecg_keras.datasets.base.RecordView` or a
-    list of (length_i, leads) arrays. Records that live in a memory-mapped cache file are read with
-    ``pread`` into fresh buffers, so neither a training epoch nor a pass over the data leaves the file's
-    pages mapped into the process (resident memory stays bounded by the batches in flight; the kernel's
-    page cache keeps the file hot). Records in memory are sliced.
-    """
-
-    def __init__(self, signals):
-        from ecg_keras.datasets.base import RecordView
-
-        n = len(signals)
-        if n == 0:
-            raise ValueError("no records given")
-        self._array = self._records = self._offsets = None
-        self._fixed = isinstance(signals, RecordView) or (isinstance(signals, np.ndarray) and signals.ndim == 3)
-        if self._fixed:
-            base, index = ((signals.base, signals.index) if isinstance(signals, RecordView)
-                           else (signals, np.arange(n, dtype=np.int64)))
-            length, self.leads = int(base.shape[1]), int(base.shape[2])
-            self.lengths = np.full(n, length, dtype=np.int64)
-            where = mapped_position(base)
-            if where is not None:
-                self._file, record_bytes = where[0], length * self.leads * 4
-                self._offsets = where[1] + index * record_bytes
-            else:
-                self._array, self._index = base, index
-        else:
-            records = [signals[i] for i in range(n)]
-            leads = {r.shape[-1] for r in records}
-            if len(leads) != 1 or any(r.ndim != 2 for r in records):
-                raise ValueError(f"every record must be (length, leads) with one lead count; got lead counts "
-                                 f"{sorted(leads)}")
-            self.leads = leads.pop()
-            self.lengths = np.array([len(r) for r in records], dtype=np.int64)
-            where = [mapped_position(r) for r in records]
-            if all(w is not None and w[0] == where[0][0] for w in where):
-                self._file, self._offsets = where[0][0], np.array([w[1] for w in where], dtype=np.int64)
-            else:
-                self._records = records
-        self._fd = None
-        if self._offsets is not None:
-            self._fd = os.open(self._file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            weakref.finalize(self, os.close, self._fd)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    @property
-    def streamed(self) -> bool:
-        """True when the records are read from a file (not held in memory)."""
-        return self._fd is not None
-
-    def _read(self, i: int, start: int, n: int, out: np.ndarray) -> None:
-        """Samples ``start .. start + n - 1`` of record ``i`` into ``out`` (float32, C-contiguous)."""
-        if self._fd is not None:
-            view, offset = memoryview(out).cast("B"), int(self._offsets[i]) + start * self.leads * 4
-            while view:
-                got = os.preadv(self._fd, [view], offset)
-                if got <= 0:
-                    raise DataError(f"{self._file}: ended early (cache entry truncated while in use?)")
-                view, offset = view[got:], offset + got
-        elif self._array is not None:
-            out[...] = self._array[self._index[i], start:start + n]
-        else:
-            out[...] = self._records[i][start:start + n]
-
-    def windows(self, records: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-        """Raw (b, window, leads) float32 windows of ``records`` from ``starts``; samples past the end
-        of a record (records shorter than ``window``) are 0."""
-        out = np.zeros((len(records), window, self.leads), np.float32)
-        for k, (i, start) in enumerate(zip(np.asarray(records).tolist(), np.asarray(starts).tolist())):
-            n = min(window, int(self.lengths[i]) - start)
-            self._read(i, start, n, out[k, :n])
-        return out
-
-    def record(self, i: int) -> np.ndarray:
-        """Record ``i`` as a float32 array of its own."""
-        out = np.empty((int(self.lengths[i]), self.leads), np.float32)
-        self._read(i, 0, len(out), out)
-        return out
-
-    def chunks(self, max_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
-        """Every record in order, a float32 array at a time: (k, length, leads) blocks of about
-        ``max_bytes`` for fixed-length records, one (length_i, leads) record at a time otherwise."""
-        if not self._fixed:
-            for i in range(len(self)):
-                yield self.record(i)
-            return
-        length = int(self.lengths[0])
-        per = max(1, max_bytes // max(1, length * self.leads * 4))
-        for a in range(0, len(self), per):
-            b = min(a + per, len(self))
-            if self._array is not None and self._fd is None:
-                yield np.asarray(self._array[self._index[a:b]], dtype=np.float32)
-                continue
-            out = np.empty((b - a, length, self.leads), np.float32)
-            for k in range(a, b):
-                self._read(k, 0, length, out[k - a])
-            yield out
-
-
-def iter_chunks(signals, max_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
-    """:meth:`RecordReader.chunks` of ``signals``: a pass over them in bounded memory."""
-    return RecordReader(signals).chunks(max_bytes)
