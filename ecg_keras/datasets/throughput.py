@@ -30,14 +30,14 @@ import pandas as pd
 
 from ecg_keras.datasets import cache, fastwfdb
 from ecg_keras.datasets.cache import effective_n_jobs
-from ecg_keras.datasets.synthetic import simple_signal, write_ptbxl_layout
+from ecg_keras.datasets.ptbxl_writer import simple_signal, write_ptbxl_layout
 
 DURATION = 10.0
 
 
 def write_fixture(root, n_records: int = 300, sampling_rates: Sequence[int] = (100, 500)) -> Path:
-    """A minimal PTB-XL-layout folder (``synthetic.write_ptbxl_layout``): ``n_records``
-    deterministic records (``synthetic.simple_signal``), ``scp_statements.csv`` with NORM only, and
+    """A minimal PTB-XL-layout folder (``ptbxl_writer.write_ptbxl_layout``): ``n_records``
+    deterministic records (``ptbxl_writer.simple_signal``), ``scp_statements.csv`` with NORM only, and
     a ``SYNTHETIC`` marker (so it loads as ``ptbxl-synthetic``, never as PTB-XL)."""
     statements = pd.DataFrame({"description": ["normal ECG"], "diagnostic": [1.0], "form": [np.nan],
                                "rhythm": [np.nan], "diagnostic_class": ["NORM"], "diagnostic_subclass": ["NORM"]},
