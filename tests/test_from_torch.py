@@ -18,6 +18,7 @@ import pytest
 import torch_fixtures as F
 from conftest import shared_path
 from ecg_keras.export import from_torch as ft
+from ecg_keras.export import torch_mapping
 from ecg_keras.runs import resolve
 from ecg_keras.standardize import Standardizer
 
@@ -91,7 +92,7 @@ def test_every_architecture_is_mapped_completely():
         model = models.get(arch, num_classes=71)
         entries = ft.plan(arch, model)
         layers = {l.name: l for l in model.layers}
-        keys = {k for e in entries for k, _ in ft._expected(e, layers[e.layer])}
+        keys = {k for e in entries for k, _ in torch_mapping._expected(e, layers[e.layer])}
         torch_keys = set(z["keys"].tolist()) - set(z["alias_keys"].tolist())
         torch_keys = {k for k in torch_keys if not k.endswith("num_batches_tracked")}
         assert keys == torch_keys, (arch, sorted(keys ^ torch_keys)[:5])

@@ -12,6 +12,7 @@ import pytest
 
 import torch_fixtures as F
 from ecg_keras.export import from_torch as ft
+from ecg_keras.export import torch_checkpoint
 from ecg_keras.standardize import Standardizer
 
 
@@ -64,7 +65,7 @@ def test_npz_keys_and_shapes_come_from_headers_before_any_data(tmp_path, fcn_sta
             f.write(bytes(200_000_000 - 23 * (1 << 23)))
     assert path.stat().st_size < 5_000_000
     loaded = []
-    monkeypatch.setattr(ft._NpzTensor, "__array__", lambda self, *a, **k: loaded.append(self.member))
+    monkeypatch.setattr(torch_checkpoint._NpzTensor, "__array__", lambda self, *a, **k: loaded.append(self.member))
     _refused(tmp_path, capsys, path, "unexpected tensor 'extra' (50000000,)")
     assert loaded == []  # nothing was read
 

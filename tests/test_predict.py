@@ -243,7 +243,7 @@ def test_ecg_paper_is_drawn_at_true_scale(tmp_path):
 
 
 def test_grouping_does_not_change_results(predictor, tmp_path, monkeypatch):
-    import ecg_keras.predict as predict_module
+    import ecg_keras.predict.records as predict_module  # run_predictions reads the limit there
 
     paths = []
     for i, seconds in enumerate((10.0, 3.0, 25.0)):
