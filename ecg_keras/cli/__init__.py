@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ecg_keras.cli.evaluate:main", "metrics, bootstrap CIs, tables, insights"),
     "export": ("ecg_keras.cli.export:main", "SavedModel / ONNX / LiteRT export, PyTorch import and model releases"),
     "data": ("ecg_keras.cli.data:main", "download, generate or summarise datasets"),
-    "predict": ("ecg_keras.cli.predict:main", "probabilities for your own ECG records (WFDB, .mat, .npy, .csv), with plots"),
+    "predict": ("ecg_keras.cli.predict:main", "probabilities for your own ECG records (WFDB, DICOM, HL7 aECG, SCP, EDF, ...), with plots"),
     "reproduce": ("ecg_keras.cli.reproduce:main", "train, evaluate and release the benchmark grid (Table II)"),
 }
 
