@@ -90,7 +90,7 @@ def cmd_sweep(args) -> None:
     import ecg_keras
     from ecg_keras.datasets import synthetic as syn
 
-    meta, specs = syn._draw_dataset(args.patients * 3, seed=args.seed)
+    meta, specs = syn.draw_dataset(args.patients * 3, seed=args.seed)
     base = [s for s in specs if s.rhythm == "SR" and not s.ectopics][: args.patients]
     rates = np.arange(40, 161, args.step)
     model = ecg_keras.load(args.model)

@@ -42,7 +42,7 @@ def meta(root) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def big_meta() -> pd.DataFrame:
     """Metadata of the default 2000-record dataset (drawn without rendering signals)."""
-    return synthetic._draw_dataset(2000, 0)[0]
+    return synthetic.draw_dataset(2000, 0)[0]
 
 
 def _rhythm(scp: str) -> str:
@@ -240,7 +240,7 @@ def test_rate_labels_follow_the_span_of_published_thresholds():
     outside the spans the label is certain, inside them its share rises with the rate; HRV depends
     on the rate, not on the label; SARRH's respiratory RR swing is above the sinus arrhythmia
     criterion (>= 10 % of the cycle or 120 ms); the other sinus records have none beyond their HRV."""
-    _, specs = synthetic._draw_dataset(4000, 1)
+    _, specs = synthetic.draw_dataset(4000, 1)
     d = pd.DataFrame({"rhythm": [s.rhythm for s in specs], "hr": [s.hr for s in specs],
                       "swing": [2 * s.resp_amp * 60 / s.hr for s in specs], "cv": [s.hrv_cv for s in specs]})
     sinus = d[d.rhythm != "AFIB"]
@@ -264,7 +264,7 @@ def test_rate_labels_follow_the_span_of_published_thresholds():
 
 
 def test_afib_has_no_p_waves_but_f_waves():
-    meta, specs = synthetic._draw_dataset(200, 0)
+    meta, specs = synthetic.draw_dataset(200, 0)
     af = [s for s in specs if s.rhythm == "AFIB"][:5]
     sr = [s for s in specs if s.rhythm == "SR" and "NORM" in meta.loc[s.ecg_id, "scp_codes"]][:5]
     assert all(min(w.offset for w in s.waves) > -0.05 for s in af)  # nothing before the QRS: no P
@@ -301,7 +301,7 @@ def test_noise_columns_match_the_signal(root, meta):
 
 def test_morphology_effects():
     """Wide QRS for bundle branch blocks, high voltage for LVH (Sokolow-Lyon), long QT for LNGQT."""
-    meta, specs = synthetic._draw_dataset(1500, 1)
+    meta, specs = synthetic.draw_dataset(1500, 1)
     codes = meta.scp_codes.map(lambda s: set(ast.literal_eval(s)))
 
     def pick(code, n=6):
@@ -332,7 +332,7 @@ def test_morphology_effects():
 def test_rr_process_ectopic_beats_and_background_noise():
     """Sinus RR varies (HRV) around exactly the class's rate; premature beats are where the csv says;
     every record carries baseline wander and muscle/amplifier noise."""
-    meta, specs = synthetic._draw_dataset(600, 3)
+    meta, specs = synthetic.draw_dataset(600, 3)
     rng = np.random.default_rng(0)
     seen = {"pac": 0, "pvc": 0}
     for spec in specs:

@@ -15,7 +15,7 @@ _spec.loader.exec_module(report)
 
 
 def test_measure_recovers_rate_and_irregularity():
-    meta, specs = synthetic._draw_dataset(120, 5)
+    meta, specs = synthetic.draw_dataset(120, 5)
     for rhythm in ("SBRAD", "STACH", "AFIB"):
         spec = next(s for s in specs if s.rhythm == rhythm and not s.noise and not s.ectopics)
         m = report.measure(synthetic.render_record(spec))

@@ -72,9 +72,7 @@ import numpy as np
 
 from ecg_keras.datasets.ptbxl_writer import (PTBXL_COLUMNS, record_name, simple_signal, write_ptbxl_layout,
                                              write_wfdb)
-from ecg_keras.datasets.synthetic_metadata import RENDERED_CODES, RHYTHM_MIX, noise_leads
-# ``_draw_dataset`` is the name tests and scripts/rate_diagnosis.py use for the metadata and specs of a dataset.
-from ecg_keras.datasets.synthetic_metadata import draw_dataset as _draw_dataset
+from ecg_keras.datasets.synthetic_metadata import RENDERED_CODES, RHYTHM_MIX, draw_dataset, noise_leads
 from ecg_keras.datasets.synthetic_morphology import DERIVE, NORMAL, PAC, Spec
 from ecg_keras.files import write_plain
 from ecg_keras.statements import statements_frame
@@ -328,7 +326,7 @@ def generate_synthetic_ptbxl(
         for sub in ("records100", "records500"):
             shutil.rmtree(root / sub, ignore_errors=True)
     started = time.perf_counter()
-    meta, specs = _draw_dataset(int(n_records), int(seed))
+    meta, specs = draw_dataset(int(n_records), int(seed))
     by_id = {spec.ecg_id: spec for spec in specs}
     step = max(1, len(specs) // 10)
 
