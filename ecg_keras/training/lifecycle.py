@@ -310,8 +310,7 @@ def write_predictions(run: rd.RunDir, part: str, td: TaskData, preds: np.ndarray
     """``predictions/<part>.npz`` (ids, y_true, y_pred) and the split's metrics (or its error)."""
     ids = np.asarray(td.ids)  # string ids (ICBEB2018) as unicode, not pickled objects
     ids = ids.astype(str) if ids.dtype == object else ids
-    rd.write_npz(run.predictions / f"{part}.npz", ids=ids, y_true=np.asarray(td.y, np.float32),
-                 y_pred=np.asarray(preds, np.float32))
+    run.write_predictions(part, ids=ids, y_true=np.asarray(td.y, np.float32), y_pred=np.asarray(preds, np.float32))
     try:
         return {**split_metrics(td.kind, td.y, preds), "n_records": len(td)}
     except ValueError as e:
