@@ -8,9 +8,25 @@ written from :func:`preprocessing_spec` and read by :mod:`ecg_keras.runs`. Impor
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from ecg_keras.io.base import LEAD_NAMES
+
+#: The benchmark's window (docs/PROTOCOL.md "Windows"); ``ecg-keras train --window`` trains on another.
+WINDOW_SECONDS = 2.5
+
+
+def window_length(sampling_rate: int, seconds: float = WINDOW_SECONDS) -> int:
+    """Samples per window of ``seconds`` (default 2.5 s: 250 at 100 Hz, 1250 at 500 Hz); ValueError
+    unless ``seconds`` is positive and a whole number of samples at ``sampling_rate``."""
+    samples = float(seconds) * sampling_rate
+    n = round(samples) if math.isfinite(samples) else 0
+    if n < 1 or abs(samples - n) > 1e-6 * samples:
+        raise ValueError(f"a window of {seconds:g} s is not a positive whole number of samples at {sampling_rate} Hz "
+                         f"({samples:g}); e.g. 2.5, 5 or 10")
+    return int(n)
+
 
 #: The fields a reader needs (the others have defaults: stride half a window, the 12 standard leads).
 REQUIRED = ("classes", "standardizer", "sampling_rate", "aggregation")

@@ -368,6 +368,17 @@ class Run:
         return int(self.config.get("sampling_rate", 100))
 
     @property
+    def window(self) -> int:
+        """Samples per window the model was trained on: the release entry's or config.json's ``window``, else
+        its ``window_seconds`` at its rate (runs that predate both: the benchmark's 2.5 s)."""
+        from ecg_keras.preprocessing import WINDOW_SECONDS, window_length
+
+        window = self.release["window"] if self.release else self.config.get("window")
+        if window:
+            return int(window)
+        return window_length(self.sampling_rate, self.config.get("window_seconds", WINDOW_SECONDS))
+
+    @property
     def aggregation(self) -> str:
         return self.config.get("aggregation") or tasks.aggregation(self.config.get("task"))
 

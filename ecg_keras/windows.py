@@ -24,19 +24,14 @@ from ecg_keras.tasks import AGGREGATIONS
 from ecg_keras.datasets.base import RecordView
 from ecg_keras.datasets.cache import RecordReader
 from ecg_keras.io.records import check_signal
+from ecg_keras.preprocessing import WINDOW_SECONDS, window_length  # noqa: F401  (their home: preprocessing)
 from ecg_keras.standardize import Standardizer
 
-WINDOW_SECONDS = 2.5
 #: Longest record :func:`predict_records` and the exported whole-record models accept by default:
 #: 24 h (a Holter recording), 8,640,000 samples at 100 Hz. Windows are processed in bounded
 #: batches, so memory grows with the record itself (48 bytes per 12-lead sample), not with its windows.
 MAX_RECORD_SECONDS = 24 * 3600
 FLAT_POLICIES = ("error", "warn", "ignore")
-
-
-def window_length(sampling_rate: int) -> int:
-    """Window size in samples: 2.5 s (250 at 100 Hz, 1250 at 500 Hz)."""
-    return int(round(WINDOW_SECONDS * sampling_rate))
 
 
 class _Windows:

@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+from ecg_keras.preprocessing import WINDOW_SECONDS
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ecg_keras.cli.throughput", description=__doc__.split("\n\n")[0],
@@ -26,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32")
+    p.add_argument("--window", type=float, default=WINDOW_SECONDS, metavar="SECONDS",
+                   help=f"window length (default {WINDOW_SECONDS:g} s, the benchmark's; as ecg-keras train --window)")
     p.add_argument("--pipeline", action="store_true", help="time windows.train_dataset instead of the train step")
     d = sub.add_parser("data", help="PTB-XL reader throughput (records/s), cold and cached")
     d.add_argument("--root", help="PTB-XL-layout folder (default: generate a fixture)")
@@ -41,10 +45,11 @@ def train(a) -> int:
     from ecg_keras.training.throughput import pipeline_throughput, train_step_throughput
 
     if a.pipeline:
-        result = pipeline_throughput(batch_size=a.batch_size, steps=max(a.steps, 50), repeats=max(a.repeats, 3))
+        result = pipeline_throughput(batch_size=a.batch_size, steps=max(a.steps, 50), repeats=max(a.repeats, 3),
+                                     window_seconds=a.window)
     else:
         result = train_step_throughput(a.arch, a.jit, a.batch_size, a.steps, a.warmup, a.repeats,
-                                       precision=a.precision)
+                                       precision=a.precision, window_seconds=a.window)
     print(json.dumps(result))
     return 0
 

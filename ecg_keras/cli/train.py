@@ -10,6 +10,7 @@ from pathlib import Path
 from ecg_keras.archs import ARCH_NAMES, check
 from ecg_keras.cli import command
 from ecg_keras.errors import UsageError
+from ecg_keras.preprocessing import WINDOW_SECONDS
 from ecg_keras.training.config import DEFAULT_JIT, DISTRIBUTE, PRECISIONS, TASKS, TrainConfig
 from ecg_keras.training.transfer import PHASE_EPOCHS
 
@@ -50,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
                    help="signal cache folder (default <data root>/cache; 'off' reads without a cache)")
     p.add_argument("--download", action="store_true", help="download PTB-XL / ICBEB2018 if missing")
     p.add_argument("--sampling-rate", type=int, choices=(100, 500), default=S, help="Hz (default 100)")
+    p.add_argument("--window", dest="window_seconds", type=float, default=S, metavar="SECONDS",
+                   help=f"training window in seconds, a whole number of samples at the rate (default {WINDOW_SECONDS:g}, "
+                        "the paper's benchmark protocol; e.g. 10 for a whole PTB-XL record)")
     p.add_argument("--epochs", type=int, default=S, help="default 50")
     p.add_argument("--batch-size", type=int, default=S, help="global batch size (default 128)")
     p.add_argument("--lr", type=float, default=S, help="max learning rate (default 1e-2; 1e-3 for lstm/lstm_bidir/gru)")
@@ -118,6 +122,10 @@ def main(argv=None) -> int:
     return 0
 
 
+#: Flags not spelled like their TrainConfig field.
+FLAGS = {"window_seconds": "window"}
+
+
 def _check_resume_conflicts(cfg: TrainConfig, given: set) -> None:
     """--resume continues the stored configuration: a flag that contradicts it is an error."""
     from ecg_keras.training.rundir import RunDir
@@ -126,7 +134,9 @@ def _check_resume_conflicts(cfg: TrainConfig, given: set) -> None:
     if not run.config.exists():
         return  # train() names what is missing
     stored = run.read_config()
-    differ = [f"--{name.replace('_', '-')} {getattr(cfg, name)!r} (the run has {stored[name]!r})"
+    if isinstance(stored, dict):  # a field the run predates was its default (e.g. a 2.5-s window)
+        stored = {**TrainConfig().to_dict(), **stored}
+    differ = [f"--{FLAGS.get(name, name.replace('_', '-'))} {getattr(cfg, name)!r} (the run has {stored[name]!r})"
               for name in sorted(given - {"output", "verbose", "distribute", "data_dir", "cache_dir"})
               if isinstance(stored, dict) and name in stored and stored[name] != getattr(cfg, name)]
     if differ:

@@ -55,13 +55,11 @@ def release_run(run_dir: str | Path, name: str, models_directory: str | Path | N
     if not overwrite and (len(entries) < len(listed) or (target / weights_file).exists()):
         raise FileExistsError(f"{target / weights_file}: a release named {name!r} exists; pass overwrite=True "
                               "(--overwrite) to replace it")
-    from ecg_keras.windows import window_length
-
     sampling_rate = run.sampling_rate
     entry = {
         "name": name, "arch": config["arch"], "task": config["task"],
         "classes": run.classes, "standardizer": run.standardizer.to_dict(),
-        "sampling_rate": sampling_rate, "window": window_length(sampling_rate),
+        "sampling_rate": sampling_rate, "window": run.window,
         "training_data": "synthetic" if synthetic else dataset, "synthetic": synthetic,
         "metrics": {split: {k: v for k, v in m.items() if isinstance(v, (int, float))}
                     for split, m in metrics.items() if isinstance(m, dict)},
@@ -129,7 +127,7 @@ def model_card(entry: dict, config: dict) -> str:
     return f"""# {entry['name']}
 {warning}
 - Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
-- Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples
+- Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples ({entry['window'] / entry['sampling_rate']:g} s)
 - Standardiser: mean {entry['standardizer']['mean']:.6g}, std {entry['standardizer']['std']:.6g} (mV)
 - Training: {training}
 - Licence: {entry['license']}; sha256 `{entry['sha256']}`

@@ -36,11 +36,12 @@ class ValidationMetrics(keras.callbacks.Callback):
     """Predict every validation window once per epoch: ``val_loss`` over windows and the
     record-level headline metric (``val_macro_auc`` or ``val_mae``) after aggregation."""
 
-    def __init__(self, data: TaskData, kind: str, how: str, standardizer: Standardizer, batch_size: int = 256):
+    def __init__(self, data: TaskData, kind: str, how: str, standardizer: Standardizer, batch_size: int = 256,
+                 window: int | None = None):
         super().__init__()
         self.kind, self.how, self.y = kind, how, np.asarray(data.y)
         self.ds, self.record_index = eval_dataset(data.signals, batch_size=batch_size, sampling_rate=data.sampling_rate,
-                                                  standardizer=standardizer)
+                                                  window=window, standardizer=standardizer)
         self.ds = dist.shard_by_data(self.ds)  # under MultiWorkerMirroredStrategy: each worker predicts a slice
 
     def on_epoch_end(self, epoch, logs=None):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ecg_keras import tasks
 from ecg_keras.augment import parse as parse_augment
+from ecg_keras.preprocessing import WINDOW_SECONDS, window_length
 
 RNN_ARCHS = ("lstm", "lstm_bidir", "gru")  # lr 1e-3 and gradient clipping 0.25
 
@@ -31,6 +32,7 @@ class TrainConfig:
     data_dir: str | None = None
     cache_dir: str | None = None  # signal cache folder (None: <data root>/cache; "off": no cache)
     sampling_rate: int = 100
+    window_seconds: float = WINDOW_SECONDS  # training window (--window); another than 2.5 s leaves the paper's protocol
     epochs: int = 50
     batch_size: int = 128
     lr: float | None = None  # 1e-2, or 1e-3 for RNNs
@@ -75,6 +77,11 @@ class TrainConfig:
                              "the train step without XLA")
         if self.sampling_rate not in (100, 500):
             raise ValueError(f"--sampling-rate must be 100 or 500, got {self.sampling_rate}")
+        try:
+            self.window_seconds = float(self.window_seconds)
+            window_length(self.sampling_rate, self.window_seconds)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"--window: {e}") from None
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -84,6 +91,11 @@ class TrainConfig:
         for name, (value, rule, ok) in checks.items():
             if value is not None and not (math.isfinite(value) and ok(value)):
                 raise ValueError(f"--{name.replace('_', '-')} must be finite and {rule}, got {value}")
+
+    @property
+    def window(self) -> int:
+        """The training window in samples."""
+        return window_length(self.sampling_rate, self.window_seconds)
 
     @property
     def is_rnn(self) -> bool:
@@ -111,4 +123,5 @@ class TrainConfig:
 def default_run_name(config: TrainConfig) -> str:
     dataset = Path(config.dataset).name if config.dataset not in NAMED_DATASETS else config.dataset
     rate = "" if config.sampling_rate == 100 else f"-{config.sampling_rate}hz"
-    return f"{dataset}{rate}-{config.task}-{config.arch}-seed{config.seed}"
+    window = "" if config.window_seconds == WINDOW_SECONDS else f"-{config.window_seconds:g}s"
+    return f"{dataset}{rate}-{config.task}-{config.arch}{window}-seed{config.seed}"

@@ -41,7 +41,7 @@ from ecg_keras.training.callbacks import (EpochLog, FiniteGuard, NonFiniteError,
                                           ValidationMetrics)
 from ecg_keras.training.config import TrainConfig
 from ecg_keras.training.schedule import OneCycle, OneCycleMomentum, optimizer_for
-from ecg_keras.windows import aggregation, model_window, predict_records, steps_per_epoch, train_dataset, window_length
+from ecg_keras.windows import aggregation, model_window, predict_records, steps_per_epoch, train_dataset
 
 
 # --------------------------------------------------------------------------- setup
@@ -162,7 +162,7 @@ def build(start: Start, make_model: Callable[[int, tuple], keras.Model]) -> kera
     config, train_td = start.config, start.splits.train
     leads = int(np.asarray(train_td.signals[0]).shape[-1])
     with start.scope():
-        model = make_model(len(train_td.classes), (window_length(config.sampling_rate), leads))
+        model = make_model(len(train_td.classes), (config.window, leads))
         if tasks.kind(start.kind).linear:
             dense = output_dense(model)
             if dense is not None and dense.use_bias:
@@ -181,7 +181,7 @@ def run_info(start: Start, model: keras.Model, phases: Sequence[Phase], **extra)
     steps = start.steps_per_epoch
     return {**config.to_dict(), "versions": versions(), "data_fingerprint": fingerprint(start.splits),
             "kind": train_td.kind, "classes": list(train_td.classes), "aggregation": start.aggregation,
-            "window": window_length(config.sampling_rate), "leads": int(np.asarray(train_td.signals[0]).shape[-1]),
+            "window": config.window, "leads": int(np.asarray(train_td.signals[0]).shape[-1]),
             "synthetic": start.synthetic, "steps_per_epoch": steps,
             "total_steps": steps * sum(p.epochs for p in phases),
             "replicas": start.strategy.num_replicas_in_sync, "resume": False, "data_path": start.data_path, **extra}
@@ -250,14 +250,14 @@ def fit_epochs(model: keras.Model, start: Start, history: list[dict], schedule: 
 
     def make(shard=(1, 0)):
         return train_dataset(splits.train.signals, splits.train.y, batch_size=config.batch_size,
-                             sampling_rate=config.sampling_rate, standardizer=start.standardizer, seed=config.seed,
-                             epochs=until, initial_epoch=initial_epoch, augment=config.augment, shard=shard)
+                             sampling_rate=config.sampling_rate, window=config.window, standardizer=start.standardizer,
+                             seed=config.seed, epochs=until, initial_epoch=initial_epoch, augment=config.augment, shard=shard)
 
     ds = dist.worker_datasets(model.distribute_strategy, make)
     verbose = 0 if not config.verbose else (1 if sys.stdout.isatty() else 2)
     callbacks = [OneCycleMomentum(schedule), *extra_callbacks,
                  ValidationMetrics(splits.val, start.kind, start.aggregation, start.standardizer,
-                                   config.eval_batch_size),
+                                   config.eval_batch_size, window=config.window),
                  keras.callbacks.TerminateOnNaN(),
                  FiniteGuard(),
                  keras.callbacks.ProgbarLogger(),

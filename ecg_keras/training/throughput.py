@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 import time
 
+from ecg_keras.preprocessing import WINDOW_SECONDS, window_length
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: int = 20, warmup: int = 5,
                           repeats: int = 1, num_classes: int = 71, sampling_rate: int = 100, seed: int = 0,
-                          precision: str = "float32") -> dict:
+                          precision: str = "float32", window_seconds: float = WINDOW_SECONDS) -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
@@ -31,10 +33,9 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
     from ecg_keras.training.lifecycle import build_model, compile_model, set_seed
     from ecg_keras.training.precision import policy
     from ecg_keras.training.schedule import OneCycleMomentum
-    from ecg_keras.windows import window_length
 
     set_seed(seed, deterministic=False)
-    window = window_length(sampling_rate)
+    window = window_length(sampling_rate, window_seconds)
     cfg = TrainConfig(arch=arch, jit=jit, deterministic=False, precision=precision).resolved()
     with policy(precision):
         model = build_model(cfg, num_classes, (window, 12))
@@ -56,13 +57,13 @@ def train_step_throughput(arch: str, jit: bool, batch_size: int = 128, steps: in
         times.append(ends[-1] - ends[0])
     sec = float(np.median(times))
     return {"what": "train_step", "arch": arch, "jit": jit, "precision": precision, "batch_size": batch_size,
-            "steps": steps,
+            "window": window, "steps": steps,
             "seconds": round(sec, 3), "windows_per_s": round(steps * batch_size / sec, 1),
             "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)), "keras": keras.__version__}
 
 
 def pipeline_throughput(n_records: int = 2000, batch_size: int = 128, steps: int = 200, repeats: int = 3,
-                        sampling_rate: int = 100, seed: int = 0) -> dict:
+                        sampling_rate: int = 100, seed: int = 0, window_seconds: float = WINDOW_SECONDS) -> dict:
     import numpy as np
 
     from ecg_keras.standardize import Standardizer
@@ -71,7 +72,8 @@ def pipeline_throughput(n_records: int = 2000, batch_size: int = 128, steps: int
     rng = np.random.default_rng(seed)
     signals = rng.normal(size=(n_records, 10 * sampling_rate, 12)).astype(np.float32)
     y = (rng.random((n_records, 71)) < 0.1).astype(np.float32)
-    ds = train_dataset(signals, y, batch_size=batch_size, sampling_rate=sampling_rate,
+    window = window_length(sampling_rate, window_seconds)
+    ds = train_dataset(signals, y, batch_size=batch_size, sampling_rate=sampling_rate, window=window,
                        standardizer=Standardizer.fit(signals), seed=seed)
     it = iter(ds)
     for _ in range(10):
@@ -82,5 +84,5 @@ def pipeline_throughput(n_records: int = 2000, batch_size: int = 128, steps: int
         n = sum(int(next(it)[0].shape[0]) for _ in range(steps))
         times.append(time.perf_counter() - t0)
     sec = float(np.median(times))
-    return {"what": "pipeline", "batch_size": batch_size, "steps": steps, "seconds": round(sec, 3),
+    return {"what": "pipeline", "batch_size": batch_size, "window": window, "steps": steps, "seconds": round(sec, 3),
             "windows_per_s": round(n / sec, 1)}

@@ -205,7 +205,7 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     """Finetune the model of ``init_from`` on ``config``'s task and data; returns the run directory.
 
     ``config.arch`` and ``config.epochs`` are replaced by the source's architecture and
-    ``sum(phase_epochs)``; ``config.lr`` (default 1e-2) is phase 1's lr and phase 2's ``lr`` of
+    ``sum(phase_epochs)``; its sampling rate and window must be the source's (else ValueError); ``config.lr`` (default 1e-2) is phase 1's lr and phase 2's ``lr`` of
     ``slice(lr/1000, lr/10)``. ``splits`` overrides the data named by ``config.dataset``.
     ``on_phase_end(phase, model)`` is called after each phase (tests, diagnostics).
     """
@@ -231,6 +231,11 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     if source.sampling_rate != config.sampling_rate:
         raise ValueError(f"{init_from} was trained at {source.sampling_rate} Hz; finetune with "
                          f"--sampling-rate {source.sampling_rate} (got {config.sampling_rate})")
+    source_window = source.model.input_shape[1]
+    if source_window is not None and source_window != config.window:
+        raise ValueError(f"{init_from} was trained on {source_window / source.sampling_rate:g}-s windows "
+                         f"({source_window} samples); finetune with --window {source_window / source.sampling_rate:g} "
+                         f"(got {config.window_seconds:g})")
     if config.arch != source.arch and config.verbose:
         log(f"note: finetuning keeps the source architecture {source.arch}")
     config = dataclasses.replace(config, arch=source.arch, epochs=p1 + p2)

@@ -62,7 +62,7 @@ def train_baseline(cfg: TrainConfig, splits, data_path: str, log=print) -> Path:
     from ecg_keras.training import rundir as rd
     from ecg_keras.training.data import fingerprint
     from ecg_keras.training.lifecycle import scored_parts, set_seed, versions, write_predictions
-    from ecg_keras.windows import aggregation, window_length
+    from ecg_keras.windows import aggregation
 
     cfg = cfg.resolved()
     run = rd.RunDir(cfg.output)
@@ -76,7 +76,7 @@ def train_baseline(cfg: TrainConfig, splits, data_path: str, log=print) -> Path:
         synthetic = cfg.dataset == "synthetic"
         run.write_start({**cfg.to_dict(), "versions": versions(), "data_fingerprint": fingerprint(splits),
                          "kind": kind, "classes": classes, "aggregation": aggregation(cfg.task),
-                         "window": window_length(cfg.sampling_rate), "leads": int(np.asarray(tr.signals[0]).shape[-1]),
+                         "window": cfg.window, "leads": int(np.asarray(tr.signals[0]).shape[-1]),
                          "synthetic": synthetic, "data_path": data_path, "baseline": cfg.arch},
                         classes, Standardizer.fit(tr.signals))
         t0 = time.perf_counter()
