@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   ecg-keras train --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
   ecg-keras train --task superdiagnostic                                              # PTB-XL, xresnet1d101
   ecg-keras train --task rhythm --resume                                              # continue a killed run
+  ecg-keras train --task rhythm --dataset synthetic --arch xresnet1d18 --window 10   # whole 10-s records (not the paper's protocol)
   ecg-keras train --task superdiagnostic --experiment archs --archs fcn_wang,resnet1d_wang,xresnet1d101
 """
 

@@ -61,7 +61,8 @@ def train(config: TrainConfig, splits: Splits | None = None, *, data_path: str |
         train_td = splits.train
         description = (
             f"{config.arch} on {config.dataset}/{config.task}: {len(train_td)} train / {len(splits.val)} val / "
-            f"{len(splits.test)} test records, {len(train_td.classes)} outputs, {config.epochs} epochs x "
+            f"{len(splits.test)} test records, {len(train_td.classes)} outputs, {config.window_seconds:g}-s windows, "
+            f"{config.epochs} epochs x "
             f"{start.steps_per_epoch} steps, lr {config.lr:g}, {strategy.num_replicas_in_sync} replica(s), "
             f"XLA {'on' if config.jit else 'off'}")
         return lifecycle.run_phases(start, model, phases, info=lifecycle.run_info(start, model, phases),
