@@ -18,7 +18,7 @@ EXAMPLES = """examples:
   ecg-keras train --task rhythm --dataset synthetic --arch resnet1d_wang --epochs 5   # demo, no download
   ecg-keras train --task superdiagnostic                                              # PTB-XL, xresnet1d101
   ecg-keras train --task rhythm --resume                                              # continue a killed run
-  ecg-keras train --task rhythm --dataset synthetic --arch xresnet1d18 --window 10   # whole 10-s records (not the paper's protocol)
+  ecg-keras train --task rhythm --dataset synthetic --arch xresnet1d18 --window 10   # 10-s windows, not the protocol
   ecg-keras train --task superdiagnostic --experiment archs --archs fcn_wang,resnet1d_wang,xresnet1d101
 """
 
@@ -53,8 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download PTB-XL / ICBEB2018 if missing")
     p.add_argument("--sampling-rate", type=int, choices=(100, 500), default=S, help="Hz (default 100)")
     p.add_argument("--window", dest="window_seconds", type=float, default=S, metavar="SECONDS",
-                   help=f"training window in seconds, a whole number of samples at the rate (default {WINDOW_SECONDS:g}, "
-                        "the paper's benchmark protocol; e.g. 10 for a whole PTB-XL record)")
+                   help=f"training window in seconds, a whole number of samples at the rate (default "
+                        f"{WINDOW_SECONDS:g}, the paper's benchmark protocol; e.g. 10 for a whole PTB-XL record)")
     p.add_argument("--epochs", type=int, default=S, help="default 50")
     p.add_argument("--batch-size", type=int, default=S, help="global batch size (default 128)")
     p.add_argument("--lr", type=float, default=S, help="max learning rate (default 1e-2; 1e-3 for lstm/lstm_bidir/gru)")

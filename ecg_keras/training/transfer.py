@@ -205,7 +205,8 @@ def finetune(config: TrainConfig, init_from: str | Path, phase_epochs: Sequence[
     """Finetune the model of ``init_from`` on ``config``'s task and data; returns the run directory.
 
     ``config.arch`` and ``config.epochs`` are replaced by the source's architecture and
-    ``sum(phase_epochs)``; its sampling rate and window must be the source's (else ValueError); ``config.lr`` (default 1e-2) is phase 1's lr and phase 2's ``lr`` of
+    ``sum(phase_epochs)``; its sampling rate and window must be the source's (else ValueError);
+    ``config.lr`` (default 1e-2) is phase 1's lr and phase 2's ``lr`` of
     ``slice(lr/1000, lr/10)``. ``splits`` overrides the data named by ``config.dataset``.
     ``on_phase_end(phase, model)`` is called after each phase (tests, diagnostics).
     """
