@@ -17,6 +17,7 @@ from typing import Sequence
 from ecg_keras import artefact, zoo
 from ecg_keras.files import atomic_path
 from ecg_keras.paths import check_name, sha256
+from ecg_keras.preprocessing import WINDOW_SECONDS
 from ecg_keras.runs import resolve
 
 
@@ -124,6 +125,9 @@ def model_card(entry: dict, config: dict) -> str:
                if entry["synthetic"] else "")
     training = (f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, lr {config.get('lr', '?')}, "
                 f"seed {config.get('seed', '?')}" + (f", augmentations {config['augment']}" if config.get("augment") else ""))
+    seconds = entry["window"] / entry["sampling_rate"]
+    protocol = (" with the PTB-XL benchmark protocol" if seconds == WINDOW_SECONDS
+                else f" (not the PTB-XL benchmark protocol's {WINDOW_SECONDS:g}-s windows)")
     return f"""# {entry['name']}
 {warning}
 - Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
@@ -138,8 +142,8 @@ def model_card(entry: dict, config: dict) -> str:
 {metrics}
 
 {validation_section(entry.get("validation", []))}## Intended use
-Research on ECG classification with the PTB-XL benchmark protocol: sigmoid(logits) of 2.5-s
-windows, aggregated per record (max for statements, mean for age/sex). Not a medical device;
+Research on ECG classification{protocol}: sigmoid(logits) of {seconds:g}-s windows (stride half a
+window), aggregated per record (max for statements, mean for age/sex). Not a medical device;
 not for clinical use.
 
 ## Classes
