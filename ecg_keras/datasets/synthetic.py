@@ -73,14 +73,15 @@ import numpy as np
 from ecg_keras.datasets.ptbxl_writer import (PTBXL_COLUMNS, record_name, simple_signal, write_ptbxl_layout,
                                              write_wfdb)
 from ecg_keras.datasets.synthetic_metadata import RENDERED_CODES, RHYTHM_MIX, draw_dataset, noise_leads
-from ecg_keras.datasets.synthetic_morphology import DERIVE, NORMAL, PAC, Spec
+from ecg_keras.datasets.synthetic_morphology import (DERIVE, FLUTTER_VARIABLE_BLOCK, NO_P_WAVE_RHYTHMS, NORMAL, PAC,
+                                                     Spec)
 from ecg_keras.files import write_plain
 from ecg_keras.statements import statements_frame
 
 __all__ = ["generate_synthetic_ptbxl", "write_ptbxl_layout", "write_wfdb", "record_name", "simple_signal",
            "noise_leads", "GENERATOR_VERSION", "PTBXL_COLUMNS", "RHYTHM_MIX", "RENDERED_CODES"]
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 DURATION_S = 10
 BASE_FS = 500
 
@@ -113,6 +114,8 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
     if spec.rhythm == "AFIB":
         sd = np.sqrt(np.log1p(spec.af_cv ** 2))
         rr = np.maximum(rr0 * rng.lognormal(-sd * sd / 2, sd, n), 0.27)
+    elif spec.flutter is not None:
+        rr = _flutter_rr(spec, rng, n)
     else:
         grid = np.arange(-4.0, t_end + 8.0, 0.1)
         mod = spec.hrv_cv * _modulation(rng, grid, spec.lf_hf, spec.resp_hz)
@@ -124,7 +127,7 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
             t += rr[k]
     times = -2.5 + rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
     inside = (times >= 0) & (times < t_end)
-    if spec.rhythm != "AFIB" and inside.sum() >= 2:  # the class's rate, exactly, within the record
+    if spec.rhythm not in NO_P_WAVE_RHYTHMS and inside.sum() >= 2:  # the class's rate, exactly, within the record
         i0, i1 = np.flatnonzero(inside)[[0, -1]]
         mean_rr = (times[i1] - times[i0]) / (i1 - i0)
         times = times[i0] + (times - times[i0]) * (rr0 / mean_rr)
@@ -143,6 +146,38 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
         kinds[k] = kind
     keep = times < t_end + 2.5
     return times[keep], kinds[keep]
+
+
+# One F-wave cycle of typical flutter along its (superior) heart vector, as the inferior leads show
+# it negated: a slow downslope, a sharp negative deflection and a fast upstroke, no isoelectric line.
+_F_PHASE = np.array([0.0, 0.5, 0.72, 0.86, 1.0])
+_F_SHAPE = -np.array([0.35, 0.05, -0.65, 0.45, 0.35])
+_F_SHAPE = (_F_SHAPE - np.trapezoid(_F_SHAPE, _F_PHASE)) / np.ptp(_F_SHAPE)  # zero mean, unit peak-to-peak
+
+
+def _flutter_rr(spec: Spec, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` RR intervals of atrial flutter: each one conducts every n-th F wave (n = the fixed block,
+    or drawn per beat from ``FLUTTER_VARIABLE_BLOCK``); F-wave cycle lengths vary by ~1 %."""
+    fl = spec.flutter
+    ratios = (np.full(n, fl.block) if fl.block else
+              rng.choice(list(FLUTTER_VARIABLE_BLOCK), size=n, p=list(FLUTTER_VARIABLE_BLOCK.values())))
+    cycles = 60.0 / fl.atrial_bpm * (1.0 + 0.01 * rng.standard_normal(int(ratios.sum())))
+    return np.add.reduceat(cycles, np.concatenate([[0], np.cumsum(ratios)[:-1]]))
+
+
+def _flutter_waves(spec: Spec, beats: np.ndarray, kinds: np.ndarray, n: int, fs: int) -> np.ndarray:
+    """(n, 3) heart vector of the F waves. The F-wave phase is anchored on the conducted beats (each
+    QRS ``spec.flutter.phase`` cycles after an F-wave onset) and advances by whole cycles between
+    them, so a premature ventricular beat leaves the atrial circuit alone."""
+    fl = spec.flutter
+    cl = 60.0 / fl.atrial_bpm
+    anchors = beats[kinds == NORMAL] - fl.phase * cl
+    cycle = np.concatenate([[0.0], np.cumsum(np.maximum(1.0, np.round(np.diff(anchors) / cl)))])
+    t = np.arange(n) / fs - _PAD_S
+    count = np.interp(t, anchors, cycle)
+    count = np.where(t < anchors[0], (t - anchors[0]) / cl, count)
+    count = np.where(t > anchors[-1], cycle[-1] + (t - anchors[-1]) / cl, count)
+    return np.outer(fl.amp * np.interp(count % 1.0, _F_PHASE, _F_SHAPE), fl.vector)
 
 
 def _render_clean(spec: Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np.ndarray:
@@ -186,6 +221,8 @@ def _render_clean(spec: Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np
         env = spec.af_amp * (1 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6)))
         f_wave = env * (np.sin(phase) + 0.35 * np.sin(2 * phase + 1.0))
         heart += np.outer(f_wave, np.array([-0.25, 0.6, 0.75]))
+    if spec.flutter is not None:
+        heart += _flutter_waves(spec, beats, kinds, n, fs)
     return heart @ spec.leads  # (n, 8)
 
 
