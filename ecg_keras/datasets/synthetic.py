@@ -20,14 +20,17 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   II = x cos 60 + y sin 60, and III = II - I, aVR = -(I + II)/2, aVL = I - II/2,
   aVF = II - I/2 exactly; V1..V6 project onto horizontal-plane directions from 120 to 5
   degrees, which gives the usual R-wave progression (rS in V1, transition V3/V4, qR in V6).
-* Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records,
-  folds stratified on them): SBRAD 40 bpm up to, STACH from, a threshold each record draws
+* Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records
+  but AFLT on 5 %, folds stratified on them): SBRAD 40 bpm up to, STACH from, a threshold each record draws
   from the span of published definitions (bradycardia below 50-60 bpm, tachycardia above
   90-100), SR and SARRH in between (SARRH: respiratory RR swing above the record's own sinus
   arrhythmia criterion, 10 % of the cycle to 160 ms, at 15-24 breaths/min), so a label's
   probability is monotone in the rate; AFIB 55-150 (independent
   log-normal RR intervals, coefficient of variation 0.12-0.35, no P waves, 4.5-8.5 Hz
-  fibrillatory f-waves strongest in V1 and the inferior leads). Sinus RR intervals carry heart
+  fibrillatory f-waves strongest in V1 and the inferior leads); AFLT (atrial flutter at
+  240-340/min: sawtooth F waves without isoelectric line, negative in II/III/aVF and positive in
+  V1 when typical, reversed when clockwise; 2:1, 4:1, 3:1 or variable AV block, each QRS at the
+  same F-wave phase; no P waves). Sinus RR intervals carry heart
   rate variability (McSharry et al. 2003's LF/HF spectrum) and are rescaled so that the record's
   mean rate is the class's; 8 % of sinus records have premature atrial and 6 % premature
   ventricular beats (``PAC``/``PVC`` form codes, ``extra_beats``). QT follows the preceding RR
@@ -106,7 +109,7 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
 
     Sinus rhythms: RR(t) = RR0 (1 + cv m(t) + respiratory sinus arrhythmia), rescaled so that the
     mean RR inside [0, t_end] is exactly 60 / hr (the rate that defines the class). AFIB:
-    independent log-normal RRs. Ectopic beats replace the k-th sinus beat: a PAC comes early and
+    independent log-normal RRs. AFLT: whole numbers of F-wave cycles (``_flutter_rr``). Ectopic beats replace the k-th sinus beat: a PAC comes early and
     resets the sinus node, a PVC comes early and is followed by a full compensatory pause.
     """
     rr0 = 60.0 / spec.hr
@@ -327,7 +330,7 @@ ecg_keras.datasets.synthetic.generate_synthetic_ptbxl (ecg_keras {package}, gene
     python -c "from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl as g; g('<dest>', n_records={n}, seed={seed}, sampling_rates={rates})"
 
 Signals are sums of Gaussian P-QRS-T waves projected onto the 12 leads; rhythm labels (SR,
-SBRAD, STACH, SARRH, AFIB), several diagnostic/form statements and the noise columns are
+SBRAD, STACH, SARRH, AFIB, AFLT), several diagnostic/form statements and the noise columns are
 rendered in the signals. See the module docstring for what is modelled. Model scores on this
 data say nothing about real ECGs. scp_statements.csv lists the 71 real SCP statements
 (diagnostic hierarchy of PTB-XL, CC-BY 4.0); only these codes are used in ptbxl_database.csv:
