@@ -109,7 +109,8 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
 
     Sinus rhythms: RR(t) = RR0 (1 + cv m(t) + respiratory sinus arrhythmia), rescaled so that the
     mean RR inside [0, t_end] is exactly 60 / hr (the rate that defines the class). AFIB:
-    independent log-normal RRs. AFLT: whole numbers of F-wave cycles (``_flutter_rr``). Ectopic beats replace the k-th sinus beat: a PAC comes early and
+    independent log-normal RRs. AFLT: whole numbers of F-wave cycles (``_flutter_rr``). Ectopic
+    beats replace the k-th sinus beat: a PAC comes early and
     resets the sinus node, a PVC comes early and is followed by a full compensatory pause.
     """
     rr0 = 60.0 / spec.hr
