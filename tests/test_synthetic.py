@@ -338,6 +338,9 @@ def test_atrial_flutter_labels_are_written(root, meta):
     task = make_task(load_ptbxl(root, 100, cache_dir=False), "rhythm")
     assert task.classes == sorted(synthetic.RHYTHM_MIX)
     assert task.y[:, task.classes.index("AFLT")].sum() == (rhythm == "AFLT").sum()
+    from ecg_keras.datasets.labelmap import scp_code  # real records' flutter labels meet the class
+
+    assert scp_code("Atrial flutter, typical") == scp_code("164890007") == "AFLT"  # LUDB, CinC SNOMED-CT
 
 
 def test_noise_columns_match_the_signal(root, meta):
