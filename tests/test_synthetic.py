@@ -13,8 +13,9 @@ import wfdb
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
 from ecg_keras import statements
-from ecg_keras.datasets import synthetic
+from ecg_keras.datasets import load_ptbxl, make_task, synthetic
 from ecg_keras.datasets.base import LEADS
+from ecg_keras.datasets.labelmap import scp_code
 from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl, noise_leads
 
 N_RECORDS = 60
@@ -327,9 +328,7 @@ def test_atrial_flutter_f_waves_and_av_block():
 
 def test_atrial_flutter_labels_are_written(root, meta):
     """AFLT records in ptbxl_database.csv, the real table's AFLT row in scp_statements.csv, and AFLT a
-    class of the rhythm task read from the written files."""
-    from ecg_keras.datasets import load_ptbxl, make_task
-
+    class of the rhythm task read from the written files; real records' flutter labels meet that class."""
     rhythm = meta.scp_codes.map(_rhythm)
     assert (rhythm == "AFLT").sum() == round(N_RECORDS * synthetic.RHYTHM_MIX["AFLT"])
     written = pd.read_csv(root / "scp_statements.csv", index_col=0)
@@ -338,8 +337,6 @@ def test_atrial_flutter_labels_are_written(root, meta):
     task = make_task(load_ptbxl(root, 100, cache_dir=False), "rhythm")
     assert task.classes == sorted(synthetic.RHYTHM_MIX)
     assert task.y[:, task.classes.index("AFLT")].sum() == (rhythm == "AFLT").sum()
-    from ecg_keras.datasets.labelmap import scp_code  # real records' flutter labels meet the class
-
     assert scp_code("Atrial flutter, typical") == scp_code("164890007") == "AFLT"  # LUDB, CinC SNOMED-CT
 
 
