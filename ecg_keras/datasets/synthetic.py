@@ -20,9 +20,9 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   II = x cos 60 + y sin 60, and III = II - I, aVR = -(I + II)/2, aVL = I - II/2,
   aVF = II - I/2 exactly; V1..V6 project onto horizontal-plane directions from 120 to 5
   degrees, which gives the usual R-wave progression (rS in V1, transition V3/V4, qR in V6).
-* Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records
-  but AFLT on 5 %, folds stratified on them): SBRAD 40 bpm up to, STACH from, a threshold each record draws
-  from the span of published definitions (bradycardia below 50-60 bpm, tachycardia above
+* Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records but
+  AFLT on 5 %, folds stratified on them): SBRAD 40 bpm up to, STACH from, a threshold each
+  record draws from the span of published definitions (bradycardia below 50-60 bpm, tachycardia above
   90-100), SR and SARRH in between (SARRH: respiratory RR swing above the record's own sinus
   arrhythmia criterion, 10 % of the cycle to 160 ms, at 15-24 breaths/min), so a label's
   probability is monotone in the rate; AFIB 55-150 (independent

@@ -54,7 +54,7 @@ class Flutter:
     atrial_bpm: float  # F waves per minute
     block: int  # conduction ratio n (n:1), 0 = variable block
     amp: float  # mV, F-wave peak-to-peak along its heart vector
-    phase: float  # F-wave cycles from the F-wave onset back to the conducted QRS: fixed for a record
+    phase: float  # where in the F-wave cycle (0-1) every conducted QRS falls: fixed for a record
     typical: bool  # counter-clockwise cavotricuspid (negative in II, III, aVF) or clockwise (positive)
     vector: np.ndarray  # (3,) unit heart vector of the F wave
 
