@@ -116,7 +116,7 @@ def test_a_released_name_reads_its_manifest_once(trained_run, tmp_path, monkeypa
 def test_weights_means_the_same_in_builders_and_pretrained(bare, trained_run, tmp_path):
     """``weights=`` is where the weights come from: None or a file in both; pretrained() also takes what only
     a release names (tags, release directories), and a .keras file needs no manifest when it carries its preprocessing."""
-    built = models.get("fcn_wang", num_classes=5, weights=bare)
+    built = models.get("fcn_wang", num_classes=len(runs.resolve(trained_run).classes), weights=bare)
     released = ecg_keras.pretrained(weights=bare)
     assert released.preprocessing == models.preprocessing_of(released) and released.ecg_info.classes == tuple(
         runs.resolve(trained_run).classes)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import filecmp
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,15 @@ import wfdb
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
 from ecg_keras import statements
-from ecg_keras.datasets import synthetic
+from ecg_keras.datasets import load_ptbxl, make_task, synthetic
 from ecg_keras.datasets.base import LEADS
+from ecg_keras.datasets.labelmap import scp_code
 from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl, noise_leads
 
 N_RECORDS = 60
 HIGHPASS_100HZ = butter(4, 100, btype="high", fs=500, output="sos")
 QRS_BAND = butter(2, (1, 40), btype="band", fs=500, output="sos")
-RHYTHMS = ("SR", "SBRAD", "STACH", "SARRH", "AFIB")
+RHYTHMS = ("SR", "SBRAD", "STACH", "SARRH", "AFIB", "AFLT")
 NOISE_COLUMNS = ["baseline_drift", "static_noise", "burst_noise", "electrodes_problems"]
 # Columns of PTB-XL 1.0.3's ptbxl_database.csv, in order (index: ecg_id).
 PTBXL_COLUMNS = ["patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",
@@ -107,8 +109,9 @@ def test_patients_and_folds(big_meta):
     assert m.validated_by_human[m.strat_fold >= 9].all()
     rhythm = m.scp_codes.map(_rhythm)
     share = pd.crosstab(m.strat_fold, rhythm, normalize="index")
-    assert set(share.columns) == set(RHYTHMS)
-    assert (share >= 0.07).all().all(), share  # every rhythm well represented in every fold
+    assert set(share.columns) == set(RHYTHMS) == set(synthetic.RHYTHM_MIX)
+    # every rhythm well represented in every fold (>= 0.6 of its share: >= 7 % each, AFLT's 5 % -> 3 %)
+    assert (share >= 0.6 * pd.Series(synthetic.RHYTHM_MIX)[share.columns]).all().all(), share
     noisy = m[NOISE_COLUMNS].notna().any(axis=1).mean()
     assert 0.18 <= noisy <= 0.26
     diagnostic = m.scp_codes.map(lambda s: {statements.get(c).diagnostic_class for c in ast.literal_eval(s)
@@ -224,7 +227,8 @@ def test_rhythm_labels_are_in_the_signal(root, meta):
         s, _ = wfdb.rdsamp(str(root / meta.loc[ecg_id, "filename_lr"]), channels=[1])
         rows.append((_rhythm(meta.loc[ecg_id, "scp_codes"]), *_heart_rate(s[:, 0], 100)))
     d = pd.DataFrame(rows, columns=["rhythm", "hr", "cv"])
-    assert (d.groupby("rhythm").size() >= 2).all() and set(d.rhythm) == set(RHYTHMS)
+    d = d[d.rhythm != "AFLT"]  # too few here (5 %): test_atrial_flutter_f_waves_and_av_block
+    assert (d.groupby("rhythm").size() >= 2).all() and set(d.rhythm) == set(RHYTHMS) - {"AFLT"}
     hr = lambda r: d.hr[d.rhythm == r]  # noqa: E731
     cv = lambda r: d.cv[d.rhythm == r]  # noqa: E731
     assert hr("SBRAD").max() < 60 and hr("STACH").min() > 90
@@ -243,7 +247,7 @@ def test_rate_labels_follow_the_span_of_published_thresholds():
     _, specs = synthetic.draw_dataset(4000, 1)
     d = pd.DataFrame({"rhythm": [s.rhythm for s in specs], "hr": [s.hr for s in specs],
                       "swing": [2 * s.resp_amp * 60 / s.hr for s in specs], "cv": [s.hrv_cv for s in specs]})
-    sinus = d[d.rhythm != "AFIB"]
+    sinus = d[~d.rhythm.isin(["AFIB", "AFLT"])]
     assert (sinus.hr[sinus.rhythm == "SBRAD"] < 60).all() and (sinus.hr[sinus.rhythm == "STACH"] > 90).all()
     assert sinus.hr[sinus.rhythm.isin(["SR", "SARRH"])].between(50, 100).all()
 
@@ -278,6 +282,62 @@ def test_afib_has_no_p_waves_but_f_waves():
 
     # f-waves at 4-8 Hz: more of V1's power sits in that band in AFIB than in sinus rhythm
     assert np.median([band_power(s, 4, 8) for s in af]) > np.median([band_power(s, 4, 8) for s in sr])
+
+
+def test_atrial_flutter_f_waves_and_av_block():
+    """AFLT (generator 5): no P waves and no P-wave codes; F waves at the drawn 240-340/min, negative in II
+    and positive in V1 when typical; lead II's spectrum peaks at the atrial rate; every RR spans a whole
+    number of F-wave cycles: the fixed block's n (2:1 at 120-170 bpm), 2-4 under variable block."""
+    meta, specs = synthetic.draw_dataset(600, 2)
+    codes = meta.scp_codes.map(lambda s: set(ast.literal_eval(s)))
+    flutter = [s for s in specs if s.rhythm == "AFLT"]
+    assert len(flutter) == round(600 * synthetic.RHYTHM_MIX["AFLT"]) == 30
+    assert all(_rhythm(meta.loc[s.ecg_id, "scp_codes"]) == "AFLT" for s in flutter)
+    assert not any(codes[s.ecg_id] & {"1AVB", "LPR", "LAO/LAE", "NORM"} for s in flutter)
+    assert all(min(w.offset for w in s.waves) > -0.05 for s in flutter)  # nothing before the QRS: no P
+    assert all(240 <= s.flutter.atrial_bpm <= 340 for s in flutter)
+    blocks = pd.Series([s.flutter.block for s in flutter]).value_counts()
+    assert blocks.idxmax() == 2 and {0, 2, 4} <= set(blocks.index) <= {0, 2, 3, 4}
+    assert all(120 <= s.hr <= 170 for s in flutter if s.flutter.block == 2)
+    for s in flutter:  # heart vector -> II (negative when typical) and V1 (positive when typical)
+        ii, v1 = s.flutter.vector @ s.leads[:, [1, 2]]
+        assert (ii < 0 < v1) == s.flutter.typical and (ii > 0 > v1) == (not s.flutter.typical)
+
+    rendered = [s for s in flutter if not s.noise and not s.ectopics][:10]
+    assert len(rendered) == 10
+    qrs_band = butter(2, 10, btype="high", fs=500, output="sos")
+    for s in rendered:
+        x = synthetic.render_record(s)
+        # the F waves alone: the same record rendered with zero F-wave amplitude (same random draws)
+        f_waves = x - synthetic.render_record(replace(s, flutter=replace(s.flutter, amp=0.0)))
+        ii, v1 = f_waves[:, 1], f_waves[:, 6]
+        f = np.fft.rfftfreq(len(ii), 1 / 500)
+        power = np.abs(np.fft.rfft(ii)) ** 2
+        assert abs(f[np.argmax(power)] - s.flutter.atrial_bpm / 60) <= 0.1  # fundamental: the atrial rate
+        assert 0.05 < np.ptp(ii) < 0.6  # mV
+        assert (np.abs(np.diff(ii)) * 500 > 0.05).mean() > 0.9  # always sloping: no isoelectric baseline
+        sharp_ii = -ii.min() > ii.max()  # typical: the sharp deflection is negative in II, positive in V1
+        assert sharp_ii == s.flutter.typical and (v1.max() > -v1.min()) == s.flutter.typical
+        # conducted QRS complexes: every RR a whole number of F-wave cycles, the drawn block's
+        energy = (np.gradient(sosfiltfilt(qrs_band, x, axis=0), axis=0) ** 2).sum(axis=1)
+        peaks, _ = find_peaks(energy, height=0.3 * np.percentile(energy, 99.5), distance=125)
+        cycles = np.diff(peaks) / 500 * s.flutter.atrial_bpm / 60  # F waves per RR
+        assert len(peaks) >= 6 and np.abs(cycles - np.round(cycles)).max() < 0.2, cycles
+        assert set(np.round(cycles)) <= ({s.flutter.block} if s.flutter.block else {2, 3, 4}), cycles
+
+
+def test_atrial_flutter_labels_are_written(root, meta):
+    """AFLT records in ptbxl_database.csv, the real table's AFLT row in scp_statements.csv, and AFLT a
+    class of the rhythm task read from the written files; real records' flutter labels meet that class."""
+    rhythm = meta.scp_codes.map(_rhythm)
+    assert (rhythm == "AFLT").sum() == round(N_RECORDS * synthetic.RHYTHM_MIX["AFLT"])
+    written = pd.read_csv(root / "scp_statements.csv", index_col=0)
+    assert written.loc["AFLT", "description"] == "atrial flutter" and written.loc["AFLT", "rhythm"] == 1.0
+    assert "AFLT" in (root / "README.txt").read_text()
+    task = make_task(load_ptbxl(root, 100, cache_dir=False), "rhythm")
+    assert task.classes == sorted(synthetic.RHYTHM_MIX)
+    assert task.y[:, task.classes.index("AFLT")].sum() == (rhythm == "AFLT").sum()
+    assert scp_code("Atrial flutter, typical") == scp_code("164890007") == "AFLT"  # LUDB, CinC SNOMED-CT
 
 
 def test_noise_columns_match_the_signal(root, meta):
@@ -343,6 +403,8 @@ def test_rr_process_ectopic_beats_and_background_noise():
         assert bool(spec.ectopics) == isinstance(meta.loc[spec.ecg_id, "extra_beats"], str)
         if spec.rhythm == "AFIB":
             assert rr.std() / rr.mean() > 0.05
+            continue
+        if spec.rhythm == "AFLT":  # test_atrial_flutter_f_waves_and_av_block
             continue
         if not spec.ectopics:  # the rate that defines the class, and heart rate variability
             assert 60 / rr.mean() == pytest.approx(spec.hr, rel=0.03)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import TRAINED_RUN_CONFIG
 
+from ecg_keras.datasets.synthetic import RHYTHM_MIX
 from ecg_keras.standardize import Standardizer
 from ecg_keras.training import TrainConfig, train
 from ecg_keras.cli import train as cli
@@ -29,7 +30,7 @@ def test_run_directory_holds_everything_needed_later(trained_run, data_env):
     folds = pd.read_csv(data_env / "ptbxl_database.csv")["strat_fold"]
     assert config["data_fingerprint"]["train"]["n_records"] == int((folds <= 8).sum())  # folds 1-8
     classes = json.loads(run.classes.read_text())
-    assert classes == ["AFIB", "SARRH", "SBRAD", "SR", "STACH"]
+    assert classes == sorted(RHYTHM_MIX)  # the synthetic generator's rhythms
     std = Standardizer.load(run.standardizer)
     hist = pd.read_csv(run.history_csv)
     assert list(hist.columns[:4]) == ["epoch", "loss", "val_loss", "val_macro_auc"]
@@ -39,7 +40,7 @@ def test_run_directory_holds_everything_needed_later(trained_run, data_env):
     assert 0.0 <= metrics["val"]["macro_auc"] <= 1.0 and 0.0 <= metrics["test"]["macro_auc"] <= 1.0
     assert (run.checkpoints / "latest.json").exists()
     test = np.load(run.predictions / "test.npz")
-    assert test["y_pred"].shape == test["y_true"].shape == (8, 5) and len(test["ids"]) == 8
+    assert test["y_pred"].shape == test["y_true"].shape == (8, len(RHYTHM_MIX)) and len(test["ids"]) == 8
     assert ((test["y_pred"] >= 0) & (test["y_pred"] <= 1)).all()
     # the saved model + standardiser reproduce the stored predictions (logits -> sigmoid -> max)
     from ecg_keras.datasets import load_ptbxl, make_task, split
@@ -118,7 +119,8 @@ def test_experiment_writes_comparison_table(data_env, tmp_path):
     table = pd.read_csv(tmp_path / "cmp" / "results.csv")
     assert table["arch"].tolist() == ["fcn_wang", "resnet1d_wang"]
     assert {"params", "val_macro_auc", "test_macro_auc", "train_s"} <= set(table.columns)
-    assert table["params"].tolist() == [309765, 473349]  # docs/PROTOCOL.md, 5 classes
+    # docs/PROTOCOL.md's 5-class counts, plus 128 weights + 1 bias of the head per further synthetic rhythm
+    assert table["params"].tolist() == [309765 + 129 * (len(RHYTHM_MIX) - 5), 473349 + 129 * (len(RHYTHM_MIX) - 5)]
     assert "| arch |" in md and (tmp_path / "cmp" / "results.md").exists()
     assert all(RunDir(tmp_path / "cmp" / a).is_complete() for a in table["arch"])
 

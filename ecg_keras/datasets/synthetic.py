@@ -20,14 +20,17 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   II = x cos 60 + y sin 60, and III = II - I, aVR = -(I + II)/2, aVL = I - II/2,
   aVF = II - I/2 exactly; V1..V6 project onto horizontal-plane directions from 120 to 5
   degrees, which gives the usual R-wave progression (rS in V1, transition V3/V4, qR in V6).
-* Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records,
-  folds stratified on them): SBRAD 40 bpm up to, STACH from, a threshold each record draws
-  from the span of published definitions (bradycardia below 50-60 bpm, tachycardia above
+* Rhythms (only these rhythm statements are ever assigned, each on >= 12 % of the records but
+  AFLT on 5 %, folds stratified on them): SBRAD 40 bpm up to, STACH from, a threshold each
+  record draws from the span of published definitions (bradycardia below 50-60 bpm, tachycardia above
   90-100), SR and SARRH in between (SARRH: respiratory RR swing above the record's own sinus
   arrhythmia criterion, 10 % of the cycle to 160 ms, at 15-24 breaths/min), so a label's
   probability is monotone in the rate; AFIB 55-150 (independent
   log-normal RR intervals, coefficient of variation 0.12-0.35, no P waves, 4.5-8.5 Hz
-  fibrillatory f-waves strongest in V1 and the inferior leads). Sinus RR intervals carry heart
+  fibrillatory f-waves strongest in V1 and the inferior leads); AFLT (atrial flutter at
+  240-340/min: sawtooth F waves without isoelectric line, negative in II/III/aVF and positive in
+  V1 when typical, reversed when clockwise; 2:1, 4:1, 3:1 or variable AV block, each QRS at the
+  same F-wave phase; no P waves). Sinus RR intervals carry heart
   rate variability (McSharry et al. 2003's LF/HF spectrum) and are rescaled so that the record's
   mean rate is the class's; 8 % of sinus records have premature atrial and 6 % premature
   ventricular beats (``PAC``/``PVC`` form codes, ``extra_beats``). QT follows the preceding RR
@@ -73,14 +76,15 @@ import numpy as np
 from ecg_keras.datasets.ptbxl_writer import (PTBXL_COLUMNS, record_name, simple_signal, write_ptbxl_layout,
                                              write_wfdb)
 from ecg_keras.datasets.synthetic_metadata import RENDERED_CODES, RHYTHM_MIX, draw_dataset, noise_leads
-from ecg_keras.datasets.synthetic_morphology import DERIVE, NORMAL, PAC, Spec
+from ecg_keras.datasets.synthetic_morphology import (DERIVE, FLUTTER_VARIABLE_BLOCK, NO_P_WAVE_RHYTHMS, NORMAL, PAC,
+                                                     Spec)
 from ecg_keras.files import write_plain
 from ecg_keras.statements import statements_frame
 
 __all__ = ["generate_synthetic_ptbxl", "write_ptbxl_layout", "write_wfdb", "record_name", "simple_signal",
            "noise_leads", "GENERATOR_VERSION", "PTBXL_COLUMNS", "RHYTHM_MIX", "RENDERED_CODES"]
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 DURATION_S = 10
 BASE_FS = 500
 
@@ -105,7 +109,8 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
 
     Sinus rhythms: RR(t) = RR0 (1 + cv m(t) + respiratory sinus arrhythmia), rescaled so that the
     mean RR inside [0, t_end] is exactly 60 / hr (the rate that defines the class). AFIB:
-    independent log-normal RRs. Ectopic beats replace the k-th sinus beat: a PAC comes early and
+    independent log-normal RRs. AFLT: whole numbers of F-wave cycles (``_flutter_rr``). Ectopic
+    beats replace the k-th sinus beat: a PAC comes early and
     resets the sinus node, a PVC comes early and is followed by a full compensatory pause.
     """
     rr0 = 60.0 / spec.hr
@@ -113,6 +118,8 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
     if spec.rhythm == "AFIB":
         sd = np.sqrt(np.log1p(spec.af_cv ** 2))
         rr = np.maximum(rr0 * rng.lognormal(-sd * sd / 2, sd, n), 0.27)
+    elif spec.flutter is not None:
+        rr = _flutter_rr(spec, rng, n)
     else:
         grid = np.arange(-4.0, t_end + 8.0, 0.1)
         mod = spec.hrv_cv * _modulation(rng, grid, spec.lf_hf, spec.resp_hz)
@@ -124,7 +131,7 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
             t += rr[k]
     times = -2.5 + rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
     inside = (times >= 0) & (times < t_end)
-    if spec.rhythm != "AFIB" and inside.sum() >= 2:  # the class's rate, exactly, within the record
+    if spec.rhythm not in NO_P_WAVE_RHYTHMS and inside.sum() >= 2:  # the class's rate, exactly, within the record
         i0, i1 = np.flatnonzero(inside)[[0, -1]]
         mean_rr = (times[i1] - times[i0]) / (i1 - i0)
         times = times[i0] + (times - times[i0]) * (rr0 / mean_rr)
@@ -143,6 +150,38 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
         kinds[k] = kind
     keep = times < t_end + 2.5
     return times[keep], kinds[keep]
+
+
+# One F-wave cycle of typical flutter along its (superior) heart vector, as the inferior leads show
+# it negated: a slow downslope, a sharp negative deflection and a fast upstroke, no isoelectric line.
+_F_PHASE = np.array([0.0, 0.5, 0.72, 0.86, 1.0])
+_F_SHAPE = -np.array([0.35, 0.05, -0.65, 0.45, 0.35])
+_F_SHAPE = (_F_SHAPE - np.trapezoid(_F_SHAPE, _F_PHASE)) / np.ptp(_F_SHAPE)  # zero mean, unit peak-to-peak
+
+
+def _flutter_rr(spec: Spec, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` RR intervals of atrial flutter: each one conducts every n-th F wave (n = the fixed block,
+    or drawn per beat from ``FLUTTER_VARIABLE_BLOCK``); F-wave cycle lengths vary by ~1 %."""
+    fl = spec.flutter
+    ratios = (np.full(n, fl.block) if fl.block else
+              rng.choice(list(FLUTTER_VARIABLE_BLOCK), size=n, p=list(FLUTTER_VARIABLE_BLOCK.values())))
+    cycles = 60.0 / fl.atrial_bpm * (1.0 + 0.01 * rng.standard_normal(int(ratios.sum())))
+    return np.add.reduceat(cycles, np.concatenate([[0], np.cumsum(ratios)[:-1]]))
+
+
+def _flutter_waves(spec: Spec, beats: np.ndarray, kinds: np.ndarray, n: int, fs: int) -> np.ndarray:
+    """(n, 3) heart vector of the F waves. The F-wave phase is anchored on the conducted beats (each
+    QRS ``spec.flutter.phase`` cycles after an F-wave onset) and advances by whole cycles between
+    them, so a premature ventricular beat leaves the atrial circuit alone."""
+    fl = spec.flutter
+    cl = 60.0 / fl.atrial_bpm
+    anchors = beats[kinds == NORMAL] - fl.phase * cl
+    cycle = np.concatenate([[0.0], np.cumsum(np.maximum(1.0, np.round(np.diff(anchors) / cl)))])
+    t = np.arange(n) / fs - _PAD_S
+    count = np.interp(t, anchors, cycle)
+    count = np.where(t < anchors[0], (t - anchors[0]) / cl, count)
+    count = np.where(t > anchors[-1], cycle[-1] + (t - anchors[-1]) / cl, count)
+    return np.outer(fl.amp * np.interp(count % 1.0, _F_PHASE, _F_SHAPE), fl.vector)
 
 
 def _render_clean(spec: Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np.ndarray:
@@ -186,6 +225,8 @@ def _render_clean(spec: Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np
         env = spec.af_amp * (1 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6)))
         f_wave = env * (np.sin(phase) + 0.35 * np.sin(2 * phase + 1.0))
         heart += np.outer(f_wave, np.array([-0.25, 0.6, 0.75]))
+    if spec.flutter is not None:
+        heart += _flutter_waves(spec, beats, kinds, n, fs)
     return heart @ spec.leads  # (n, 8)
 
 
@@ -290,7 +331,7 @@ ecg_keras.datasets.synthetic.generate_synthetic_ptbxl (ecg_keras {package}, gene
     python -c "from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl as g; g('<dest>', n_records={n}, seed={seed}, sampling_rates={rates})"
 
 Signals are sums of Gaussian P-QRS-T waves projected onto the 12 leads; rhythm labels (SR,
-SBRAD, STACH, SARRH, AFIB), several diagnostic/form statements and the noise columns are
+SBRAD, STACH, SARRH, AFIB, AFLT), several diagnostic/form statements and the noise columns are
 rendered in the signals. See the module docstring for what is modelled. Model scores on this
 data say nothing about real ECGs. scp_statements.csv lists the 71 real SCP statements
 (diagnostic hierarchy of PTB-XL, CC-BY 4.0); only these codes are used in ptbxl_database.csv:

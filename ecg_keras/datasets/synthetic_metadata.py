@@ -10,12 +10,14 @@ import pandas as pd
 
 from ecg_keras.datasets.base import LEADS
 from ecg_keras.datasets.ptbxl_writer import PTBXL_COLUMNS, record_name
-from ecg_keras.datasets.synthetic_morphology import (PAC, PVC, Spec, axis_label, clip, ectopic_waves, morphology,
-                                                     patient_morph)
+from ecg_keras.datasets.synthetic_morphology import (NO_P_WAVE_RHYTHMS, PAC, PVC, Flutter, Spec, axis_label, clip,
+                                                     ectopic_waves, morphology, patient_morph)
 from ecg_keras.statements import get as _statement
 
 # Rhythm statements actually rendered, with their exact share of the records.
-RHYTHM_MIX = {"SR": 0.52, "SBRAD": 0.12, "STACH": 0.12, "SARRH": 0.12, "AFIB": 0.12}
+# AFLT is rare in PTB-XL (73 of 21,837 records); 5 % gives a 2,000-record demo set ~100 flutter
+# records (~80 for training) and leaves every other rhythm's share as it was (taken from SR).
+RHYTHM_MIX = {"SR": 0.47, "SBRAD": 0.12, "STACH": 0.12, "SARRH": 0.12, "AFIB": 0.12, "AFLT": 0.05}
 # Published definitions of the sinus rate classes differ (docs/SYNTHETIC.md section 4): tachycardia
 # above 100 bpm (the traditional 60-100 normal range) or above 90 (Spodick et al. 1992), bradycardia
 # below 60 or below 50 (Spodick; Kusumoto et al. 2019). Each sinus record draws its own thresholds
@@ -24,6 +26,11 @@ _TACHY_BPM = (90.0, 100.0)
 _BRADY_BPM = (50.0, 60.0)
 _SINUS_BPM = (40.0, 150.0)  # sinus rates rendered (SBRAD from 40, STACH up to 150)
 _AFIB_BPM = (55.0, 150.0)
+# Atrial flutter (docs/SYNTHETIC.md, generator 5): atrial rate 240-340/min; AV conduction 2:1 (the
+# usual untreated ratio), 4:1, rarely 3:1, or variable; typical counter-clockwise circuit in most.
+_FLUTTER_BPM = (240.0, 340.0)
+_FLUTTER_BLOCK = ((2, 0.5), (4, 0.2), (3, 0.05), (0, 0.25))  # (n of n:1, 0 = variable; share)
+_FLUTTER_TYPICAL_P = 0.85
 # Sinus arrhythmia: P-P range within the record above 120 ms, 160 ms, or 10 % of the cycle
 # (criteria differ between texts); a SARRH record draws its criterion from that span and swings above it.
 _SARRH_PP_S = (0.12, 0.16)
@@ -42,7 +49,7 @@ _PATHOLOGY = {
     "HYP": [("LVH", 0.7, (("VCLVH", 0.6),)), ("RVH", 0.12, ()), ("LAO/LAE", 0.18, ())],
 }
 _PATHOLOGY_P = {"MI": 0.11, "STTC": 0.13, "CD": 0.12, "HYP": 0.07}
-_P_WAVE_CODES = {"1AVB", "LPR", "LAO/LAE"}  # meaningless without P waves (AFIB)
+_P_WAVE_CODES = {"1AVB", "LPR", "LAO/LAE"}  # meaningless without P waves (AFIB, AFLT)
 _T_FORM = {"LOWT", "INVT"}
 # Every statement the generator can assign (all with an effect in the signal).
 RENDERED_CODES = frozenset(
@@ -116,7 +123,7 @@ def _draw_noise(rng: np.random.Generator) -> dict[str, tuple[str, list[int]]]:
 def _draw_ectopics(rng: np.random.Generator, rhythm: str) -> tuple[tuple[tuple[int, float], ...], object]:
     """Premature beats of one record: ((kind, coupling), ...) and its ``extra_beats`` text (PTB-XL's
     "SVES" for supraventricular, "nES" for n ventricular extrasystoles; NaN = none). Sinus records:
-    PAC (coupling 0.6-0.8 RR) in 8 %, PVC (0.45-0.7 RR) in 6 %; AFIB: PVCs in 6 %."""
+    PAC (coupling 0.6-0.8 RR) in 8 %, PVC (0.45-0.7 RR) in 6 %; AFIB, AFLT: PVCs in 6 %."""
     out = []
     if rhythm in ("SR", "SBRAD", "STACH") and rng.random() < 0.08:
         out += [(PAC, rng.uniform(0.6, 0.8)) for _ in range(1 + int(rng.random() < 0.25))]
@@ -151,6 +158,19 @@ def _draw_rate(rng: np.random.Generator, rhythm: str, pat: dict) -> tuple[float,
     if rhythm != "SARRH":  # their respiratory RR variation is the HRV spectrum's HF peak alone
         return hr, 0.0
     return hr, criterion * rng.uniform(1.0, 2.2) / (2.0 * rr)  # RR = rr (1 + a sin): peak-to-peak 2 a rr
+
+
+def _draw_flutter(rng: np.random.Generator) -> Flutter:
+    """Atrial flutter of one record. Typical (counter-clockwise cavotricuspid) flutter: F-wave vector
+    superior (frontal angle -100 to -80 degrees: negative in II, III, aVF, near zero in I) and
+    anterior (positive in V1); clockwise: the reverse (positive inferior, negative in V1)."""
+    block = _pick(rng, [b for b, _ in _FLUTTER_BLOCK], [p for _, p in _FLUTTER_BLOCK])
+    typical = bool(rng.random() < _FLUTTER_TYPICAL_P)
+    a = np.deg2rad(rng.uniform(-100.0, -80.0))
+    vector = np.array([np.cos(a), np.sin(a), rng.uniform(0.5, 0.9)])
+    return Flutter(atrial_bpm=rng.uniform(*_FLUTTER_BPM), block=int(block),
+                   amp=clip(rng.lognormal(np.log(0.3), 0.3), 0.15, 0.5), phase=rng.uniform(0.0, 1.0),
+                   typical=typical, vector=(1.0 if typical else -1.0) * vector / np.linalg.norm(vector))
 
 
 def _draw_pathology(rng: np.random.Generator, age: float, sex: int) -> list[str]:
@@ -258,10 +278,11 @@ def draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[Spec]]:
         ecg_id = i + 1
         pat = patients[patient_of[i]]
         rhythm = str(rhythms[i])
-        codes = [c for c in pat["codes"] if not (rhythm == "AFIB" and c in _P_WAVE_CODES)]
-        if rhythm == "AFIB" and not any(_statement(c).diagnostic for c in codes) and rng.random() < 0.5:
+        no_p = rhythm in NO_P_WAVE_RHYTHMS
+        codes = [c for c in pat["codes"] if not (no_p and c in _P_WAVE_CODES)]
+        if no_p and not any(_statement(c).diagnostic for c in codes) and rng.random() < 0.5:
             codes.append(_pick(rng, ("NDT", "ISC_")))
-        if not any(_statement(c).diagnostic for c in codes) and rhythm != "AFIB":
+        if not any(_statement(c).diagnostic for c in codes) and not no_p:
             codes = ["NORM"] + (["LVOLT"] if rng.random() < 0.05 else [])
         if any(c in codes for c in ("ISC_", "ISCAL", "ISCIN")) and "STD_" not in codes and rng.random() < 0.3:
             codes.append("STD_")
@@ -277,10 +298,12 @@ def draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[Spec]]:
         code_set = set(codes)
         waves, qtc, axis = morphology(pat, code_set, rhythm)
         hr, resp_amp = _draw_rate(rng, rhythm, pat)
+        flutter = _draw_flutter(rng) if rhythm == "AFLT" else None
+        hr = flutter.ventricular_bpm() if flutter else hr
         noise = _draw_noise(rng)
         ectopics, extra = _draw_ectopics(rng, rhythm)
         codes += [c for c in ("PAC", "PVC") if any(k == (PAC if c == "PAC" else PVC) for k, _ in ectopics)]
-        sinus = rhythm != "AFIB"
+        sinus = not no_p
         spec = Spec(
             ecg_id=ecg_id, rhythm=rhythm, hr=hr, waves=waves, qtc=qtc, leads=pat["morph"]["leads"],
             resp_amp=resp_amp, resp_hz=rng.uniform(0.25, 0.4) if rhythm == "SARRH" else rng.uniform(0.2, 0.4),
@@ -289,7 +312,7 @@ def draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[Spec]]:
             resp_qrs=rng.uniform(0.02, 0.1), beat_jitter=rng.uniform(0.01, 0.05),
             ectopics=ectopics, ectopic_waves=ectopic_waves(rng, pat["morph"]["gain"]) if ectopics else [],
             af_cv=rng.uniform(0.12, 0.35), af_amp=clip(rng.lognormal(np.log(0.06), 0.5), 0.02, 0.2),
-            af_hz=rng.uniform(4.5, 8.5),
+            af_hz=rng.uniform(4.5, 8.5), flutter=flutter,
             bw_amp=clip(rng.lognormal(np.log(0.03), 0.6), 0.005, 0.2), white_uv=rng.uniform(1.5, 5.0),
             emg_uv=clip(rng.lognormal(np.log(4.0), 0.6), 1.0, 20.0),
             mains_uv=rng.uniform(2.0, 20.0) if rng.random() < 0.3 else 0.0, mains_hz=50.0 if rng.random() < 0.7 else 60.0,

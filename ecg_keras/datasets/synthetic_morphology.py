@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 NORMAL, PAC, PVC = 0, 1, 2  # beat kinds
+NO_P_WAVE_RHYTHMS = frozenset({"AFIB", "AFLT"})  # atrial activity other than the sinus P wave
+# Atrial flutter with variable AV block: share of each conduction ratio n:1 (docs/SYNTHETIC.md, v5)
+FLUTTER_VARIABLE_BLOCK = {2: 0.5, 3: 0.15, 4: 0.35}
 
 # Lead field: heart vector (x, y, z) -> 12 leads. Limb leads from I and II (hexaxial), then the
 # Einthoven/Goldberger identities; precordial leads are gains along horizontal-plane angles.
@@ -44,6 +47,24 @@ class Wave:
 
 
 @dataclass
+class Flutter:
+    """Atrial flutter of one record: the circuit's rate, the AV block and the F-wave (see
+    ``ecg_keras.datasets.synthetic._flutter_rr`` and ``_flutter_waves``)."""
+
+    atrial_bpm: float  # F waves per minute
+    block: int  # conduction ratio n (n:1), 0 = variable block
+    amp: float  # mV, F-wave peak-to-peak along its heart vector
+    phase: float  # where in the F-wave cycle (0-1) every conducted QRS falls: fixed for a record
+    typical: bool  # counter-clockwise cavotricuspid (negative in II, III, aVF) or clockwise (positive)
+    vector: np.ndarray  # (3,) unit heart vector of the F wave
+
+    def ventricular_bpm(self) -> float:
+        """Mean ventricular rate: atrial rate / (block ratio, or its mean under variable block)."""
+        ratios = FLUTTER_VARIABLE_BLOCK
+        return self.atrial_bpm / (self.block or sum(r * p for r, p in ratios.items()) / sum(ratios.values()))
+
+
+@dataclass
 class Spec:
     """Everything needed to render one record; drawn in the main thread, rendered anywhere."""
 
@@ -64,6 +85,7 @@ class Spec:
     af_cv: float = 0.0
     af_amp: float = 0.0
     af_hz: float = 6.0
+    flutter: Flutter | None = None
     bw_amp: float = 0.03  # mV, baseline wander of each electrode lead
     white_uv: float = 3.0
     emg_uv: float = 3.0
@@ -107,7 +129,7 @@ def morphology(patient: dict, codes: set[str], rhythm: str) -> tuple[list[Wave],
     r_sigma, s_off = m["qrs_sigma"], 0.026
     waves: list[Wave] = []
 
-    if rhythm != "AFIB":
+    if rhythm not in NO_P_WAVE_RHYTHMS:
         p_vec = m["p_gain"] * np.array([0.10, 0.15, 0.03])
         p_off = -pr + 0.01
         if "LAO/LAE" in codes:  # broad bifid P, negative terminal part in V1
