@@ -29,8 +29,10 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   log-normal RR intervals, coefficient of variation 0.12-0.35, no P waves, 4.5-8.5 Hz
   fibrillatory f-waves strongest in V1 and the inferior leads). Sinus RR intervals carry heart
   rate variability (McSharry et al. 2003's LF/HF spectrum) and are rescaled so that the record's
-  mean rate is the class's; 8 % of sinus records have premature atrial and 6 % premature
-  ventricular beats (``PAC``/``PVC`` form codes, ``extra_beats``). QT follows the preceding RR
+  mean rate is the class's. Ectopy (``PAC``/``PVC`` form codes, ``extra_beats``): 8 % of the
+  SR/SBRAD/STACH records have premature atrial beats (sinus node reset; some aberrant or
+  blocked) and 6 % of them and of AFIB premature ventricular beats (fixed coupling, full
+  compensatory pause or interpolated), 1 to several per record, sometimes in couplets. QT follows the preceding RR
   (Bazett), so the T wave moves beat by beat in AFIB. Wave amplitudes vary from beat to beat
   (respiration, jitter); electrode placement, QRS gain, width and axis vary between patients.
 * Every record carries baseline wander, muscle, amplifier and sometimes mains noise and an
@@ -73,14 +75,14 @@ import numpy as np
 from ecg_keras.datasets.ptbxl_writer import (PTBXL_COLUMNS, record_name, simple_signal, write_ptbxl_layout,
                                              write_wfdb)
 from ecg_keras.datasets.synthetic_metadata import RENDERED_CODES, RHYTHM_MIX, draw_dataset, noise_leads
-from ecg_keras.datasets.synthetic_morphology import DERIVE, NORMAL, PAC, Spec
+from ecg_keras.datasets.synthetic_morphology import DERIVE, NORMAL, PAC_BLOCKED, PVC, Spec
 from ecg_keras.files import write_plain
 from ecg_keras.statements import statements_frame
 
 __all__ = ["generate_synthetic_ptbxl", "write_ptbxl_layout", "write_wfdb", "record_name", "simple_signal",
            "noise_leads", "GENERATOR_VERSION", "PTBXL_COLUMNS", "RHYTHM_MIX", "RENDERED_CODES"]
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 DURATION_S = 10
 BASE_FS = 500
 
@@ -101,12 +103,12 @@ def _modulation(rng: np.random.Generator, t: np.ndarray, lf_hf: float, resp_hz: 
 
 
 def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.ndarray, np.ndarray]:
-    """R-peak times (s) covering [-2.5, t_end + 2.5] and each beat's kind (normal, PAC, PVC).
+    """R-peak times (s) covering [-2.5, t_end + 2.5] and each beat's kind (``synthetic_morphology``'s
+    beat kinds; a blocked PAC's time is where its QRS would have been).
 
     Sinus rhythms: RR(t) = RR0 (1 + cv m(t) + respiratory sinus arrhythmia), rescaled so that the
     mean RR inside [0, t_end] is exactly 60 / hr (the rate that defines the class). AFIB:
-    independent log-normal RRs. Ectopic beats replace the k-th sinus beat: a PAC comes early and
-    resets the sinus node, a PVC comes early and is followed by a full compensatory pause.
+    independent log-normal RRs. Then the premature beats (``_place_ectopics``).
     """
     rr0 = 60.0 / spec.hr
     n = int((t_end + 6.0) / 0.25) + 4
@@ -128,21 +130,47 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
         i0, i1 = np.flatnonzero(inside)[[0, -1]]
         mean_rr = (times[i1] - times[i0]) / (i1 - i0)
         times = times[i0] + (times - times[i0]) * (rr0 / mean_rr)
-    kinds = np.zeros(len(times), dtype=np.int64)
-    for kind, coupling in spec.ectopics:
-        candidates = np.flatnonzero((times > 0.8) & (times < t_end - 0.8) & (kinds == NORMAL))
-        candidates = candidates[(candidates > 0) & (kinds[np.maximum(candidates - 1, 0)] == NORMAL)]
-        if not len(candidates):
-            continue
-        k = int(candidates[int(rng.integers(len(candidates)))])
-        early = times[k - 1] + coupling * (times[k] - times[k - 1])
-        if kind == PAC:
-            times[k:] -= times[k] - early
-        else:
-            times[k] = early
-        kinds[k] = kind
+    times, kinds = _place_ectopics(spec, rng, times, t_end)
     keep = times < t_end + 2.5
     return times[keep], kinds[keep]
+
+
+def _place_ectopics(spec: Spec, rng: np.random.Generator, times: np.ndarray,
+                    t_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """Beat times and kinds with the record's premature events at random sinus beats (the one
+    before inside the record, before t_end - 0.6 s), in random order, each preceded and followed by a sinus beat. A premature
+    beat comes ``coupling`` of the local RR after the beat before it; a PVC replaces a sinus beat
+    (full compensatory pause) or, interpolated, is inserted between two; a PAC resets the sinus
+    node: the next sinus beat follows after one cycle plus 2 x SACT, less than a compensatory pause."""
+    kinds = np.zeros(len(times), dtype=np.int64)
+    events = [spec.ectopics[i] for i in rng.permutation(len(spec.ectopics))]
+    if not events:
+        return times, kinds
+    inner = np.flatnonzero((times < t_end - 0.6) & (np.concatenate([[-np.inf], times[:-1]]) > 0.05))
+    lengths = np.array([e.beats for e in events])
+    m = len(events)
+    spare = len(inner) - lengths.sum() - (m - 1)  # sinus beats beyond one between events
+    if spare < 0:
+        raise RuntimeError(f"record {spec.ecg_id}: {m} premature events do not fit in {len(inner)} beats")
+    for _ in range(10):  # evenly spread events would read as trigeminy: draw again
+        extra = np.sort(rng.integers(0, spare + 1, m))
+        starts = inner[0] + extra + np.concatenate([[0], np.cumsum(lengths[:-1] + 1)])
+        if m < 3 or len(set(np.diff(starts))) > 1:
+            break
+    for e, k in zip(reversed(events), starts[::-1]):  # right to left: indices before k stay valid
+        rr = times[k] - times[k - 1]
+        if e.interpolated:
+            times = np.insert(times, k, times[k - 1] + e.coupling * rr)
+            kinds = np.insert(kinds, k, PVC)
+            continue
+        t = times[k - 1]
+        for j in range(e.beats):
+            t += e.coupling * rr
+            times[k + j], kinds[k + j] = t, e.kind
+        if e.kind != PVC:  # sinus node reset: the sinus beats after it move as one
+            k_next = k + e.beats
+            times[k_next:] += t + min(rr + 2 * e.sact, (1.85 - e.coupling) * rr) - times[k_next]
+    return times, kinds
 
 
 def _render_clean(spec: Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np.ndarray:
@@ -150,7 +178,9 @@ def _render_clean(spec: Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np
     pad = int(_PAD_S * fs)
     n = DURATION_S * fs + 2 * pad
     beats, kinds = _beat_times(spec, rng, DURATION_S)
-    prev_rr = np.diff(beats, prepend=beats[0] - 60.0 / spec.hr)
+    conducted = kinds != PAC_BLOCKED  # QT follows the preceding RR of beats with a QRS
+    prev_rr = np.full(len(beats), 60.0 / spec.hr)
+    prev_rr[conducted] = np.diff(beats[conducted], prepend=beats[conducted][0] - 60.0 / spec.hr)
     t_peak = spec.qtc * np.sqrt(np.clip(prev_rr, 0.25, 2.0)) - 0.13  # T peak after R (Bazett QT minus T down-slope)
     t_scale = np.sqrt(np.clip(prev_rr, 0.3, 1.6))
     waves = spec.waves + spec.ectopic_waves
