@@ -405,7 +405,8 @@ def test_rr_process_ectopic_beats_and_background_noise():
 def test_sinus_records_carry_realistic_ectopy():
     """Generator 5: sinus records of every rate class carry premature beats, several per record
     (not one or two), keep their sinus rhythm label, and the csv's extra_beats / PAC / PVC say
-    exactly what is rendered; no record is a whole-record bigeminy or trigeminy."""
+    exactly what is rendered; no record is a whole-record bigeminy or trigeminy. (Bounds leave room
+    for a different random stream: on seed 0, >= 3 beats in 26 % of SR and 78 % of STACH records.)"""
     meta, specs = synthetic.draw_dataset(2000, 0)  # the README demo's dataset
     counts = {r: [] for r in RHYTHMS}
     seen: dict[str, list[tuple[float, float]]] = {}
@@ -432,11 +433,11 @@ def test_sinus_records_carry_realistic_ectopy():
     _check_patterns(seen)
     assert len(seen["compensatory"]) >= 10 and len(seen["reset"]) >= 10
     n_sinus = {r: sum(s.rhythm == r for s in specs) for r in RHYTHMS}
-    for r in ("SR", "SBRAD", "STACH"):  # present in every sinus rate class, at PTB-XL-like or higher shares
-        assert 0.08 < len(counts[r]) / n_sinus[r] < 0.25, r
-    assert not counts["SARRH"] and counts["AFIB"]
-    for r in ("SR", "STACH", "AFIB"):  # several premature beats per 10 s, not one or two
-        assert sum(c >= 3 for c in counts[r]) >= 0.2 * len(counts[r]), (r, counts[r])
+    for r in ("SR", "SBRAD", "STACH"):  # in every sinus rate class, at PTB-XL-like or higher shares (~13 %)
+        assert 0.05 < len(counts[r]) / n_sinus[r] < 0.25, r
+    assert not counts["SARRH"] and max(counts["AFIB"]) >= 3
+    for r in ("SR", "STACH"):  # several premature beats per 10 s, not one or two
+        assert sum(c >= 3 for c in counts[r]) >= 0.15 * len(counts[r]), (r, counts[r])
     assert np.mean(counts["STACH"]) > np.mean(counts["SR"]) > np.mean(counts["SBRAD"]) >= 1  # more beats, more ectopy
 
     # in the signal: a sinus tachycardia record with >= 3 premature beats has a QRS at every beat time
