@@ -344,7 +344,8 @@ def _premature_patterns(times: np.ndarray, kinds: np.ndarray) -> list[tuple[str,
     for k in inside[1:-1]:
         if kinds[k] == NORMAL or kinds[k - 1] != NORMAL or kinds[k + 1] != NORMAL:
             continue
-        around = [times[j] - times[j - 1] for j in (k - 1, k + 2) if 1 <= j < len(times) and kinds[j] == kinds[j - 1] == NORMAL]
+        around = [times[j] - times[j - 1] for j in (k - 1, k + 2)
+                  if 1 <= j < len(times) and kinds[j] == kinds[j - 1] == NORMAL]
         cycle = np.mean(around) if around else np.median(sinus_rr)
         before, after = (times[k] - times[k - 1]) / cycle, (times[k + 1] - times[k]) / cycle
         assert before < 0.95  # premature (coupling <= 0.8-0.88 of the RR it interrupts)

@@ -32,9 +32,10 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   mean rate is the class's. Ectopy (``PAC``/``PVC`` form codes, ``extra_beats``): 8 % of the
   SR/SBRAD/STACH records have premature atrial beats (sinus node reset; some aberrant or
   blocked) and 6 % of them and of AFIB premature ventricular beats (fixed coupling, full
-  compensatory pause or interpolated), 1 to several per record, sometimes in couplets. QT follows the preceding RR
-  (Bazett), so the T wave moves beat by beat in AFIB. Wave amplitudes vary from beat to beat
-  (respiration, jitter); electrode placement, QRS gain, width and axis vary between patients.
+  compensatory pause or interpolated), 1 to several per record, sometimes in couplets
+  (docs/SYNTHETIC.md section 5). QT follows the preceding RR (Bazett), so the T wave moves beat
+  by beat in AFIB. Wave amplitudes vary from beat to beat (respiration, jitter); electrode
+  placement, QRS gain, width and axis vary between patients.
 * Every record carries baseline wander, muscle, amplifier and sometimes mains noise and an
   electrode-motion transient, and passes a device band-pass (0.05 or 0.5 Hz to 150 Hz); see
   docs/SYNTHETIC.md for the sources and the measured comparison with real ECGs.
@@ -137,11 +138,12 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
 
 def _place_ectopics(spec: Spec, rng: np.random.Generator, times: np.ndarray,
                     t_end: float) -> tuple[np.ndarray, np.ndarray]:
-    """Beat times and kinds with the record's premature events at random sinus beats (the one
-    before inside the record, before t_end - 0.6 s), in random order, each preceded and followed by a sinus beat. A premature
-    beat comes ``coupling`` of the local RR after the beat before it; a PVC replaces a sinus beat
-    (full compensatory pause) or, interpolated, is inserted between two; a PAC resets the sinus
-    node: the next sinus beat follows after one cycle plus 2 x SACT, less than a compensatory pause."""
+    """Beat times and kinds with the record's premature events at random sinus beats (before
+    t_end - 0.6 s, the beat before them inside the record), in random order, each preceded and
+    followed by a sinus beat. A premature beat comes ``coupling`` of the local RR after the beat
+    before it; a PVC replaces a sinus beat (full compensatory pause) or, interpolated, is inserted
+    between two; a PAC resets the sinus node: the next sinus beat follows after one cycle plus
+    2 x SACT, less than a compensatory pause."""
     kinds = np.zeros(len(times), dtype=np.int64)
     events = [spec.ectopics[i] for i in rng.permutation(len(spec.ectopics))]
     if not events:

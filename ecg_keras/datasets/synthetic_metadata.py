@@ -145,7 +145,7 @@ def _draw_ectopics(rng: np.random.Generator, rhythm: str, hr: float) -> tuple[tu
     if not present:
         return (), np.nan
     rr = 60.0 / hr
-    room = max(len(present), (int(8.8 / rr) - 2) // 3)  # beats inside (0.6 s, 9.4 s), at least
+    room = max(len(present), (int(8.8 / rr) - 2) // 3)  # a third of the beats _place_ectopics surely has
     counts = [1 + int(rng.binomial(max(int(10.0 / rr) - 1, 0), rng.uniform(*_BURDEN))) for _ in present]
     while sum(counts) > room:
         counts[int(np.argmax(counts))] -= 1
