@@ -32,10 +32,13 @@ What is modelled (labels are rendered in the signal, not just written in the csv
   V1 when typical, reversed when clockwise; 2:1, 4:1, 3:1 or variable AV block, each QRS at the
   same F-wave phase; no P waves). Sinus RR intervals carry heart
   rate variability (McSharry et al. 2003's LF/HF spectrum) and are rescaled so that the record's
-  mean rate is the class's; 8 % of sinus records have premature atrial and 6 % premature
-  ventricular beats (``PAC``/``PVC`` form codes, ``extra_beats``). QT follows the preceding RR
-  (Bazett), so the T wave moves beat by beat in AFIB. Wave amplitudes vary from beat to beat
-  (respiration, jitter); electrode placement, QRS gain, width and axis vary between patients.
+  mean rate is the class's. Ectopy (``PAC``/``PVC`` form codes, ``extra_beats``): 8 % of the
+  SR/SBRAD/STACH records have premature atrial beats (sinus node reset; some aberrant or
+  blocked) and 6 % of them, of AFIB and of AFLT premature ventricular beats (fixed coupling, full
+  compensatory pause or interpolated), 1 to several per record, sometimes in couplets
+  (docs/SYNTHETIC.md sections 5-6). QT follows the preceding RR (Bazett), so the T wave moves beat
+  by beat in AFIB. Wave amplitudes vary from beat to beat (respiration, jitter); electrode
+  placement, QRS gain, width and axis vary between patients.
 * Every record carries baseline wander, muscle, amplifier and sometimes mains noise and an
   electrode-motion transient, and passes a device band-pass (0.05 or 0.5 Hz to 150 Hz); see
   docs/SYNTHETIC.md for the sources and the measured comparison with real ECGs.
@@ -76,8 +79,8 @@ import numpy as np
 from ecg_keras.datasets.ptbxl_writer import (PTBXL_COLUMNS, record_name, simple_signal, write_ptbxl_layout,
                                              write_wfdb)
 from ecg_keras.datasets.synthetic_metadata import RENDERED_CODES, RHYTHM_MIX, draw_dataset, noise_leads
-from ecg_keras.datasets.synthetic_morphology import (DERIVE, FLUTTER_VARIABLE_BLOCK, NO_P_WAVE_RHYTHMS, NORMAL, PAC,
-                                                     Spec)
+from ecg_keras.datasets.synthetic_morphology import (DERIVE, FLUTTER_VARIABLE_BLOCK, NO_P_WAVE_RHYTHMS, NORMAL,
+                                                     PAC_BLOCKED, PVC, Spec)
 from ecg_keras.files import write_plain
 from ecg_keras.statements import statements_frame
 
@@ -105,13 +108,13 @@ def _modulation(rng: np.random.Generator, t: np.ndarray, lf_hf: float, resp_hz: 
 
 
 def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.ndarray, np.ndarray]:
-    """R-peak times (s) covering [-2.5, t_end + 2.5] and each beat's kind (normal, PAC, PVC).
+    """R-peak times (s) covering [-2.5, t_end + 2.5] and each beat's kind (``synthetic_morphology``'s
+    beat kinds; a blocked PAC's time is where its QRS would have been).
 
     Sinus rhythms: RR(t) = RR0 (1 + cv m(t) + respiratory sinus arrhythmia), rescaled so that the
     mean RR inside [0, t_end] is exactly 60 / hr (the rate that defines the class). AFIB:
-    independent log-normal RRs. AFLT: whole numbers of F-wave cycles (``_flutter_rr``). Ectopic
-    beats replace the k-th sinus beat: a PAC comes early and
-    resets the sinus node, a PVC comes early and is followed by a full compensatory pause.
+    independent log-normal RRs. AFLT: whole numbers of F-wave cycles (``_flutter_rr``). Then the
+    premature beats (``_place_ectopics``).
     """
     rr0 = 60.0 / spec.hr
     n = int((t_end + 6.0) / 0.25) + 4
@@ -135,19 +138,7 @@ def _beat_times(spec: Spec, rng: np.random.Generator, t_end: float) -> tuple[np.
         i0, i1 = np.flatnonzero(inside)[[0, -1]]
         mean_rr = (times[i1] - times[i0]) / (i1 - i0)
         times = times[i0] + (times - times[i0]) * (rr0 / mean_rr)
-    kinds = np.zeros(len(times), dtype=np.int64)
-    for kind, coupling in spec.ectopics:
-        candidates = np.flatnonzero((times > 0.8) & (times < t_end - 0.8) & (kinds == NORMAL))
-        candidates = candidates[(candidates > 0) & (kinds[np.maximum(candidates - 1, 0)] == NORMAL)]
-        if not len(candidates):
-            continue
-        k = int(candidates[int(rng.integers(len(candidates)))])
-        early = times[k - 1] + coupling * (times[k] - times[k - 1])
-        if kind == PAC:
-            times[k:] -= times[k] - early
-        else:
-            times[k] = early
-        kinds[k] = kind
+    times, kinds = _place_ectopics(spec, rng, times, t_end)
     keep = times < t_end + 2.5
     return times[keep], kinds[keep]
 
@@ -184,12 +175,53 @@ def _flutter_waves(spec: Spec, beats: np.ndarray, kinds: np.ndarray, n: int, fs:
     return np.outer(fl.amp * np.interp(count % 1.0, _F_PHASE, _F_SHAPE), fl.vector)
 
 
+def _place_ectopics(spec: Spec, rng: np.random.Generator, times: np.ndarray,
+                    t_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """Beat times and kinds with the record's premature events at random sinus beats (before
+    t_end - 0.6 s, the beat before them inside the record), in random order, each preceded and
+    followed by a sinus beat. A premature beat comes ``coupling`` of the local RR after the beat
+    before it; a PVC replaces a sinus beat (full compensatory pause) or, interpolated, is inserted
+    between two; a PAC resets the sinus node: the next sinus beat follows after one cycle plus
+    2 x SACT, less than a compensatory pause."""
+    kinds = np.zeros(len(times), dtype=np.int64)
+    events = [spec.ectopics[i] for i in rng.permutation(len(spec.ectopics))]
+    if not events:
+        return times, kinds
+    inner = np.flatnonzero((times < t_end - 0.6) & (np.concatenate([[-np.inf], times[:-1]]) > 0.05))
+    lengths = np.array([e.beats for e in events])
+    m = len(events)
+    spare = len(inner) - lengths.sum() - (m - 1)  # sinus beats beyond one between events
+    if spare < 0:
+        raise RuntimeError(f"record {spec.ecg_id}: {m} premature events do not fit in {len(inner)} beats")
+    for _ in range(10):  # evenly spread events would read as trigeminy: draw again
+        extra = np.sort(rng.integers(0, spare + 1, m))
+        starts = inner[0] + extra + np.concatenate([[0], np.cumsum(lengths[:-1] + 1)])
+        if m < 3 or len(set(np.diff(starts))) > 1:
+            break
+    for e, k in zip(reversed(events), starts[::-1]):  # right to left: indices before k stay valid
+        rr = times[k] - times[k - 1]
+        if e.interpolated:
+            times = np.insert(times, k, times[k - 1] + e.coupling * rr)
+            kinds = np.insert(kinds, k, PVC)
+            continue
+        t = times[k - 1]
+        for j in range(e.beats):
+            t += e.coupling * rr
+            times[k + j], kinds[k + j] = t, e.kind
+        if e.kind != PVC:  # sinus node reset: the sinus beats after it move as one
+            k_next = k + e.beats
+            times[k_next:] += t + min(rr + 2 * e.sact, (1.85 - e.coupling) * rr) - times[k_next]
+    return times, kinds
+
+
 def _render_clean(spec: Spec, rng: np.random.Generator, fs: int = BASE_FS) -> np.ndarray:
     """The heart vector's projection on the 8 recorded leads (I, II, V1..V6), padded by ``_PAD_S``."""
     pad = int(_PAD_S * fs)
     n = DURATION_S * fs + 2 * pad
     beats, kinds = _beat_times(spec, rng, DURATION_S)
-    prev_rr = np.diff(beats, prepend=beats[0] - 60.0 / spec.hr)
+    conducted = kinds != PAC_BLOCKED  # QT follows the preceding RR of beats with a QRS
+    prev_rr = np.full(len(beats), 60.0 / spec.hr)
+    prev_rr[conducted] = np.diff(beats[conducted], prepend=beats[conducted][0] - 60.0 / spec.hr)
     t_peak = spec.qtc * np.sqrt(np.clip(prev_rr, 0.25, 2.0)) - 0.13  # T peak after R (Bazett QT minus T down-slope)
     t_scale = np.sqrt(np.clip(prev_rr, 0.3, 1.6))
     waves = spec.waves + spec.ectopic_waves

@@ -10,8 +10,9 @@ import pandas as pd
 
 from ecg_keras.datasets.base import LEADS
 from ecg_keras.datasets.ptbxl_writer import PTBXL_COLUMNS, record_name
-from ecg_keras.datasets.synthetic_morphology import (NO_P_WAVE_RHYTHMS, PAC, PVC, Flutter, Spec, axis_label, clip,
-                                                     ectopic_waves, morphology, patient_morph)
+from ecg_keras.datasets.synthetic_morphology import (NO_P_WAVE_RHYTHMS, PAC, PAC_ABERRANT, PAC_BLOCKED, PAC_KINDS, PVC,
+                                                     Ectopic, Flutter, Spec, axis_label, clip, ectopic_waves,
+                                                     morphology, patient_morph)
 from ecg_keras.statements import get as _statement
 
 # Rhythm statements actually rendered, with their exact share of the records.
@@ -120,18 +121,63 @@ def _draw_noise(rng: np.random.Generator) -> dict[str, tuple[str, list[int]]]:
     return out
 
 
-def _draw_ectopics(rng: np.random.Generator, rhythm: str) -> tuple[tuple[tuple[int, float], ...], object]:
-    """Premature beats of one record: ((kind, coupling), ...) and its ``extra_beats`` text (PTB-XL's
-    "SVES" for supraventricular, "nES" for n ventricular extrasystoles; NaN = none). Sinus records:
-    PAC (coupling 0.6-0.8 RR) in 8 %, PVC (0.45-0.7 RR) in 6 %; AFIB, AFLT: PVCs in 6 %."""
-    out = []
-    if rhythm in ("SR", "SBRAD", "STACH") and rng.random() < 0.08:
-        out += [(PAC, rng.uniform(0.6, 0.8)) for _ in range(1 + int(rng.random() < 0.25))]
-    if rhythm != "SARRH" and rng.random() < 0.06:
-        out += [(PVC, rng.uniform(0.45, 0.7)) for _ in range(1 + int(rng.random() < 0.25))]
-    n_pvc = sum(k == PVC for k, _ in out)
-    text = ", ".join((["SVES"] if any(k == PAC for k, _ in out) else []) + ([f"{n_pvc}ES"] if n_pvc else []))
-    return tuple(out), text or np.nan
+# Ectopy (docs/SYNTHETIC.md section 6). Share of records with PACs (sinus rate classes) and with
+# PVCs (sinus rate classes, AFIB and AFLT); SARRH keeps a purely sinus RR series.
+_ECTOPY_P = {PAC: 0.08, PVC: 0.06}
+# Ectopic burden (premature / all beats) of a record that shows ectopy: uniform over 1-25 %. The
+# population's burden of frequent ectopy spreads over orders of magnitude (about log-uniform, up
+# to the ~24 % of PVC cardiomyopathy, Baman et al. 2010); a 10-s record catches ectopy with a
+# probability proportional to the burden, which makes the burden of the records that show it
+# about uniform. The first premature beat is given, the others occur at the burden's rate.
+_BURDEN = (0.01, 0.25)
+_COUPLET_P = 0.1  # a premature beat followed by a second one of its kind
+# PVC coupling interval (s): a record's focus fires at a fixed coupling, mean 0.44-0.47 s, sd
+# 0.07-0.08 s between patients (Holter, non-parasystolic PVCs); its beats vary by < 80 ms.
+_PVC_COUPLING_S, _PVC_COUPLING_SD, _PVC_JITTER_S = 0.45, 0.075, 0.02
+_INTERPOLATED_P = 0.3  # of the PVCs at sinus cycles >= 0.9 s (interpolation needs a slow rate)
+_PAC_COUPLING = (0.5, 0.85)  # fraction of the sinus cycle; the earliest are aberrant or blocked
+_SACT_S = (0.04, 0.1)  # sinoatrial conduction time (premature atrial stimulation, normal subjects)
+
+
+def _draw_ectopics(rng: np.random.Generator, rhythm: str, hr: float) -> tuple[tuple[Ectopic, ...], object]:
+    """Premature events of one record and its ``extra_beats`` text (PTB-XL's "SVES" for
+    supraventricular, "nES" for n ventricular extrasystoles; NaN = none).
+
+    Each kind present draws a burden (``_BURDEN``) and 1 + Binomial(beats - 1, burden) beats, at
+    most a third of the beats the record surely has (so never a whole-record bigeminy), grouped
+    into single beats and couplets. PVCs have a fixed coupling interval in seconds; PACs a
+    coupling of 0.5-0.85 sinus cycles, the earlier ones more often conducted with aberrancy or
+    blocked, and reset the sinus node (a non-compensatory pause)."""
+    sinus = rhythm in ("SR", "SBRAD", "STACH")
+    present = [k for k in (PAC, PVC) if (sinus or (k == PVC and rhythm in NO_P_WAVE_RHYTHMS)) and rng.random() < _ECTOPY_P[k]]
+    if not present:
+        return (), np.nan
+    rr = 60.0 / hr
+    room = max(len(present), (int(8.8 / rr) - 2) // 3)  # a third of the beats _place_ectopics surely has
+    counts = [1 + int(rng.binomial(max(int(10.0 / rr) - 1, 0), rng.uniform(*_BURDEN))) for _ in present]
+    while sum(counts) > room:
+        counts[int(np.argmax(counts))] -= 1
+    events = []
+    for kind, count in zip(present, counts):
+        focus = (clip(rng.normal(_PVC_COUPLING_S, _PVC_COUPLING_SD), 0.32, 0.62) if kind == PVC
+                 else rng.uniform(*_PAC_COUPLING))
+        while count:
+            beats = 2 if count >= 2 and rng.random() < _COUPLET_P else 1
+            count -= beats
+            if kind == PVC:
+                coupling = clip((focus + rng.normal(0.0, _PVC_JITTER_S)) / rr, 0.3, 0.8)
+                interpolated = beats == 1 and sinus and rr >= 0.9 and rng.random() < _INTERPOLATED_P
+                events.append(Ectopic(PVC, coupling, beats, interpolated))
+                continue
+            coupling = clip(focus + rng.normal(0.0, 0.03), 0.45, 0.85)
+            early = (0.7 - coupling) / 0.2  # > 0 below 0.7 cycles: refractory AV node / bundle branch
+            u = rng.random()
+            variant = (PAC_BLOCKED if beats == 1 and u < 0.25 * early
+                       else PAC_ABERRANT if u < 0.6 * early else PAC)
+            events.append(Ectopic(variant, coupling, beats, sact=rng.uniform(*_SACT_S)))
+    n_pvc = sum(e.beats for e in events if e.kind == PVC)
+    text = ", ".join((["SVES"] if PAC in present else []) + ([f"{n_pvc}ES"] if n_pvc else []))
+    return tuple(events), text
 
 
 def _hrv_median(hr: float) -> float:
@@ -301,8 +347,9 @@ def draw_dataset(n_records: int, seed: int) -> tuple[pd.DataFrame, list[Spec]]:
         flutter = _draw_flutter(rng) if rhythm == "AFLT" else None
         hr = flutter.ventricular_bpm() if flutter else hr
         noise = _draw_noise(rng)
-        ectopics, extra = _draw_ectopics(rng, rhythm)
-        codes += [c for c in ("PAC", "PVC") if any(k == (PAC if c == "PAC" else PVC) for k, _ in ectopics)]
+        ectopics, extra = _draw_ectopics(rng, rhythm, hr)
+        codes += (["PAC"] if any(e.kind in PAC_KINDS for e in ectopics) else []) + (
+            ["PVC"] if any(e.kind == PVC for e in ectopics) else [])
         sinus = not no_p
         spec = Spec(
             ecg_id=ecg_id, rhythm=rhythm, hr=hr, waves=waves, qtc=qtc, leads=pat["morph"]["leads"],

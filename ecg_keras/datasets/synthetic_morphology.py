@@ -3,10 +3,14 @@ statements and the :class:`Spec` a record is rendered from (see ``ecg_keras.data
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-NORMAL, PAC, PVC = 0, 1, 2  # beat kinds
+# Beat kinds: sinus, premature atrial (conducted normally, conducted with right-bundle aberrancy,
+# or blocked in the AV node: a P wave with no QRS) and premature ventricular.
+NORMAL, PAC, PVC, PAC_ABERRANT, PAC_BLOCKED = 0, 1, 2, 3, 4
+PAC_KINDS = (PAC, PAC_ABERRANT, PAC_BLOCKED)
 NO_P_WAVE_RHYTHMS = frozenset({"AFIB", "AFLT"})  # atrial activity other than the sinus P wave
 # Atrial flutter with variable AV block: share of each conduction ratio n:1 (docs/SYNTHETIC.md, v5)
 FLUTTER_VARIABLE_BLOCK = {2: 0.5, 3: 0.15, 4: 0.35}
@@ -43,7 +47,20 @@ class Wave:
     sigma: float  # s
     vector: np.ndarray  # (3,) mV
     qt: bool = False  # moves with the RR-dependent QT interval
-    kinds: tuple[int, ...] = (0, 1)  # beat kinds that have this wave: 0 sinus, 1 PAC, 2 PVC
+    kinds: tuple[int, ...] = (NORMAL, PAC, PAC_ABERRANT)  # beat kinds that have this wave
+
+
+class Ectopic(NamedTuple):
+    """One premature event of a record: ``beats`` (1, or 2 for a couplet) beats of ``kind``, each
+    ``coupling`` (fraction of the preceding RR) after the one before it. PVCs: ``interpolated``
+    between two sinus beats, else a full compensatory pause; PACs reset the sinus node, which
+    fires again one cycle plus ``sact`` (sinoatrial conduction time) in and out later."""
+
+    kind: int
+    coupling: float
+    beats: int = 1
+    interpolated: bool = False
+    sact: float = 0.0
 
 
 @dataclass
@@ -80,7 +97,7 @@ class Spec:
     lf_hf: float = 1.5
     resp_qrs: float = 0.05  # respiratory modulation of the wave amplitudes
     beat_jitter: float = 0.03  # independent beat-to-beat amplitude variation of each wave
-    ectopics: tuple[tuple[int, float], ...] = ()  # (kind, coupling as a fraction of the RR)
+    ectopics: tuple[Ectopic, ...] = ()
     ectopic_waves: list[Wave] = field(default_factory=list)
     af_cv: float = 0.0
     af_amp: float = 0.0
@@ -192,14 +209,18 @@ def morphology(patient: dict, codes: set[str], rhythm: str) -> tuple[list[Wave],
 
 
 def ectopic_waves(rng: np.random.Generator, gain: float) -> list[Wave]:
-    """Waves of this patient's premature beats: a PAC's ectopic (low-atrial, inferiorly negative)
-    P wave ahead of a normal QRS; a PVC's broad QRS (~140 ms) with a discordant T and no P."""
-    p_vec = rng.uniform(0.6, 1.0) * np.array([0.08, -0.12, 0.03])
+    """Waves of this patient's premature beats. A PAC's ectopic P wave (the focus sets its axis:
+    half low-atrial, negative in the inferior leads, half elsewhere in the atria) ahead of the
+    normal QRS, plus right-bundle-branch-like terminal forces when conducted with aberrancy; a
+    PVC's broad QRS (~140 ms) with a discordant T and no P."""
+    p_axis = rng.uniform(-110, -40) if rng.random() < 0.5 else rng.uniform(-30, 110)
+    p_vec = rng.uniform(0.1, 0.18) * _unit(p_axis, rng.uniform(-0.4, 0.4))
     qrs = gain * rng.uniform(1.2, 2.2) * _unit(rng.uniform(-120, 200), rng.uniform(-0.8, 0.8))
-    return [Wave(-rng.uniform(0.12, 0.16), 0.02, p_vec, kinds=(1,)),
-            Wave(-0.02, rng.uniform(0.022, 0.03), 0.7 * qrs, kinds=(2,)),
-            Wave(0.035, rng.uniform(0.022, 0.03), 0.5 * qrs, kinds=(2,)),
-            Wave(0.32, 0.06, -0.35 * qrs, kinds=(2,))]
+    return [Wave(-rng.uniform(0.12, 0.2), 0.02, p_vec, kinds=PAC_KINDS),
+            Wave(0.06, 0.02, gain * np.array([-0.35, -0.05, 0.5]), kinds=(PAC_ABERRANT,)),
+            Wave(-0.02, rng.uniform(0.022, 0.03), 0.7 * qrs, kinds=(PVC,)),
+            Wave(0.035, rng.uniform(0.022, 0.03), 0.5 * qrs, kinds=(PVC,)),
+            Wave(0.32, 0.06, -0.35 * qrs, kinds=(PVC,))]
 
 
 def _electrodes(rng: np.random.Generator) -> np.ndarray:
