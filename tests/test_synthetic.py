@@ -17,7 +17,7 @@ from ecg_keras.datasets import load_ptbxl, make_task, synthetic
 from ecg_keras.datasets.base import LEADS
 from ecg_keras.datasets.labelmap import scp_code
 from ecg_keras.datasets.synthetic import generate_synthetic_ptbxl, noise_leads
-from ecg_keras.datasets.synthetic_morphology import NORMAL, PAC, PAC_ABERRANT, PAC_BLOCKED, PAC_KINDS, PVC
+from ecg_keras.datasets.synthetic_morphology import NO_P_WAVE_RHYTHMS, NORMAL, PAC, PAC_ABERRANT, PAC_BLOCKED, PAC_KINDS, PVC
 
 N_RECORDS = 60
 HIGHPASS_100HZ = butter(4, 100, btype="high", fs=500, output="sos")
@@ -321,9 +321,11 @@ def test_atrial_flutter_f_waves_and_av_block():
         assert (np.abs(np.diff(ii)) * 500 > 0.05).mean() > 0.9  # always sloping: no isoelectric baseline
         sharp_ii = -ii.min() > ii.max()  # typical: the sharp deflection is negative in II, positive in V1
         assert sharp_ii == s.flutter.typical and (v1.max() > -v1.min()) == s.flutter.typical
-        # conducted QRS complexes: every RR a whole number of F-wave cycles, the drawn block's
-        energy = (np.gradient(sosfiltfilt(qrs_band, x, axis=0), axis=0) ** 2).sum(axis=1)
-        peaks, _ = find_peaks(energy, height=0.3 * np.percentile(energy, 99.5), distance=125)
+        # conducted QRS complexes (found without the F waves, whose sharp deflections pass the QRS
+        # band): every RR a whole number of F-wave cycles, the drawn block's
+        energy = (np.gradient(sosfiltfilt(qrs_band, x - f_waves, axis=0), axis=0) ** 2).sum(axis=1)
+        shortest_rr = (s.flutter.block or 2) * 60 / s.flutter.atrial_bpm  # T waves come sooner
+        peaks, _ = find_peaks(energy, height=0.3 * np.percentile(energy, 99.5), distance=int(0.8 * shortest_rr * 500))
         cycles = np.diff(peaks) / 500 * s.flutter.atrial_bpm / 60  # F waves per RR
         assert len(peaks) >= 6 and np.abs(cycles - np.round(cycles)).max() < 0.2, cycles
         assert set(np.round(cycles)) <= ({s.flutter.block} if s.flutter.block else {2, 3, 4}), cycles
@@ -414,7 +416,7 @@ def _premature_patterns(times: np.ndarray, kinds: np.ndarray) -> list[tuple[str,
             assert 1.7 < before + after < 2.35 or 0.75 < before + after < 1.25, (before, after)
             out.append(("compensatory" if before + after > 1.5 else "interpolated", before, after))
         else:
-            assert 0.9 < after and before + after < 2.1, (before, after)
+            assert 0.9 < after and before + after < 2.2, (before, after)  # <= 1.85 local cycles; HRV
             out.append(({PAC: "reset", PAC_ABERRANT: "aberrant", PAC_BLOCKED: "blocked"}[kinds[k]], before, after))
     return out
 
@@ -491,7 +493,7 @@ def test_sinus_records_carry_realistic_ectopy():
         ectopic_at = np.flatnonzero(premature)
         if len(ectopic_at) >= 3:  # not one premature beat every second or third beat throughout
             assert len(set(np.diff(ectopic_at))) > 1 or premature.sum() < premature.size / 3
-        if spec.rhythm != "AFIB":
+        if spec.rhythm not in NO_P_WAVE_RHYTHMS:  # AFIB, AFLT: no sinus cycle to measure against
             for pattern, before, after in _premature_patterns(times, kinds):
                 seen.setdefault(pattern, []).append((before, after))
     _check_patterns(seen)
@@ -513,5 +515,5 @@ def test_sinus_records_carry_realistic_ectopy():
     inside = (times >= 0.1) & (times < 9.9)
     assert (kinds[inside] != NORMAL).sum() >= 3
     assert np.abs(peaks[None, :] / 500 - times[inside][:, None]).min(axis=1).max() < 0.05
-    n_found = ((peaks >= 0.1 * 500) & (peaks < 9.9 * 500)).sum()  # a PVC's broad T may add a peak
-    assert inside.sum() <= n_found <= inside.sum() + (kinds[inside] == PVC).sum()
+    n_found = ((peaks >= 0.1 * 500) & (peaks < 9.9 * 500)).sum()  # a broad beat's T or R' may add a peak
+    assert inside.sum() <= n_found <= inside.sum() + np.isin(kinds[inside], (PVC, PAC_ABERRANT)).sum()
