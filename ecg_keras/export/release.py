@@ -142,9 +142,9 @@ def model_card(entry: dict, config: dict) -> str:
 {metrics}
 
 {validation_section(entry.get("validation", []))}## Intended use
-Research on ECG classification{protocol}: sigmoid(logits) of {seconds:g}-s windows (stride half a
-window), aggregated per record (max for statements, mean for age/sex). Not a medical device;
-not for clinical use.
+Research on ECG classification{protocol}:
+sigmoid(logits) of {seconds:g}-s windows (stride half a window), aggregated per record (max for
+statements, mean for age/sex). Not a medical device; not for clinical use.
 
 ## Classes
 {', '.join(entry['classes'])}
