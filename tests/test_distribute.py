@@ -40,17 +40,18 @@ SCRIPT = textwrap.dedent("""
         probe = TrainConfig(task="rhythm", dataset="synthetic", data_dir=directory, arch="tiny_no_dropout", seed=1)
         return len(load_splits(probe.resolved(), log=lambda *a: None)[0].train)
 
-    # an epoch whose last batch of 16 is odd, so that two replicas get unequal halves (e.g. 8 + 7):
-    # with an even training set, a copy of the data without one training record
+    # an epoch whose last batch of 16 is odd and >= 3, so that two replicas get unequal, non-empty
+    # halves (e.g. 8 + 7): else a copy of the data without as many training records as that takes
     n = n_train(data_dir)
-    if n % 2 == 0:
+    if not (n % 16 >= 3 and n % 2 == 1):
         import shutil
         import pandas as pd
         copy = shutil.copytree(data_dir, f"{out}/data")
         table = pd.read_csv(f"{copy}/ptbxl_database.csv")
         for row in table.index[table["strat_fold"] <= 8]:
-            table.drop(index=row).to_csv(f"{copy}/ptbxl_database.csv", index=False)
-            if n_train(copy) % 2 == 1:
+            table = table.drop(index=row)
+            table.to_csv(f"{copy}/ptbxl_database.csv", index=False)
+            if n_train(copy) % 16 >= 3 and n_train(copy) % 2 == 1:
                 break
         data_dir, n = copy, n_train(copy)
     result["train_records"] = n
@@ -64,6 +65,14 @@ SCRIPT = textwrap.dedent("""
                         "val_loss": hist["val_loss"].tolist(),
                         "test": np.load(run / "predictions" / "test.npz")["y_pred"].tolist(),
                         "metrics": json.load(open(run / "metrics.json"))}
+    try:  # a last batch of 1 for 2 replicas: refused before training
+        train(TrainConfig(task="rhythm", dataset="synthetic", data_dir=data_dir, arch="tiny_no_dropout", epochs=1,
+                          batch_size=n - 1, seed=1, output=f"{out}/empty", distribute="mirrored", verbose=0))
+        result["empty_replica"] = "trained"
+    except ValueError as e:
+        import os
+        left = sorted(os.listdir(f"{out}/empty")) if os.path.isdir(f"{out}/empty") else []
+        result["empty_replica"] = str(e) + (f" (left: {left})" if left else "")
     print("RESULT " + json.dumps(result))
 """)
 
@@ -236,3 +245,10 @@ def test_multiworker_finetune_two_local_workers(synthetic_data, multiworker_run,
     assert config["replicas"] == 2 and config["init_from"] == str(multiworker_run)
     hist = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
     assert hist["phase"].tolist() == [1, 2]
+
+
+@pytest.mark.timeout(600)
+def test_mirrored_refuses_a_last_batch_smaller_than_the_replicas(mirrored_result):
+    message = mirrored_result["empty_replica"]
+    assert "leave a last batch of 1 for 2 replicas" in message and "--batch-size" in message, message
+    assert "left:" not in message  # nothing written

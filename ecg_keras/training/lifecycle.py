@@ -135,6 +135,13 @@ class Start:
     checkpoint: dict | None = None
     resuming: bool = False
 
+    def __post_init__(self):
+        replicas, rest = self.strategy.num_replicas_in_sync, len(self.splits.train) % self.config.batch_size
+        if 0 < rest < replicas:  # a replica would get an empty batch, and synchronised BatchNorm fails on it
+            raise ValueError(f"{len(self.splits.train)} training records in batches of {self.config.batch_size} "
+                             f"leave a last batch of {rest} for {replicas} replicas; choose a --batch-size "
+                             f"that leaves 0 or at least {replicas} records in the last batch")
+
     @property
     def kind(self) -> str:
         return self.splits.train.kind
