@@ -205,7 +205,8 @@ def test_synthetic_release_into_the_zoo_needs_a_validation_which_its_card_shows(
     assert "| class | AUC | 90% CI | n positive |" in card and "| STACH | n/a | | 0 |" in card
     sr = validation["classes"]["SR"]
     assert f"| SR | {sr['auc']:.3f} | {sr['lower']:.3f}-{sr['upper']:.3f} | 4 |" in card
-    assert "| test | n_records | 8 |" in card  # counts print as integers
+    n_test = entry["metrics"]["test"]["n_records"]
+    assert isinstance(n_test, int) and f"| test | n_records | {n_test} |" in card  # counts print as integers
     (listed,) = zoo.read_manifest(models)
     assert listed["validation"] == entry["validation"] and listed["synthetic"] is True
 

@@ -135,7 +135,8 @@ def _check_resume_conflicts(cfg: TrainConfig, given: set) -> None:
     if not run.config.exists():
         return  # train() names what is missing
     stored = run.read_config()
-    if isinstance(stored, dict):  # a field the run predates was its default (e.g. a 2.5-s window)
+    if isinstance(stored, dict) and {"arch", "task"} <= stored.keys():  # an ecg_keras run: a field it
+        # predates was its default (e.g. a 2.5-s window); anything else is refused by train() itself
         stored = {**TrainConfig().to_dict(), **stored}
     differ = [f"--{FLAGS.get(name, name.replace('_', '-'))} {getattr(cfg, name)!r} (the run has {stored[name]!r})"
               for name in sorted(given - {"output", "verbose", "distribute", "data_dir", "cache_dir"})
