@@ -131,7 +131,7 @@ def model_card(entry: dict, config: dict) -> str:
     return f"""# {entry['name']}
 {warning}
 - Architecture: `{entry['arch']}`; task: `{entry['task']}` ({len(entry['classes'])} outputs, logits)
-- Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples ({entry['window'] / entry['sampling_rate']:g} s)
+- Training data: {entry['training_data']}; sampling rate {entry['sampling_rate']} Hz; window {entry['window']} samples ({seconds:g} s)
 - Standardiser: mean {entry['standardizer']['mean']:.6g}, std {entry['standardizer']['std']:.6g} (mV)
 - Training: {training}
 - Licence: {entry['license']}; sha256 `{entry['sha256']}`
