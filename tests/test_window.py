@@ -130,3 +130,16 @@ def test_finetuning_keeps_the_source_window(long_run, data_env, tmp_path):
     out = finetune(TrainConfig(**base, window_seconds=SECONDS, output=str(tmp_path / "ft")), long_run,
                    phase_epochs=(1, 0))
     assert resolve(out).window == WINDOW and resolve(out).model.input_shape == (None, WINDOW, 12)
+
+
+def test_predict_notes_a_record_shorter_than_the_window(long_run, tmp_path, capsys):
+    np.save(tmp_path / "six.npy", record_signal(1, RATE)[:600])
+    np.save(tmp_path / "ten.npy", record_signal(1, RATE)[:WINDOW])
+    code = predict_cli.main([str(long_run), str(tmp_path / "six.npy"), str(tmp_path / "ten.npy"), "--fs", str(RATE),
+                             "--leads", "I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6", "--out", str(tmp_path / "p.csv"),
+                             "--no-progress"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    text = out.out + out.err
+    assert "six.npy: 6 s, shorter than the model's 10-s window: zero-padded to it" in text
+    assert "ten.npy: 10 s, shorter" not in text and pd.read_csv(tmp_path / "p.csv")["valid"].all()

@@ -42,6 +42,7 @@ class Predictor:
     standardizer: object = field(default=None, repr=False)
     sha256_of: str = ""
     validation: list = field(default_factory=list, repr=False)  # a release's real-data validations
+    window: int | None = None  # input samples per window at ``sampling_rate`` (None: not stated)
 
     def identity(self) -> dict:
         return {"name": self.name, "kind": self.kind, "source": self.source, "arch": self.arch, "task": self.task,
@@ -89,7 +90,7 @@ def _from_run(run, kind: str, name: str, sha: str | None, sha_of: str, training_
                      sampling_rate=run.sampling_rate, aggregation=run.aggregation, training_data=training_data,
                      synthetic=synthetic, sha256=sha, sha256_of=sha_of, predict_fn=fn,
                      arch=run.config.get("arch"), task=run.config.get("task"), keras_model=run.model,
-                     standardizer=run.standardizer)
+                     standardizer=run.standardizer, window=int(run.preprocessing.get("window") or 0) or None)
 
 
 def _load_run(source, models_directory=None) -> Predictor:
@@ -240,7 +241,7 @@ def _exported_predictor(path: Path, kind: str, spec: dict, run) -> Predictor:
     return Predictor(name=path.name, kind=kind, source=str(path), classes=classes, sampling_rate=rate,
                      aggregation=agg, training_data="synthetic" if synthetic else data, synthetic=synthetic,
                      sha256=sha256(path), sha256_of=path.name, predict_fn=fn, arch=extra.get("arch"),
-                     task=extra.get("task"))
+                     task=extra.get("task"), window=window or None)
 
 
 def load_model(source, models_directory=None) -> Predictor:

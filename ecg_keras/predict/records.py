@@ -53,6 +53,9 @@ def _prepare(path: Path | Record, model: Predictor, fs, leads, units, fill_missi
         item.fs, item.duration, item.notes = rec.fs, rec.duration, rec.notes
         item.x, item.native = to_model_input(rec, model.sampling_rate, fill_missing=fill_missing)
         item.leads = rec.lead_note
+        if model.window and len(item.x) < model.window:
+            item.notes = [*item.notes, f"{item.name}: {rec.duration:g} s, shorter than the model's "
+                          f"{model.window / model.sampling_rate:g}-s window: zero-padded to it"]
     except DataError as e:
         item.problem = str(e)
     except (MemoryError, RecursionError) as e:  # one hostile file must not abort the batch
