@@ -71,6 +71,8 @@ class Model:
         A record that fails the checks of ``ecg-keras predict`` (NaN/Inf, a flat lead, values
         beyond 100 mV, unmatched leads) raises ``DataError`` naming it (``errors="raise"``), or
         with ``errors="nan"`` gets NaN probabilities and its reason in ``frame.attrs["problems"]``.
+        ``frame.attrs["notes"]``: what ``ecg-keras predict`` prints as ``note:`` lines, per record (e.g. a
+        record shorter than the model's window, zero-padded to it).
         """
         import pandas as pd
 
@@ -91,6 +93,7 @@ class Model:
                              columns=list(predictor.classes))
         frame.attrs["model"] = predictor.identity()
         frame.attrs["problems"] = problems
+        frame.attrs["notes"] = {it.name: list(it.notes) for it in items if it.notes}
         return frame
 
 

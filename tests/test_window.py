@@ -143,3 +143,8 @@ def test_predict_notes_a_record_shorter_than_the_window(long_run, tmp_path, caps
     text = out.out + out.err
     assert "six.npy: 6 s, shorter than the model's 10-s window: zero-padded to it" in text
     assert "ten.npy: 10 s, shorter" not in text and pd.read_csv(tmp_path / "p.csv")["valid"].all()
+    import ecg_keras  # the Python API keeps the same notes per record
+
+    frame = ecg_keras.load(str(long_run)).predict([record_signal(1, RATE)[:600], record_signal(1, RATE)[:WINDOW]],
+                                                  fs=RATE, names=["six", "ten"])
+    assert frame.attrs["notes"] == {"six": ["six: 6 s, shorter than the model's 10-s window: zero-padded to it"]}
